@@ -1,0 +1,186 @@
+"""The operator's work queue: dedup, one worker per key, delayed and rate-limited adds."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from d3os_operator.workqueue import WorkQueue
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def test_add_deduplicates_waiting_keys() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add("a")
+    q.add("b")
+    q.add("a")
+    assert len(q) == 2
+    assert await q.get() == "a"
+    assert await q.get() == "b"
+    assert len(q) == 0
+
+
+async def test_key_added_while_processing_is_requeued_after_done() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add("a")
+    key = await q.get()
+    assert key == "a"
+    q.add("a")  # an event arrives while a worker holds "a"
+    assert len(q) == 0, "must not be handed to a second worker while processing"
+    q.add("a")
+    q.done("a")
+    assert len(q) == 1, "requeued exactly once"
+    assert await q.get() == "a"
+    q.done("a")
+    assert len(q) == 0
+
+
+async def test_one_key_never_processed_concurrently_with_many_workers() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    active: dict[str, int] = {}
+    max_active: dict[str, int] = {}
+    processed: list[str] = []
+
+    async def worker() -> None:
+        while True:
+            key = await q.get()
+            if key is None:
+                return
+            active[key] = active.get(key, 0) + 1
+            max_active[key] = max(max_active.get(key, 0), active[key])
+            await anyio.sleep(0.01)
+            processed.append(key)
+            active[key] -= 1
+            q.done(key)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(worker)
+        for _ in range(5):
+            for k in ("a", "b", "c"):
+                q.add(k)
+            await anyio.sleep(0.003)
+        while len(q) or q.processing:
+            await anyio.sleep(0.01)
+        q.shutdown()
+    assert max_active == {"a": 1, "b": 1, "c": 1}
+    assert set(processed) == {"a", "b", "c"}
+    assert len(processed) < 15, "adds while waiting are coalesced"
+
+
+async def test_parallel_keys_run_in_parallel() -> None:
+    q: WorkQueue[int] = WorkQueue()
+    concurrent = 0
+    peak = 0
+
+    async def worker() -> None:
+        nonlocal concurrent, peak
+        while (key := await q.get()) is not None:
+            concurrent += 1
+            peak = max(peak, concurrent)
+            await anyio.sleep(0.05)
+            concurrent -= 1
+            q.done(key)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(worker)
+        for k in range(3):
+            q.add(k)
+        await anyio.sleep(0.02)
+        assert peak == 3
+        await anyio.sleep(0.1)
+        q.shutdown()
+
+
+async def test_add_after_fires_once_and_earliest_wins() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(q.run)
+        q.add_after("a", 0.3)
+        q.add_after("a", 0.05)  # earlier wins
+        q.add_after("a", 0.2)  # later is ignored while an earlier one is pending
+        assert q.waiting.keys() == {"a"}
+        with anyio.fail_after(1):
+            assert await q.get() == "a"
+        q.done("a")
+        await anyio.sleep(0.35)
+        assert len(q) == 0, "superseded delays must not fire again"
+        q.shutdown()
+
+
+async def test_add_after_zero_is_immediate_and_delayed_keys_dedup_with_queued() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(q.run)
+        q.add_after("a", 0)
+        assert len(q) == 1
+        q.add_after("a", 0.02)
+        await anyio.sleep(0.06)
+        assert len(q) == 1, "a due key that is already queued is not queued twice"
+        q.shutdown()
+
+
+async def test_rate_limited_backoff_grows_exponentially_and_forget_resets() -> None:
+    q: WorkQueue[str] = WorkQueue(base_delay=0.1, max_delay=1.0, clock=FakeClock())
+    delays = [q.add_rate_limited("a") for _ in range(6)]
+    assert delays == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert q.failures("a") == 6
+    q.forget("a")
+    assert q.failures("a") == 0
+    assert q.add_rate_limited("a") == 0.1
+
+
+async def test_delayed_key_fires_after_its_delay() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(q.run)
+        start = anyio.current_time()
+        q.add_after("slow", 0.2)
+        q.add_after("fast", 0.05)
+        with anyio.fail_after(1):
+            assert await q.get() == "fast"
+            assert await q.get() == "slow"
+        assert anyio.current_time() - start >= 0.19
+        q.shutdown()
+
+
+async def test_shutdown_releases_waiting_workers_and_ignores_adds() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    results: list[str | None] = []
+
+    async def worker() -> None:
+        results.append(await q.get())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker)
+        tg.start_soon(worker)
+        await anyio.sleep(0.01)
+        q.shutdown()
+    assert results == [None, None]
+    q.add("x")
+    assert len(q) == 0
+
+
+async def test_added_at_records_latest_add() -> None:
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(clock=clock)
+    q.add("a")
+    assert q.added_at("a") == 1000.0
+    clock.t = 1001.0
+    q.add("a")
+    assert q.added_at("a") == 1001.0
