@@ -1,0 +1,117 @@
+"""A fake cluster for unit tests and dry runs: it carries out a :class:`Plan` on in-memory objects.
+
+It plays the API server (uids, generations, deletion) and, when asked to ``settle``, the workload
+controllers (status as after a finished rollout). It does no I/O, so tests stay pure and fast.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import api
+from .types import JSON, ObjKey, Observed, Plan, ProbeResult
+
+WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
+
+
+@dataclass
+class FakeCluster:
+    """Objects of one namespace keyed by (kind, name), plus third-party probe results by check key."""
+
+    nodes: int = 3
+    objects: dict[ObjKey, JSON] = field(default_factory=dict)
+    probes: dict[str, ProbeResult] = field(default_factory=dict)
+    third_party_up: bool = True
+    deleted: list[ObjKey] = field(default_factory=list)
+    applied: list[ObjKey] = field(default_factory=list)
+    _uid: int = 0
+
+    def observed(self) -> Observed:
+        return Observed(objects=copy.deepcopy(self.objects), probes=dict(self.probes))
+
+    def put(self, manifest: JSON) -> JSON:
+        """Create or update an object as server-side apply would (spec change bumps the generation)."""
+        key = (manifest["kind"], manifest["metadata"]["name"])
+        live = self.objects.get(key)
+        new = copy.deepcopy(manifest)
+        meta = new["metadata"]
+        if live is None:
+            self._uid += 1
+            meta["uid"] = f"uid-{key[0].lower()}-{key[1]}-{self._uid}"
+            meta["generation"] = 1
+            new["status"] = {}
+        else:
+            meta["uid"] = live["metadata"]["uid"]
+            changed = live.get("spec") != new.get("spec")
+            meta["generation"] = live["metadata"].get("generation", 1) + (1 if changed else 0)
+            new["status"] = live.get("status", {})
+            if changed and key[0] == "StatefulSet":
+                new["status"] = {**new["status"], "updateRevision": f"rev-{meta['generation']}"}
+        self.objects[key] = new
+        return new
+
+    def carry_out(self, plan: Plan, *, probe: bool = True) -> None:
+        """Apply, delete, and (if ``probe``) run the requested third-party checks."""
+        for a in plan.apply:
+            self.put(a.manifest)
+            self.applied.append((a.manifest["kind"], a.manifest["metadata"]["name"]))
+        for ref in plan.delete:
+            key = (ref.kind, ref.name)
+            live = self.objects.get(key)
+            if live is not None and (ref.uid is None or live["metadata"]["uid"] == ref.uid):
+                del self.objects[key]
+                self.deleted.append(key)
+        if probe:
+            wanted = {p.key for p in plan.probes}
+            for p in plan.probes:
+                self.probes[p.key] = ProbeResult(self.third_party_up, "" if self.third_party_up else "refused")
+            for k in list(self.probes):
+                if k not in wanted:
+                    del self.probes[k]
+
+    def settle(self, names: Iterable[str] | None = None) -> None:
+        """Finish the rollout of the named workloads (all by default), as the controllers would."""
+        only = set(names) if names is not None else None
+        for (kind, name), obj in self.objects.items():
+            if kind not in WORKLOADS or (only is not None and name not in only):
+                continue
+            gen = obj["metadata"]["generation"]
+            replicas = obj["spec"].get("replicas", 1)
+            if kind == "Deployment":
+                obj["status"] = {"observedGeneration": gen, "replicas": replicas, "updatedReplicas": replicas,
+                                 "readyReplicas": replicas, "availableReplicas": replicas}
+            elif kind == "StatefulSet":
+                rev = f"rev-{gen}"
+                obj["status"] = {"observedGeneration": gen, "replicas": replicas, "readyReplicas": replicas,
+                                 "updatedReplicas": replicas, "currentRevision": rev, "updateRevision": rev}
+                self._bind_claims(obj)
+            else:
+                obj["status"] = {"observedGeneration": gen, "desiredNumberScheduled": self.nodes,
+                                 "updatedNumberScheduled": self.nodes, "numberAvailable": self.nodes,
+                                 "numberReady": self.nodes}
+
+    def _bind_claims(self, sts: JSON) -> None:
+        for tpl in sts["spec"].get("volumeClaimTemplates") or []:
+            for i in range(sts["spec"].get("replicas", 1)):
+                name = f"{tpl['metadata']['name']}-{sts['metadata']['name']}-{i}"
+                if ("PersistentVolumeClaim", name) not in self.objects:
+                    self.put({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                              "metadata": {"name": name, "namespace": sts["metadata"]["namespace"],
+                                           "labels": dict(tpl["metadata"].get("labels") or {})},
+                              "spec": copy.deepcopy(tpl["spec"])})
+
+    def fail(self, name: str) -> None:
+        """Mark a Deployment as past its progress deadline."""
+        obj = self.objects[("Deployment", name)]
+        obj["status"] = {
+            "observedGeneration": obj["metadata"]["generation"],
+            "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                            "message": f'ReplicaSet "{name}-abc" has timed out progressing.'}],
+        }
+
+    def owned_by(self, instance: str) -> list[ObjKey]:
+        return sorted(k for k, o in self.objects.items()
+                      if (o["metadata"].get("labels") or {}).get(api.LABEL_INSTANCE) == instance)

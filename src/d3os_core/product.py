@@ -1,0 +1,126 @@
+"""What a product is, as data: its components, their order, defaults and wiring.
+
+The planner and renderer read a :class:`ProductDef` and know nothing about dataservice itself, so a
+second product is a second definition (see :mod:`d3os_core.dataservice`), not new planner code.
+
+Text templates (exports, extra ConfigMaps) may reference ``${namespace}`` and, for any component key
+``k``, ``${k.name}``, ``${k.host}``, ``${k.port}`` and ``${k.url}`` (the component's base URL: its
+third-party ``url``, or ``http://host:port`` in the cluster).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Literal
+
+Role = Literal["middleware", "microservice"]
+
+
+class WorkloadKind(IntEnum):
+    """The seed's ``kind`` numbers for a middleware."""
+
+    DEPLOYMENT = 0
+    STATEFULSET = 1
+    DAEMONSET = 2
+    THIRD_PARTY = 3
+
+    @property
+    def k8s_kind(self) -> str:
+        return ("Deployment", "StatefulSet", "DaemonSet", "ThirdParty")[self.value]
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """An env var a dependent gets from a key of a Secret the providing component owns."""
+
+    env: str
+    secret_suffix: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraConfigMap:
+    """A ConfigMap beside the component's own one, named ``<component name><suffix>``.
+
+    ``files_from_spec``: the component's ``files`` from the resource replace the default data.
+    """
+
+    suffix: str
+    data: Mapping[str, str]
+    mount_path: str
+    files_from_spec: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StorageDef:
+    """Persistent data of a component: one claim per pod, kept across kind switches and deletion."""
+
+    mount_path: str
+    size: str = "8Gi"
+    claim_prefix: str = "data"
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentDef:
+    """One component of a product."""
+
+    key: str
+    role: Role
+    default_name: str
+    default_port: int | None = None
+    default_image: str | None = None
+    default_kind: WorkloadKind = WorkloadKind.DEPLOYMENT
+    allowed_kinds: tuple[WorkloadKind, ...] = tuple(WorkloadKind)
+    uses: tuple[str, ...] = ()
+    """Middlewares whose exports this component's ConfigMap receives."""
+    exports: Mapping[str, str] = field(default_factory=dict)
+    """Env entries (templates) this component gives the components that use it."""
+    secret_exports: tuple[SecretRef, ...] = ()
+    generated_secret: Mapping[str, str] | None = None
+    """Keys of a credentials Secret ``<name>-credentials`` to create once; value = fixed text or
+    ``"<random>"`` for generated material."""
+    config: Mapping[str, str] = field(default_factory=dict)
+    """Data of the component's own ConfigMap (templates)."""
+    config_mount_path: str | None = None
+    """Where the own ConfigMap is mounted as files; None = consumed as env (envFrom)."""
+    container_env: Mapping[str, str] = field(default_factory=dict)
+    container_secret_env: tuple[SecretRef, ...] = ()
+    extra_configmaps: tuple[ExtraConfigMap, ...] = ()
+    storage: StorageDef | None = None
+    port_name: str = "http"
+    default_resources: Mapping[str, Mapping[str, str]] = field(
+        default_factory=lambda: {"requests": {"cpu": "100m", "memory": "256Mi"}}
+    )
+    third_party_path: str = ""
+    """Path appended to ``http://host:port`` for the in-cluster base URL (e.g. eureka's ``/eureka``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProductDef:
+    """A product: components in their default deployment order (each depends on the one before)."""
+
+    name: str
+    components: tuple[ComponentDef, ...]
+    part_of: str = ""
+
+    def __post_init__(self) -> None:
+        keys = [c.key for c in self.components]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"duplicate component keys in product {self.name}")
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(c.key for c in self.components)
+
+    def component(self, key: str) -> ComponentDef:
+        for c in self.components:
+            if c.key == key:
+                return c
+        raise KeyError(key)
+
+    def default_dependencies(self) -> dict[str, tuple[str, ...]]:
+        """The chain: each component depends on its predecessor."""
+        keys = self.keys
+        return {k: ((keys[i - 1],) if i else ()) for i, k in enumerate(keys)}

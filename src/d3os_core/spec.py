@@ -1,0 +1,163 @@
+"""The DataService spec as pydantic v2 models: the single source of truth for validation and the CRD.
+
+The models accept the seed's sample exactly (hyphenated component keys, ``thirdParty``, ``checkCMD``,
+``nodePort`` null = ClusterIP). The top-level model is built from a :class:`ProductDef`, so each product
+gets its own keys without code of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+
+from .product import ComponentDef, ProductDef
+
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+NAME_RULE = (
+    "a DNS-1035 label: lowercase letters, digits and '-', starting with a letter and ending with a "
+    "letter or digit, at most 63 characters"
+)
+ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+IMAGE_PATTERN = r"^[^\s]+$"
+QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+FILE_NAME_PATTERN = r"^[-._a-zA-Z0-9]+$"
+
+
+def _none_as_empty(value: Any) -> Any:
+    """YAML ``env:`` with nothing after it is null; treat it as an empty map, as a user means."""
+    return {} if value is None else value
+
+
+_Name = Annotated[str, Field(min_length=1, max_length=63, pattern=NAME_PATTERN, description=NAME_RULE)]
+_Port = Annotated[int, Field(ge=1, le=65535)]
+_EnvMap = Annotated[
+    dict[Annotated[str, Field(max_length=253, pattern=ENV_NAME_PATTERN)], Annotated[str, Field(max_length=32768)]],
+    BeforeValidator(_none_as_empty),
+    Field(max_length=128),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+
+
+class ThirdParty(_Strict):
+    """An existing service used instead of a workload (``kind: 3``)."""
+
+    check_cmd: str | None = Field(
+        None,
+        alias="checkCMD",
+        max_length=2048,
+        description="Health check, a curl/nc subset that is parsed, never run by a shell: "
+        "curl [--head] [--fail] [--silent] [--insecure] [-L] [--output /dev/null] [--max-time S] URL, "
+        "or nc -z [-w S] HOST PORT.",
+    )
+    url: str | None = Field(
+        None,
+        max_length=2048,
+        description="Where dependents reach the service: http(s)://…, jdbc:mysql://HOST[:PORT]/…, "
+        "mysql://HOST[:PORT], tcp://HOST:PORT or HOST:PORT. Checked by HTTP GET or TCP connect when "
+        "checkCMD is not set.",
+    )
+
+
+class Resources(_Strict):
+    """Container resources; quantities as in Kubernetes (``500m``, ``1Gi``)."""
+
+    requests: dict[
+        Annotated[str, Field(max_length=63)], Annotated[str, Field(max_length=32, pattern=QUANTITY_PATTERN)]
+    ] = Field(default_factory=dict, max_length=8)
+    limits: dict[
+        Annotated[str, Field(max_length=63)], Annotated[str, Field(max_length=32, pattern=QUANTITY_PATTERN)]
+    ] = Field(default_factory=dict, max_length=8)
+
+
+class Storage(_Strict):
+    """Persistent volume claim of a middleware that keeps data (mysql)."""
+
+    size: str = Field("8Gi", max_length=32, pattern=QUANTITY_PATTERN, description="Claim size.")
+    storage_class_name: str | None = Field(
+        None, alias="storageClassName", max_length=253, description="Storage class; default: the cluster's."
+    )
+
+
+class _Component(_Strict):
+    name: _Name
+    replica: int | None = Field(None, ge=0, le=1000, description="Pod count (default 1).")
+    env: _EnvMap = Field(default_factory=dict, description="Extra environment variables.")
+    depends_on: list[Annotated[str, Field(max_length=63)]] | None = Field(
+        None,
+        alias="dependsOn",
+        max_length=32,
+        description="Component keys this one waits for; default: its predecessor in the product order.",
+    )
+    resources: Resources | None = None
+
+
+class Middleware(_Component):
+    """A middleware: Deployment (0), StatefulSet (1), DaemonSet (2) or third-party service (3)."""
+
+    kind: int = Field(
+        ge=0, le=3, description="0 Deployment, 1 StatefulSet, 2 DaemonSet, 3 thirdParty (existing service)."
+    )
+    third_party: ThirdParty | None = Field(None, alias="thirdParty")
+    image: str | None = Field(None, min_length=1, max_length=512, pattern=IMAGE_PATTERN,
+                              description="Image; default: the product's.")
+    port: _Port | None = Field(None, description="Service port; default: the product's (mysql 3306).")
+    storage: Storage | None = Field(None, description="Data volume (components that keep data).")
+
+
+class Microservice(_Component):
+    """A microservice: always a Deployment with a Service (NodePort when ``nodePort`` is set)."""
+
+    image: str = Field(min_length=1, max_length=512, pattern=IMAGE_PATTERN)
+    port: _Port
+    node_port: int | None = Field(
+        None, alias="nodePort", ge=30000, le=32767, description="NodePort (30000-32767); null = ClusterIP."
+    )
+    files: dict[Annotated[str, Field(max_length=253, pattern=FILE_NAME_PATTERN)], str] | None = Field(
+        None, max_length=32, description="Files for the component's extra ConfigMap (trd-adapter-py)."
+    )
+
+
+Component = Middleware | Microservice
+
+
+class SpecBase(_Strict):
+    """Common top-level fields; the component keys are added per product by :func:`spec_model`."""
+
+    image_pull_secrets: list[Annotated[str, Field(max_length=253, pattern=NAME_PATTERN)]] = Field(
+        default_factory=list, alias="imagePullSecrets", max_length=16,
+        description="Secrets for pulling images, added to every pod.",
+    )
+
+    def component(self, key: str) -> Component:
+        value = getattr(self, field_name(key))
+        assert isinstance(value, (Middleware, Microservice))
+        return value
+
+
+def field_name(key: str) -> str:
+    return key.replace("-", "_")
+
+
+def _component_field(c: ComponentDef) -> tuple[Any, Any]:
+    model: type[Middleware] | type[Microservice] = Middleware if c.role == "middleware" else Microservice
+    return (model, Field(alias=c.key, description=f"{c.role} {c.key}"))
+
+
+_MODELS: dict[int, tuple[ProductDef, type[SpecBase]]] = {}
+
+
+def spec_model(product: ProductDef) -> type[SpecBase]:
+    """The spec model of ``product``: one required field per component key (built once per product)."""
+    hit = _MODELS.get(id(product))
+    if hit is not None and hit[0] is product:
+        return hit[1]
+    fields = {field_name(c.key): _component_field(c) for c in product.components}
+    model: type[SpecBase] = create_model(  # type: ignore[call-overload]
+        f"{product.name.title().replace('-', '')}Spec", __base__=SpecBase, **fields
+    )
+    _MODELS[id(product)] = (product, model)
+    return model
