@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from . import api
 from .types import JSON, ObjKey, Observed, Plan, ProbeResult

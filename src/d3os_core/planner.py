@@ -385,7 +385,8 @@ def _next_in_line(
 ) -> bool:
     """Report waiting only for the component right behind the one holding things up (no event storm)."""
     i = order.index(key)
-    return i > 0 and comps[order[i - 1]].state != "Waiting" and (bool(prev) or comps[order[i - 1]].state != "Progressing")
+    before = comps[order[i - 1]].state if i > 0 else "Waiting"
+    return before != "Waiting" and (bool(prev) or before != "Progressing")
 
 
 def _plan_deletion(
@@ -430,4 +431,4 @@ def _plan_deletion(
     return Plan(delete=deletes, status=status, events=events, requeue_after=5.0)
 
 
-__all__ = ["plan", "probe_key", "secret_name", "WorkloadKind"]
+__all__ = ["WorkloadKind", "plan", "probe_key", "secret_name"]

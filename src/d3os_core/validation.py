@@ -18,8 +18,8 @@ from .product import ProductDef, WorkloadKind
 from .spec import (
     ENV_NAME_PATTERN,
     NAME_RULE,
-    Middleware,
     Microservice,
+    Middleware,
     SpecBase,
     spec_model,
 )
@@ -63,7 +63,8 @@ def _friendly(err: Mapping[str, Any], model: type[BaseModel], product: ProductDe
     loc = err["loc"]
     if loc and loc[-1] == "[key]":
         if len(loc) >= 3 and loc[-3] == "env":
-            return f"env name {loc[-2]!r} must match {ENV_NAME_PATTERN} (letters, digits, '_', '-', '.'; no leading digit)"
+            return (f"env name {loc[-2]!r} must match {ENV_NAME_PATTERN} "
+                    "(letters, digits, '_', '-', '.'; no leading digit)")
         return f"key {loc[-2]!r}: {err['msg']}"
     last = loc[-1] if loc else ""
     if kind == "missing":
@@ -110,7 +111,7 @@ def parse_spec(raw: Any, product: ProductDef) -> SpecBase:
         spec = model.model_validate(raw)
     except ValidationError as exc:
         errors = [
-            FieldError(_path(tuple(e["loc"])), _friendly(e, model, product))  # type: ignore[arg-type]
+            FieldError(_path(tuple(e["loc"])), _friendly(e, model, product))
             for e in exc.errors(include_url=False)
         ]
         raise SpecError(errors) from None
@@ -197,7 +198,8 @@ def cross_field_errors(spec: SpecBase, product: ProductDef) -> list[FieldError]:
             if c.node_port in node_ports:
                 errors.append(FieldError(
                     f"spec.{key}.nodePort",
-                    f"{c.node_port} is already used by spec.{node_ports[c.node_port]}.nodePort; nodePorts must be unique",
+                    f"{c.node_port} is already used by spec.{node_ports[c.node_port]}.nodePort; "
+                    "nodePorts must be unique",
                 ))
             node_ports.setdefault(c.node_port, key)
         if isinstance(c, Microservice) and c.files is not None and not any(

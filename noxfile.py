@@ -1,0 +1,62 @@
+"""Sessions: tests (everything), unit, integration, lint, demo, bench."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+
+PYTHON = "3.11"
+
+
+def _install(session: nox.Session, extra: str = "test") -> None:
+    session.install("-e", f".[{extra}]")
+
+
+@nox.session(python=PYTHON)
+def unit(session: nox.Session) -> None:
+    """Unit tests of the pure core (no cluster)."""
+    _install(session)
+    session.run("pytest", "tests/unit", "-q", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def integration(session: nox.Session) -> None:
+    """Integration tests against the real local control plane (built and started by d3os_testenv)."""
+    _install(session)
+    session.run("d3os-testenv", "build")
+    session.run("pytest", "tests/integration", "-q", "-m", "integration", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Everything: lint-free core, unit tests, and integration tests on the local control plane."""
+    _install(session, "dev")
+    session.run("ruff", "check", "src", "tests", "noxfile.py")
+    session.run("mypy", "--strict", "src/d3os_core")
+    session.run("d3os-testenv", "build")
+    session.run("pytest", "tests", "-q", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff on everything, mypy --strict on the core."""
+    _install(session, "dev")
+    session.run("ruff", "check", "src", "tests", "noxfile.py")
+    session.run("mypy", "--strict", "src/d3os_core")
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """Local control plane + operator + the seed's sample, with live progress."""
+    _install(session)
+    session.run("python", "-m", "d3os_operator.demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: prints a table and writes bench/results.json."""
+    _install(session)
+    session.run("python", "bench/plan_bench.py", *session.posargs)

@@ -1,0 +1,185 @@
+"""``d3os``: the core on the command line: render, validate, plan (against a fake state) and crd.
+
+Nothing here talks to a cluster: it reads files, calls the pure core and prints YAML.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+import yaml
+
+from . import api
+from .crd import crd_manifest
+from .dataservice import DATASERVICE
+from .planner import plan
+from .render import Parent, render_component, resolve
+from .types import JSON, Facts, ObjKey, Observed, ProbeResult
+from .validation import SpecError, parse_spec
+
+EXIT_INVALID = 2
+
+
+def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _load_docs(path: str) -> list[Any]:
+    try:
+        with open(path, encoding="utf-8") if path != "-" else sys.stdin as fh:
+            docs = [d for d in yaml.safe_load_all(fh) if d is not None]
+    except OSError as exc:
+        _fail(f"{path}: {exc.strerror or exc}")
+    except yaml.YAMLError as exc:
+        _fail(f"{path}: not valid YAML: {exc}".replace("\n", " "))
+    return docs
+
+
+def load_dataservice(path: str) -> JSON:
+    """The one DataService in ``path``, checked for apiVersion and kind."""
+    docs = _load_docs(path)
+    found = [d for d in docs if isinstance(d, dict) and d.get("kind") == api.KIND]
+    if len(found) != 1:
+        _fail(f"{path}: expected exactly one {api.KIND}, found {len(found)}")
+    ds = found[0]
+    if ds.get("apiVersion") != api.API_VERSION:
+        _fail(f"{path}: apiVersion must be {api.API_VERSION}, got {ds.get('apiVersion')!r}")
+    meta = ds.get("metadata")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+        _fail(f"{path}: metadata.name is required")
+    return ds
+
+
+def _parent(ds: Mapping[str, Any], namespace: str | None) -> Parent:
+    meta = ds["metadata"]
+    return Parent(str(meta["name"]), namespace or str(meta.get("namespace") or "default"),
+                  str(meta.get("uid") or "<uid of the DataService>"))
+
+
+def _dump(docs: Sequence[Any]) -> None:
+    sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True, width=120))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    ds = load_dataservice(args.file)
+    try:
+        parse_spec(ds.get("spec"), DATASERVICE)
+    except SpecError as exc:
+        for err in exc.errors:
+            print(str(err), file=sys.stderr)
+        return EXIT_INVALID
+    print(f"{args.file}: valid {api.KIND} {ds['metadata']['name']}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    ds = load_dataservice(args.file)
+    try:
+        spec = parse_spec(ds.get("spec"), DATASERVICE)
+    except SpecError as exc:
+        for err in exc.errors:
+            print(str(err), file=sys.stderr)
+        return EXIT_INVALID
+    parent = _parent(ds, args.namespace)
+    states = resolve(parent, spec, DATASERVICE)
+    docs: list[JSON] = []
+    for key in DATASERVICE.keys:
+        docs.extend(render_component(parent, spec, DATASERVICE, states, key, {}, "").objects)
+    _dump(docs)
+    return 0
+
+
+def _observed_objects(path: str | None) -> dict[ObjKey, JSON]:
+    if path is None:
+        return {}
+    objects: dict[ObjKey, JSON] = {}
+    for doc in _load_docs(path):
+        items = doc.get("items") if isinstance(doc, dict) and doc.get("kind", "").endswith("List") else [doc]
+        for item in items or []:
+            if not isinstance(item, dict) or "kind" not in item or "name" not in (item.get("metadata") or {}):
+                _fail(f"{path}: every observed object needs kind and metadata.name")
+            objects[(item["kind"], item["metadata"]["name"])] = item
+    return objects
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    ds = load_dataservice(args.file)
+    objects = _observed_objects(args.observed)
+    meta = dict(ds["metadata"])
+    if not meta.get("uid"):  # take the uid the observed children point at
+        for obj in objects.values():
+            for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+                if ref.get("kind") == api.KIND and ref.get("name") == meta["name"]:
+                    meta["uid"] = ref.get("uid")
+    meta.setdefault("uid", "<uid of the DataService>")
+    meta.setdefault("namespace", args.namespace or "default")
+    meta.setdefault("generation", 1)
+    if args.finalizer:
+        meta["finalizers"] = [api.FINALIZER]
+    parent = {**ds, "metadata": meta}
+    facts = Facts(now=args.now, secret_seed="")
+    first = plan(parent, Observed(objects=objects), facts)
+    probes = {p.key: ProbeResult(args.third_party == "up", "" if args.third_party == "up" else "down")
+              for p in first.probes} if args.third_party != "unknown" else {}
+    result = plan(parent, Observed(objects=objects, probes=probes), facts) if probes else first
+    out: JSON = {
+        "apply": [a.manifest if args.full else {
+            "kind": a.manifest["kind"], "name": a.manifest["metadata"]["name"], "component": a.component,
+            "create": a.create} for a in result.apply],
+        "delete": [{"kind": d.kind, "name": d.name, "component": d.component} for d in result.delete],
+        "probes": [{"component": p.component, "check": p.check.describe()} for p in result.probes],
+        "events": [{"type": e.type, "reason": e.reason, "message": e.message} for e in result.events],
+        "finalizer": result.finalizer,
+        "requeueAfter": result.requeue_after,
+        "status": result.status,
+    }
+    _dump([out])
+    return 0
+
+
+def cmd_crd(args: argparse.Namespace) -> int:
+    _dump([crd_manifest()])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="d3os", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("render", help="every desired object of a DataService, as a YAML stream")
+    r.add_argument("file")
+    r.add_argument("-n", "--namespace")
+    r.set_defaults(func=cmd_render)
+    v = sub.add_parser("validate", help="exit 0, or 2 with one line per problem naming spec.<path>")
+    v.add_argument("file")
+    v.set_defaults(func=cmd_validate)
+    pl = sub.add_parser("plan", help="the next actions and status for a fake observed state")
+    pl.add_argument("file")
+    pl.add_argument("--observed", help="YAML stream (or List) of live objects; default: an empty namespace")
+    pl.add_argument("-n", "--namespace")
+    pl.add_argument("--third-party", choices=("up", "down", "unknown"), default="up",
+                    help="result of the third-party checks the plan asks for (default: up)")
+    pl.add_argument("--full", action="store_true", help="print whole manifests to apply")
+    pl.add_argument("--no-finalizer", dest="finalizer", action="store_false",
+                    help="treat the resource as not yet carrying the operator's finalizer")
+    pl.add_argument("--now", default="1970-01-01T00:00:00Z", help="time stamp for conditions")
+    pl.set_defaults(func=cmd_plan)
+    c = sub.add_parser("crd", help="the CustomResourceDefinition YAML")
+    c.set_defaults(func=cmd_crd)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except BrokenPipeError:
+        return 0
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""The DataService CustomResourceDefinition, generated from the pydantic spec model.
+
+pydantic emits JSON Schema; Kubernetes wants a *structural* OpenAPI v3 schema. The conversion inlines
+``$ref``, turns ``X | None`` into ``nullable``, maps ``patternProperties``/``propertyNames`` onto
+``additionalProperties`` plus CEL rules, drops titles and defaults (the core applies defaults, so the
+stored resource stays as the user wrote it), and adds the cross-field CEL rules the product implies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import api
+from .product import ProductDef, WorkloadKind
+from .spec import spec_model
+from .types import JSON
+from .validation import KIND_CHOICES
+
+_SCHEMA_KEYS = ("properties", "items", "additionalProperties")
+
+
+def cel_field(name: str) -> str:
+    """A property name as CEL sees it (Kubernetes escapes ``-`` as ``__dash__``)."""
+    return name.replace("_", "__underscores__").replace("-", "__dash__").replace(".", "__dot__")
+
+
+def _structural(node: Any, defs: dict[str, Any]) -> Any:
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = defs[node["$ref"].split("/")[-1]]
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return _structural(merged, defs)
+    out: JSON = {}
+    nullable = False
+    any_of = node.get("anyOf")
+    if any_of is not None:
+        options = [o for o in any_of if o.get("type") != "null"]
+        nullable = len(options) != len(any_of)
+        if len(options) != 1:
+            raise ValueError(f"cannot express anyOf {any_of!r} structurally")
+        base = {k: v for k, v in node.items() if k != "anyOf"}
+        node = {**options[0], **{k: v for k, v in base.items() if k in ("description",)}}
+        node = _structural(node, defs)
+        if nullable:
+            node["nullable"] = True
+        return node
+    rules: list[JSON] = list(node.get("x-kubernetes-validations") or [])
+    for key, value in node.items():
+        if key in ("title", "default", "$defs", "x-kubernetes-validations"):
+            continue
+        if key == "additionalProperties" and value is False:
+            continue
+        if key == "properties":
+            out["properties"] = {k: _structural(v, defs) for k, v in value.items()}
+        elif key == "items":
+            out["items"] = _structural(value, defs)
+        elif key == "additionalProperties":
+            out["additionalProperties"] = _structural(value, defs)
+        elif key == "patternProperties":
+            ((pattern, schema),) = value.items()
+            out["additionalProperties"] = _structural(schema, defs)
+            rules.append({"rule": f"self.all(k, k.matches('{pattern}'))",
+                          "message": f"keys must match {pattern}"})
+        elif key == "propertyNames":
+            limit = value.get("maxLength")
+            if limit:
+                rules.append({"rule": f"self.all(k, size(k) <= {limit})",
+                              "message": f"keys may have at most {limit} characters"})
+        elif key == "maxLength" and node.get("type") == "object":
+            out["maxProperties"] = value
+        else:
+            out[key] = value
+    if rules:
+        out["x-kubernetes-validations"] = rules
+    return out
+
+
+def spec_schema(product: ProductDef) -> JSON:
+    """Structural OpenAPI schema of ``spec`` with the product's cross-field CEL rules."""
+    raw = spec_model(product).model_json_schema(by_alias=True, mode="validation")
+    defs = raw.get("$defs", {})
+    schema: JSON = _structural(raw, defs)
+    props = schema["properties"]
+    rules: list[JSON] = []
+    for comp in product.components:
+        node = props[comp.key]
+        node["description"] = f"{comp.role} {comp.key} (deployed in the product order; see dependsOn)."
+        comp_rules: list[JSON] = list(node.get("x-kubernetes-validations") or [])
+        deps = node["properties"]["dependsOn"]
+        deps["items"]["enum"] = [k for k in product.keys if k != comp.key]
+        if comp.role == "middleware":
+            allowed = [k.value for k in comp.allowed_kinds]
+            if allowed != [k.value for k in WorkloadKind]:
+                names = ", ".join(f"{k.value} ({'thirdParty' if k.value == 3 else k.k8s_kind})"
+                                  for k in comp.allowed_kinds)
+                comp_rules.append({
+                    "rule": f"self.kind in {allowed}",
+                    "message": f"spec.{comp.key}.kind: allowed values are {names}",
+                    "fieldPath": ".kind",
+                    "reason": "FieldValueNotSupported",
+                })
+            comp_rules.append({
+                "rule": "self.kind != 3 || (has(self.thirdParty) && (has(self.thirdParty.url) "
+                        "|| has(self.thirdParty.checkCMD)))",
+                "message": f"spec.{comp.key}.thirdParty: kind 3 (thirdParty) needs thirdParty.url or "
+                           "thirdParty.checkCMD",
+                "fieldPath": ".thirdParty",
+                "reason": "FieldValueRequired",
+            })
+            node["properties"]["kind"]["description"] = f"One of {KIND_CHOICES}."
+        if comp.storage is None and comp.role == "middleware":
+            node["properties"].pop("storage", None)
+        node["x-kubernetes-validations"] = comp_rules
+    names = ", ".join(f"self.{cel_field(c.key)}.name" for c in product.components)
+    rules.append({
+        "rule": f"[{names}].all(n, [{names}].filter(m, m == n).size() == 1)",
+        "message": "component names must be unique within the resource (spec.<component>.name)",
+    })
+    micro = [c.key for c in product.components if c.role == "microservice"]
+    ports = ", ".join(
+        f"(has(self.{cel_field(k)}.nodePort) ? self.{cel_field(k)}.nodePort : 0)" for k in micro
+    )
+    rules.append({
+        "rule": f"[{ports}].all(p, p == 0 || [{ports}].filter(q, q == p).size() == 1)",
+        "message": "nodePort values must be unique (spec.<component>.nodePort)",
+    })
+    schema["x-kubernetes-validations"] = rules
+    schema["description"] = f"The {product.name} product: one entry per component."
+    return schema
+
+
+_CONDITION: JSON = {
+    "type": "object",
+    "required": ["type", "status", "lastTransitionTime", "reason", "message"],
+    "properties": {
+        "type": {"type": "string", "maxLength": 316},
+        "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+        "reason": {"type": "string", "maxLength": 1024},
+        "message": {"type": "string", "maxLength": 32768},
+        "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+        "lastTransitionTime": {"type": "string", "format": "date-time"},
+    },
+}
+
+_COMPONENT_STATUS: JSON = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "description": "Component key."},
+        "kind": {"type": "string", "description": "Deployment, StatefulSet, DaemonSet or ThirdParty."},
+        "object": {"type": "string", "description": "The workload, or the third-party check."},
+        "state": {"type": "string",
+                  "enum": ["Pending", "Waiting", "Progressing", "Ready", "Failed", "Conflict"]},
+        "ready": {"type": "boolean"},
+        "message": {"type": "string"},
+        "hash": {"type": "string", "description": "Desired-state hash at which it was last ready."},
+    },
+}
+
+STATUS_SCHEMA: JSON = {
+    "type": "object",
+    "description": "Observed state, written by the operator.",
+    "properties": {
+        "phase": {"type": "string", "description": "The seed's phase: '<component>已部署' (deployed)."},
+        "message": {"type": "string", "description": "The chain with the current step in brackets."},
+        "ready": {"type": "string", "description": "Ready components / all components."},
+        "observedGeneration": {"type": "integer", "format": "int64"},
+        "conditions": {
+            "type": "array",
+            "items": _CONDITION,
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+        "components": {
+            "type": "array",
+            "items": _COMPONENT_STATUS,
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+        },
+    },
+}
+
+
+def crd_manifest(product: ProductDef | None = None) -> JSON:
+    """The CRD as a dict (apiextensions.k8s.io/v1)."""
+    from .dataservice import DATASERVICE
+
+    product = product or DATASERVICE
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{api.PLURAL}.{api.GROUP}",
+            "labels": {api.LABEL_PART_OF: "d3os-operator"},
+        },
+        "spec": {
+            "group": api.GROUP,
+            "names": {
+                "kind": api.KIND,
+                "listKind": f"{api.KIND}List",
+                "plural": api.PLURAL,
+                "singular": api.SINGULAR,
+                "shortNames": list(api.SHORT_NAMES),
+                "categories": list(api.CATEGORIES),
+            },
+            "scope": "Namespaced",
+            "versions": [{
+                "name": api.VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                    {"name": "Message", "type": "string", "jsonPath": ".status.message"},
+                    {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "description": f"{api.KIND} installs the {product.name} product in dependency order.",
+                    "required": ["spec"],
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "spec": spec_schema(product),
+                        "status": STATUS_SCHEMA,
+                    },
+                }},
+            }],
+        },
+    }
