@@ -85,7 +85,7 @@ class WorkQueue(Generic[K]):
         """Queue ``key`` after an exponential per-key backoff; returns the delay chosen."""
         n = self._failures.get(key, 0)
         self._failures[key] = n + 1
-        delay = min(self._max_delay, self._base_delay * (2**n))
+        delay = float(min(self._max_delay, self._base_delay * (2**n)))
         self.add_after(key, delay)
         return delay
 

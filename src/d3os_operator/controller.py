@@ -1,0 +1,247 @@
+"""The running operator: informers feed a work queue, workers reconcile, probes feed back.
+
+Wiring (the shape of controller-runtime's ``For(DataService).Owns(...)``):
+
+* an informer on DataServices (all of them in the watched namespaces) enqueues ``(namespace, name)``;
+* one informer per owned kind, filtered by ``app.kubernetes.io/managed-by=d3os-operator``, enqueues the
+  DataService named by the object's ownerReference (and by its instance label), plus any DataService
+  that found that name held by someone else;
+* the probe manager enqueues a DataService when one of its third-party checks changes result;
+* N workers take keys from the queue; a key is never reconciled by two workers at once; errors are
+  retried with exponential backoff; plans' ``requeue_after`` become timed requeues.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx2
+from lightkube.core.exceptions import ApiError
+
+from d3os_core import api
+from d3os_core.types import ProbeResult
+
+from .informer import Informer, store_key
+from .kube import DATASERVICE, OWNED, Kube, api_error_text
+from .probes import ProbeManager
+from .reconciler import ParentKey, Planner, Reconciler, Tracer, fmt_key
+from .workqueue import WorkQueue
+
+log = logging.getLogger("d3os_operator.controller")
+
+
+@dataclass
+class Settings:
+    """Tunables of a running operator (the CLI's flags)."""
+
+    namespaces: Sequence[str] | None = None
+    """Namespaces to watch; None or empty = all."""
+    workers: int = 4
+    resync_period: float = 600.0
+    """Seconds between re-deliveries of every DataService (a safety net; progress is event driven)."""
+    watch_timeout: int = 240
+    """Seconds each watch request asks the server to keep it open (jittered)."""
+    reconcile_timeout: float = 120.0
+    backoff_base: float = 0.05
+    backoff_max: float = 60.0
+
+
+def owners_of(obj: Mapping[str, Any]) -> list[ParentKey]:
+    """DataServices an owned object points at: ownerReferences to a DataService, the instance label."""
+    ns, _ = store_key(obj)
+    meta = obj.get("metadata") or {}
+    out: list[ParentKey] = []
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == api.KIND and str(ref.get("apiVersion", "")).startswith(api.GROUP + "/"):
+            out.append((ns, str(ref.get("name"))))
+    instance = api.owner_instance(obj)
+    if instance and (ns, instance) not in out:
+        out.append((ns, instance))
+    return out
+
+
+class Operator:
+    """See the module docstring. ``await Operator(kube).run()`` runs until cancelled."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        settings: Settings | None = None,
+        *,
+        planner: Planner | None = None,
+        tracer: Tracer | None = None,
+    ) -> None:
+        self.kube = kube
+        self.settings = settings or Settings()
+        s = self.settings
+        namespaces = list(s.namespaces) if s.namespaces else None
+        self.tracer = tracer
+        self.queue: WorkQueue[ParentKey] = WorkQueue(base_delay=s.backoff_base, max_delay=s.backoff_max)
+        self.parents = Informer(
+            kube,
+            DATASERVICE,
+            namespaces,
+            handler=self._on_parent,
+            server_timeout=s.watch_timeout,
+            resync_period=s.resync_period,
+        )
+        self.owned = {
+            info.kind: Informer(
+                kube,
+                info,
+                namespaces,
+                handler=self._owned_handler(info.kind),
+                labels={api.LABEL_MANAGED_BY: api.MANAGED_BY},
+                server_timeout=s.watch_timeout,
+            )
+            for info in OWNED
+        }
+        self.probes = ProbeManager(self._on_probe_change, on_result=self._on_probe_result)
+        self.reconciler = Reconciler(kube, self.parents, self.owned, self.probes, planner=planner, tracer=tracer)
+        self.ready = anyio.Event()
+        self.errors = 0
+        self.reconcile_seconds: list[float] = []
+
+    # -- event handlers (synchronous, called by informers and probes) ------------------------------------
+
+    def _trace(self, record: dict[str, Any]) -> None:
+        if self.tracer is not None:
+            self.tracer(record)
+
+    def _on_parent(self, typ: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        key = store_key(obj)
+        if self.tracer is not None:
+            self._trace(
+                {
+                    "t": time.monotonic(),
+                    "what": "event",
+                    "kind": api.KIND,
+                    "type": typ,
+                    "obj": obj,
+                    "ds": fmt_key(key),
+                }
+            )
+        self.queue.add(key)
+
+    def _owned_handler(self, kind: str) -> Callable[[str, dict[str, Any], dict[str, Any] | None], None]:
+        def handler(typ: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+            keys = owners_of(obj)
+            if old is not None:
+                keys += [k for k in owners_of(old) if k not in keys]
+            ns, name = store_key(obj)
+            keys += [k for k in self.reconciler.parents_holding(ns, kind, name) if k not in keys]
+            if self.tracer is not None:
+                self._trace(
+                    {
+                        "t": time.monotonic(),
+                        "what": "event",
+                        "kind": kind,
+                        "type": typ,
+                        "obj": obj,
+                        "ds": [fmt_key(k) for k in keys],
+                    }
+                )
+            for key in keys:
+                self.queue.add(key)
+
+        return handler
+
+    def _on_probe_change(self, parent: Hashable) -> None:
+        self.queue.add(parent)  # type: ignore[arg-type]
+
+    def _on_probe_result(self, parent: Hashable, key: str, result: ProbeResult, t: float) -> None:
+        if self.tracer is not None:
+            self._trace(
+                {
+                    "t": t,
+                    "what": "probe",
+                    "ds": fmt_key(parent),  # type: ignore[arg-type]
+                    "key": key,
+                    "ok": result.ok,
+                    "message": result.message,
+                }
+            )
+
+    # -- running -----------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Start caches, wait until they are synced, then reconcile until cancelled."""
+        s = self.settings
+        log.info(
+            "starting",
+            extra={
+                "namespaces": ",".join(s.namespaces) if s.namespaces else "*",
+                "workers": s.workers,
+                "field_manager": self.kube.field_manager,
+            },
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.queue.run)
+                tg.start_soon(self.probes.run)
+                tg.start_soon(self.parents.run)
+                for informer in self.owned.values():
+                    tg.start_soon(informer.run)
+                await self.probes.wait_started()
+                for informer in (self.parents, *self.owned.values()):
+                    await informer.synced.wait()
+                log.info(
+                    "caches synced",
+                    extra={
+                        "dataservices": len(self.parents),
+                        "objects": sum(len(i) for i in self.owned.values()),
+                    },
+                )
+                for i in range(max(1, s.workers)):
+                    tg.start_soon(self._worker, i)
+                self.ready.set()
+                await anyio.sleep(math.inf)
+        finally:
+            self.queue.shutdown()
+
+    async def _worker(self, n: int) -> None:
+        while True:
+            key = await self.queue.get()
+            if key is None:
+                return
+            started = time.monotonic()
+            try:
+                with anyio.fail_after(self.settings.reconcile_timeout):
+                    outcome = await self.reconciler.reconcile(key)
+            except (ApiError, httpx2.HTTPError, OSError, TimeoutError) as e:
+                self.errors += 1
+                delay = self.queue.add_rate_limited(key)
+                log.warning(
+                    "reconcile failed, retrying",
+                    extra={"ds": fmt_key(key), "error": api_error_text(e), "retry_in_s": round(delay, 3)},
+                )
+            except Exception:
+                self.errors += 1
+                delay = self.queue.add_rate_limited(key)
+                log.exception("reconcile crashed, retrying", extra={"ds": fmt_key(key), "retry_in_s": round(delay, 3)})
+            else:
+                self.queue.forget(key)
+                if outcome.requeue_after is not None:
+                    self.queue.add_after(key, outcome.requeue_after)
+            finally:
+                self.reconcile_seconds.append(time.monotonic() - started)
+                if len(self.reconcile_seconds) > 10000:
+                    del self.reconcile_seconds[:5000]
+                self.queue.done(key)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "reconciles": self.reconciler.reconciles,
+            "errors": self.errors,
+            "writes": dict(self.kube.writes),
+            "http_requests": dict(self.kube.http_requests),
+            "queue": len(self.queue),
+            "probes": self.probes.stats(),
+            "relists": {i.kind: i.relists for i in (self.parents, *self.owned.values())},
+        }

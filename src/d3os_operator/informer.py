@@ -1,0 +1,246 @@
+"""List+watch caches (informers) on lightkube, which has none.
+
+One :class:`Informer` per kind keeps a local store of every object of that kind in the watched
+namespaces (optionally filtered by labels) and calls a handler for each change. Per namespace scope:
+
+1. list (paginated) and reconcile the store with the list -- objects that vanished while we were not
+   watching are reported as DELETED, changed ones as MODIFIED;
+2. watch from the list's resourceVersion, each request bounded by ``timeoutSeconds`` and by an overall
+   deadline of our own (a half-open connection never hangs us), with bookmarks keeping the
+   resourceVersion fresh; a clean close continues from the last resourceVersion;
+3. on 410 Gone (as an HTTP status or as an ERROR event) relist at once; on any other error back off
+   exponentially and relist.
+
+``resync_period`` re-delivers every cached object as a RESYNC event (a level-based safety net).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import anyio
+import httpx2
+from lightkube.core.exceptions import ApiError
+
+from .kube import ALL_NAMESPACES, KindInfo, Kube, api_error_text
+
+log = logging.getLogger("d3os_operator.informer")
+
+StoreKey = tuple[str, str]
+"""(namespace, name)"""
+Handler = Callable[[str, dict[str, Any], dict[str, Any] | None], None]
+"""Called with (event type: ADDED|MODIFIED|DELETED|RESYNC, object, previous cached object or None)."""
+
+
+def store_key(obj: Mapping[str, Any]) -> StoreKey:
+    meta = obj.get("metadata") or {}
+    return (meta.get("namespace") or "", meta.get("name") or "")
+
+
+def resource_version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _newer(obj: Mapping[str, Any], than: Mapping[str, Any]) -> bool:
+    """True unless ``obj`` is known to be the same or an older version of ``than``.
+
+    resourceVersions are opaque in general; for one object they come from etcd's revision counter,
+    so when both are integers they are compared as such (equal: same version, skip it).
+    """
+    a, b = resource_version(obj), resource_version(than)
+    if a.isdigit() and b.isdigit():
+        return int(a) > int(b)
+    return a != b
+
+
+class _Gone(Exception):
+    """The watch's resourceVersion is too old: relist."""
+
+
+class Informer:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        info: KindInfo,
+        namespaces: Sequence[str] | None,
+        *,
+        handler: Handler,
+        labels: Mapping[str, Any] | None = None,
+        server_timeout: int = 240,
+        deadline_margin: float = 30.0,
+        resync_period: float | None = None,
+        min_backoff: float = 0.5,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.kube = kube
+        self.info = info
+        self.scopes: tuple[str, ...] = tuple(dict.fromkeys(namespaces)) if namespaces else (ALL_NAMESPACES,)
+        self.handler = handler
+        self.labels = dict(labels) if labels else None
+        self.server_timeout = server_timeout
+        self.deadline_margin = deadline_margin
+        self.resync_period = resync_period
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.store: dict[StoreKey, dict[str, Any]] = {}
+        self.synced = anyio.Event()
+        self._synced_scopes: set[str] = set()
+        self.relists = 0
+        self.watch_requests = 0
+        self.errors = 0
+
+    @property
+    def kind(self) -> str:
+        return self.info.kind
+
+    # -- reading the cache -------------------------------------------------------------------------------
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.store.get((namespace, name))
+
+    def in_namespace(self, namespace: str) -> Iterator[dict[str, Any]]:
+        for (ns, _), obj in list(self.store.items()):
+            if ns == namespace:
+                yield obj
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    # -- running -----------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            for scope in self.scopes:
+                tg.start_soon(self._run_scope, scope)
+            if self.resync_period:
+                tg.start_soon(self._resync_loop, self.resync_period)
+
+    async def _run_scope(self, scope: str) -> None:
+        backoff = self.min_backoff
+        while True:
+            try:
+                rv = await self._relist(scope)
+                backoff = self.min_backoff
+                while True:
+                    rv = await self._watch_once(scope, rv)
+            except _Gone:
+                log.info("watch expired, relisting", extra={"kind": self.kind, "scope": scope})
+                continue
+            except (ApiError, httpx2.HTTPError, OSError, ValueError, TimeoutError) as e:
+                self.errors += 1
+                delay = backoff * (0.8 + 0.4 * random.random())
+                log.warning(
+                    "list/watch failed, relisting after backoff",
+                    extra={
+                        "kind": self.kind,
+                        "scope": scope,
+                        "error": api_error_text(e),
+                        "backoff_s": round(delay, 2),
+                    },
+                )
+                await anyio.sleep(delay)
+                backoff = min(self.max_backoff, backoff * 2)
+
+    def _in_scope(self, key: StoreKey, scope: str) -> bool:
+        return scope == ALL_NAMESPACES or key[0] == scope
+
+    async def _relist(self, scope: str) -> str:
+        items, rv = await self.kube.list_objects(self.info, scope, self.labels)
+        self.relists += 1
+        fresh = {store_key(o): o for o in items}
+        for key in [k for k in self.store if self._in_scope(k, scope) and k not in fresh]:
+            gone = self.store.pop(key)
+            self._emit("DELETED", gone, gone)
+        for key, obj in fresh.items():
+            old = self.store.get(key)
+            if old is None:
+                self.store[key] = obj
+                self._emit("ADDED", obj, None)
+            elif _newer(obj, old):
+                self.store[key] = obj
+                self._emit("MODIFIED", obj, old)
+        if scope not in self._synced_scopes:
+            self._synced_scopes.add(scope)
+            if len(self._synced_scopes) == len(self.scopes):
+                self.synced.set()
+        log.debug("listed", extra={"kind": self.kind, "scope": scope, "count": len(fresh), "rv": rv})
+        return rv
+
+    async def _watch_once(self, scope: str, rv: str) -> str:
+        """One bounded watch request from ``rv``; returns the resourceVersion to continue from."""
+        self.watch_requests += 1
+        # Jitter spreads the reconnects of many informers.
+        timeout = int(self.server_timeout * (0.9 + 0.2 * random.random()))
+        started = time.monotonic()
+        with anyio.move_on_after(timeout + self.deadline_margin) as deadline:
+            try:
+                stream = self.kube.watch(
+                    self.info, scope, resource_version=rv, labels=self.labels, server_timeout=timeout
+                )
+                async for typ, obj in stream:
+                    new_rv = resource_version(obj)
+                    if typ == "BOOKMARK":
+                        rv = new_rv or rv
+                        continue
+                    self._apply_event(typ, obj)
+                    rv = new_rv or rv
+            except ApiError as e:
+                if e.status.code == 410:
+                    raise _Gone() from e
+                raise
+        if deadline.cancelled_caught:
+            log.info(
+                "watch exceeded its overall deadline, restarting it",
+                extra={"kind": self.kind, "scope": scope, "after_s": round(time.monotonic() - started, 1)},
+            )
+        return rv
+
+    def _apply_event(self, typ: str, obj: dict[str, Any]) -> None:
+        key = store_key(obj)
+        if typ == "DELETED":
+            old = self.store.pop(key, None)
+            self._emit("DELETED", obj, old)
+        elif typ in ("ADDED", "MODIFIED"):
+            old = self.store.get(key)
+            if old is not None and not _newer(obj, old):
+                return  # already known: the operator wrote it through, or an older event in flight
+            self.store[key] = obj
+            self._emit("MODIFIED" if old is not None else "ADDED", obj, old)
+
+    def write_through(self, obj: dict[str, Any]) -> bool:
+        """Store an object the API just returned to one of our own writes (no handler is called).
+
+        The watch event for the same resourceVersion is then recognised and skipped. Objects outside the
+        informer's label filter or namespaces are ignored; an older copy never replaces a newer one.
+        """
+        key = store_key(obj)
+        if ALL_NAMESPACES not in self.scopes and key[0] not in self.scopes:
+            return False
+        if self.labels:
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            for k, v in self.labels.items():
+                if k not in labels or (v is not None and labels[k] != v):
+                    return False
+        old = self.store.get(key)
+        if old is not None and not _newer(obj, old):
+            return False
+        self.store[key] = obj
+        return True
+
+    def _emit(self, typ: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        try:
+            self.handler(typ, obj, old)
+        except Exception:  # a handler bug must not kill the cache
+            log.exception("event handler failed", extra={"kind": self.kind, "name": store_key(obj)})
+
+    async def _resync_loop(self, period: float) -> None:
+        while True:
+            await anyio.sleep(period)
+            for obj in list(self.store.values()):
+                self._emit("RESYNC", obj, obj)

@@ -1,0 +1,346 @@
+"""One reconcile: cache -> ``d3os_core.plan`` -> carry the plan out. No business rule lives here.
+
+The reconciler reads only its caches (plus a GET of names the plan wants to create, see below), asks
+the core what to do, and does exactly that, in this order:
+
+1. finalizer "add" (JSON merge patch of ``metadata.finalizers``, guarded by resourceVersion);
+2. ``apply`` in the plan's order with server-side apply (``force``, the operator's field manager). A
+   manifest marked ``create`` is first looked up with a GET: an object the operator does not watch may
+   hold the name. Such a holder is not touched; it is reported to the core as observed (re-read on
+   every later reconcile, so its removal is seen) and the DataService is requeued soon;
+3. ``delete`` with a uid precondition and foreground propagation (404 and a failed precondition mean
+   the object is already gone or replaced: fine);
+4. status through the status subresource, only when it differs from the live one;
+5. Events on the DataService (never failing the reconcile);
+6. finalizer "remove";
+7. requeue: at once after applies/deletes (to observe their effect from the updated cache), else as
+   the plan says.
+
+Every write's response is written through to the cache, so the next plan never acts on a stale copy of
+what the operator itself just wrote.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lightkube.core.exceptions import ApiError
+
+from d3os_core import api
+from d3os_core.types import Event, Facts, Observed, Plan
+
+from .informer import Informer, store_key
+from .kube import Kube, api_error_text
+from .probes import ProbeManager
+
+log = logging.getLogger("d3os_operator.reconciler")
+
+ParentKey = tuple[str, str]
+"""(namespace, name) of a DataService."""
+Planner = Callable[[Mapping[str, Any], Observed, Facts], Plan]
+Tracer = Callable[[dict[str, Any]], None]
+
+HOLDER_REQUEUE = 1.0
+"""Seconds: requeue after finding a name held by an object the operator does not own."""
+HOLDER_RECHECK = 10.0
+"""Seconds: while a name stays held, re-read the holder at least this often (it may not be watched)."""
+MAX_WRITE_STREAK = 25
+"""Reconciles in a row that write objects before the reconciler suspects a plan that never converges."""
+
+
+def fmt_key(key: ParentKey) -> str:
+    return f"{key[0]}/{key[1]}"
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _strip_none(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _strip_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_strip_none(v) for v in value]
+    return value
+
+
+def status_differs(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
+    """True when writing ``desired`` would change the live status (null fields count as absent)."""
+    live = live or {}
+    if desired == live:
+        return False
+    return bool(_strip_none(dict(desired)) != _strip_none(dict(live)))
+
+
+@dataclass
+class Outcome:
+    """What a reconcile did, for the worker and for tests."""
+
+    requeue_after: float | None = None
+    applied: int = 0
+    deleted: int = 0
+    status_written: bool = False
+    events: int = 0
+    finalizer: str | None = None
+    held: list[str] = field(default_factory=list)
+    gone: bool = False
+
+    @property
+    def wrote_objects(self) -> bool:
+        return bool(self.applied or self.deleted or self.finalizer)
+
+
+@dataclass(frozen=True)
+class Holder:
+    api_version: str
+    kind: str
+    name: str
+
+
+class Reconciler:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        parents: Informer,
+        owned: Mapping[str, Informer],
+        probes: ProbeManager,
+        *,
+        planner: Planner | None = None,
+        tracer: Tracer | None = None,
+    ) -> None:
+        if planner is None:
+            from d3os_core import plan as core_plan
+
+            planner = core_plan
+        self.kube = kube
+        self.parents = parents
+        self.owned = dict(owned)
+        self.probes = probes
+        self.planner = planner
+        self.tracer = tracer
+        self.holders: dict[ParentKey, set[Holder]] = {}
+        self._write_streak: dict[ParentKey, int] = {}
+        self._last_error: dict[ParentKey, str] = {}
+        self.reconciles = 0
+
+    # -- helpers used by the operator's event handlers ---------------------------------------------------
+
+    def parents_holding(self, namespace: str, kind: str, name: str) -> list[ParentKey]:
+        """DataServices that found (kind, name) in ``namespace`` held by someone else."""
+        return [
+            key
+            for key, held in self.holders.items()
+            if key[0] == namespace and any(h.kind == kind and h.name == name for h in held)
+        ]
+
+    def _trace(self, what: str, key: ParentKey, **fields: Any) -> None:
+        if self.tracer is not None:
+            self.tracer({"t": time.monotonic(), "what": what, "ds": fmt_key(key), **fields})
+
+    # -- the reconcile -----------------------------------------------------------------------------------
+
+    async def reconcile(self, key: ParentKey) -> Outcome:
+        ns, name = key
+        ds = fmt_key(key)
+        self.reconciles += 1
+        parent = self.parents.get(ns, name)
+        if parent is None:
+            self.probes.forget(key)
+            self.holders.pop(key, None)
+            self._write_streak.pop(key, None)
+            self._last_error.pop(key, None)
+            log.debug("gone", extra={"ds": ds})
+            return Outcome(gone=True)
+
+        observed = await self._observe(key, ns)
+        facts = Facts(now=utc_now(), secret_seed=secrets.token_urlsafe(32))
+        started = time.monotonic()
+        plan = self.planner(parent, observed, facts)
+        self._trace("plan", key, plan_ms=(time.monotonic() - started) * 1000, applies=len(plan.apply))
+        self.probes.ensure(key, plan.probes)
+
+        out = Outcome()
+        try:
+            parent = await self._execute(key, parent, plan, out)
+        except ApiError as e:
+            await self._report_api_error(key, parent, e)
+            raise
+        self._last_error.pop(key, None)
+
+        # Requeue: after object writes re-plan at once from the written-through cache; holders are
+        # re-read soon (they may not be watched); otherwise as the plan says.
+        if out.wrote_objects:
+            streak = self._write_streak.get(key, 0) + 1
+            self._write_streak[key] = streak
+            if streak > MAX_WRITE_STREAK:
+                log.warning(
+                    "plan keeps writing: slowing down",
+                    extra={"ds": ds, "streak": streak},
+                )
+                out.requeue_after = min(30.0, 0.1 * (streak - MAX_WRITE_STREAK))
+            else:
+                out.requeue_after = 0.0
+        else:
+            self._write_streak.pop(key, None)
+            out.requeue_after = plan.requeue_after
+        if out.held:
+            out.requeue_after = HOLDER_REQUEUE if out.requeue_after is None else min(out.requeue_after, HOLDER_REQUEUE)
+        elif self.holders.get(key):
+            out.requeue_after = HOLDER_RECHECK if out.requeue_after is None else min(out.requeue_after, HOLDER_RECHECK)
+        return out
+
+    async def _observe(self, key: ParentKey, ns: str) -> Observed:
+        objects: dict[tuple[str, str], Mapping[str, Any]] = {}
+        for kind, informer in self.owned.items():
+            for obj in informer.in_namespace(ns):
+                objects[(kind, store_key(obj)[1])] = obj
+        held = self.holders.get(key)
+        if held:
+            for h in sorted(held, key=lambda h: (h.kind, h.name)):
+                if (h.kind, h.name) in objects:
+                    # now in the cache (it carries our label): the cache tells the core about it
+                    held.discard(h)
+                    continue
+                live = await self.kube.get(h.api_version, h.kind, ns, h.name)
+                if live is None:
+                    held.discard(h)
+                    log.info("name is free again", extra={"ds": fmt_key(key), "kind": h.kind, "name": h.name})
+                else:
+                    objects[(h.kind, h.name)] = live
+            if not held:
+                self.holders.pop(key, None)
+        return Observed(objects=objects, probes=self.probes.results(key))
+
+    async def _execute(self, key: ParentKey, parent: dict[str, Any], plan: Plan, out: Outcome) -> dict[str, Any]:
+        ds = fmt_key(key)
+        ns = key[0]
+        meta = parent["metadata"]
+
+        if plan.finalizer == "add":
+            finalizers = list(meta.get("finalizers") or [])
+            if api.FINALIZER not in finalizers:
+                parent = await self.kube.set_finalizers(parent, [*finalizers, api.FINALIZER])
+                self.parents.write_through(parent)
+                meta = parent["metadata"]
+                out.finalizer = "add"
+                log.info("finalizer added", extra={"ds": ds, "finalizer": api.FINALIZER})
+
+        for step in plan.apply:
+            m = step.manifest
+            kind, name = m["kind"], m["metadata"]["name"]
+            if step.create:
+                existing = await self.kube.get(m["apiVersion"], kind, ns, name)
+                if existing is not None:
+                    self.holders.setdefault(key, set()).add(Holder(m["apiVersion"], kind, name))
+                    out.held.append(f"{kind}/{name}")
+                    log.warning(
+                        "name already taken: not applying",
+                        extra={"ds": ds, "kind": kind, "name": name, "component": step.component},
+                    )
+                    continue
+            self._trace("apply", key, kind=kind, name=name, component=step.component, create=step.create)
+            t0 = time.monotonic()
+            live = await self.kube.apply(m)
+            informer = self.owned.get(kind)
+            if informer is not None:
+                informer.write_through(live)
+            out.applied += 1
+            log.info(
+                "applied",
+                extra={
+                    "ds": ds,
+                    "kind": kind,
+                    "name": name,
+                    "component": step.component,
+                    "create": step.create,
+                    "ms": round((time.monotonic() - t0) * 1000, 1),
+                },
+            )
+
+        for ref in plan.delete:
+            try:
+                result = await self.kube.delete(ref)
+            except ApiError as e:
+                if e.status.code == 409:  # uid precondition failed: a namesake replaced it, leave it
+                    log.info(
+                        "delete skipped: object was replaced",
+                        extra={"ds": ds, "kind": ref.kind, "name": ref.name, "uid": ref.uid},
+                    )
+                    continue
+                raise
+            out.deleted += 1
+            self._trace("delete", key, kind=ref.kind, name=ref.name, component=ref.component)
+            informer = self.owned.get(ref.kind)
+            if informer is not None and result is not None and (result.get("metadata") or {}).get("deletionTimestamp"):
+                informer.write_through(result)  # still there, finalizing: show the core it is going
+            log.info(
+                "deleted" if result is not None else "delete: already gone",
+                extra={
+                    "ds": ds,
+                    "kind": ref.kind,
+                    "name": ref.name,
+                    "component": ref.component,
+                    "uid": ref.uid,
+                },
+            )
+
+        if plan.status and status_differs(plan.status, parent.get("status")):
+            parent = await self.kube.apply_status(parent, plan.status)
+            self.parents.write_through(parent)
+            out.status_written = True
+            self._trace("status", key, phase=plan.status.get("phase"), message=plan.status.get("message"))
+            log.info(
+                "status written",
+                extra={"ds": ds, "phase": plan.status.get("phase"), "message": plan.status.get("message")},
+            )
+
+        for event in plan.events:
+            try:
+                await self.kube.create_event(parent, event)
+                out.events += 1
+                log.info(
+                    "event",
+                    extra={"ds": ds, "type": event.type, "reason": event.reason, "detail": event.message},
+                )
+            except Exception as e:  # an Event is never worth failing the reconcile
+                log.warning(
+                    "event not recorded",
+                    extra={"ds": ds, "reason": event.reason, "error": api_error_text(e)},
+                )
+
+        if plan.finalizer == "remove":
+            finalizers = list(parent["metadata"].get("finalizers") or [])
+            if api.FINALIZER in finalizers:
+                try:
+                    parent = await self.kube.set_finalizers(parent, [f for f in finalizers if f != api.FINALIZER])
+                    self.parents.write_through(parent)
+                except ApiError as e:
+                    if e.status.code != 404:
+                        raise
+                out.finalizer = "remove"
+                log.info("finalizer removed", extra={"ds": ds, "finalizer": api.FINALIZER})
+        return parent
+
+    async def _report_api_error(self, key: ParentKey, parent: Mapping[str, Any], e: ApiError) -> None:
+        """Record a request the API refused (invalid, forbidden) as a Warning Event, once per message.
+
+        Transient failures (conflicts, timeouts, server errors) are only retried with backoff.
+        """
+        if e.status.code not in (400, 403, 404, 422):
+            return
+        message = api_error_text(e)
+        if self._last_error.get(key) == message:
+            return
+        self._last_error[key] = message
+        try:
+            await self.kube.create_event(parent, Event("Warning", "RequestRefused", message[:1024]))
+        except Exception as err:
+            log.warning("event not recorded", extra={"ds": fmt_key(key), "error": api_error_text(err)})
