@@ -163,6 +163,7 @@ class Operator:
                     "what": "probe",
                     "ds": fmt_key(parent),  # type: ignore[arg-type]
                     "key": key,
+                    "component": getattr(self.probes.requests(parent).get(key), "component", ""),
                     "ok": result.ok,
                     "message": result.message,
                 }
