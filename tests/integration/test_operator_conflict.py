@@ -1,0 +1,81 @@
+"""Issue 4, "Done when" 7: two DataServices whose objects would clash in one namespace -- the second
+reports a Conflict naming the object and its owner, the first is untouched; the same sample in two
+namespaces -- both Ready."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import pytest
+from lightkube import Client
+
+from d3os_operator import harness
+
+pytest.register_assert_rewrite("tests.integration.standin")
+from .standin import Env, StandIn, wait_for  # noqa: E402
+
+pytest_plugins = ("tests.integration.standin",)
+pytestmark = pytest.mark.integration
+
+
+def _versions(env: Env) -> dict[str, str]:
+    out = {}
+    for kind in ("Deployment", "StatefulSet", "Service", "ConfigMap", "Secret", "PersistentVolumeClaim"):
+        for o in env.objects(kind):
+            out[f"{kind}/{o['metadata']['name']}"] = o["metadata"]["resourceVersion"]
+    return out
+
+
+def test_second_dataservice_reports_conflict_and_first_is_untouched(deployed: Env, sample: dict[str, Any]) -> None:
+    env = deployed
+    before = _versions(env)
+    second = copy.deepcopy(sample)
+    second["metadata"]["name"] = "dataservice-second"
+    mark = len(env.operator.records)
+    env.apply(second)
+
+    def conflict() -> dict[str, Any] | None:
+        ds = env.ds("dataservice-second")
+        deg = harness.condition(ds, "Degraded")
+        return ds if deg.get("status") == "True" and deg.get("reason") == "Conflict" else None
+
+    ds = wait_for("the second DataService to report a Conflict", conflict, 60)
+    deg = harness.condition(ds, "Degraded")
+    print("\nDegraded:", deg["message"])
+    assert "mysql-dataservice" in deg["message"], deg
+    assert "dataservice-sample" in deg["message"], "names the owner"
+    assert harness.condition(ds, "Ready").get("status") == "False"
+    time.sleep(3)  # give a wrong operator time to do damage
+    applied_for_second = [r for r in env.operator.records[mark:]
+                          if r["what"] in ("apply", "delete") and r["ds"].endswith("/dataservice-second")]
+    assert applied_for_second == []
+    assert _versions(env) == before, "the first DataService's objects are untouched"
+    first = env.ds()
+    assert harness.is_ready(first)
+
+    # removing the second one must not touch the first one's objects either
+    env.cluster.kubectl("delete", "dataservice", "dataservice-second", "-n", env.namespace, "--timeout=60s")
+    assert _versions(env) == before
+    assert harness.is_ready(env.ds())
+
+
+def test_same_sample_in_two_namespaces_both_ready(k8s_cluster: Any, client: Client, crd: None,
+                                                   k8s_namespace: str, sample: dict[str, Any]) -> None:
+    other = f"{k8s_namespace}-b"
+    k8s_cluster.kubectl("create", "namespace", other)
+    try:
+        with harness.RunningOperator(k8s_cluster.kubeconfig, namespaces=[k8s_namespace, other]) as op:
+            a = Env(k8s_cluster, client, k8s_namespace, StandIn(), op)
+            b = Env(k8s_cluster, client, other, StandIn(), op)
+            a.apply(sample)
+            b.apply(sample)
+            a.wait_ready()
+            b.wait_ready()
+            for env in (a, b):
+                uid = env.ds()["metadata"]["uid"]  # type: ignore[index]
+                for d in env.objects("Deployment"):
+                    assert [r["uid"] for r in d["metadata"]["ownerReferences"]] == [uid]
+    finally:
+        k8s_cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
