@@ -61,3 +61,15 @@ def dependents_closure(deps: Mapping[str, Sequence[str]], key: str) -> set[str]:
                 out.add(k)
                 frontier.append(k)
     return out
+
+
+def ancestors(deps: Mapping[str, Sequence[str]], key: str) -> list[str]:
+    """Everything ``key`` depends on, directly or through others, nearest first."""
+    out: list[str] = []
+    frontier = list(deps.get(key, ()))
+    while frontier:
+        cur = frontier.pop(0)
+        if cur not in out and cur != key:
+            out.append(cur)
+            frontier.extend(deps.get(cur, ()))
+    return out

@@ -15,7 +15,7 @@ from typing import Any
 from . import api
 from .dataservice import DATASERVICE
 from .drift import covers
-from .graph import topo_order
+from .graph import ancestors, topo_order
 from .hashing import content_hash
 from .product import ProductDef, WorkloadKind
 from .readiness import rollout
@@ -162,9 +162,9 @@ def _plan_rollout(
         desired_keys.update((o["kind"], o["metadata"]["name"]) for o in r.objects)
 
     owned_stale = _stale(who, observed, desired_keys)
-    for key in order:
+    for key in order:  # "start a component only after everything before it is ready": transitively
         comps[key] = _plan_component(
-            who, states[key], rendered[key], deps[key], comps, observed, prev_comps.get(key), owned_stale, work
+            who, states[key], rendered[key], ancestors(deps, key), comps, observed, prev_comps.get(key), owned_stale, work
         )
 
     all_ready = all(c.ready for c in comps.values())
@@ -239,6 +239,8 @@ def _plan_component(
                       "or remove that object")
 
     blockers = [d for d in deps if not comps[d].ready]
+    if len(blockers) > 1:  # name the nearest only: the others are waiting on it too
+        blockers = [b for b in blockers if comps[b].state != "Waiting"] or blockers[:1]
     repair = bool(outdated) and comp_hash == prev_hash  # self-heal of a state already reached
     if outdated and blockers and not repair:
         return status("Waiting", "waiting for " + ", ".join(

@@ -1,0 +1,76 @@
+"""Shared helpers for the core's unit tests: the seed's sample and a loop that drives a fake cluster."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from d3os_core import FINALIZER, Facts, Plan, plan
+from d3os_core.fake import FakeCluster
+
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dataservice-sample.yaml"
+ORDER = ["mysql", "uuc", "eureka", "api-manager", "auth", "ds-adapter", "es-adapter", "trd-adapter",
+         "gateway-master", "gateway-web", "proxy", "web"]
+
+
+def sample(**meta: Any) -> dict[str, Any]:
+    """The seed's sample as the API would return it (namespace, uid, generation, our finalizer)."""
+    ds: dict[str, Any] = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
+    ds["metadata"].update({"namespace": "default", "uid": "ds-uid-1", "generation": 1,
+                           "finalizers": [FINALIZER], **meta})
+    return ds
+
+
+class Driver:
+    """Runs plan → carry out → (settle) passes, keeping the parent's status as the shell would."""
+
+    def __init__(self, ds: dict[str, Any], cluster: FakeCluster | None = None) -> None:
+        self.ds = ds
+        self.fc = cluster or FakeCluster()
+        self.tick = 0
+        self.plans: list[Plan] = []
+
+    def step(self, *, settle: bool | list[str] = True, probe: bool = True) -> Plan:
+        self.tick += 1
+        p = plan(self.ds, self.fc.observed(), Facts(now=f"2026-01-01T00:00:{self.tick:02d}Z", secret_seed="seed"))
+        self.plans.append(p)
+        if p.finalizer == "add":
+            self.ds["metadata"].setdefault("finalizers", []).append(FINALIZER)
+        elif p.finalizer == "remove":
+            self.ds["metadata"]["finalizers"].remove(FINALIZER)
+        self.ds["status"] = copy.deepcopy(p.status)
+        self.fc.carry_out(p, probe=probe)
+        if settle is True:
+            self.fc.settle()
+        elif settle:
+            self.fc.settle(settle)
+        return p
+
+    def converge(self, limit: int = 60) -> Plan:
+        for _ in range(limit):
+            p = self.step()
+            if not p.apply and not p.delete and self.ready:
+                return p
+        raise AssertionError(f"did not converge: {self.ds['status'].get('message')}")
+
+    def change(self, mutate: Any) -> None:
+        mutate(self.ds["spec"])
+        self.ds["metadata"]["generation"] += 1
+
+    @property
+    def ready(self) -> bool:
+        return condition(self.ds, "Ready")["status"] == "True"
+
+    def component(self, key: str) -> dict[str, Any]:
+        return next(c for c in self.ds["status"]["components"] if c["name"] == key)
+
+
+def condition(ds: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in ds["status"]["conditions"] if c["type"] == type_)
+
+
+def applied_components(p: Plan) -> set[str]:
+    return {a.component for a in p.apply}

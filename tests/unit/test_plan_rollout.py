@@ -1,0 +1,116 @@
+"""The ordered rollout: the seed's PHASE/MESSAGE sequence, gating, and steady state."""
+
+from __future__ import annotations
+
+import pytest
+
+from d3os_core import Facts, Observed, plan
+from d3os_core.fake import FakeCluster
+
+from .helpers import ORDER, Driver, applied_components, condition, sample
+
+
+def seed_message(current: str) -> str:
+    return "->".join(f"[{k}]" if k == current else k for k in ORDER)
+
+
+def test_full_rollout_reproduces_the_seed_sequence() -> None:
+    d = Driver(sample())
+    seen: list[tuple[str, str]] = []
+    while True:
+        p = d.step()
+        seen.append((p.status["phase"], p.status["message"]))
+        if d.ready and not p.apply:
+            break
+        assert len(seen) < 30
+    expected = [(f"{k}已部署", seed_message(k)) for k in ORDER]
+    dedup = [s for i, s in enumerate(seen) if i == 0 or s != seen[i - 1]]
+    assert dedup == expected
+    assert condition(d.ds, "Ready")["reason"] == "AllComponentsReady"
+    assert condition(d.ds, "Progressing")["status"] == "False"
+    assert condition(d.ds, "Degraded")["status"] == "False"
+    assert d.ds["status"]["ready"] == "12/12"
+
+
+def test_each_pass_applies_exactly_the_next_component() -> None:
+    d = Driver(sample())
+    applied = [applied_components(d.step()) for _ in range(len(ORDER))]
+    assert applied == [{k} for k in ORDER]
+
+
+def test_first_pass_asks_for_the_finalizer() -> None:
+    ds = sample(finalizers=[])
+    p = plan(ds, Observed(), Facts())
+    assert p.finalizer == "add"
+
+
+@pytest.mark.parametrize("stuck", ["mysql", "eureka", "auth", "gateway-web"])
+def test_an_unready_component_blocks_everything_after_it(stuck: str) -> None:
+    d = Driver(sample())
+    for _ in range(40):
+        names = [n for (kind, n) in d.fc.objects if kind in ("Deployment", "StatefulSet")]
+        stuck_name = d.ds["spec"][stuck]["name"]
+        d.step(settle=[n for n in names if n != stuck_name])
+    after = ORDER[ORDER.index(stuck) + 1:]
+    created = {o["metadata"]["labels"]["app.kubernetes.io/component"] for o in d.fc.objects.values()}
+    assert stuck in created
+    assert not created & set(after)
+    assert d.component(stuck)["state"] == "Progressing"
+    assert all(d.component(k)["state"] == "Waiting" for k in after)
+    assert d.ds["status"]["phase"] == f"{stuck}已部署"
+    assert d.ds["status"]["message"] == seed_message(stuck)
+    assert condition(d.ds, "Progressing")["status"] == "True"
+    assert stuck in condition(d.ds, "Progressing")["message"]
+
+
+def test_steady_state_writes_nothing_and_emits_nothing() -> None:
+    d = Driver(sample())
+    d.converge()
+    for _ in range(3):
+        p = d.step()
+        assert p.apply == () and p.delete == () and p.events == ()
+        assert p.requeue_after is None
+        assert p.finalizer is None
+
+
+def test_third_party_down_waits_at_uuc_and_resumes() -> None:
+    fc = FakeCluster(third_party_up=False)
+    d = Driver(sample(), fc)
+    for _ in range(6):
+        d.step()
+    assert d.component("uuc")["state"] == "Progressing"
+    assert "id.cosmoplat.com" in d.component("uuc")["message"]
+    assert d.ds["status"]["message"] == seed_message("uuc")
+    prog = condition(d.ds, "Progressing")
+    assert prog["status"] == "True" and "uuc" in prog["message"]
+    assert not any(k == "Deployment" for k, _ in fc.objects)
+    fc.third_party_up = True
+    d.step()  # the probe result arrives
+    p = d.step()
+    assert applied_components(p) == {"eureka"}
+
+
+def test_status_is_observation_not_hope() -> None:
+    d = Driver(sample())
+    d.step(settle=False)
+    assert d.component("mysql")["state"] == "Progressing"
+    assert not d.component("mysql")["ready"]
+    assert d.ds["status"]["ready"] == "0/12"
+
+
+def test_condition_transition_time_moves_only_on_change() -> None:
+    d = Driver(sample())
+    d.step(settle=False)
+    t0 = condition(d.ds, "Degraded")["lastTransitionTime"]
+    d.step(settle=False)
+    assert condition(d.ds, "Degraded")["lastTransitionTime"] == t0
+    assert all(c["observedGeneration"] == 1 for c in d.ds["status"]["conditions"])
+
+
+def test_events_tell_the_story_once() -> None:
+    d = Driver(sample())
+    d.converge()
+    reasons = [e.reason for p in d.plans for e in p.events]
+    assert reasons.count("Ready") == 1
+    assert reasons.count("ComponentReady") == 12
+    assert reasons.count("Deploying") == 12
