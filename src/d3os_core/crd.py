@@ -98,7 +98,7 @@ def spec_schema(product: ProductDef) -> JSON:
                     "rule": f"self.kind in {allowed}",
                     "message": f"spec.{comp.key}.kind: allowed values are {names}",
                     "fieldPath": ".kind",
-                    "reason": "FieldValueNotSupported",
+                    "reason": "FieldValueInvalid",
                 })
             comp_rules.append({
                 "rule": "self.kind != 3 || (has(self.thirdParty) && (has(self.thirdParty.url) "
