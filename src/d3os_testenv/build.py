@@ -204,8 +204,7 @@ def _run_go(
                 of = f"/{total}" if total else ""
                 _say(
                     progress,
-                    f"  ... {what}: {_fmt_secs(time.monotonic() - start)} elapsed, "
-                    f"{count[0]}{of} {unit} (log: {log})",
+                    f"  ... {what}: {_fmt_secs(time.monotonic() - start)} elapsed, {count[0]}{of} {unit} (log: {log})",
                 )
 
         t = threading.Thread(target=beat, daemon=True)
@@ -222,8 +221,7 @@ def _run_go(
     if rc != 0:
         tail = "\n".join(out.splitlines()[-25:])
         raise BuildError(
-            f"{what} failed (exit {rc}): `{' '.join(cmd)}` in {cwd}\n{tail}\n"
-            f"(full log: {log}){_diagnose(out)}"
+            f"{what} failed (exit {rc}): `{' '.join(cmd)}` in {cwd}\n{tail}\n(full log: {log}){_diagnose(out)}"
         )
     return out
 
@@ -308,10 +306,14 @@ def build_kubernetes(tc: Toolchain, go: str, progress: ProgressFn | None, jobs: 
     t0 = time.monotonic()
     _say(progress, f"kubernetes {v}: fetching k8s.io/kubernetes@{v} go.mod from the module proxy")
     raw = _run_go(
-        go, ["mod", "download", "-json", f"k8s.io/kubernetes@{v}"], src, log,
-        f"`go mod download k8s.io/kubernetes@{v}`", progress,
+        go,
+        ["mod", "download", "-json", f"k8s.io/kubernetes@{v}"],
+        src,
+        log,
+        f"`go mod download k8s.io/kubernetes@{v}`",
+        progress,
     )
-    info = json.loads(raw[raw.index("{"):])
+    info = json.loads(raw[raw.index("{") :])
     if info.get("Error"):
         raise BuildError(f"module proxy refused k8s.io/kubernetes@{v}: {info['Error']}")
     gomod_text = Path(info["GoMod"]).read_text()
@@ -323,8 +325,9 @@ def build_kubernetes(tc: Toolchain, go: str, progress: ProgressFn | None, jobs: 
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    _compile(go, src, log, f"compiling Kubernetes {v}", progress, jobs, _ldflags_kubernetes(v),
-             Path(str(tmp) + "/"), pkgs)
+    _compile(
+        go, src, log, f"compiling Kubernetes {v}", progress, jobs, _ldflags_kubernetes(v), Path(str(tmp) + "/"), pkgs
+    )
     _finish(tmp, out_dir)
     _say(progress, f"kubernetes {v}: built in {_fmt_secs(time.monotonic() - t0)} -> {out_dir}")
 
@@ -353,8 +356,7 @@ def build_etcd(tc: Toolchain, go: str, progress: ProgressFn | None, jobs: int) -
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     ldflags = f"-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=module-{v}"
-    _compile(go, src, log, f"compiling etcd {v}", progress, jobs, ldflags, tmp / "etcd",
-             ["go.etcd.io/etcd/server/v3"])
+    _compile(go, src, log, f"compiling etcd {v}", progress, jobs, ldflags, tmp / "etcd", ["go.etcd.io/etcd/server/v3"])
     _finish(tmp, out_dir)
     _say(progress, f"etcd {v}: built in {_fmt_secs(time.monotonic() - t0)} -> {out_dir}")
 
@@ -385,8 +387,7 @@ def build_kwok(tc: Toolchain, go: str, progress: ProgressFn | None, jobs: int) -
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     ldflags = "-s -w"
-    _compile(go, src, log, f"compiling kwok {v}", progress, jobs, ldflags, tmp / "kwok",
-             ["sigs.k8s.io/kwok/cmd/kwok"])
+    _compile(go, src, log, f"compiling kwok {v}", progress, jobs, ldflags, tmp / "kwok", ["sigs.k8s.io/kwok/cmd/kwok"])
     _finish(tmp, out_dir)
     write_kwok_stages(tc, go, progress)
     _say(progress, f"kwok {v}: built in {_fmt_secs(time.monotonic() - t0)} -> {out_dir}")
@@ -409,10 +410,14 @@ def write_kwok_stages(tc: Toolchain, go: str, progress: ProgressFn | None) -> No
     log = tc.root / "logs" / f"kwok-{v}.log"
     src.mkdir(parents=True, exist_ok=True)
     raw = _run_go(
-        go, ["mod", "download", "-json", f"sigs.k8s.io/kwok@{v}"], src, log,
-        f"`go mod download sigs.k8s.io/kwok@{v}`", progress,
+        go,
+        ["mod", "download", "-json", f"sigs.k8s.io/kwok@{v}"],
+        src,
+        log,
+        f"`go mod download sigs.k8s.io/kwok@{v}`",
+        progress,
     )
-    info = json.loads(raw[raw.index("{"):])
+    info = json.loads(raw[raw.index("{") :])
     if info.get("Error"):
         raise BuildError(f"module proxy refused sigs.k8s.io/kwok@{v}: {info['Error']}")
     mod_dir = Path(info["Dir"])
@@ -429,15 +434,27 @@ def write_kwok_stages(tc: Toolchain, go: str, progress: ProgressFn | None) -> No
 
 
 def _compile(
-    go: str, src: Path, log: Path, what: str, progress: ProgressFn | None, jobs: int,
-    ldflags: str, out: Path, pkgs: Sequence[str],
+    go: str,
+    src: Path,
+    log: Path,
+    what: str,
+    progress: ProgressFn | None,
+    jobs: int,
+    ldflags: str,
+    out: Path,
+    pkgs: Sequence[str],
 ) -> None:
     """``go build`` with a progress line: packages compiled so far of the packages needed."""
     total = 0
     try:
         listed = subprocess.run(
-            [go, "list", "-deps", *pkgs], cwd=src, env=_go_env(), capture_output=True, text=True,
-            timeout=300, check=False,
+            [go, "list", "-deps", *pkgs],
+            cwd=src,
+            env=_go_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         total = len(listed.stdout.split()) if listed.returncode == 0 else 0
     except subprocess.TimeoutExpired:
@@ -446,7 +463,12 @@ def _compile(
     _run_go(
         go,
         ["build", "-v", f"-p={jobs}", "-trimpath", "-ldflags", ldflags, "-o", str(out), *pkgs],
-        src, log, what, progress, unit="packages compiled", total=total,
+        src,
+        log,
+        what,
+        progress,
+        unit="packages compiled",
+        total=total,
     )
 
 

@@ -80,9 +80,15 @@ def generate(directory: Path, service_ip: str = "10.96.0.1") -> ClusterPKI:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -94,8 +100,13 @@ def generate(directory: Path, service_ip: str = "10.96.0.1") -> ClusterPKI:
     _write_private(ca.key, _key_pem(ca_key))
 
     def leaf(
-        stem: str, cn: str, org: str | None, server: bool, client: bool,
-        dns: tuple[str, ...] = (), ips: tuple[str, ...] = (),
+        stem: str,
+        cn: str,
+        org: str | None,
+        server: bool,
+        client: bool,
+        dns: tuple[str, ...] = (),
+        ips: tuple[str, ...] = (),
     ) -> Pair:
         key = _key()
         usages = []
@@ -114,16 +125,20 @@ def generate(directory: Path, service_ip: str = "10.96.0.1") -> ClusterPKI:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                    encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         )
         if dns or ips:
             sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
@@ -136,9 +151,16 @@ def generate(directory: Path, service_ip: str = "10.96.0.1") -> ClusterPKI:
         return pair
 
     apiserver = leaf(
-        "apiserver", "kube-apiserver", None, server=True, client=True,
+        "apiserver",
+        "kube-apiserver",
+        None,
+        server=True,
+        client=True,
         dns=(
-            "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
             "kubernetes.default.svc.cluster.local",
         ),
         ips=("127.0.0.1", "::1", service_ip),

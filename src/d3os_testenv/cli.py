@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -14,8 +15,9 @@ from .build import BuildError, Versions, ensure_built, stderr_progress
 def _cluster(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .cluster import LocalCluster
 
-    return LocalCluster(args.name, nodes=getattr(args, "nodes", 3), pv_pool=getattr(args, "pvs", 16),
-                        progress=stderr_progress)
+    return LocalCluster(
+        args.name, nodes=getattr(args, "nodes", 3), pv_pool=getattr(args, "pvs", 16), progress=stderr_progress
+    )
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -30,7 +32,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     c = _cluster(args)
     c.start()
     print(f"cluster {c.name!r} is up: apiserver {c.server}", file=sys.stderr)
-    print(f"  eval \"$(d3os-testenv env{'' if c.name == 'default' else ' --name ' + c.name})\"", file=sys.stderr)
+    print(f'  eval "$(d3os-testenv env{"" if c.name == "default" else " --name " + c.name})"', file=sys.stderr)
     return 0
 
 
@@ -50,7 +52,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 
     c = LocalCluster.attach(args.name)
     print(f"export KUBECONFIG={shlex.quote(str(c.kubeconfig))}")
-    print(f"export PATH={shlex.quote(str(c.bin_dir))}:\"$PATH\"")
+    print(f'export PATH={shlex.quote(str(c.bin_dir))}:"$PATH"')
     return 0
 
 
@@ -59,8 +61,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     if args.all:
         for st in list_runs():
-            print(f"{st['name']}: apiserver https://127.0.0.1:{st['ports']['kube-apiserver']}"
-                  f"{' (ephemeral)' if st.get('ephemeral') else ''}")
+            print(
+                f"{st['name']}: apiserver https://127.0.0.1:{st['ports']['kube-apiserver']}"
+                f"{' (ephemeral)' if st.get('ephemeral') else ''}"
+            )
         return 0
     c = LocalCluster.attach(args.name)
     ok = True
@@ -136,10 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--pvs", type=int, default=16, help="initial Available PersistentVolumes")
     u.set_defaults(func=cmd_up)
 
-    named(sub.add_parser("down", help="stop the cluster's processes and remove its data")).set_defaults(
-        func=cmd_down)
-    named(sub.add_parser("env", help="print `export KUBECONFIG=... PATH=...` for eval")).set_defaults(
-        func=cmd_env)
+    named(sub.add_parser("down", help="stop the cluster's processes and remove its data")).set_defaults(func=cmd_down)
+    named(sub.add_parser("env", help="print `export KUBECONFIG=... PATH=...` for eval")).set_defaults(func=cmd_env)
     s = named(sub.add_parser("status", help="show component processes and /readyz"))
     s.add_argument("--all", action="store_true", help="list all clusters")
     s.set_defaults(func=cmd_status)
@@ -162,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     comp.set_defaults(func=cmd_component)
 
     args = p.parse_args(argv)
+    if hasattr(signal, "SIGPIPE"):  # `d3os-testenv status | head` must not print a traceback
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         return int(args.func(args))
     except BuildError as e:

@@ -45,6 +45,13 @@ STORAGE_CLASS = "standard"
 MANAGED_LABEL = "d3os-testenv.d3os.io/managed"
 PV_LABEL = "d3os-testenv.d3os.io/pool"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
+_START_TIMEOUTS = {
+    "etcd": 30.0,
+    "kube-apiserver": 120.0,
+    "kube-controller-manager": 60.0,
+    "kube-scheduler": 60.0,
+    "kwok": 60.0,
+}
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 
 
@@ -98,8 +105,15 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 def _kubeconfig_dict(
-    server: str, ca_pem: bytes, user: str, *, cert: bytes | None = None, key: bytes | None = None,
-    token: str | None = None, namespace: str | None = None, cluster_name: str = "d3os-testenv",
+    server: str,
+    ca_pem: bytes,
+    user: str,
+    *,
+    cert: bytes | None = None,
+    key: bytes | None = None,
+    token: str | None = None,
+    namespace: str | None = None,
+    cluster_name: str = "d3os-testenv",
 ) -> dict[str, Any]:
     u: dict[str, Any] = {}
     if cert is not None and key is not None:
@@ -145,6 +159,25 @@ def _flock(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _on_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: ask Linux to kill the child when the parent thread exits (PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        # SIGKILL, not SIGTERM: an ephemeral cluster's data is discarded anyway, and a kube-apiserver
+        # whose etcd is terminated at the same moment takes ~20 s for a graceful shutdown.
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except Exception:
+        pass
+
+
 @dataclass
 class _Proc:
     pid: int
@@ -170,7 +203,7 @@ class LocalCluster:
         root: Path | None = None,
         ephemeral: bool = False,
         progress: ProgressFn | None = None,
-        timeout: float | None = None,
+        timeout_scale: float | None = None,
         keep_data: bool = False,
     ) -> None:
         if not _NAME_RE.match(name):
@@ -178,14 +211,18 @@ class LocalCluster:
         self.name = name
         self.nodes = nodes
         self.pv_pool = pv_pool
-        self.node_capacity = node_capacity or {"cpu": "64", "memory": "512Gi", "pods": "1000",
-                                               "ephemeral-storage": "1Ti"}
+        self.node_capacity = node_capacity or {
+            "cpu": "64",
+            "memory": "512Gi",
+            "pods": "1000",
+            "ephemeral-storage": "1Ti",
+        }
         self.versions = versions or Versions.from_env()
         self.root = root or run_root()
         self.run_dir = self.root / name
         self.ephemeral = ephemeral
         self.progress = progress
-        self.timeout_scale = timeout or float(os.environ.get("D3OS_TESTENV_TIMEOUT_SCALE", "1"))
+        self.timeout_scale = timeout_scale or float(os.environ.get("D3OS_TESTENV_TIMEOUT_SCALE", "1"))
         self.keep_data = keep_data
         self.toolchain = Toolchain(self.versions)
         self.ports: dict[str, int] = {}
@@ -232,14 +269,21 @@ class LocalCluster:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        if self._owner:  # never tear down a cluster that was already running when we entered
+            self.stop()
+        elif self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
 
     @classmethod
     def attach(cls, name: str = "default", root: Path | None = None) -> LocalCluster:
         """A handle on a running cluster started by someone else (``d3os-testenv up``)."""
         c = cls(name, root=root)
         if not c.state_file.exists():
-            raise ClusterError(f"cluster {name!r} is not running (no {c.state_file}); run `d3os-testenv up --name {name}`")
+            raise ClusterError(
+                f"cluster {name!r} is not running (no {c.state_file}); run `d3os-testenv up --name {name}`"
+            )
         c._load_state()
         return c
 
@@ -397,16 +441,25 @@ class LocalCluster:
         ):
             _write_yaml(
                 self.run_dir / fname,
-                _kubeconfig_dict(self.server, ca, user, cert=pair.cert.read_bytes(), key=pair.key.read_bytes(),
-                                 cluster_name=f"d3os-testenv-{self.name}"),
+                _kubeconfig_dict(
+                    self.server,
+                    ca,
+                    user,
+                    cert=pair.cert.read_bytes(),
+                    key=pair.key.read_bytes(),
+                    cluster_name=f"d3os-testenv-{self.name}",
+                ),
             )
 
     def _write_state(self) -> None:
         st = {
             "name": self.name,
             "ports": self.ports,
-            "versions": {"kubernetes": self.versions.kubernetes, "etcd": self.versions.etcd,
-                         "kwok": self.versions.kwok},
+            "versions": {
+                "kubernetes": self.versions.kubernetes,
+                "etcd": self.versions.etcd,
+                "kwok": self.versions.kwok,
+            },
             "bin_dir": str(self.bin_dir),
             "nodes": self.nodes,
             "node_capacity": self.node_capacity,
@@ -429,23 +482,32 @@ class LocalCluster:
             peer = f"http://127.0.0.1:{p['etcd-peer']}"
             client = f"http://127.0.0.1:{p['etcd']}"
             return [
-                str(b / "etcd"), "--name=d3os", f"--data-dir={r}/data/etcd",
-                f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
-                f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-                f"--initial-cluster=d3os={peer}", "--initial-cluster-state=new",
+                str(b / "etcd"),
+                "--name=d3os",
+                f"--data-dir={r}/data/etcd",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=d3os={peer}",
+                "--initial-cluster-state=new",
                 f"--initial-cluster-token=d3os-testenv-{self.name}",
-                "--unsafe-no-fsync=true", "--quota-backend-bytes=8589934592",
-                "--log-level=warn", "--logger=zap",
+                "--unsafe-no-fsync=true",
+                "--quota-backend-bytes=8589934592",
+                "--log-level=warn",
+                "--logger=zap",
             ]
         if comp == "kube-apiserver":
             return [
                 str(b / "kube-apiserver"),
                 f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
                 "--etcd-prefix=/registry",
-                "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
                 f"--secure-port={p['kube-apiserver']}",
                 f"--cert-dir={pki}/apiserver",
-                f"--tls-cert-file={pki}/apiserver.crt", f"--tls-private-key-file={pki}/apiserver.key",
+                f"--tls-cert-file={pki}/apiserver.crt",
+                f"--tls-private-key-file={pki}/apiserver.key",
                 f"--client-ca-file={pki}/ca.crt",
                 f"--service-account-issuer={ISSUER}",
                 f"--service-account-key-file={pki}/sa.pub",
@@ -461,17 +523,22 @@ class LocalCluster:
             kc = f"{r}/controller-manager.kubeconfig"
             return [
                 str(b / "kube-controller-manager"),
-                f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-                "--bind-address=127.0.0.1", f"--secure-port={p['kube-controller-manager']}",
+                f"--kubeconfig={kc}",
+                f"--authentication-kubeconfig={kc}",
+                f"--authorization-kubeconfig={kc}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p['kube-controller-manager']}",
                 f"--cert-dir={pki}/controller-manager",
                 "--authorization-always-allow-paths=/healthz,/readyz,/livez",
                 "--leader-elect=false",
                 "--use-service-account-credentials=true",
                 f"--service-account-private-key-file={pki}/sa.key",
                 f"--root-ca-file={pki}/ca.crt",
-                f"--cluster-signing-cert-file={pki}/ca.crt", f"--cluster-signing-key-file={pki}/ca.key",
+                f"--cluster-signing-cert-file={pki}/ca.crt",
+                f"--cluster-signing-key-file={pki}/ca.key",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--kube-api-qps=200", "--kube-api-burst=400",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
                 "--pvclaimbinder-sync-period=3s",
                 "--profiling=false",
             ]
@@ -479,8 +546,11 @@ class LocalCluster:
             kc = f"{r}/scheduler.kubeconfig"
             return [
                 str(b / "kube-scheduler"),
-                f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-                "--bind-address=127.0.0.1", f"--secure-port={p['kube-scheduler']}",
+                f"--kubeconfig={kc}",
+                f"--authentication-kubeconfig={kc}",
+                f"--authorization-kubeconfig={kc}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p['kube-scheduler']}",
                 f"--cert-dir={pki}/scheduler",
                 "--authorization-always-allow-paths=/healthz,/readyz,/livez",
                 "--leader-elect=false",
@@ -509,8 +579,17 @@ class LocalCluster:
             lf.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(cmd)}\n".encode())
             lf.flush()
             popen = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT, cwd=self.run_dir,
-                env=env, start_new_session=True, close_fds=True,
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=lf,
+                stderr=subprocess.STDOUT,
+                cwd=self.run_dir,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+                # An ephemeral cluster (pytest session) dies with its owner even on SIGKILL. Only from
+                # the main thread: PDEATHSIG fires when the *thread* that forked exits.
+                preexec_fn=_die_with_parent if self.ephemeral and _on_main_thread() else None,
             )
         self._pidfile(comp).write_text(f"{popen.pid}\n")
         self._procs[comp] = _Proc(popen.pid, popen)
@@ -526,18 +605,21 @@ class LocalCluster:
     def _crash_report(self, comp: str) -> str:
         pr = self._procs.get(comp)
         code = pr.popen.returncode if pr and pr.popen else "?"
-        return (
-            f"{comp} exited (exit code {code}); last lines of {self.log_file(comp)}:\n"
-            f"{_tail(self.log_file(comp))}"
-        )
+        return f"{comp} exited (exit code {code}); last lines of {self.log_file(comp)}:\n{_tail(self.log_file(comp))}"
 
     def _check_alive(self, comps: Sequence[str] | None = None) -> None:
         for comp in comps or list(self._procs):
             if comp in self._procs and not self._alive(comp):
                 raise ClusterError(self._crash_report(comp))
 
-    def _wait(self, what: str, cond: Callable[[], bool], timeout: float, interval: float = 0.2,
-              detail: Callable[[], str] | None = None) -> None:
+    def _wait(
+        self,
+        what: str,
+        cond: Callable[[], bool],
+        timeout: float,
+        interval: float = 0.2,
+        detail: Callable[[], str] | None = None,
+    ) -> None:
         timeout *= self.timeout_scale
         deadline = time.monotonic() + timeout
         last_exc: BaseException | None = None
@@ -592,15 +674,15 @@ class LocalCluster:
             return self._http_ok(f"http://127.0.0.1:{p['kwok']}/healthz")
         return False
 
-    _TIMEOUTS = {"etcd": 30.0, "kube-apiserver": 120.0, "kube-controller-manager": 60.0,
-                 "kube-scheduler": 60.0, "kwok": 60.0}
-
     def _start_component_and_wait(self, comp: str) -> None:
         t = time.monotonic()
         self._spawn(comp)
-        self._wait(f"{comp} to become healthy (log: {self.log_file(comp)})",
-                   lambda: self._component_healthy(comp), self._TIMEOUTS[comp],
-                   detail=lambda: "last log lines:\n" + _tail(self.log_file(comp), 15))
+        self._wait(
+            f"{comp} to become healthy (log: {self.log_file(comp)})",
+            lambda: self._component_healthy(comp),
+            _START_TIMEOUTS[comp],
+            detail=lambda: "last log lines:\n" + _tail(self.log_file(comp), 15),
+        )
         self._say(f"  {comp} healthy in {time.monotonic() - t:.1f}s (pid {self._procs[comp].pid})")
 
     def _start_all(self) -> None:
@@ -639,8 +721,9 @@ class LocalCluster:
         with contextlib.suppress(FileNotFoundError):
             self._pidfile(comp).unlink()
 
-    def _kill_pid(self, pid: int, popen: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM,
-                  grace: float = 10.0) -> None:
+    def _kill_pid(
+        self, pid: int, popen: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, grace: float = 10.0
+    ) -> None:
         # Each component runs in its own session/process group; signal the group (go binaries do not
         # fork, but be thorough).
         def send(s: int) -> None:
@@ -678,8 +761,14 @@ class LocalCluster:
             self._client = Client(config=KubeConfig.from_file(str(self.kubeconfig)), field_manager="d3os-testenv")
         return self._client
 
-    def kubectl(self, *args: str, input: str | bytes | None = None, check: bool = True,
-                timeout: float = 120.0, kubeconfig: Path | str | None = None) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self,
+        *args: str,
+        input: str | bytes | None = None,
+        check: bool = True,
+        timeout: float = 120.0,
+        kubeconfig: Path | str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         cmd = [str(self.bin_dir / "kubectl"), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args]
         data = input.decode() if isinstance(input, bytes) else input
         res = subprocess.run(cmd, input=data, capture_output=True, text=True, timeout=timeout, check=False)
@@ -693,12 +782,15 @@ class LocalCluster:
         self._create_nodes()
         self._wait(
             f"{self.nodes} nodes to become Ready (kwok log: {self.log_file('kwok')})",
-            lambda: self._ready_nodes() >= self.nodes, 60.0,
+            lambda: self._ready_nodes() >= self.nodes,
+            60.0,
             detail=lambda: f"{self._ready_nodes()} of {self.nodes} Ready",
         )
         self._create_storage()
-        self._say(f"  bootstrap (ServiceAccount, {self.nodes} nodes, StorageClass, {self.pv_pool} PVs) "
-                  f"in {time.monotonic() - t:.1f}s")
+        self._say(
+            f"  bootstrap (ServiceAccount, {self.nodes} nodes, StorageClass, {self.pv_pool} PVs) "
+            f"in {time.monotonic() - t:.1f}s"
+        )
 
     def _has_default_sa(self) -> bool:
         from lightkube.resources.core_v1 import ServiceAccount
@@ -716,23 +808,29 @@ class LocalCluster:
         cl = self.client()
         for i in range(self.nodes):
             name = self.node_name(i)
-            node = from_dict({
-                "apiVersion": "v1",
-                "kind": "Node",
-                "metadata": {
-                    "name": name,
-                    "annotations": {"node.alpha.kubernetes.io/ttl": "0", "kwok.x-k8s.io/node": "fake"},
-                    "labels": {
-                        "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
-                        "kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux",
-                        "kubernetes.io/hostname": name, "kubernetes.io/role": "agent",
-                        "node-role.kubernetes.io/agent": "", "type": "kwok",
-                        "topology.kubernetes.io/zone": f"zone-{i % 3}",
-                        MANAGED_LABEL: "true",
+            node = from_dict(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": name,
+                        "annotations": {"node.alpha.kubernetes.io/ttl": "0", "kwok.x-k8s.io/node": "fake"},
+                        "labels": {
+                            "beta.kubernetes.io/arch": "amd64",
+                            "beta.kubernetes.io/os": "linux",
+                            "kubernetes.io/arch": "amd64",
+                            "kubernetes.io/os": "linux",
+                            "kubernetes.io/hostname": name,
+                            "kubernetes.io/role": "agent",
+                            "node-role.kubernetes.io/agent": "",
+                            "type": "kwok",
+                            "topology.kubernetes.io/zone": f"zone-{i % 3}",
+                            MANAGED_LABEL: "true",
+                        },
                     },
-                },
-                "status": {"capacity": dict(self.node_capacity), "allocatable": dict(self.node_capacity)},
-            })
+                    "status": {"capacity": dict(self.node_capacity), "allocatable": dict(self.node_capacity)},
+                }
+            )
             try:
                 cl.create(node)
             except ApiError as e:
@@ -753,18 +851,20 @@ class LocalCluster:
         from lightkube import ApiError
         from lightkube.codecs import from_dict
 
-        sc = from_dict({
-            "apiVersion": "storage.k8s.io/v1",
-            "kind": "StorageClass",
-            "metadata": {
-                "name": STORAGE_CLASS,
-                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
-                "labels": {MANAGED_LABEL: "true"},
-            },
-            "provisioner": "kubernetes.io/no-provisioner",
-            "reclaimPolicy": "Retain",
-            "volumeBindingMode": "Immediate",
-        })
+        sc = from_dict(
+            {
+                "apiVersion": "storage.k8s.io/v1",
+                "kind": "StorageClass",
+                "metadata": {
+                    "name": STORAGE_CLASS,
+                    "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+                    "labels": {MANAGED_LABEL: "true"},
+                },
+                "provisioner": "kubernetes.io/no-provisioner",
+                "reclaimPolicy": "Retain",
+                "volumeBindingMode": "Immediate",
+            }
+        )
         try:
             self.client().create(sc)
         except ApiError as e:
@@ -779,7 +879,11 @@ class LocalCluster:
     # ------------------------------------------------------------------ service-account kubeconfig
 
     def service_account_kubeconfig(
-        self, namespace: str, name: str, path: Path | str | None = None, duration: str = "24h",
+        self,
+        namespace: str,
+        name: str,
+        path: Path | str | None = None,
+        duration: str = "24h",
     ) -> Path:
         """Write a kubeconfig that authenticates as ServiceAccount ``namespace/name`` (TokenRequest)."""
         token = self.kubectl("create", "token", name, "-n", namespace, f"--duration={duration}").stdout.strip()
@@ -787,9 +891,17 @@ class LocalCluster:
             path = self.run_dir / f"sa-{namespace}-{name}.kubeconfig"
         path = Path(path)
         ca = (self.pki_dir / "ca.crt").read_bytes()
-        _write_yaml(path, _kubeconfig_dict(self.server, ca, f"system:serviceaccount:{namespace}:{name}",
-                                           token=token, namespace=namespace,
-                                           cluster_name=f"d3os-testenv-{self.name}"))
+        _write_yaml(
+            path,
+            _kubeconfig_dict(
+                self.server,
+                ca,
+                f"system:serviceaccount:{namespace}:{name}",
+                token=token,
+                namespace=namespace,
+                cluster_name=f"d3os-testenv-{self.name}",
+            ),
+        )
         return path
 
 
@@ -822,8 +934,12 @@ def ensure_pvs(client: Any, n: int, host_root: str = "/tmp/d3os-testenv-pv", cap
         phase = pv.status.phase if pv.status else None
         if phase == "Released":
             with contextlib.suppress(ApiError):
-                client.patch(PersistentVolume, pv.metadata.name,
-                             [{"op": "remove", "path": "/spec/claimRef"}], patch_type=PatchType.JSON)
+                client.patch(
+                    PersistentVolume,
+                    pv.metadata.name,
+                    [{"op": "remove", "path": "/spec/claimRef"}],
+                    patch_type=PatchType.JSON,
+                )
                 available += 1
         elif phase in (None, "Pending", "Available") and not pv.spec.claimRef:
             available += 1
@@ -834,19 +950,21 @@ def ensure_pvs(client: Any, n: int, host_root: str = "/tmp/d3os-testenv-pv", cap
         i += 1
         if name in existing:
             continue
-        pv = from_dict({
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": name, "labels": {PV_LABEL: STORAGE_CLASS, MANAGED_LABEL: "true"}},
-            "spec": {
-                "capacity": {"storage": capacity},
-                "accessModes": ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "storageClassName": STORAGE_CLASS,
-                "volumeMode": "Filesystem",
-                "hostPath": {"path": f"{host_root}/{name}", "type": "DirectoryOrCreate"},
-            },
-        })
+        pv = from_dict(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": name, "labels": {PV_LABEL: STORAGE_CLASS, MANAGED_LABEL: "true"}},
+                "spec": {
+                    "capacity": {"storage": capacity},
+                    "accessModes": ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "storageClassName": STORAGE_CLASS,
+                    "volumeMode": "Filesystem",
+                    "hostPath": {"path": f"{host_root}/{name}", "type": "DirectoryOrCreate"},
+                },
+            }
+        )
         try:
             client.create(pv)
         except ApiError as e:
@@ -901,8 +1019,10 @@ class ExternalCluster:
         self._client: Any = None
         cfg = yaml.safe_load(self.kubeconfig.read_text())
         ctx_name = cfg.get("current-context")
-        ctx = next((c["context"] for c in cfg.get("contexts", []) if c["name"] == ctx_name), {})
-        cl = next((c["cluster"] for c in cfg.get("clusters", []) if c["name"] == ctx.get("cluster")), {})
+        ctx: dict[str, Any] = next((c["context"] for c in cfg.get("contexts", []) if c["name"] == ctx_name), {})
+        cl: dict[str, Any] = next(
+            (c["cluster"] for c in cfg.get("clusters", []) if c["name"] == ctx.get("cluster")), {}
+        )
         self.server = cl.get("server", "")
         self._ca = base64.b64decode(cl["certificate-authority-data"]) if "certificate-authority-data" in cl else None
         if self._ca is None and cl.get("certificate-authority"):
@@ -916,8 +1036,14 @@ class ExternalCluster:
             self._client = Client(config=KubeConfig.from_file(str(self.kubeconfig)), field_manager="d3os-testenv")
         return self._client
 
-    def kubectl(self, *args: str, input: str | bytes | None = None, check: bool = True,
-                timeout: float = 120.0, kubeconfig: Path | str | None = None) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self,
+        *args: str,
+        input: str | bytes | None = None,
+        check: bool = True,
+        timeout: float = 120.0,
+        kubeconfig: Path | str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         exe = str(self.bin_dir / "kubectl") if self.bin_dir else (shutil.which("kubectl") or "kubectl")
         cmd = [exe, f"--kubeconfig={kubeconfig or self.kubeconfig}", *args]
         data = input.decode() if isinstance(input, bytes) else input
@@ -930,7 +1056,11 @@ class ExternalCluster:
         return ensure_pvs(self.client(), n)
 
     def service_account_kubeconfig(
-        self, namespace: str, name: str, path: Path | str | None = None, duration: str = "24h",
+        self,
+        namespace: str,
+        name: str,
+        path: Path | str | None = None,
+        duration: str = "24h",
     ) -> Path:
         if self._ca is None:
             raise ClusterError("the kubeconfig has no certificate-authority(-data); cannot build one for a token")
@@ -942,8 +1072,12 @@ class ExternalCluster:
             os.close(fd)
             path = tmp
         path = Path(path)
-        _write_yaml(path, _kubeconfig_dict(self.server, self._ca, f"system:serviceaccount:{namespace}:{name}",
-                                           token=token, namespace=namespace))
+        _write_yaml(
+            path,
+            _kubeconfig_dict(
+                self.server, self._ca, f"system:serviceaccount:{namespace}:{name}", token=token, namespace=namespace
+            ),
+        )
         return path
 
     def stop_component(self, comp: str) -> None:

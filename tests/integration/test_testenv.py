@@ -49,17 +49,19 @@ def _pod_template(app: str, image: str = IMAGE) -> dict[str, Any]:
 
 
 def deployment(name: str, replicas: int = 3, image: str = IMAGE) -> Any:
-    return from_dict({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": _labels(name),
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 1}},
-            "template": _pod_template(name, image),
-        },
-    })
+    return from_dict(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": replicas,
+                "selector": _labels(name),
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 1}},
+                "template": _pod_template(name, image),
+            },
+        }
+    )
 
 
 def _deployment_done(client: Client, name: str, ns: str, replicas: int) -> bool:
@@ -80,7 +82,8 @@ def _deployment_done(client: Client, name: str, ns: str, replicas: int) -> bool:
 def test_nodes_ready(k8s_cluster: Any) -> None:
     nodes = k8s_cluster.client().list(Node)
     ready = [
-        n.metadata.name for n in nodes
+        n.metadata.name
+        for n in nodes
         if any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
     ]
     assert len(ready) >= 3, ready
@@ -89,8 +92,7 @@ def test_nodes_ready(k8s_cluster: Any) -> None:
 def test_deployment_becomes_available(k8s_cluster: Any, k8s_namespace: str) -> None:
     client = k8s_cluster.client()
     client.create(deployment("web", replicas=3), namespace=k8s_namespace)
-    wait_for("Deployment web to have 3 available replicas",
-             lambda: _deployment_done(client, "web", k8s_namespace, 3))
+    wait_for("Deployment web to have 3 available replicas", lambda: _deployment_done(client, "web", k8s_namespace, 3))
     pods = list(client.list(Pod, namespace=k8s_namespace, labels={"app": "web"}))
     assert len(pods) == 3
     assert all(p.status.phase == "Running" and p.spec.nodeName for p in pods)
@@ -102,8 +104,12 @@ def test_rolling_update_completes(k8s_cluster: Any, k8s_namespace: str) -> None:
     client.create(deployment("roll", replicas=3, image=IMAGE), namespace=ns)
     wait_for("initial rollout", lambda: _deployment_done(client, "roll", ns, 3))
     new_image = "registry.example/d3os/fake:2"
-    client.patch(Deployment, "roll", {"spec": {"template": {"spec": {"containers": [
-        {"name": "main", "image": new_image}]}}}}, namespace=ns)
+    client.patch(
+        Deployment,
+        "roll",
+        {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": new_image}]}}}},
+        namespace=ns,
+    )
     wait_for("rolling update to complete", lambda: _deployment_done(client, "roll", ns, 3))
     pods = list(client.list(Pod, namespace=ns, labels={"app": "roll"}))
     live = [p for p in pods if p.metadata.deletionTimestamp is None]
@@ -118,25 +124,39 @@ def test_statefulset_with_volume_claim_becomes_ready(k8s_cluster: Any, k8s_names
     client = k8s_cluster.client()
     ns = k8s_namespace
     k8s_cluster.ensure_pvs(4)
-    client.create(from_dict({
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
-        "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 5432}]},
-    }), namespace=ns)
-    client.create(from_dict({
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {"name": "db"},
-        "spec": {
-            "serviceName": "db",
-            "replicas": 2,
-            "selector": _labels("db"),
-            "template": _pod_template("db"),
-            "volumeClaimTemplates": [{
-                "metadata": {"name": "data"},
-                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-            }],
-        },
-    }), namespace=ns)
+    client.create(
+        from_dict(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "db"},
+                "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 5432}]},
+            }
+        ),
+        namespace=ns,
+    )
+    client.create(
+        from_dict(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "StatefulSet",
+                "metadata": {"name": "db"},
+                "spec": {
+                    "serviceName": "db",
+                    "replicas": 2,
+                    "selector": _labels("db"),
+                    "template": _pod_template("db"),
+                    "volumeClaimTemplates": [
+                        {
+                            "metadata": {"name": "data"},
+                            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+                        }
+                    ],
+                },
+            }
+        ),
+        namespace=ns,
+    )
 
     def ready() -> bool:
         st = client.get(StatefulSet, "db", namespace=ns).status
@@ -155,17 +175,26 @@ def test_daemonset_rolls_out_on_every_node(k8s_cluster: Any, k8s_namespace: str)
     client = k8s_cluster.client()
     ns = k8s_namespace
     nodes = {n.metadata.name for n in client.list(Node)}
-    client.create(from_dict({
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": "agent"},
-        "spec": {"selector": _labels("agent"), "template": _pod_template("agent")},
-    }), namespace=ns)
+    client.create(
+        from_dict(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "DaemonSet",
+                "metadata": {"name": "agent"},
+                "spec": {"selector": _labels("agent"), "template": _pod_template("agent")},
+            }
+        ),
+        namespace=ns,
+    )
 
     def rolled_out() -> bool:
         st = client.get(DaemonSet, "agent", namespace=ns).status
-        return bool(st and st.desiredNumberScheduled == len(nodes) and st.numberReady == len(nodes)
-                    and st.updatedNumberScheduled == len(nodes))
+        return bool(
+            st
+            and st.desiredNumberScheduled == len(nodes)
+            and st.numberReady == len(nodes)
+            and st.updatedNumberScheduled == len(nodes)
+        )
 
     wait_for(f"DaemonSet agent ready on all {len(nodes)} nodes", rolled_out)
     placed = {p.spec.nodeName for p in client.list(Pod, namespace=ns, labels={"app": "agent"})}
@@ -175,11 +204,18 @@ def test_daemonset_rolls_out_on_every_node(k8s_cluster: Any, k8s_namespace: str)
 def test_nodeport_service_is_accepted(k8s_cluster: Any, k8s_namespace: str) -> None:
     client = k8s_cluster.client()
     ns = k8s_namespace
-    svc = from_dict({
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "edge"},
-        "spec": {"type": "NodePort", "selector": {"app": "edge"},
-                 "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30180}]},
-    })
+    svc = from_dict(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "edge"},
+            "spec": {
+                "type": "NodePort",
+                "selector": {"app": "edge"},
+                "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30180}],
+            },
+        }
+    )
 
     def create() -> bool:
         try:
@@ -203,11 +239,19 @@ def test_nodeport_service_is_accepted(k8s_cluster: Any, k8s_namespace: str) -> N
 def _rbac(client: Client, ns: str) -> None:
     for obj in (
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader"}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "cm-reader"},
-         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "reader"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-reader"},
-         "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": ns}]},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "cm-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": ns}],
+        },
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"a": "1"}},
     ):
         client.create(from_dict(obj), namespace=ns)
@@ -221,8 +265,9 @@ def _assert_least_privilege(kubeconfig: str, ns: str) -> None:
         assert "settings" in {c.metadata.name for c in sa.list(ConfigMap, namespace=ns)}
         # not granted: other verbs, other resources, other namespaces
         denied = [
-            lambda: sa.create(from_dict({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}),
-                              namespace=ns),
+            lambda: sa.create(
+                from_dict({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}), namespace=ns
+            ),
             lambda: list(sa.list(Secret, namespace=ns)),
             lambda: sa.delete(ConfigMap, "settings", namespace=ns),
             lambda: list(sa.list(ConfigMap, namespace="default")),
@@ -243,8 +288,7 @@ def test_service_account_kubeconfig_is_least_privilege(k8s_cluster: Any, k8s_nam
     path = k8s_cluster.service_account_kubeconfig(ns, "reader", path=tmp_path / "reader.kubeconfig")
     _assert_least_privilege(str(path), ns)
     # kubectl with the same kubeconfig: `auth can-i` agrees
-    assert k8s_cluster.kubectl("auth", "can-i", "list", "configmaps", "-n", ns,
-                               kubeconfig=path).stdout.strip() == "yes"
+    assert k8s_cluster.kubectl("auth", "can-i", "list", "configmaps", "-n", ns, kubeconfig=path).stdout.strip() == "yes"
     res = k8s_cluster.kubectl("auth", "can-i", "create", "configmaps", "-n", ns, kubeconfig=path, check=False)
     assert res.stdout.strip() == "no"
 
@@ -256,12 +300,19 @@ def test_cli_kubeconfig_for_service_account(k8s_cluster: Any, k8s_namespace: str
     _rbac(k8s_cluster.client(), ns)
     env = dict(os.environ, D3OS_TESTENV_RUN_DIR=str(k8s_cluster.run_dir.parent))
     cli = [sys.executable, "-m", "d3os_testenv.cli"]
-    out = subprocess.run([*cli, "kubeconfig", "--name", k8s_cluster.name, "--service-account", f"{ns}/reader"],
-                         env=env, capture_output=True, text=True, check=True, timeout=60).stdout
+    out = subprocess.run(
+        [*cli, "kubeconfig", "--name", k8s_cluster.name, "--service-account", f"{ns}/reader"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     path = tmp_path / "cli.kubeconfig"
     path.write_text(out)
     _assert_least_privilege(str(path), ns)
-    env_out = subprocess.run([*cli, "env", "--name", k8s_cluster.name], env=env, capture_output=True, text=True,
-                             check=True, timeout=60).stdout
+    env_out = subprocess.run(
+        [*cli, "env", "--name", k8s_cluster.name], env=env, capture_output=True, text=True, check=True, timeout=60
+    ).stdout
     assert f"export KUBECONFIG={k8s_cluster.kubeconfig}" in env_out
     assert f"export PATH={k8s_cluster.bin_dir}:" in env_out
