@@ -40,7 +40,7 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         if len(options) != 1:
             raise ValueError(f"cannot express anyOf {any_of!r} structurally")
         base = {k: v for k, v in node.items() if k != "anyOf"}
-        node = {**options[0], **{k: v for k, v in base.items() if k in ("description",)}}
+        node = {**options[0], **{k: v for k, v in base.items() if k in ("description", "x-kubernetes-validations")}}
         node = _structural(node, defs)
         if nullable:
             node["nullable"] = True
@@ -69,6 +69,9 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
                               "message": f"keys may have at most {limit} characters"})
         elif key == "maxLength" and node.get("type") == "object":
             out["maxProperties"] = value
+        elif key in ("exclusiveMinimum", "exclusiveMaximum"):  # JSON Schema number -> OpenAPI 3.0 bool
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
         else:
             out[key] = value
     if rules:
@@ -102,13 +105,29 @@ def spec_schema(product: ProductDef) -> JSON:
                 })
             comp_rules.append({
                 "rule": "self.kind != 3 || (has(self.thirdParty) && (has(self.thirdParty.url) "
-                        "|| has(self.thirdParty.checkCMD)))",
-                "message": f"spec.{comp.key}.thirdParty: kind 3 (thirdParty) needs thirdParty.url or "
-                           "thirdParty.checkCMD",
+                        "|| has(self.thirdParty.checkCMD) || has(self.thirdParty.check)))",
+                "message": f"spec.{comp.key}.thirdParty: kind 3 (thirdParty) needs thirdParty.url, "
+                           "thirdParty.check or thirdParty.checkCMD",
                 "fieldPath": ".thirdParty",
                 "reason": "FieldValueRequired",
             })
-            node["properties"]["kind"]["description"] = f"One of {KIND_CHOICES}."
+            kind = node["properties"]["kind"]
+            kind.pop("minimum", None)
+            kind.pop("maximum", None)
+            kind["x-kubernetes-validations"] = [{
+                "rule": f"self in {[k.value for k in WorkloadKind]}",
+                "message": f"spec.{comp.key}.kind must be one of {KIND_CHOICES}",
+            }]
+            kind["description"] = f"One of {KIND_CHOICES}."
+        else:
+            node_port = node["properties"]["nodePort"]
+            node_port.pop("minimum", None)
+            node_port.pop("maximum", None)
+            node_port["x-kubernetes-validations"] = [{
+                "rule": "self >= 30000 && self <= 32767",
+                "message": f"spec.{comp.key}.nodePort must be from 30000 to 32767 (the NodePort range), "
+                           "or null for a ClusterIP Service",
+            }]
         if comp.storage is None and comp.role == "middleware":
             node["properties"].pop("storage", None)
         node["x-kubernetes-validations"] = comp_rules

@@ -164,7 +164,8 @@ def _plan_rollout(
     owned_stale = _stale(who, observed, desired_keys)
     for key in order:  # "start a component only after everything before it is ready": transitively
         comps[key] = _plan_component(
-            who, states[key], rendered[key], ancestors(deps, key), comps, observed, prev_comps.get(key), owned_stale, work
+            who, states[key], rendered[key], ancestors(deps, key), comps, observed, prev_comps.get(key),
+            owned_stale, work,
         )
 
     all_ready = all(c.ready for c in comps.values())

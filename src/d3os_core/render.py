@@ -328,6 +328,7 @@ def _workload(
             "initialDelaySeconds": 5,
             "periodSeconds": 10,
         },
+        "securityContext": {"allowPrivilegeEscalation": False, "privileged": False},
     }
     if comp.config_mount_path is None:
         container["envFrom"] = [{"configMapRef": {"name": st.name}}]
@@ -356,7 +357,11 @@ def _workload(
     )
     if resources:
         container["resources"] = resources
-    pod_spec: JSON = {"containers": [container]}
+    pod_spec: JSON = {
+        "containers": [container],
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "automountServiceAccountToken": False,
+    }
     if volumes:
         pod_spec["volumes"] = volumes
     if spec.image_pull_secrets:

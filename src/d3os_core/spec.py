@@ -7,9 +7,9 @@ gets its own keys without code of its own.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
 from .product import ComponentDef, ProductDef
 
@@ -42,13 +42,64 @@ class _Strict(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
 
 
+class HttpCheckSpec(_Strict):
+    """A structured HTTP(S) health check."""
+
+    url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://[^\s]+$",
+                     description="Absolute http:// or https:// URL.")
+    method: Literal["GET", "HEAD"] = Field("GET", description="GET or HEAD.")
+    insecure: bool = Field(False, description="Skip TLS certificate verification.")
+    follow_redirects: bool = Field(False, alias="followRedirects")
+    timeout_seconds: float = Field(5.0, alias="timeoutSeconds", gt=0, le=300)
+    fail_on_http_error: bool = Field(True, alias="failOnHttpError",
+                                     description="A status of 400 or more fails the check (curl --fail).")
+
+
+class TcpCheckSpec(_Strict):
+    """A structured TCP connect check."""
+
+    host: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9:\[\]]+$")
+    port: _Port
+    timeout_seconds: float = Field(5.0, alias="timeoutSeconds", gt=0, le=300)
+
+
+class CheckSpec(_Strict):
+    """Exactly one of ``http`` or ``tcp``: the structured alternative to ``checkCMD``."""
+
+    model_config = ConfigDict(
+        populate_by_name=True, extra="forbid", frozen=True,
+        json_schema_extra={"x-kubernetes-validations": [{
+            "rule": "has(self.http) != has(self.tcp)",
+            "message": "thirdParty.check: set exactly one of http or tcp",
+        }]},
+    )
+
+    http: HttpCheckSpec | None = None
+    tcp: TcpCheckSpec | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CheckSpec:
+        if (self.http is None) == (self.tcp is None):
+            raise ValueError("set exactly one of http or tcp")
+        return self
+
+
 class ThirdParty(_Strict):
     """An existing service used instead of a workload (``kind: 3``)."""
+
+    check: CheckSpec | None = Field(
+        None, description="Structured health check (preferred over checkCMD for new resources)."
+    )
 
     check_cmd: str | None = Field(
         None,
         alias="checkCMD",
         max_length=2048,
+        json_schema_extra={"x-kubernetes-validations": [{
+            "rule": r"!self.matches('[;|&$`<>()\n\r\\\\]')",
+            "message": "checkCMD is parsed, never run by a shell: it may not contain ; | & $ ` < > ( ) \\ "
+                       "or line breaks; supported: curl [flags] URL or nc -z HOST PORT",
+        }]},
         description="Health check, a curl/nc subset that is parsed, never run by a shell: "
         "curl [--head] [--fail] [--silent] [--insecure] [-L] [--output /dev/null] [--max-time S] URL, "
         "or nc -z [-w S] HOST PORT.",

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .checks import CheckError, check_from_url, parse_check_cmd
+from .checks import CheckError, check_from_url, check_url, parse_check_cmd
 from .graph import find_cycle
 from .product import ProductDef, WorkloadKind
 from .spec import (
@@ -23,7 +23,7 @@ from .spec import (
     SpecBase,
     spec_model,
 )
-from .types import Check
+from .types import Check, HttpCheck, TcpCheck
 
 KIND_CHOICES = "0 (Deployment), 1 (StatefulSet), 2 (DaemonSet), 3 (thirdParty)"
 STATEFULSET_NAME_MAX = 52
@@ -131,10 +131,19 @@ def validate_spec(raw: Any, product: ProductDef) -> list[FieldError]:
 
 
 def third_party_check(mw: Middleware) -> Check:
-    """The structured check of a third-party middleware (``checkCMD`` first, else its ``url``)."""
+    """The check of a third-party middleware: ``check``, else ``checkCMD`` parsed, else its ``url``."""
     tp = mw.third_party
-    if tp is None or (not tp.check_cmd and not tp.url):
-        raise CheckError("kind 3 (thirdParty) needs thirdParty.url or thirdParty.checkCMD")
+    if tp is None or (not tp.check_cmd and not tp.url and tp.check is None):
+        raise CheckError("kind 3 (thirdParty) needs thirdParty.url, thirdParty.check or thirdParty.checkCMD")
+    if tp.check is not None:
+        if tp.check.http is not None:
+            h = tp.check.http
+            check_url(h.url, what="check.http.url")
+            return HttpCheck(url=h.url, method=h.method, insecure=h.insecure, follow_redirects=h.follow_redirects,
+                             timeout_seconds=h.timeout_seconds, fail_on_http_error=h.fail_on_http_error)
+        assert tp.check.tcp is not None
+        return TcpCheck(host=tp.check.tcp.host.strip("[]"), port=tp.check.tcp.port,
+                        timeout_seconds=tp.check.tcp.timeout_seconds)
     if tp.check_cmd:
         return parse_check_cmd(tp.check_cmd)
     assert tp.url is not None
@@ -179,7 +188,8 @@ def cross_field_errors(spec: SpecBase, product: ProductDef) -> list[FieldError]:
                 try:
                     third_party_check(c)
                 except CheckError as exc:
-                    where = ".checkCMD" if tp is not None and tp.check_cmd else ""
+                    where = (".check" if tp is not None and tp.check is not None
+                             else ".checkCMD" if tp is not None and tp.check_cmd else "")
                     errors.append(FieldError(f"spec.{key}.thirdParty{where}", str(exc)))
                 if tp is not None and tp.url:
                     try:

@@ -34,7 +34,7 @@ CASES: list[tuple[str, Mutate, str]] = [
      "spec.mysql.kind: mysql may not be 2 (DaemonSet) (each node would keep its own copy of the data); "
      "allowed: 0 (Deployment), 1 (StatefulSet), 3 (thirdParty)"),
     ("kind 3 without thirdParty", lambda s: s["eureka"].update(kind=3),
-     "spec.eureka.thirdParty: kind 3 (thirdParty) needs thirdParty.url or thirdParty.checkCMD"),
+     "spec.eureka.thirdParty: kind 3 (thirdParty) needs thirdParty.url, thirdParty.check or thirdParty.checkCMD"),
     ("kind 3 with empty thirdParty", lambda s: s["uuc"].update(thirdParty={}),
      "spec.uuc.thirdParty: kind 3 (thirdParty) needs"),
     ("checkCMD with shell syntax", lambda s: s["uuc"]["thirdParty"].update(checkCMD="curl http://a; rm -rf /"),
