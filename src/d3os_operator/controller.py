@@ -27,6 +27,7 @@ from lightkube.core.exceptions import ApiError
 from d3os_core import api
 from d3os_core.types import ProbeResult
 
+from .events import EventRecorder
 from .informer import Informer, store_key
 from .kube import DATASERVICE, OWNED, Kube, api_error_text
 from .probes import ProbeManager
@@ -103,7 +104,10 @@ class Operator:
             for info in OWNED
         }
         self.probes = ProbeManager(self._on_probe_change, on_result=self._on_probe_result)
-        self.reconciler = Reconciler(kube, self.parents, self.owned, self.probes, planner=planner, tracer=tracer)
+        self.events = EventRecorder(kube)
+        self.reconciler = Reconciler(
+            kube, self.parents, self.owned, self.probes, self.events, planner=planner, tracer=tracer
+        )
         self.ready = anyio.Event()
         self.errors = 0
         self.reconcile_seconds: list[float] = []
@@ -186,6 +190,7 @@ class Operator:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.queue.run)
                 tg.start_soon(self.probes.run)
+                tg.start_soon(self.events.run)
                 tg.start_soon(self.parents.run)
                 for informer in self.owned.values():
                     tg.start_soon(informer.run)
@@ -243,6 +248,7 @@ class Operator:
             "writes": dict(self.kube.writes),
             "http_requests": dict(self.kube.http_requests),
             "queue": len(self.queue),
+            "events": {"sent": self.events.sent, "failed": self.events.failed, "dropped": self.events.dropped},
             "probes": self.probes.stats(),
             "relists": {i.kind: i.relists for i in (self.parents, *self.owned.values())},
         }

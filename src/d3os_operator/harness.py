@@ -114,6 +114,32 @@ def get_dataservice(client: Client, namespace: str, name: str) -> dict[str, Any]
         raise
 
 
+def delete_dataservices(client: Client, namespace: str, timeout: float = 60.0) -> list[str]:
+    """Delete every DataService in ``namespace`` and wait until they are gone (a running operator removes
+    the finalizer); any still there after ``timeout`` gets its finalizers stripped, so the namespace can
+    go. Returns the names that had to be stripped."""
+    names = [dict(o)["metadata"]["name"] for o in client.list(DATASERVICE.res, namespace=namespace)]
+    for name in names:
+        with contextlib.suppress(ApiError):
+            client.delete(DATASERVICE.res, name, namespace=namespace)
+    deadline = time.monotonic() + timeout
+    left = list(names)
+    while left and time.monotonic() < deadline:
+        left = [n for n in left if get_dataservice(client, namespace, n) is not None]
+        if left:
+            time.sleep(0.2)
+    for name in left:
+        with contextlib.suppress(ApiError):
+            client.patch(
+                DATASERVICE.res,
+                name,
+                {"metadata": {"finalizers": None}},
+                namespace=namespace,
+                patch_type=PatchType.MERGE,
+            )
+    return left
+
+
 def condition(obj: Mapping[str, Any] | None, type_: str) -> dict[str, Any]:
     for c in ((obj or {}).get("status") or {}).get("conditions") or []:
         if c.get("type") == type_:
@@ -324,34 +350,60 @@ _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION", "CREATE", "UPDATE"})
 
 
-def apiserver_requests(client: Client) -> dict[tuple[str, str, str], float]:
-    """``apiserver_request_total`` summed by (verb, resource, subresource), from the apiserver's /metrics."""
+Counts = dict[tuple[str, str, str, str], float]
+"""(verb, resource, subresource, scope) -> requests."""
+
+
+def apiserver_requests(client: Client) -> Counts:
+    """``apiserver_request_total`` summed by (verb, resource, subresource, scope), from /metrics.
+
+    ``scope`` tells a single-object request (``resource``) from a collection one (``namespace``, e.g.
+    the namespace controller's DELETE of everything in a namespace being deleted).
+    """
     http = client._client._client
     resp = http.get("/metrics")
     resp.raise_for_status()
-    out: dict[tuple[str, str, str], float] = {}
+    out: Counts = {}
     for line in resp.text.splitlines():
         m = _SAMPLE.match(line)
         if not m:
             continue
         labels = dict(_LABEL.findall(m.group("labels")))
-        key = (labels.get("verb", ""), labels.get("resource", ""), labels.get("subresource", ""))
+        key = (
+            labels.get("verb", ""),
+            labels.get("resource", ""),
+            labels.get("subresource", ""),
+            labels.get("scope", ""),
+        )
         out[key] = out.get(key, 0.0) + float(m.group("value"))
     return out
 
 
-def writes_between(
-    before: Mapping[tuple[str, str, str], float], after: Mapping[tuple[str, str, str], float], resources: Sequence[str]
-) -> dict[tuple[str, str, str], float]:
-    """Write requests (by verb/resource/subresource) counted by the apiserver between two scrapes."""
-    out = {}
+def operator_like_writes(before: Counts, after: Counts) -> dict[str, float]:
+    """Writes between two scrapes that the operator could have sent, whoever sent them.
+
+    Counted: every server-side apply (verb APPLY, any resource: the controllers in the cluster do not
+    use it), any write on DataServices but the namespace controller's collection DELETE, and single-object
+    DELETEs of the kinds the operator owns. Events are reported apart (every controller posts them).
+    """
+    out: dict[str, float] = {}
     for key, value in after.items():
-        verb, resource, _ = key
-        if verb in WRITE_VERBS and resource in resources:
-            delta = value - before.get(key, 0.0)
-            if delta:
-                out[key] = delta
+        delta = value - before.get(key, 0.0)
+        if not delta:
+            continue
+        verb, resource, sub, scope = key
+        name = f"{verb} {resource}{'/' + sub if sub else ''} ({scope})"
+        single = scope == "resource"
+        applied = verb == "APPLY"
+        on_parent = resource == api.PLURAL and verb in WRITE_VERBS and single
+        deleted_child = verb == "DELETE" and single and resource in OPERATOR_RESOURCES and resource != "events"
+        if applied or on_parent or deleted_child:
+            out[name] = delta
     return out
+
+
+def event_posts(before: Counts, after: Counts) -> float:
+    return sum(v - before.get(k, 0.0) for k, v in after.items() if k[0] == "POST" and k[1] == "events")
 
 
 OPERATOR_RESOURCES = (

@@ -11,7 +11,8 @@ the core what to do, and does exactly that, in this order:
 3. ``delete`` with a uid precondition and foreground propagation (404 and a failed precondition mean
    the object is already gone or replaced: fine);
 4. status through the status subresource, only when it differs from the live one;
-5. Events on the DataService (never failing the reconcile);
+5. Events on the DataService, queued to the :class:`~d3os_operator.events.EventRecorder` (sent in order
+   off the reconcile path, never failing it);
 6. finalizer "remove";
 7. requeue: at once after applies/deletes (to observe their effect from the updated cache), else as
    the plan says.
@@ -35,6 +36,7 @@ from lightkube.core.exceptions import ApiError
 from d3os_core import api
 from d3os_core.types import Event, Facts, Observed, Plan
 
+from .events import EventRecorder
 from .informer import Informer, store_key
 from .kube import Kube, api_error_text
 from .probes import ProbeManager
@@ -112,6 +114,7 @@ class Reconciler:
         parents: Informer,
         owned: Mapping[str, Informer],
         probes: ProbeManager,
+        events: EventRecorder,
         *,
         planner: Planner | None = None,
         tracer: Tracer | None = None,
@@ -124,6 +127,7 @@ class Reconciler:
         self.parents = parents
         self.owned = dict(owned)
         self.probes = probes
+        self.events = events
         self.planner = planner
         self.tracer = tracer
         self.holders: dict[ParentKey, set[Holder]] = {}
@@ -303,18 +307,8 @@ class Reconciler:
             )
 
         for event in plan.events:
-            try:
-                await self.kube.create_event(parent, event)
-                out.events += 1
-                log.info(
-                    "event",
-                    extra={"ds": ds, "type": event.type, "reason": event.reason, "detail": event.message},
-                )
-            except Exception as e:  # an Event is never worth failing the reconcile
-                log.warning(
-                    "event not recorded",
-                    extra={"ds": ds, "reason": event.reason, "error": api_error_text(e)},
-                )
+            self.events.record(parent, event)
+            out.events += 1
 
         if plan.finalizer == "remove":
             finalizers = list(parent["metadata"].get("finalizers") or [])
@@ -340,7 +334,4 @@ class Reconciler:
         if self._last_error.get(key) == message:
             return
         self._last_error[key] = message
-        try:
-            await self.kube.create_event(parent, Event("Warning", "RequestRefused", message[:1024]))
-        except Exception as err:
-            log.warning("event not recorded", extra={"ds": fmt_key(key), "error": api_error_text(err)})
+        self.events.record(parent, Event("Warning", "RequestRefused", message[:1024]))

@@ -232,6 +232,8 @@ def env(k8s_cluster: Any, k8s_namespace: str, client: Client, crd: None, uuc: St
             yield e
         finally:
             e.close()
+            # while the operator still runs, so finalizers are honoured and the namespace can go
+            harness.delete_dataservices(client, k8s_namespace)
 
 
 @pytest.fixture

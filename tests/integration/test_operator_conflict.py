@@ -62,13 +62,13 @@ def test_second_dataservice_reports_conflict_and_first_is_untouched(deployed: En
 
 
 def test_same_sample_in_two_namespaces_both_ready(k8s_cluster: Any, client: Client, crd: None,
-                                                   k8s_namespace: str, sample: dict[str, Any]) -> None:
+                                                   k8s_namespace: str, uuc: StandIn, sample: dict[str, Any]) -> None:
     other = f"{k8s_namespace}-b"
     k8s_cluster.kubectl("create", "namespace", other)
     try:
         with harness.RunningOperator(k8s_cluster.kubeconfig, namespaces=[k8s_namespace, other]) as op:
-            a = Env(k8s_cluster, client, k8s_namespace, StandIn(), op)
-            b = Env(k8s_cluster, client, other, StandIn(), op)
+            a = Env(k8s_cluster, client, k8s_namespace, uuc, op)
+            b = Env(k8s_cluster, client, other, uuc, op)
             a.apply(sample)
             b.apply(sample)
             a.wait_ready()
@@ -77,5 +77,7 @@ def test_same_sample_in_two_namespaces_both_ready(k8s_cluster: Any, client: Clie
                 uid = env.ds()["metadata"]["uid"]  # type: ignore[index]
                 for d in env.objects("Deployment"):
                     assert [r["uid"] for r in d["metadata"]["ownerReferences"]] == [uid]
+            harness.delete_dataservices(client, k8s_namespace)
+            harness.delete_dataservices(client, other)
     finally:
         k8s_cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)

@@ -114,4 +114,5 @@ def test_sigkill_mid_rollout_then_restart_continues_cleanly(
         "credentials made before the kill are kept"
     # the restarted operator found no name held by a stranger and hit no error
     problems = [x for x in second.lines() if x.get("level") in ("warning", "error", "raw")]
+    harness.delete_dataservices(client, ns)  # while an operator runs, so the namespace can go
     assert problems == [], problems[:5]
