@@ -518,6 +518,9 @@ class LocalCluster:
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
                 "--goaway-chance=0",
+                # Bound the HTTP server shutdown to 2 s (default: --request-timeout, 60 s, while watch
+                # connections are open) so stop_component/down are quick.
+                "--shutdown-send-retry-after=true",
             ]
         if comp == "kube-controller-manager":
             kc = f"{r}/controller-manager.kubeconfig"

@@ -316,3 +316,21 @@ def test_cli_kubeconfig_for_service_account(k8s_cluster: Any, k8s_namespace: str
     ).stdout
     assert f"export KUBECONFIG={k8s_cluster.kubeconfig}" in env_out
     assert f"export PATH={k8s_cluster.bin_dir}:" in env_out
+
+
+def test_apiserver_restart_keeps_state(k8s_cluster: Any, k8s_namespace: str) -> None:
+    """Chaos hook: the apiserver alone can be stopped and started again; state survives in etcd."""
+    if not getattr(k8s_cluster, "ephemeral", False) and os.environ.get("D3OS_TEST_CHAOS") != "1":
+        pytest.skip("restarts the apiserver: only on the session's own cluster (or with D3OS_TEST_CHAOS=1)")
+    client = k8s_cluster.client()
+    ns = k8s_namespace
+    client.create(
+        from_dict({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep"}, "data": {"k": "v"}}),
+        namespace=ns,
+    )
+    k8s_cluster.stop_component("kube-apiserver")
+    assert k8s_cluster.kubectl("get", "--raw", "/readyz", check=False, timeout=20).returncode != 0
+    k8s_cluster.start_component("kube-apiserver")
+    assert client.get(ConfigMap, "keep", namespace=ns).data == {"k": "v"}
+    client.create(deployment("after", replicas=2), namespace=ns)
+    wait_for("a Deployment after the restart", lambda: _deployment_done(client, "after", ns, 2))
