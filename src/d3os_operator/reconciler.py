@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from lightkube.core.exceptions import ApiError
 
 from d3os_core import api
@@ -237,11 +238,23 @@ class Reconciler:
                 out.finalizer = "add"
                 log.info("finalizer added", extra={"ds": ds, "finalizer": api.FINALIZER})
 
-        for step in plan.apply:
+        # Names the plan wants to create: make sure they are free, all lookups at once.
+        holders: dict[int, dict[str, Any] | None] = {}
+        creates = [(i, step.manifest) for i, step in enumerate(plan.apply) if step.create]
+        if creates:
+
+            async def look(i: int, m: Mapping[str, Any]) -> None:
+                holders[i] = await self.kube.get(m["apiVersion"], m["kind"], ns, m["metadata"]["name"])
+
+            async with anyio.create_task_group() as tg:
+                for i, m in creates:
+                    tg.start_soon(look, i, m)
+
+        for i, step in enumerate(plan.apply):
             m = step.manifest
             kind, name = m["kind"], m["metadata"]["name"]
             if step.create:
-                existing = await self.kube.get(m["apiVersion"], kind, ns, name)
+                existing = holders.get(i)
                 if existing is not None:
                     self.holders.setdefault(key, set()).add(Holder(m["apiVersion"], kind, name))
                     out.held.append(f"{kind}/{name}")
