@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import re
@@ -159,6 +160,16 @@ def _flock(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+@functools.cache
+def _etcd_version(etcd: Path) -> tuple[int, int]:
+    try:
+        out = subprocess.run([str(etcd), "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return (0, 0)
+    m = re.search(r"etcd Version: (\d+)\.(\d+)", out)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
 def _on_main_thread() -> bool:
     import threading
 
@@ -226,6 +237,7 @@ class LocalCluster:
         self.keep_data = keep_data
         self.toolchain = Toolchain(self.versions)
         self.ports: dict[str, int] = {}
+        self.binaries: dict[str, str] = {}
         self._procs: dict[str, _Proc] = {}
         self._owner = False
         self._client: Any = None
@@ -293,6 +305,7 @@ class LocalCluster:
         v = st.get("versions", {})
         self.versions = Versions(**v) if v else self.versions
         self.toolchain = Toolchain(self.versions)
+        self.binaries = dict(st.get("binaries") or {c: str(self.toolchain.binary(c)) for c in COMPONENTS})
         self.nodes = int(st.get("nodes", self.nodes))
         self.node_capacity = st.get("node_capacity", self.node_capacity)
         for comp in COMPONENTS:
@@ -358,6 +371,7 @@ class LocalCluster:
         """``up``: build if needed, clean leftovers, start everything, wait until ready."""
         t0 = time.monotonic()
         self.toolchain = ensure_built(self.versions, progress=self.progress)
+        self.binaries = {c: str(self.toolchain.binary(c)) for c in COMPONENTS}
         reap_dead_ephemeral_runs(self.root, progress=self.progress)
         with _flock(self.root / f".{self.name}.lock"):
             if self.state_file.exists():
@@ -461,6 +475,7 @@ class LocalCluster:
                 "kwok": self.versions.kwok,
             },
             "bin_dir": str(self.bin_dir),
+            "binaries": self.binaries,
             "nodes": self.nodes,
             "node_capacity": self.node_capacity,
             "ephemeral": self.ephemeral,
@@ -476,13 +491,13 @@ class LocalCluster:
     def component_command(self, comp: str) -> list[str]:
         r = self.run_dir
         p = self.ports
-        b = self.bin_dir
+        exe = self.binaries
         pki = r / "pki"
         if comp == "etcd":
             peer = f"http://127.0.0.1:{p['etcd-peer']}"
             client = f"http://127.0.0.1:{p['etcd']}"
             return [
-                str(b / "etcd"),
+                exe["etcd"],
                 "--name=d3os",
                 f"--data-dir={r}/data/etcd",
                 f"--listen-client-urls={client}",
@@ -492,14 +507,15 @@ class LocalCluster:
                 f"--initial-cluster=d3os={peer}",
                 "--initial-cluster-state=new",
                 f"--initial-cluster-token=d3os-testenv-{self.name}",
-                "--unsafe-no-fsync=true",
                 "--quota-backend-bytes=8589934592",
                 "--log-level=warn",
                 "--logger=zap",
+                # 3.5+: data is throw-away, skip fsync (Debian's 3.4 fallback does not know the flag)
+                *(["--unsafe-no-fsync=true"] if _etcd_version(Path(exe["etcd"])) >= (3, 5) else []),
             ]
         if comp == "kube-apiserver":
             return [
-                str(b / "kube-apiserver"),
+                exe["kube-apiserver"],
                 f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
                 "--etcd-prefix=/registry",
                 "--bind-address=127.0.0.1",
@@ -525,7 +541,7 @@ class LocalCluster:
         if comp == "kube-controller-manager":
             kc = f"{r}/controller-manager.kubeconfig"
             return [
-                str(b / "kube-controller-manager"),
+                exe["kube-controller-manager"],
                 f"--kubeconfig={kc}",
                 f"--authentication-kubeconfig={kc}",
                 f"--authorization-kubeconfig={kc}",
@@ -548,7 +564,7 @@ class LocalCluster:
         if comp == "kube-scheduler":
             kc = f"{r}/scheduler.kubeconfig"
             return [
-                str(b / "kube-scheduler"),
+                exe["kube-scheduler"],
                 f"--kubeconfig={kc}",
                 f"--authentication-kubeconfig={kc}",
                 f"--authorization-kubeconfig={kc}",
@@ -561,7 +577,7 @@ class LocalCluster:
             ]
         if comp == "kwok":
             return [
-                str(b / "kwok"),
+                exe["kwok"],
                 f"--kubeconfig={r}/kubeconfig",
                 f"--config={self.toolchain.kwok_stages}",
                 "--manage-all-nodes=true",
