@@ -237,7 +237,7 @@ class Informer:
         try:
             self.handler(typ, obj, old)
         except Exception:  # a handler bug must not kill the cache
-            log.exception("event handler failed", extra={"kind": self.kind, "name": store_key(obj)})
+            log.exception("event handler failed", extra={"kind": self.kind, "obj": "/".join(store_key(obj))})
 
     async def _resync_loop(self, period: float) -> None:
         while True:

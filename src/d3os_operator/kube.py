@@ -235,6 +235,52 @@ class Kube:
 
     # -- writes ------------------------------------------------------------------------------------------
 
+    async def take_over_fields(self, live: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Move the fields that hand edits own (``kubectl edit/patch/apply...``) to our field manager.
+
+        Server-side apply removes only fields its own manager set before: a list entry a person re-keyed
+        by hand (say a Service port edited from 9085 to 9999) would otherwise stay beside the desired one,
+        and the object could never be restored (the apply is even refused: two ports named ``http``).
+        Reassigning those managedFields entries to our manager first lets the next apply remove whatever
+        is not desired -- fluxcd's ``ssa`` does the same. Fields of controllers are never touched.
+        Returns the updated object, or None when no hand-edited field was found.
+        """
+        meta = live.get("metadata") or {}
+        entries = list(meta.get("managedFields") or [])
+        human = [e for e in entries if is_hand_edit_manager(str(e.get("manager", "")))]
+        if not human:
+            return None
+        mine = [
+            e
+            for e in entries
+            if e.get("manager") == self.field_manager and e.get("operation") == "Apply" and not e.get("subresource")
+        ]
+        others = [e for e in entries if e not in human and e not in mine]
+        fields: dict[str, Any] = {}
+        api_version = live.get("apiVersion")
+        for e in (*mine, *[h for h in human if not h.get("subresource")]):
+            _merge_fields(fields, e.get("fieldsV1") or {})
+            api_version = e.get("apiVersion") or api_version
+        merged = {
+            "manager": self.field_manager,
+            "operation": "Apply",
+            "apiVersion": api_version,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": fields,
+            "time": _now_rfc3339(),
+        }
+        keep_sub = [h for h in human if h.get("subresource")]  # e.g. a hand-edited status: not ours
+        patch = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": meta.get("resourceVersion")},
+            {"op": "replace", "path": "/metadata/managedFields", "value": [*others, *keep_sub, merged]},
+        ]
+        info = kind_info(str(live.get("apiVersion")), str(live.get("kind")))
+        self.writes[("take-over", info.kind)] += 1
+        out = await self.client.patch(
+            info.res, meta["name"], patch, namespace=meta.get("namespace"), patch_type=PatchType.JSON
+        )
+        return plain(out)
+
     async def apply(self, manifest: Mapping[str, Any], *, force: bool = True) -> dict[str, Any]:
         """Server-side apply ``manifest`` (a fresh desired object carrying apiVersion/kind/metadata)."""
         info = kind_info(manifest["apiVersion"], manifest["kind"])
@@ -344,6 +390,27 @@ class Kube:
         }
         self.writes[("create", "Event")] += 1
         await self.client.create(EVENT.res(**body))
+
+
+HAND_EDIT_MANAGERS = ("kubectl", "before-first-apply")
+"""Field managers of people's edits (``kubectl``, ``kubectl-edit``, ``kubectl-patch``,
+``kubectl-client-side-apply``, ...), whose fields a re-apply takes over; see :meth:`Kube.take_over_fields`."""
+
+
+def is_hand_edit_manager(manager: str) -> bool:
+    return any(manager == m or manager.startswith(m + "-") for m in HAND_EDIT_MANAGERS)
+
+
+def _merge_fields(into: dict[str, Any], more: Mapping[str, Any]) -> None:
+    """Union of two FieldsV1 sets (nested dicts whose leaves are ``{}``)."""
+    for k, v in more.items():
+        if isinstance(v, Mapping) and isinstance(into.get(k), dict):
+            _merge_fields(into[k], v)
+        elif isinstance(v, Mapping):
+            into[k] = {}
+            _merge_fields(into[k], v)
+        else:
+            into[k] = v
 
 
 def api_error_text(e: BaseException) -> str:

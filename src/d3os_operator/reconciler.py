@@ -217,7 +217,7 @@ class Reconciler:
                 live = await self.kube.get(h.api_version, h.kind, ns, h.name)
                 if live is None:
                     held.discard(h)
-                    log.info("name is free again", extra={"ds": fmt_key(key), "kind": h.kind, "name": h.name})
+                    log.info("name is free again", extra={"ds": fmt_key(key), "obj": f"{h.kind}/{h.name}"})
                 else:
                     objects[(h.kind, h.name)] = live
             if not held:
@@ -260,13 +260,18 @@ class Reconciler:
                     out.held.append(f"{kind}/{name}")
                     log.warning(
                         "name already taken: not applying",
-                        extra={"ds": ds, "kind": kind, "name": name, "component": step.component},
+                        extra={"ds": ds, "obj": f"{kind}/{name}", "component": step.component},
                     )
                     continue
+            informer = self.owned.get(kind)
+            cached = informer.get(ns, name) if informer is not None and not step.create else None
+            if cached is not None:
+                taken = await self.kube.take_over_fields(cached)
+                if taken is not None:
+                    log.info("took over hand-edited fields", extra={"ds": ds, "obj": f"{kind}/{name}"})
             self._trace("apply", key, kind=kind, name=name, component=step.component, create=step.create)
             t0 = time.monotonic()
             live = await self.kube.apply(m)
-            informer = self.owned.get(kind)
             if informer is not None:
                 informer.write_through(live)
             out.applied += 1
@@ -274,8 +279,7 @@ class Reconciler:
                 "applied",
                 extra={
                     "ds": ds,
-                    "kind": kind,
-                    "name": name,
+                    "obj": f"{kind}/{name}",
                     "component": step.component,
                     "create": step.create,
                     "ms": round((time.monotonic() - t0) * 1000, 1),
@@ -289,7 +293,7 @@ class Reconciler:
                 if e.status.code == 409:  # uid precondition failed: a namesake replaced it, leave it
                     log.info(
                         "delete skipped: object was replaced",
-                        extra={"ds": ds, "kind": ref.kind, "name": ref.name, "uid": ref.uid},
+                        extra={"ds": ds, "obj": f"{ref.kind}/{ref.name}", "uid": ref.uid},
                     )
                     continue
                 raise
@@ -302,8 +306,7 @@ class Reconciler:
                 "deleted" if result is not None else "delete: already gone",
                 extra={
                     "ds": ds,
-                    "kind": ref.kind,
-                    "name": ref.name,
+                    "obj": f"{ref.kind}/{ref.name}",
                     "component": ref.component,
                     "uid": ref.uid,
                 },
@@ -316,7 +319,7 @@ class Reconciler:
             self._trace("status", key, phase=plan.status.get("phase"), message=plan.status.get("message"))
             log.info(
                 "status written",
-                extra={"ds": ds, "phase": plan.status.get("phase"), "message": plan.status.get("message")},
+                extra={"ds": ds, "phase": plan.status.get("phase"), "detail": plan.status.get("message")},
             )
 
         for event in plan.events:

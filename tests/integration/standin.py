@@ -10,6 +10,7 @@ itself stays verbatim).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import statistics
 import time
@@ -45,6 +46,10 @@ __all__ = [
     "uuc",
     "wait_for",
 ]
+
+# Run the operator's info-level log calls in tests too (a broken log call must fail a test, not production);
+# pytest shows them for failing tests.
+logging.getLogger("d3os_operator").setLevel(logging.INFO)
 
 CHAIN = (
     "mysql", "uuc", "eureka", "api-manager", "auth", "ds-adapter", "es-adapter", "trd-adapter",
