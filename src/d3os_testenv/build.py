@@ -149,7 +149,12 @@ def _fmt_secs(s: float) -> str:
 
 
 def find_go() -> str:
-    go = os.environ.get("D3OS_TESTENV_GO") or shutil.which("go")
+    explicit = os.environ.get("D3OS_TESTENV_GO")
+    if explicit:
+        if not _is_exe(Path(explicit)):
+            raise BuildError(f"D3OS_TESTENV_GO={explicit} is not an executable Go toolchain")
+        return explicit
+    go = shutil.which("go")
     if not go:
         for cand in ("/usr/local/go/bin/go", "/usr/lib/go/bin/go"):
             if _is_exe(Path(cand)):
@@ -237,7 +242,7 @@ def _run_go(
 
 def _diagnose(out: str) -> str:
     hints = []
-    if re.search(r"(410 Gone|404 Not Found|not found: |unknown revision|invalid version)", out):
+    if re.search(r"(403 Forbidden|410 Gone|404 Not Found|not available|not found: |unknown revision|invalid version)", out):
         hints.append("a module or version is not served by the module proxy (GOPROXY) -- see the line above")
     if re.search(r"(dial tcp|no such host|i/o timeout|connection refused|TLS handshake)", out):
         hints.append("the module proxy could not be reached (check network / GOPROXY)")
