@@ -133,7 +133,6 @@ class Toolchain:
             link.symlink_to(target)
 
 
-
 def _is_exe(p: Path) -> bool:
     return p.is_file() and os.access(p, os.X_OK)
 
@@ -242,7 +241,8 @@ def _run_go(
 
 def _diagnose(out: str) -> str:
     hints = []
-    if re.search(r"(403 Forbidden|410 Gone|404 Not Found|not available|not found: |unknown revision|invalid version)", out):
+    refused = r"(403 Forbidden|410 Gone|404 Not Found|not available|not found: |unknown revision|invalid version)"
+    if re.search(refused, out):
         hints.append("a module or version is not served by the module proxy (GOPROXY) -- see the line above")
     if re.search(r"(dial tcp|no such host|i/o timeout|connection refused|TLS handshake)", out):
         hints.append("the module proxy could not be reached (check network / GOPROXY)")

@@ -382,15 +382,21 @@ class LocalCluster:
                 self._say(f"cluster {self.name!r}: cleaning leftovers of a previous run in {self.run_dir}")
                 self._teardown()
             self._owner = True
-            try:
-                self._prepare()
-                self._start_all()
-                self._bootstrap()
-            except BaseException:
-                self._say(f"cluster {self.name!r}: start failed, stopping what was started")
-                with contextlib.suppress(Exception):
-                    self._teardown(keep_logs=True)
-                raise
+            for attempt in (1, 2):
+                try:
+                    self._prepare()
+                    self._start_all()
+                    self._bootstrap()
+                    break
+                except BaseException as e:
+                    self._say(f"cluster {self.name!r}: start failed, stopping what was started")
+                    with contextlib.suppress(Exception):
+                        self._teardown(keep_logs=True)
+                    # A port picked as free was taken by someone else in the meantime: new ports, once.
+                    if attempt == 1 and isinstance(e, ClusterError) and "address already in use" in str(e):
+                        self._say(f"cluster {self.name!r}: a port was taken meanwhile; retrying with new ports")
+                        continue
+                    raise
         self._say(f"cluster {self.name!r} is up in {time.monotonic() - t0:.1f}s (kubeconfig: {self.kubeconfig})")
         return self
 
@@ -694,20 +700,32 @@ class LocalCluster:
         return False
 
     def _start_component_and_wait(self, comp: str) -> None:
+        self._start_components_and_wait([comp])
+
+    def _start_components_and_wait(self, comps: Sequence[str]) -> None:
+        """Start ``comps`` together, then wait until each is healthy."""
         t = time.monotonic()
-        self._spawn(comp)
+        for comp in comps:
+            self._spawn(comp)
+        for comp in comps:
+            self._wait_healthy(comp)
+            self._say(f"  {comp} healthy in {time.monotonic() - t:.1f}s (pid {self._procs[comp].pid})")
+
+    def _wait_healthy(self, comp: str) -> None:
+        log = self.log_file(comp)
         self._wait(
-            f"{comp} to become healthy (log: {self.log_file(comp)})",
+            f"{comp} to become healthy (log: {log})",
             lambda: self._component_healthy(comp),
             _START_TIMEOUTS[comp],
-            detail=lambda: "last log lines:\n" + _tail(self.log_file(comp), 15),
+            detail=lambda: "last log lines:\n" + _tail(log, 15),
         )
-        self._say(f"  {comp} healthy in {time.monotonic() - t:.1f}s (pid {self._procs[comp].pid})")
 
     def _start_all(self) -> None:
         self._say(f"cluster {self.name!r}: starting control plane in {self.run_dir}")
-        for comp in COMPONENTS:
-            self._start_component_and_wait(comp)
+        self._start_components_and_wait(["etcd"])
+        self._start_components_and_wait(["kube-apiserver"])
+        # These three only need the apiserver: start them side by side.
+        self._start_components_and_wait(["kube-controller-manager", "kube-scheduler", "kwok"])
 
     def stop_component(self, comp: str, sig: int = signal.SIGTERM) -> None:
         """Stop one component (chaos tests); ``start_component`` brings it back on the same port."""
