@@ -629,8 +629,29 @@ class LocalCluster:
 
     def _crash_report(self, comp: str) -> str:
         pr = self._procs.get(comp)
-        code = pr.popen.returncode if pr and pr.popen else "?"
+        code = pr.popen.returncode if pr and pr.popen else "unknown: not our child"
         return f"{comp} exited (exit code {code}); last lines of {self.log_file(comp)}:\n{_tail(self.log_file(comp))}"
+
+    def check(self) -> None:
+        """Raise ClusterError (with the tail of its log) if a component this handle runs has exited.
+
+        Components stopped on purpose with ``stop_component`` are not checked.
+        """
+        for comp, pr in list(self._procs.items()):
+            if pr.popen is None:  # adopted from a pidfile: another process may have stopped/restarted it
+                pid = self._read_pid(comp)
+                if pid is None:
+                    del self._procs[comp]
+                elif pid != pr.pid:
+                    self._procs[comp] = _Proc(pid, None)
+        self._check_alive()
+
+    def close(self) -> None:
+        """Close the API client (does not stop the cluster)."""
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
 
     def _check_alive(self, comps: Sequence[str] | None = None) -> None:
         for comp in comps or list(self._procs):
@@ -1116,6 +1137,9 @@ class ExternalCluster:
             ),
         )
         return path
+
+    def check(self) -> None:
+        """Nothing to check: the processes of an external cluster are not ours."""
 
     def stop_component(self, comp: str) -> None:
         raise ClusterError("component control needs a cluster started by d3os-testenv")

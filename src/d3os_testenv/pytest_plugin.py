@@ -47,7 +47,10 @@ def k8s_cluster() -> Iterator[Any]:
     kc = os.environ.get("D3OS_TEST_KUBECONFIG")
     if kc:
         c = open_cluster(kc)
-        yield c
+        try:
+            yield c
+        finally:
+            c.close()
         return
     cluster = LocalCluster(
         name=f"pytest-{os.getpid()}",
@@ -85,6 +88,10 @@ def k8s_namespace(k8s_cluster: Any, request: pytest.FixtureRequest) -> Iterator[
     try:
         yield name
     finally:
+        # A control-plane component that crashed during the test fails it with the tail of its log.
+        check = getattr(k8s_cluster, "check", None)
+        if check is not None:
+            check()
         if os.environ.get("D3OS_TESTENV_KEEP_NAMESPACES") != "1":
             try:
                 client.delete(Namespace, name)
