@@ -36,6 +36,7 @@ __all__ = [
     "client",
     "crd",
     "deployed",
+    "ensure_volumes",
     "env",
     "events_for",
     "expected_phases",
@@ -52,21 +53,49 @@ __all__ = [
 logging.getLogger("d3os_operator").setLevel(logging.INFO)
 
 CHAIN = (
-    "mysql", "uuc", "eureka", "api-manager", "auth", "ds-adapter", "es-adapter", "trd-adapter",
-    "gateway-master", "gateway-web", "proxy", "web",
+    "mysql",
+    "uuc",
+    "eureka",
+    "api-manager",
+    "auth",
+    "ds-adapter",
+    "es-adapter",
+    "trd-adapter",
+    "gateway-master",
+    "gateway-web",
+    "proxy",
+    "web",
 )
 """The seed's order (its status line spells ``da-adapter``; the component is ``ds-adapter``)."""
 
 SEED_PORTS = {
-    "api-manager": "9085/TCP", "auth": "9081/TCP", "ds-adapter": "9086/TCP", "es-adapter": "9087/TCP",
-    "eureka": "8761/TCP", "gateway-master": "9184/TCP", "gateway-web": "9084/TCP",
-    "mysql-dataservice": "3306/TCP", "proxy": "9094/TCP", "trd-adapter": "9088/TCP", "web": "80:30180/TCP",
+    "api-manager": "9085/TCP",
+    "auth": "9081/TCP",
+    "ds-adapter": "9086/TCP",
+    "es-adapter": "9087/TCP",
+    "eureka": "8761/TCP",
+    "gateway-master": "9184/TCP",
+    "gateway-web": "9084/TCP",
+    "mysql-dataservice": "3306/TCP",
+    "proxy": "9094/TCP",
+    "trd-adapter": "9088/TCP",
+    "web": "80:30180/TCP",
 }
 """``kubectl get all`` of the seed: service name -> PORT(S) (all ClusterIP but web, a NodePort)."""
 
 SEED_OBJECTS = {
-    "Deployment": {"api-manager", "auth", "ds-adapter", "es-adapter", "eureka", "gateway-master", "gateway-web",
-                   "proxy", "trd-adapter", "web"},
+    "Deployment": {
+        "api-manager",
+        "auth",
+        "ds-adapter",
+        "es-adapter",
+        "eureka",
+        "gateway-master",
+        "gateway-web",
+        "proxy",
+        "trd-adapter",
+        "web",
+    },
     "StatefulSet": {"mysql-dataservice"},
     "Service": set(SEED_PORTS),
 }
@@ -98,8 +127,9 @@ def wait_for(what: str, cond: Callable[[], Any], timeout: float = 120.0, interva
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
-def list_kind(client: Client, kind: str, namespace: str, api_version: str | None = None,
-              labels: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+def list_kind(
+    client: Client, kind: str, namespace: str, api_version: str | None = None, labels: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
     av = api_version or ("apps/v1" if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet") else "v1")
     info = kind_info(av, kind) if kind != "ReplicaSet" else _replicaset()
     return [dict(o) for o in client.list(info.res, namespace=namespace, labels=dict(labels) if labels else None)]
@@ -108,8 +138,9 @@ def list_kind(client: Client, kind: str, namespace: str, api_version: str | None
 def _replicaset() -> Any:
     from d3os_operator.kube import KindInfo, _unregistered_resource
 
-    return KindInfo("apps/v1", "ReplicaSet", "replicasets", _unregistered_resource("apps/v1", "ReplicaSet",
-                                                                                   "replicasets"))
+    return KindInfo(
+        "apps/v1", "ReplicaSet", "replicasets", _unregistered_resource("apps/v1", "ReplicaSet", "replicasets")
+    )
 
 
 def get_obj(client: Client, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -126,7 +157,8 @@ def events_for(client: Client, namespace: str, name: str) -> list[dict[str, Any]
     from d3os_operator.kube import EVENT
 
     return [
-        dict(e) for e in client.list(EVENT.res, namespace=namespace)
+        dict(e)
+        for e in client.list(EVENT.res, namespace=namespace)
         if (e.get("involvedObject") or {}).get("kind") == api.KIND
         and (e.get("involvedObject") or {}).get("name") == name
     ]
@@ -144,8 +176,19 @@ def figures_out(name: str, data: Any) -> None:
 def summarize_ms(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
-    return {"n": len(values), "median_ms": round(statistics.median(values), 1), "max_ms": round(max(values), 1),
-            "min_ms": round(min(values), 1)}
+    return {
+        "n": len(values),
+        "median_ms": round(statistics.median(values), 1),
+        "max_ms": round(max(values), 1),
+        "min_ms": round(min(values), 1),
+    }
+
+
+def ensure_volumes(client: Client, n: int = 4) -> None:
+    """mysql's claim needs a free PersistentVolume of the local cluster's pool: recycle released ones."""
+    from d3os_testenv.cluster import ensure_pvs
+
+    ensure_pvs(client, n)
 
 
 # -- fixtures --------------------------------------------------------------------------------------------
@@ -178,8 +221,9 @@ def sample(uuc: StandIn) -> dict[str, Any]:
 class Env:
     """One test's world: a namespace, the uuc stand-in, the operator in-process, and helpers."""
 
-    def __init__(self, cluster: Any, client: Client, namespace: str, uuc: StandIn,
-                 operator: harness.RunningOperator) -> None:
+    def __init__(
+        self, cluster: Any, client: Client, namespace: str, uuc: StandIn, operator: harness.RunningOperator
+    ) -> None:
         self.cluster = cluster
         self.client = client
         self.namespace = namespace
@@ -191,8 +235,9 @@ class Env:
         """``kubectl apply`` the DataService, as a user would."""
         import yaml
 
-        self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-",
-                             input=yaml.safe_dump(dict(manifest), allow_unicode=True))
+        self.cluster.kubectl(
+            "apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump(dict(manifest), allow_unicode=True)
+        )
 
     def record(self, name: str = "dataservice-sample") -> harness.StatusRecorder:
         rec = harness.StatusRecorder(self.cluster.kubeconfig, self.namespace, name).start()
@@ -202,8 +247,9 @@ class Env:
     def ds(self, name: str = "dataservice-sample") -> dict[str, Any] | None:
         return harness.get_dataservice(self.client, self.namespace, name)
 
-    def wait_ready(self, name: str = "dataservice-sample", timeout: float = 240.0,
-                   generation: int | None = None) -> dict[str, Any]:
+    def wait_ready(
+        self, name: str = "dataservice-sample", timeout: float = 240.0, generation: int | None = None
+    ) -> dict[str, Any]:
         def ready() -> dict[str, Any] | None:
             self.operator.check_alive()
             ds = self.ds(name)
@@ -231,6 +277,7 @@ class Env:
 @pytest.fixture
 def env(k8s_cluster: Any, k8s_namespace: str, client: Client, crd: None, uuc: StandIn) -> Iterator[Env]:
     """The operator running in-process on a fresh namespace, uuc's stand-in up."""
+    ensure_volumes(client)
     with harness.RunningOperator(k8s_cluster.kubeconfig, namespaces=[k8s_namespace]) as op:
         e = Env(k8s_cluster, client, k8s_namespace, uuc, op)
         try:

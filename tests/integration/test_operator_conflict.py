@@ -14,7 +14,7 @@ from lightkube import Client
 from d3os_operator import harness
 
 pytest.register_assert_rewrite("tests.integration.standin")
-from .standin import Env, StandIn, wait_for  # noqa: E402
+from .standin import Env, StandIn, ensure_volumes, wait_for  # noqa: E402
 
 pytest_plugins = ("tests.integration.standin",)
 pytestmark = pytest.mark.integration
@@ -48,8 +48,11 @@ def test_second_dataservice_reports_conflict_and_first_is_untouched(deployed: En
     assert "dataservice-sample" in deg["message"], "names the owner"
     assert harness.condition(ds, "Ready").get("status") == "False"
     time.sleep(3)  # give a wrong operator time to do damage
-    applied_for_second = [r for r in env.operator.records[mark:]
-                          if r["what"] in ("apply", "delete") and r["ds"].endswith("/dataservice-second")]
+    applied_for_second = [
+        r
+        for r in env.operator.records[mark:]
+        if r["what"] in ("apply", "delete") and r["ds"].endswith("/dataservice-second")
+    ]
     assert applied_for_second == []
     assert _versions(env) == before, "the first DataService's objects are untouched"
     first = env.ds()
@@ -61,23 +64,27 @@ def test_second_dataservice_reports_conflict_and_first_is_untouched(deployed: En
     assert harness.is_ready(env.ds())
 
 
-def test_same_sample_in_two_namespaces_both_ready(k8s_cluster: Any, client: Client, crd: None,
-                                                   k8s_namespace: str, uuc: StandIn, sample: dict[str, Any]) -> None:
+def test_same_sample_in_two_namespaces_both_ready(
+    k8s_cluster: Any, client: Client, crd: None, k8s_namespace: str, uuc: StandIn, sample: dict[str, Any]
+) -> None:
     other = f"{k8s_namespace}-b"
     k8s_cluster.kubectl("create", "namespace", other)
+    ensure_volumes(client)
     try:
         with harness.RunningOperator(k8s_cluster.kubeconfig, namespaces=[k8s_namespace, other]) as op:
-            a = Env(k8s_cluster, client, k8s_namespace, uuc, op)
-            b = Env(k8s_cluster, client, other, uuc, op)
-            a.apply(sample)
-            b.apply(sample)
-            a.wait_ready()
-            b.wait_ready()
-            for env in (a, b):
-                uid = env.ds()["metadata"]["uid"]  # type: ignore[index]
-                for d in env.objects("Deployment"):
-                    assert [r["uid"] for r in d["metadata"]["ownerReferences"]] == [uid]
-            harness.delete_dataservices(client, k8s_namespace)
-            harness.delete_dataservices(client, other)
+            try:
+                a = Env(k8s_cluster, client, k8s_namespace, uuc, op)
+                b = Env(k8s_cluster, client, other, uuc, op)
+                a.apply(sample)
+                b.apply(sample)
+                a.wait_ready()
+                b.wait_ready()
+                for env in (a, b):
+                    uid = env.ds()["metadata"]["uid"]  # type: ignore[index]
+                    for d in env.objects("Deployment"):
+                        assert [r["uid"] for r in d["metadata"]["ownerReferences"]] == [uid]
+            finally:
+                harness.delete_dataservices(client, k8s_namespace)
+                harness.delete_dataservices(client, other)
     finally:
         k8s_cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)

@@ -61,5 +61,6 @@ def test_delete_removes_children_in_reverse_order_and_keeps_the_pvc(deployed: En
         left = [o["metadata"]["name"] for o in env.objects(kind, **OWNED_LABEL)]
         assert left == [], (kind, left)
     assert {p["metadata"]["name"]: p["metadata"]["uid"] for p in env.objects("PersistentVolumeClaim")} == pvcs
-    figures_out("deletion_order", {"order": order,
-                                   "duration_s": round(max(gone_at.values()) - min(first_delete.values()), 2)})
+    figures_out(
+        "deletion_order", {"order": order, "duration_s": round(max(gone_at.values()) - min(first_delete.values()), 2)}
+    )

@@ -18,7 +18,7 @@ from d3os_core import api
 from d3os_operator import harness
 
 pytest.register_assert_rewrite("tests.integration.standin")
-from .standin import CHAIN, StandIn, chain, expected_phases, list_kind, wait_for  # noqa: E402
+from .standin import CHAIN, StandIn, chain, ensure_volumes, expected_phases, list_kind, wait_for  # noqa: E402
 
 pytest_plugins = ("tests.integration.standin",)
 pytestmark = pytest.mark.integration
@@ -27,8 +27,20 @@ pytestmark = pytest.mark.integration
 class Proc:
     def __init__(self, kubeconfig: Path, namespace: str, log: Path) -> None:
         self.log = log
-        cmd = [sys.executable, "-m", "d3os_operator.cli", "run", "--kubeconfig", str(kubeconfig),
-               "--namespace", namespace, "--log-format", "json", "--log-level", "info"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "d3os_operator.cli",
+            "run",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--namespace",
+            namespace,
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+        ]
         with open(log, "ab") as f:
             self.p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
 
@@ -42,8 +54,11 @@ class Proc:
         return out
 
     def wait_synced(self) -> None:
-        wait_for("the operator to sync its caches",
-                 lambda: self.p.poll() is not None or any(x.get("msg") == "caches synced" for x in self.lines()), 60)
+        wait_for(
+            "the operator to sync its caches",
+            lambda: self.p.poll() is not None or any(x.get("msg") == "caches synced" for x in self.lines()),
+            60,
+        )
         assert self.p.poll() is None, self.log.read_text()[-3000:]
 
     def stop(self) -> None:
@@ -65,10 +80,27 @@ def procs() -> Iterator[list[Proc]]:
 
 
 def test_sigkill_mid_rollout_then_restart_continues_cleanly(
-    k8s_cluster: Any, client: Client, crd: None, k8s_namespace: str, uuc: StandIn, sample: dict[str, Any],
-    procs: list[Proc], tmp_path: Path,
+    k8s_cluster: Any,
+    client: Client,
+    crd: None,
+    k8s_namespace: str,
+    uuc: StandIn,
+    sample: dict[str, Any],
+    procs: list[Proc],
+    tmp_path: Path,
 ) -> None:
     ns = k8s_namespace
+    ensure_volumes(client)
+    try:
+        _sigkill_then_restart(k8s_cluster, client, ns, sample, procs, tmp_path)
+    finally:
+        if procs and procs[-1].p.poll() is None:  # let a running operator honour the finalizer
+            harness.delete_dataservices(client, ns)
+
+
+def _sigkill_then_restart(
+    k8s_cluster: Any, client: Client, ns: str, sample: dict[str, Any], procs: list[Proc], tmp_path: Path
+) -> None:
     first = Proc(k8s_cluster.kubeconfig, ns, tmp_path / "operator-1.log")
     procs.append(first)
     first.wait_synced()
@@ -77,8 +109,11 @@ def test_sigkill_mid_rollout_then_restart_continues_cleanly(
     with harness.StatusRecorder(k8s_cluster.kubeconfig, ns, "dataservice-sample") as rec:
         k8s_cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(sample, allow_unicode=True))
         mid = CHAIN.index("auth")
-        rec.wait_for(lambda ds: bool(ds) and (ds.get("status") or {}).get("message") in
-                     {chain(k) for k in CHAIN[mid:mid + 2]}, 180, "the rollout to reach auth")
+        rec.wait_for(
+            lambda ds: bool(ds) and (ds.get("status") or {}).get("message") in {chain(k) for k in CHAIN[mid : mid + 2]},
+            180,
+            "the rollout to reach auth",
+        )
         secrets_before = {s["metadata"]["name"]: s["metadata"]["uid"] for s in list_kind(client, "Secret", ns)}
         first.p.send_signal(signal.SIGKILL)
         first.p.wait(10)
@@ -104,15 +139,16 @@ def test_sigkill_mid_rollout_then_restart_continues_cleanly(
     deployments = list_kind(client, "Deployment", ns)
     assert len(deployments) == 10
     replicasets = list_kind(client, "ReplicaSet", ns)
-    assert sorted(r["metadata"]["ownerReferences"][0]["name"] for r in replicasets) == \
-        sorted(d["metadata"]["name"] for d in deployments), "a second ReplicaSet means a needless re-roll"
+    assert sorted(r["metadata"]["ownerReferences"][0]["name"] for r in replicasets) == sorted(
+        d["metadata"]["name"] for d in deployments
+    ), "a second ReplicaSet means a needless re-roll"
     assert len(list_kind(client, "StatefulSet", ns)) == 1
     assert len([p for p in list_kind(client, "Pod", ns) if p["status"].get("phase") == "Running"]) == 11
     assert len(list_kind(client, "PersistentVolumeClaim", ns)) == 1
     secrets_after = {s["metadata"]["name"]: s["metadata"]["uid"] for s in list_kind(client, "Secret", ns)}
-    assert {k: v for k, v in secrets_after.items() if k in secrets_before} == secrets_before, \
+    assert {k: v for k, v in secrets_after.items() if k in secrets_before} == secrets_before, (
         "credentials made before the kill are kept"
+    )
     # the restarted operator found no name held by a stranger and hit no error
     problems = [x for x in second.lines() if x.get("level") in ("warning", "error", "raw")]
-    harness.delete_dataservices(client, ns)  # while an operator runs, so the namespace can go
     assert problems == [], problems[:5]

@@ -30,6 +30,7 @@ from .standin import (  # noqa: E402
     SEED_PORTS,
     WORKLOADS,
     StandIn,
+    ensure_volumes,
     expected_phases,
     figures_out,
     list_kind,
@@ -58,6 +59,7 @@ class Rollout:
 def rollout(k8s_cluster: Any, client: Client, crd: None) -> Iterator[Rollout]:
     ns = f"t-rollout-{uuid.uuid4().hex[:6]}"
     client.create(Namespace(metadata=ObjectMeta(name=ns)))
+    ensure_volumes(client)
     try:
         with StandIn() as uuc, harness.RunningOperator(k8s_cluster.kubeconfig, namespaces=[ns]) as op:
             manifest = point_uuc_at(harness.load_sample(), uuc)
@@ -66,10 +68,11 @@ def rollout(k8s_cluster: Any, client: Client, crd: None) -> Iterator[Rollout]:
                 applied_at = time.monotonic()
                 k8s_cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(manifest, allow_unicode=True))
                 rec.wait_for(harness.is_ready, READY_TIMEOUT, "Ready=True")
-                ready_at = next(c["t"] for c in rec.changes
-                                if c["conditions"].get("Ready", {}).get("status") == "True")
-                yield Rollout(ns, name, uuc, op, rec, applied_at, ready_at)
-            harness.delete_dataservices(client, ns)
+                ready_at = next(c["t"] for c in rec.changes if c["conditions"].get("Ready", {}).get("status") == "True")
+                try:
+                    yield Rollout(ns, name, uuc, op, rec, applied_at, ready_at)
+                finally:
+                    harness.delete_dataservices(client, ns)
     finally:
         k8s_cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
@@ -103,8 +106,11 @@ def test_objects_match_the_seeds_get_all(k8s_cluster: Any, client: Client, rollo
     for name, ports in SEED_PORTS.items():
         svc = services[name]
         p = svc["spec"]["ports"][0]
-        shown = f"{p['port']}:{p['nodePort']}/{p['protocol']}" if svc["spec"]["type"] == "NodePort" else \
-            f"{p['port']}/{p['protocol']}"
+        shown = (
+            f"{p['port']}:{p['nodePort']}/{p['protocol']}"
+            if svc["spec"]["type"] == "NodePort"
+            else f"{p['port']}/{p['protocol']}"
+        )
         assert (svc["spec"]["type"], shown) == ("NodePort" if name == "web" else "ClusterIP", ports), name
     # the workloads are really rolled out: 11 pods running, 1/1 each
     pods = list_kind(client, "Pod", ns)
@@ -143,8 +149,15 @@ def test_figures_apply_to_ready_and_added_latency(rollout: Rollout) -> None:
     summary = summarize_ms(measured)
     kube = rollout.operator.kube
     writes = {f"{v}:{k}": n for (v, k), n in kube.writes.items()} if kube else {}
-    figures_out("rollout", {"apply_to_ready_s": round(total, 2), "steps": rows, "added_latency": summary,
-                            "operator_writes_during_rollout": writes})
+    figures_out(
+        "rollout",
+        {
+            "apply_to_ready_s": round(total, 2),
+            "steps": rows,
+            "added_latency": summary,
+            "operator_writes_during_rollout": writes,
+        },
+    )
     assert len(measured) == len(CHAIN) - 1, rows
     assert all(m >= 0 for m in measured), rows
     # the aim is a median under 100 ms; this bound only catches a shell that polls instead of reacting
@@ -170,18 +183,24 @@ def test_steady_state_sends_zero_writes(client: Client, rollout: Rollout) -> Non
     time.sleep(60)
     after = harness.apiserver_requests(client)
     op.check_alive()
-    own = {f"{v}:{k}": n - before_ops.get((v, k), 0) for (v, k), n in op.kube.writes.items()
-           if n != before_ops.get((v, k), 0)}
+    own = {
+        f"{v}:{k}": n - before_ops.get((v, k), 0)
+        for (v, k), n in op.kube.writes.items()
+        if n != before_ops.get((v, k), 0)
+    }
     http = {m: n - before_http.get(m, 0) for m, n in op.kube.http_requests.items() if n != before_http.get(m, 0)}
     server = harness.operator_like_writes(before, after)
-    figures_out("steady_state", {
-        "window_s": 60,
-        "operator_writes": own,
-        "operator_http_requests": http,
-        "operator_reconciles": (op.operator.reconciler.reconciles if op.operator else 0) - reconciles_before,
-        "apiserver_operator_like_writes": server,
-        "apiserver_event_posts_by_anyone": harness.event_posts(before, after),
-    })
+    figures_out(
+        "steady_state",
+        {
+            "window_s": 60,
+            "operator_writes": own,
+            "operator_http_requests": http,
+            "operator_reconciles": (op.operator.reconciler.reconciles if op.operator else 0) - reconciles_before,
+            "apiserver_operator_like_writes": server,
+            "apiserver_event_posts_by_anyone": harness.event_posts(before, after),
+        },
+    )
     assert own == {}, own
     assert {m: n for m, n in http.items() if m != "GET"} == {}, http
     assert server == {}, server

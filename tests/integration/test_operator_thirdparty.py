@@ -50,8 +50,11 @@ def test_rollout_waits_at_uuc_while_it_is_down(env: Env, sample: dict[str, Any])
 
     # an Event on the DataService says the same: uuc, the failing check and why
     def failure_event() -> list[dict[str, Any]]:
-        return [e for e in events_for(env.client, env.namespace, "dataservice-sample")
-                if "uuc" in e["message"] and url in e["message"] and "refused" in e["message"]]
+        return [
+            e
+            for e in events_for(env.client, env.namespace, "dataservice-sample")
+            if "uuc" in e["message"] and url in e["message"] and "refused" in e["message"]
+        ]
 
     evs = wait_for("an Event naming uuc and its failing check", failure_event, 30)
     print("\nevent:", evs[0]["type"], evs[0]["reason"], evs[0]["message"])
@@ -70,11 +73,14 @@ def test_rollout_waits_at_uuc_while_it_is_down(env: Env, sample: dict[str, Any])
     t_apply = wait_for("eureka to be applied", eureka_applied, PROBE_PERIOD + 10)
     waited = t_apply - up_at
     probe_ok = next(r["t"] for r in env.operator.trace("probe") if r["ok"])
-    figures_out("third_party_recovery", {
-        "probe_period_s": PROBE_PERIOD,
-        "up_to_probe_ok_s": round(probe_ok - up_at, 3),
-        "up_to_next_apply_s": round(waited, 3),
-    })
+    figures_out(
+        "third_party_recovery",
+        {
+            "probe_period_s": PROBE_PERIOD,
+            "up_to_probe_ok_s": round(probe_ok - up_at, 3),
+            "up_to_next_apply_s": round(waited, 3),
+        },
+    )
     assert waited <= PROBE_PERIOD + 0.5, f"the rollout continued {waited:.2f}s after uuc came up"
     env.wait_ready()
     assert rec.phases()[-1] == ("web已部署", chain("web"))

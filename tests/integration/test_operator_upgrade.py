@@ -44,8 +44,12 @@ def test_upgrade_rolls_one_component_at_a_time_in_order(deployed: Env, sample: d
         elif r["what"] == "event" and r["kind"] == "Deployment" and r["type"] != "DELETED":
             obj = r["obj"]
             comp = obj["metadata"]["labels"].get("app.kubernetes.io/component")
-            if comp in micro and comp not in ready_new and _image(obj).endswith(":v1.5") \
-                    and rollout(obj, "Deployment").ready:
+            if (
+                comp in micro
+                and comp not in ready_new
+                and _image(obj).endswith(":v1.5")
+                and rollout(obj, "Deployment").ready
+            ):
                 ready_new[comp] = r["t"]
     assert list(first_apply) == micro, f"upgrade order {list(first_apply)}"
     gaps = []
