@@ -59,4 +59,4 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: prints a table and writes bench/results.json."""
     _install(session)
-    session.run("python", "bench/plan_bench.py", *session.posargs)
+    session.run("python", "bench/plan_bench.py", "--out", "bench/results-core.json", *session.posargs)

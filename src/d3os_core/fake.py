@@ -7,13 +7,16 @@ controllers (status as after a finished rollout). It does no I/O, so tests stay 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from . import api
 from .types import JSON, ObjKey, Observed, Plan, ProbeResult
 
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
+_UIDS = itertools.count(1)
+"""uids are unique across every fake cluster of a process, as they are across a real cluster's life."""
 
 
 @dataclass
@@ -26,7 +29,7 @@ class FakeCluster:
     third_party_up: bool = True
     deleted: list[ObjKey] = field(default_factory=list)
     applied: list[ObjKey] = field(default_factory=list)
-    _uid: int = 0
+    _version: int = 0
 
     def observed(self) -> Observed:
         return Observed(objects=copy.deepcopy(self.objects), probes=dict(self.probes))
@@ -38,8 +41,7 @@ class FakeCluster:
         new = copy.deepcopy(manifest)
         meta = new["metadata"]
         if live is None:
-            self._uid += 1
-            meta["uid"] = f"uid-{key[0].lower()}-{key[1]}-{self._uid}"
+            meta["uid"] = f"uid-{key[0].lower()}-{key[1]}-{next(_UIDS)}"
             meta["generation"] = 1
             new["status"] = {}
         else:
@@ -49,8 +51,22 @@ class FakeCluster:
             new["status"] = live.get("status", {})
             if changed and key[0] == "StatefulSet":
                 new["status"] = {**new["status"], "updateRevision": f"rev-{meta['generation']}"}
+        self._version += 1
+        meta["resourceVersion"] = str(self._version)
         self.objects[key] = new
         return new
+
+    def touch(self, key: ObjKey) -> JSON:
+        """Give an object a new resourceVersion, as the API server does on every write."""
+        self._version += 1
+        obj = self.objects[key]
+        obj["metadata"]["resourceVersion"] = str(self._version)
+        return obj
+
+    def edit(self, kind: str, name: str, change: Callable[[JSON], object]) -> None:
+        """Change a live object by hand (like ``kubectl edit``)."""
+        change(self.objects[(kind, name)])
+        self.touch((kind, name))
 
     def carry_out(self, plan: Plan, *, probe: bool = True) -> None:
         """Apply, delete, and (if ``probe``) run the requested third-party checks."""
@@ -74,7 +90,7 @@ class FakeCluster:
     def settle(self, names: Iterable[str] | None = None) -> None:
         """Finish the rollout of the named workloads (all by default), as the controllers would."""
         only = set(names) if names is not None else None
-        for (kind, name), obj in self.objects.items():
+        for (kind, name), obj in list(self.objects.items()):
             if kind not in WORKLOADS or (only is not None and name not in only):
                 continue
             gen = obj["metadata"]["generation"]
@@ -91,6 +107,7 @@ class FakeCluster:
                 obj["status"] = {"observedGeneration": gen, "desiredNumberScheduled": self.nodes,
                                  "updatedNumberScheduled": self.nodes, "numberAvailable": self.nodes,
                                  "numberReady": self.nodes}
+            self.touch((kind, name))
 
     def _bind_claims(self, sts: JSON) -> None:
         for tpl in sts["spec"].get("volumeClaimTemplates") or []:
@@ -110,6 +127,7 @@ class FakeCluster:
             "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
                             "message": f'ReplicaSet "{name}-abc" has timed out progressing.'}],
         }
+        self.touch(("Deployment", name))
 
     def owned_by(self, instance: str) -> list[ObjKey]:
         return sorted(k for k, o in self.objects.items()

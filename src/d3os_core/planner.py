@@ -8,6 +8,7 @@ the same claim); claims are never deleted; objects held by another owner are nev
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from .dataservice import DATASERVICE
 from .drift import covers
 from .graph import ancestors, topo_order
 from .hashing import content_hash
+from .memo import Memo
 from .product import ProductDef, WorkloadKind
 from .readiness import rollout
 from .render import ComponentState, Parent, Rendered, render_component, resolve, secret_name
@@ -108,11 +110,17 @@ def plan(
             return Plan(status=dict(prev_status))
         return _plan_deletion(who, observed, facts, product, prev_status, generation)
     finalizer = "add" if api.FINALIZER not in finalizers else None
-    try:
-        spec = parse_spec(parent.get("spec"), product)
-    except SpecError as exc:
-        return _plan_invalid(exc, facts, prev_status, generation, finalizer)
-    return _plan_rollout(who, spec, observed, facts, product, prev_status, generation, finalizer)
+    raw = parent.get("spec")
+    spec_key = (id(product), json.dumps(raw, sort_keys=True, default=str))
+    parsed = _PARSED.get(spec_key)
+    if parsed is None:
+        try:
+            parsed = _PARSED.put(spec_key, parse_spec(raw, product))
+        except SpecError as exc:
+            parsed = _PARSED.put(spec_key, exc)
+    if isinstance(parsed, SpecError):
+        return _plan_invalid(parsed, facts, prev_status, generation, finalizer)
+    return _plan_rollout(who, parsed, spec_key, observed, facts, product, prev_status, generation, finalizer)
 
 
 def _plan_invalid(
@@ -137,6 +145,7 @@ def _plan_invalid(
 def _plan_rollout(
     who: Parent,
     spec: SpecBase,
+    spec_key: tuple[int, str],
     observed: Observed,
     facts: Facts,
     product: ProductDef,
@@ -154,12 +163,8 @@ def _plan_rollout(
     prev_comps = _previous_components(prev_status)
     work = _Work()
     comps: dict[str, ComponentStatus] = {}
-    desired_keys: set[tuple[str, str]] = set()
-    rendered: dict[str, Rendered] = {}
-    for key in order:
-        r = render_component(who, spec, product, states, key, live_secrets, facts.secret_seed)
-        rendered[key] = r
-        desired_keys.update((o["kind"], o["metadata"]["name"]) for o in r.objects)
+    rendered = _render_all(who, spec, spec_key, product, states, order, live_secrets, facts.secret_seed)
+    desired_keys = {(o["kind"], o["metadata"]["name"]) for r in rendered.values() for o in r.objects}
 
     owned_stale = _stale(who, observed, desired_keys)
     for key in order:  # "start a component only after everything before it is ready": transitively
@@ -188,6 +193,38 @@ def _plan_rollout(
         requeue_after=RESYNC_WHILE_BUSY if busy else None,
         finalizer=finalizer,
     )
+
+
+_PARSED: Memo[SpecBase | SpecError] = Memo(1024)
+_RENDERED: Memo[dict[str, Rendered]] = Memo(1024)
+_COVERED: Memo[bool] = Memo(65536)
+
+
+def _render_all(
+    who: Parent,
+    spec: SpecBase,
+    spec_key: tuple[int, str],
+    product: ProductDef,
+    states: Mapping[str, ComponentState],
+    order: Sequence[str],
+    live_secrets: Mapping[str, Mapping[str, Any]],
+    seed: str,
+) -> dict[str, Rendered]:
+    """Every component's desired objects (memoised: the same inputs render the same objects)."""
+    secrets = tuple(sorted(
+        (name, tuple(sorted((obj.get("data") or {}).items()))) for name, obj in live_secrets.items()
+    ))
+    key = (spec_key, who, secrets, seed if _needs_seed(states, live_secrets) else "")
+    hit = _RENDERED.get(key)
+    if hit is not None:
+        return hit
+    out = {k: render_component(who, spec, product, states, k, live_secrets, seed) for k in order}
+    return _RENDERED.put(key, out)
+
+
+def _needs_seed(states: Mapping[str, ComponentState], live_secrets: Mapping[str, Mapping[str, Any]]) -> bool:
+    return any(st.definition.generated_secret is not None
+               and secret_name(st, "-credentials") not in live_secrets for st in states.values())
 
 
 def _stale(
@@ -291,10 +328,18 @@ def _names(applies: Sequence[Apply]) -> list[str]:
 
 
 def _up_to_date(live: Mapping[str, Any], desired: JSON) -> bool:
-    live_hash = (_meta(live).get("annotations") or {}).get(api.ANNOTATION_HASH)
-    if live_hash != desired["metadata"]["annotations"][api.ANNOTATION_HASH]:
+    meta = _meta(live)
+    desired_hash = desired["metadata"]["annotations"][api.ANNOTATION_HASH]
+    if (meta.get("annotations") or {}).get(api.ANNOTATION_HASH) != desired_hash:
         return False
-    return covers(live, {k: v for k, v in desired.items() if k not in ("apiVersion", "kind")})
+    version = meta.get("resourceVersion")
+    key = (meta.get("uid"), version, desired_hash) if version else None
+    if key is not None:
+        hit = _COVERED.get(key)
+        if hit is not None:
+            return hit
+    result = covers(live, {k: v for k, v in desired.items() if k not in ("apiVersion", "kind")})
+    return _COVERED.put(key, result) if key is not None else result
 
 
 def _status(

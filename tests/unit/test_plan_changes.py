@@ -148,8 +148,7 @@ def test_uuc_third_party_to_deployment_rewires_dependents() -> None:
 def test_deleted_deployment_and_edited_service_are_restored() -> None:
     d = ready_driver()
     del d.fc.objects[("Deployment", "auth")]
-    svc = d.fc.objects[("Service", "api-manager")]
-    svc["spec"]["ports"][0]["port"] = 9999
+    d.fc.edit("Service", "api-manager", lambda svc: svc["spec"]["ports"][0].update(port=9999))
     p = d.step()
     names = {(a.manifest["kind"], a.manifest["metadata"]["name"]) for a in p.apply}
     assert names == {("Deployment", "auth"), ("Service", "api-manager")}
@@ -159,7 +158,7 @@ def test_deleted_deployment_and_edited_service_are_restored() -> None:
 
 def test_a_component_that_breaks_later_tears_nothing_down() -> None:
     d = ready_driver()
-    d.fc.objects[("StatefulSet", "mysql-dataservice")]["status"]["readyReplicas"] = 0
+    d.fc.edit("StatefulSet", "mysql-dataservice", lambda sts: sts["status"].update(readyReplicas=0))
     p = d.step(settle=False)
     assert p.apply == () and p.delete == ()
     assert d.component("mysql")["state"] == "Progressing"
@@ -169,7 +168,7 @@ def test_a_component_that_breaks_later_tears_nothing_down() -> None:
 
 def test_repair_is_not_gated_by_an_unready_dependency() -> None:
     d = ready_driver()
-    d.fc.objects[("StatefulSet", "mysql-dataservice")]["status"]["readyReplicas"] = 0
+    d.fc.edit("StatefulSet", "mysql-dataservice", lambda sts: sts["status"].update(readyReplicas=0))
     d.step(settle=False)
     del d.fc.objects[("ConfigMap", "web-template")]
     p = d.step(settle=False)

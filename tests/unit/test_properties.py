@@ -229,10 +229,10 @@ def dependencies(spec: Mapping[str, Any]) -> dict[str, list[str]]:
 
 
 def _strip(live: Mapping[str, Any]) -> dict[str, Any]:
-    """A live fake object without what the API server adds (uid, generation, status)."""
+    """A live fake object without what the API server adds (uid, generation, resourceVersion, status)."""
     out = copy.deepcopy(dict(live))
     out.pop("status", None)
-    out["metadata"] = {k: v for k, v in out["metadata"].items() if k not in ("uid", "generation")}
+    out["metadata"] = {k: v for k, v in out["metadata"].items() if k not in ("uid", "generation", "resourceVersion")}
     return out
 
 
