@@ -223,9 +223,11 @@ class Operator:
             except (ApiError, httpx2.HTTPError, OSError, TimeoutError) as e:
                 self.errors += 1
                 delay = self.queue.add_rate_limited(key)
+                text = api_error_text(e)
                 log.warning(
-                    "reconcile failed, retrying",
-                    extra={"ds": fmt_key(key), "error": api_error_text(e), "retry_in_s": round(delay, 3)},
+                    "reconcile failed, retrying: %s",
+                    text,
+                    extra={"ds": fmt_key(key), "error": text, "retry_in_s": round(delay, 3)},
                 )
             except Exception:
                 self.errors += 1

@@ -14,7 +14,7 @@ from lightkube import Client
 from d3os_operator import harness
 
 pytest.register_assert_rewrite("tests.integration.standin")
-from .standin import Env, StandIn, ensure_volumes, wait_for  # noqa: E402
+from .standin import Env, StandIn, ensure_volumes, events_for, wait_for  # noqa: E402
 
 pytest_plugins = ("tests.integration.standin",)
 pytestmark = pytest.mark.integration
@@ -67,6 +67,9 @@ def test_second_dataservice_reports_conflict_and_first_is_untouched(deployed: En
 def test_same_sample_in_two_namespaces_both_ready(
     k8s_cluster: Any, client: Client, crd: None, k8s_namespace: str, uuc: StandIn, sample: dict[str, Any]
 ) -> None:
+    """The seed's sample fixes web's NodePort at 30180, and a NodePort is unique in a cluster: the very same
+    sample in a second namespace must be refused at web (said in a Warning Event), and Ready once its web
+    asks for another NodePort."""
     other = f"{k8s_namespace}-b"
     k8s_cluster.kubectl("create", "namespace", other)
     ensure_volumes(client)
@@ -76,7 +79,22 @@ def test_same_sample_in_two_namespaces_both_ready(
                 a = Env(k8s_cluster, client, k8s_namespace, uuc, op)
                 b = Env(k8s_cluster, client, other, uuc, op)
                 a.apply(sample)
+                a.wait_ready()
                 b.apply(sample)
+
+                def refused() -> list[dict[str, Any]]:
+                    return [
+                        e
+                        for e in events_for(client, other, "dataservice-sample")
+                        if e["type"] == "Warning" and "30180" in e["message"]
+                    ]
+
+                ev = wait_for("a Warning Event on the second DataService about NodePort 30180", refused, 120)
+                print("\nsecond namespace:", ev[0]["reason"], ev[0]["message"])
+                assert harness.is_ready(a.ds()), "the first one is not disturbed"
+                second = copy.deepcopy(sample)
+                second["spec"]["web"]["nodePort"] = 30181
+                b.apply(second)
                 a.wait_ready()
                 b.wait_ready()
                 for env in (a, b):
