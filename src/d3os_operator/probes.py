@@ -111,6 +111,7 @@ class _TargetState:
     runs: int = 0
     failures: int = 0
     subscribers: set[Hashable] = field(default_factory=set)
+    first: anyio.Event = field(default_factory=anyio.Event)
 
 
 class ProbeManager:
@@ -195,6 +196,14 @@ class ProbeManager:
                 out[key] = state.result
         return out
 
+    async def first_results(self, parent: Hashable, keys: Sequence[str]) -> None:
+        """Wait until each of ``parent``'s probes named by ``keys`` has run at least once."""
+        for key in keys:
+            req = self._requests.get(parent, {}).get(key)
+            state = self._targets.get((req.check, req.period_seconds)) if req is not None else None
+            if state is not None:
+                await state.first.wait()
+
     def requests(self, parent: Hashable) -> dict[str, ProbeRequest]:
         return dict(self._requests.get(parent, {}))
 
@@ -221,6 +230,7 @@ class ProbeManager:
             while True:
                 result = await run_check(check, clients=self._clients)
                 state.runs += 1
+                state.first.set()
                 now = time.monotonic()
                 if result != state.result:
                     state.result = result
