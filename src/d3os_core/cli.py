@@ -146,6 +146,13 @@ def cmd_crd(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reference(args: argparse.Namespace) -> int:
+    from .reference import config_reference
+
+    sys.stdout.write(config_reference(DATASERVICE))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="d3os", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -169,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=cmd_plan)
     c = sub.add_parser("crd", help="the CustomResourceDefinition YAML")
     c.set_defaults(func=cmd_crd)
+    ref = sub.add_parser("reference", help="the configuration reference (Markdown)")
+    ref.set_defaults(func=cmd_reference)
     return p
 
 
