@@ -26,6 +26,7 @@ from typing import Any
 
 import anyio
 import anyio.from_thread
+import httpx2
 import yaml
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.types import PatchType
@@ -81,8 +82,8 @@ def install_crd(client: Client, timeout: float = 60.0) -> None:
         try:
             list(client.list(DATASERVICE.res, namespace="default"))
             return
-        except ApiError as e:
-            if e.status.code != 404 or time.monotonic() > deadline:
+        except httpx2.HTTPStatusError as e:  # 404 until served, 429/503 while its storage initialises
+            if e.response.status_code not in (404, 429, 503) or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
 
