@@ -55,6 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default info")
     run.add_argument("--log-format", default="text", choices=["text", "json"], help="default text")
     run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run as one of several replicas: only the holder of a Lease reconciles (default off)",
+    )
+    run.add_argument(
+        "--leader-election-namespace",
+        default=None,
+        help="namespace of the Lease (default: the pod's namespace in cluster, else default)",
+    )
+    run.add_argument(
+        "--leader-election-id", default=None, help="name of the Lease (default d3os-operator.d3os-product.com.d3os)"
+    )
+    run.add_argument(
         "--resync-period",
         type=float,
         default=600.0,
@@ -80,6 +93,7 @@ async def run_operator(args: argparse.Namespace) -> int:
     kube = Kube(client, field_manager=args.field_manager)
     settings = Settings(namespaces=_namespaces(args.namespace), workers=args.workers, resync_period=args.resync_period)
     operator = Operator(kube, settings)
+    lost = False
     try:
         async with anyio.create_task_group() as tg:
 
@@ -91,11 +105,29 @@ async def run_operator(args: argparse.Namespace) -> int:
                         return
 
             tg.start_soon(stop_on_signal)
-            await operator.run()
+            if args.leader_elect:
+                from .leader import DEFAULT_ID, LeaderElector
+
+                elector = LeaderElector(
+                    client, name=args.leader_election_id or DEFAULT_ID, namespace=args.leader_election_namespace
+                )
+                async with elector.leading():
+                    await operator.run()
+            else:
+                await operator.run()
+    except BaseExceptionGroup as group:
+        from .leader import LostLeadership
+
+        rest = group.subgroup(lambda e: not isinstance(e, LostLeadership))
+        if rest is not None:
+            raise
+        lost = True  # exit so that a supervisor restarts us as a candidate
     finally:
         with anyio.CancelScope(shield=True):
             log.info("stopped", extra={"stats": operator.stats()})
             await kube.aclose()
+    if lost:
+        return 1
     return 0
 
 

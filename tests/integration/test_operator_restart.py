@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 
 class Proc:
-    def __init__(self, kubeconfig: Path, namespace: str, log: Path) -> None:
+    def __init__(self, kubeconfig: Path, namespace: str, log: Path, extra: list[str] | None = None) -> None:
         self.log = log
         cmd = [
             sys.executable,
@@ -40,6 +40,7 @@ class Proc:
             "json",
             "--log-level",
             "info",
+            *(extra or []),
         ]
         with open(log, "ab") as f:
             self.p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
