@@ -383,8 +383,8 @@ def apiserver_requests(client: Client) -> Counts:
 def operator_like_writes(before: Counts, after: Counts) -> dict[str, float]:
     """Writes between two scrapes that the operator could have sent, whoever sent them.
 
-    Counted: every server-side apply (verb APPLY, any resource: the controllers in the cluster do not
-    use it), any write on DataServices but the namespace controller's collection DELETE, and single-object
+    Counted: every server-side apply (verb APPLY: the cluster's controllers do not use it) of a kind the
+    operator writes, any write on DataServices but the namespace controller's collection DELETE, and single-object
     DELETEs of the kinds the operator owns. Events are reported apart (every controller posts them).
     """
     out: dict[str, float] = {}
@@ -395,7 +395,7 @@ def operator_like_writes(before: Counts, after: Counts) -> dict[str, float]:
         verb, resource, sub, scope = key
         name = f"{verb} {resource}{'/' + sub if sub else ''} ({scope})"
         single = scope == "resource"
-        applied = verb == "APPLY"
+        applied = verb == "APPLY" and resource in OPERATOR_RESOURCES
         on_parent = resource == api.PLURAL and verb in WRITE_VERBS and single
         deleted_child = verb == "DELETE" and single and resource in OPERATOR_RESOURCES and resource != "events"
         if applied or on_parent or deleted_child:
