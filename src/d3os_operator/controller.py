@@ -247,7 +247,7 @@ class Operator:
         return {
             "reconciles": self.reconciler.reconciles,
             "errors": self.errors,
-            "writes": dict(self.kube.writes),
+            "writes": {f"{verb}:{kind}": n for (verb, kind), n in self.kube.writes.items()},
             "http_requests": dict(self.kube.http_requests),
             "queue": len(self.queue),
             "events": {"sent": self.events.sent, "failed": self.events.failed, "dropped": self.events.dropped},

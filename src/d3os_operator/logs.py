@@ -57,7 +57,13 @@ class JsonFormatter(logging.Formatter):
         out.update(_fields(record))
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False, default=str)
+        try:
+            return json.dumps(out, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):  # e.g. a dict with tuple keys: never lose the line
+            return json.dumps(
+                {k: v if isinstance(v, (str, int, float, bool)) or v is None else repr(v) for k, v in out.items()},
+                ensure_ascii=False,
+            )
 
 
 def setup_logging(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> None:

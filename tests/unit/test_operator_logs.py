@@ -55,3 +55,14 @@ def test_formats_carry_the_fields(fmt: str) -> None:
     else:
         assert "reconciler: applied ds=ns/sample obj=Deployment/web" in line
         assert 'detail="a b=c"' in line
+
+
+def test_json_never_loses_a_line_with_odd_fields() -> None:
+    stream = io.StringIO()
+    setup_logging("info", "json", stream=stream)
+    try:
+        logging.getLogger("d3os_operator").info("stopped", extra={"stats": {("apply", "Deployment"): 3}})
+    finally:
+        setup_logging("warning", "text", stream=io.StringIO())
+    rec = json.loads(stream.getvalue())
+    assert rec["msg"] == "stopped" and "Deployment" in rec["stats"]
