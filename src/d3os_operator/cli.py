@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--leader-election-id", default=None, help="name of the Lease (default d3os-operator.d3os-product.com.d3os)"
     )
     run.add_argument(
+        "--metrics-bind-address",
+        default="",
+        metavar="HOST:PORT",
+        help="serve /healthz, /readyz and /metrics (Prometheus) there, e.g. 0.0.0.0:8080 (default: off)",
+    )
+    run.add_argument(
         "--resync-period",
         type=float,
         default=600.0,
@@ -105,6 +111,11 @@ async def run_operator(args: argparse.Namespace) -> int:
                         return
 
             tg.start_soon(stop_on_signal)
+            if args.metrics_bind_address:
+                from .metrics import serve
+
+                host, _, port = args.metrics_bind_address.rpartition(":")
+                await tg.start(serve, host or "0.0.0.0", int(port), operator.stats, operator.ready.is_set)
             if args.leader_elect:
                 from .leader import DEFAULT_ID, LeaderElector
 
