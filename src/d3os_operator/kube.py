@@ -119,8 +119,13 @@ def load_config(kubeconfig: str | None = None, context: str | None = None, in_cl
     if kubeconfig:
         return KubeConfig.from_file(Path(kubeconfig))
     if in_cluster:
-        return KubeConfig.from_service_account()
+        return KubeConfig.from_service_account(service_account_dir())
     return KubeConfig.from_env()
+
+
+def service_account_dir() -> str:
+    """The pod's service account files (``$D3OS_SERVICE_ACCOUNT_DIR`` overrides, for tests)."""
+    return os.environ.get("D3OS_SERVICE_ACCOUNT_DIR", "/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 def make_client(config: KubeConfig, *, context: str | None = None, timeout: float = 15.0) -> AsyncClient:

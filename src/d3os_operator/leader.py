@@ -44,7 +44,9 @@ def _micro(t: dt.datetime) -> str:
 
 def default_namespace() -> str:
     """The pod's namespace in cluster, else ``default``."""
-    path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+    from .kube import service_account_dir
+
+    path = os.path.join(service_account_dir(), "namespace")
     try:
         with open(path, encoding="utf-8") as f:
             return f.read().strip() or "default"

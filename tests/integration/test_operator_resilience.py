@@ -4,7 +4,6 @@ goes on reacting (here: a Deployment deleted after the restart comes back)."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 
@@ -40,5 +39,7 @@ def test_operator_recovers_after_an_apiserver_restart(deployed: Env) -> None:
     relists = op.stats()["relists"]
     assert any(relists[k] > relists_before.get(k, 0) for k in relists), relists
     env.operator.check_alive()
-    figures_out("apiserver_restart", {"restart_s": round(restarted, 1), "restart_to_healed_s": round(healed, 1),
-                                      "relists": relists})
+    figures_out(
+        "apiserver_restart",
+        {"restart_s": round(restarted, 1), "restart_to_healed_s": round(healed, 1), "relists": relists},
+    )
