@@ -4,10 +4,11 @@ The reconciler reads only its caches (plus a GET of names the plan wants to crea
 the core what to do, and does exactly that, in this order:
 
 1. finalizer "add" (JSON merge patch of ``metadata.finalizers``, guarded by resourceVersion);
-2. ``apply`` in the plan's order with server-side apply (``force``, the operator's field manager). A
-   manifest marked ``create`` is first looked up with a GET: an object the operator does not watch may
-   hold the name. Such a holder is not touched; it is reported to the core as observed (re-read on
-   every later reconcile, so its removal is seen) and the DataService is requeued soon;
+2. ``apply`` in the plan's order with server-side apply (``force``, the operator's field manager). The
+   manifests marked ``create`` are first looked up (GETs, all at once): an object the operator does not
+   watch may hold the name. If one does, nothing of this plan is carried out: the holder is reported to
+   the core as observed (re-read on every later reconcile, so its removal is seen) and the DataService
+   is planned again at once;
 3. ``delete`` with a uid precondition and foreground propagation (404 and a failed precondition mean
    the object is already gone or replaced: fine);
 4. status through the status subresource, only when it differs from the live one;
@@ -49,8 +50,8 @@ ParentKey = tuple[str, str]
 Planner = Callable[[Mapping[str, Any], Observed, Facts], Plan]
 Tracer = Callable[[dict[str, Any]], None]
 
-HOLDER_REQUEUE = 1.0
-"""Seconds: requeue after finding a name held by an object the operator does not own."""
+HOLDER_REQUEUE = 0.0
+"""Seconds: requeue after finding a name held by an object the operator does not own (plan again now)."""
 HOLDER_RECHECK = 10.0
 """Seconds: while a name stays held, re-read the holder at least this often (it may not be watched)."""
 MAX_WRITE_STREAK = 25
@@ -260,24 +261,29 @@ class Reconciler:
                 for i, m in creates:
                     tg.start_soon(look, i, m)
 
-        for i, step in enumerate(plan.apply):
+        taken = [(plan.apply[i], obj) for i, obj in sorted(holders.items()) if obj is not None]
+        if taken:
+            # The plan was made without knowing these holders: carry out none of it (a workload must
+            # never start on a stranger's ConfigMap), show them to the core and plan again at once.
+            for step, _ in taken:
+                m = step.manifest
+                kind, name = m["kind"], m["metadata"]["name"]
+                self.holders.setdefault(key, set()).add(Holder(m["apiVersion"], kind, name))
+                out.held.append(f"{kind}/{name}")
+                log.warning(
+                    "name already taken: not applying, planning again",
+                    extra={"ds": ds, "obj": f"{kind}/{name}", "component": step.component},
+                )
+            return parent
+
+        for step in plan.apply:
             m = step.manifest
             kind, name = m["kind"], m["metadata"]["name"]
-            if step.create:
-                existing = holders.get(i)
-                if existing is not None:
-                    self.holders.setdefault(key, set()).add(Holder(m["apiVersion"], kind, name))
-                    out.held.append(f"{kind}/{name}")
-                    log.warning(
-                        "name already taken: not applying",
-                        extra={"ds": ds, "obj": f"{kind}/{name}", "component": step.component},
-                    )
-                    continue
             informer = self.owned.get(kind)
             cached = informer.get(ns, name) if informer is not None and not step.create else None
             if cached is not None:
-                taken = await self.kube.take_over_fields(cached)
-                if taken is not None:
+                adopted = await self.kube.take_over_fields(cached)
+                if adopted is not None:
                     log.info("took over hand-edited fields", extra={"ds": ds, "obj": f"{kind}/{name}"})
             self._trace("apply", key, kind=kind, name=name, component=step.component, create=step.create)
             t0 = time.monotonic()

@@ -106,3 +106,28 @@ def test_same_sample_in_two_namespaces_both_ready(
                 harness.delete_dataservices(client, other)
     finally:
         k8s_cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
+
+
+def test_name_held_by_an_unwatched_object_is_reported_then_freed(env: Env, sample: dict[str, Any]) -> None:
+    """A ConfigMap ``eureka`` made by hand (no managed-by label, so not in the operator's cache) holds a
+    name the plan wants: the shell finds it before applying, the core reports the conflict, nothing is
+    taken over; once the ConfigMap is deleted the rollout goes on to Ready."""
+    env.cluster.kubectl("create", "configmap", "eureka", "-n", env.namespace, "--from-literal=owner=someone")
+    env.apply(sample)
+
+    def conflict() -> dict[str, Any] | None:
+        ds = env.ds()
+        deg = harness.condition(ds, "Degraded")
+        return ds if deg.get("reason") == "Conflict" else None
+
+    ds = wait_for("a Conflict naming ConfigMap/eureka", conflict, 120)
+    message = harness.condition(ds, "Degraded")["message"]
+    assert "ConfigMap/eureka" in message, message
+    cm = env.obj("ConfigMap", "eureka")
+    assert cm is not None and cm["data"] == {"owner": "someone"}, "never taken over"
+    assert not (cm["metadata"].get("labels") or {}), cm["metadata"]
+    assert env.obj("Deployment", "eureka") is None
+    env.cluster.kubectl("delete", "configmap", "eureka", "-n", env.namespace)
+    env.wait_ready(timeout=120)
+    cm = env.obj("ConfigMap", "eureka")
+    assert cm is not None and cm["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "d3os-operator"
