@@ -89,6 +89,7 @@ class Informer:
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.store: dict[StoreKey, dict[str, Any]] = {}
+        self._by_ns: dict[str, dict[str, dict[str, Any]]] = {}
         self.synced = anyio.Event()
         self._synced_scopes: set[str] = set()
         self.relists = 0
@@ -105,9 +106,20 @@ class Informer:
         return self.store.get((namespace, name))
 
     def in_namespace(self, namespace: str) -> Iterator[dict[str, Any]]:
-        for (ns, _), obj in list(self.store.items()):
-            if ns == namespace:
-                yield obj
+        yield from list(self._by_ns.get(namespace, {}).values())
+
+    def _put(self, key: StoreKey, obj: dict[str, Any]) -> None:
+        self.store[key] = obj
+        self._by_ns.setdefault(key[0], {})[key[1]] = obj
+
+    def _pop(self, key: StoreKey) -> dict[str, Any] | None:
+        obj = self.store.pop(key, None)
+        names = self._by_ns.get(key[0])
+        if names is not None:
+            names.pop(key[1], None)
+            if not names:
+                del self._by_ns[key[0]]
+        return obj
 
     def __len__(self) -> int:
         return len(self.store)
@@ -155,15 +167,16 @@ class Informer:
         self.relists += 1
         fresh = {store_key(o): o for o in items}
         for key in [k for k in self.store if self._in_scope(k, scope) and k not in fresh]:
-            gone = self.store.pop(key)
+            gone = self._pop(key)
+            assert gone is not None
             self._emit("DELETED", gone, gone)
         for key, obj in fresh.items():
             old = self.store.get(key)
             if old is None:
-                self.store[key] = obj
+                self._put(key, obj)
                 self._emit("ADDED", obj, None)
             elif _newer(obj, old):
-                self.store[key] = obj
+                self._put(key, obj)
                 self._emit("MODIFIED", obj, old)
         if scope not in self._synced_scopes:
             self._synced_scopes.add(scope)
@@ -204,13 +217,13 @@ class Informer:
     def _apply_event(self, typ: str, obj: dict[str, Any]) -> None:
         key = store_key(obj)
         if typ == "DELETED":
-            old = self.store.pop(key, None)
+            old = self._pop(key)
             self._emit("DELETED", obj, old)
         elif typ in ("ADDED", "MODIFIED"):
             old = self.store.get(key)
             if old is not None and not _newer(obj, old):
                 return  # already known: the operator wrote it through, or an older event in flight
-            self.store[key] = obj
+            self._put(key, obj)
             self._emit("MODIFIED" if old is not None else "ADDED", obj, old)
 
     def write_through(self, obj: dict[str, Any]) -> bool:
@@ -230,7 +243,7 @@ class Informer:
         old = self.store.get(key)
         if old is not None and not _newer(obj, old):
             return False
-        self.store[key] = obj
+        self._put(key, obj)
         return True
 
     def _emit(self, typ: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:

@@ -179,8 +179,11 @@ class Reconciler:
             with anyio.move_on_after(max(r.check.timeout_seconds for r in unseen) + 1.0):
                 await self.probes.first_results(key, [r.key for r in unseen])
             observed = Observed(objects=observed.objects, probes=self.probes.results(key))
+            started = time.monotonic()
             plan = self.planner(parent, observed, facts)
-            self._trace("plan", key, plan_ms=0.0, applies=len(plan.apply), replanned=True)
+            self._trace(
+                "plan", key, plan_ms=(time.monotonic() - started) * 1000, applies=len(plan.apply), replanned=True
+            )
             self.probes.ensure(key, plan.probes)
 
         out = Outcome()
