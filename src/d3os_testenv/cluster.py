@@ -587,6 +587,8 @@ class LocalCluster:
                 f"--kubeconfig={r}/kubeconfig",
                 f"--config={self.toolchain.kwok_stages}",
                 "--manage-all-nodes=true",
+                # without node Leases the node lifecycle controller marks every node NotReady after ~40 s
+                "--node-lease-duration-seconds=40",
                 f"--server-address=127.0.0.1:{p['kwok']}",
                 f"--cidr={POD_CIDR}",
                 "--node-ip=127.0.0.1",

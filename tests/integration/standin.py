@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import statistics
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -200,80 +199,9 @@ def client(k8s_cluster: Any) -> Client:
     return harness.sync_client(k8s_cluster.kubeconfig)
 
 
-class NodeLeaseKeeper:
-    """Renews each node's Lease in ``kube-node-lease`` while kwok does not.
-
-    WORKAROUND, to be removed once d3os_testenv starts kwok with ``--node-lease-duration-seconds``: without
-    that flag kwok neither renews node Leases nor posts frequent node heartbeats, so ~40 s after start the
-    node lifecycle controller marks every node NotReady, every pod NotReady, and rollouts stall. This
-    keeper plays the kubelet's lease loop (renew every 10 s) only when no one else renews the leases.
-    """
-
-    HOLDER = "d3os-operator-tests"
-
-    def __init__(self, kubeconfig: Any) -> None:
-        self.client = harness.sync_client(kubeconfig)
-        self.stop = threading.Event()
-        self.active = False
-        self.thread = threading.Thread(target=self._run, name="node-leases", daemon=True)
-
-    def _run(self) -> None:
-        import datetime as dt
-
-        from lightkube.resources.coordination_v1 import Lease
-        from lightkube.resources.core_v1 import Node
-        from lightkube.types import PatchType
-
-        while not self.stop.is_set():
-            try:
-                now = dt.datetime.now(dt.UTC)
-                for node in self.client.list(Node):
-                    name = node.metadata.name
-                    try:
-                        lease = self.client.get(Lease, name, namespace="kube-node-lease")
-                        holder = lease.spec.holderIdentity if lease.spec else None
-                        renewed = lease.spec.renewTime if lease.spec else None
-                        if holder != self.HOLDER and renewed is not None and (now - renewed).total_seconds() < 30:
-                            continue  # someone (kwok) renews it
-                    except ApiError as e:
-                        if e.status.code != 404:
-                            raise
-                    self.active = True
-                    body = {
-                        "apiVersion": "coordination.k8s.io/v1",
-                        "kind": "Lease",
-                        "metadata": {"name": name, "namespace": "kube-node-lease"},
-                        "spec": {
-                            "holderIdentity": self.HOLDER,
-                            "leaseDurationSeconds": 40,
-                            "renewTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                        },
-                    }
-                    self.client.patch(
-                        Lease,
-                        name,
-                        body,
-                        namespace="kube-node-lease",
-                        patch_type=PatchType.APPLY,
-                        field_manager=self.HOLDER,
-                        force=True,
-                    )
-            except Exception:
-                pass
-            self.stop.wait(10)
-
-
 @pytest.fixture(scope="session")
-def node_leases(k8s_cluster: Any) -> Iterator[NodeLeaseKeeper]:
-    keeper = NodeLeaseKeeper(k8s_cluster.kubeconfig)
-    keeper.thread.start()
-    yield keeper
-    keeper.stop.set()
-
-
-@pytest.fixture(scope="session")
-def crd(k8s_cluster: Any, client: Client, node_leases: NodeLeaseKeeper) -> None:
-    """The DataService CRD, installed once per session (and the nodes kept Ready, see NodeLeaseKeeper)."""
+def crd(k8s_cluster: Any, client: Client) -> None:
+    """The DataService CRD, installed once per session."""
     harness.install_crd(client)
 
 
