@@ -1,6 +1,7 @@
 """The operator as it runs in a cluster: ``d3os-operator run --in-cluster --leader-elect`` with the service
-account of examples/operator-rbac.yaml (its token, CA and namespace files, as a pod would have them, and
-KUBERNETES_SERVICE_HOST/PORT). The sample rolls out to Ready and is deleted cleanly: the RBAC is enough."""
+account of the generated RBAC (config/rbac, from d3os_operator.rbac): its token, CA and namespace files, as a
+pod would have them, and KUBERNETES_SERVICE_HOST/PORT.
+The sample rolls out to Ready and is deleted cleanly: the RBAC is enough."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 import yaml
 from lightkube import Client
 
-from d3os_operator import harness
+from d3os_operator import harness, rbac
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .standin import StandIn, ensure_volumes, wait_for  # noqa: E402
@@ -25,8 +26,7 @@ from .standin import StandIn, ensure_volumes, wait_for  # noqa: E402
 pytest_plugins = ("tests.integration.standin",)
 pytestmark = pytest.mark.integration
 
-RBAC = Path(__file__).resolve().parents[2] / "examples" / "operator-rbac.yaml"
-SYSTEM_NS = "d3os-operator-system"
+SYSTEM_NS = rbac.NAMESPACE
 
 
 def _service_account_files(k8s_cluster: Any, where: Path) -> dict[str, str]:
@@ -40,14 +40,15 @@ def _service_account_files(k8s_cluster: Any, where: Path) -> dict[str, str]:
         if not ca.is_absolute():
             ca = Path(k8s_cluster.kubeconfig).parent / ca
         (where / "ca.crt").write_bytes(ca.read_bytes())
-    token = k8s_cluster.kubectl("create", "token", "d3os-operator", "-n", SYSTEM_NS, "--duration=1h").stdout.strip()
+    sa = rbac.SERVICE_ACCOUNT
+    token = k8s_cluster.kubectl("create", "token", sa, "-n", SYSTEM_NS, "--duration=1h").stdout.strip()
     (where / "token").write_text(token)
     (where / "namespace").write_text(SYSTEM_NS)
     server = urlsplit(cluster["server"])
     return {"KUBERNETES_SERVICE_HOST": server.hostname or "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(server.port)}
 
 
-def test_in_cluster_with_the_example_rbac(
+def test_in_cluster_with_the_generated_rbac(
     k8s_cluster: Any,
     client: Client,
     crd: None,
@@ -57,7 +58,7 @@ def test_in_cluster_with_the_example_rbac(
     tmp_path: Path,
 ) -> None:
     k8s_cluster.kubectl("create", "namespace", SYSTEM_NS, check=False)
-    k8s_cluster.kubectl("apply", "-f", str(RBAC))
+    k8s_cluster.kubectl("apply", "-f", "-", input=rbac.render_all())
     ensure_volumes(client)
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     env.update(_service_account_files(k8s_cluster, tmp_path / "sa"))

@@ -1,0 +1,184 @@
+"""Least privilege, proven under real RBAC: the operator runs the whole seed scenario authenticated as the
+ServiceAccount bound to exactly the generated role (config/rbac, from d3os_operator.rbac), and the same
+identity is refused what the role does not grant. The same rollout shows the generated mysql password never
+leaves its Secret: not in ConfigMaps, status, Events, the operator's log; pods get it by secretKeyRef only."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from lightkube import ApiError, Client, KubeConfig
+
+from d3os_core import api
+from d3os_core.dataservice import MYSQL
+from d3os_operator import harness, rbac
+from d3os_operator.kube import kind_info
+from d3os_operator.logs import JsonFormatter
+
+pytest.register_assert_rewrite("tests.integration.standin")
+from .standin import Env, StandIn, ensure_volumes, events_for, list_kind  # noqa: E402
+
+pytest_plugins = ("tests.integration.standin",)
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def sa_kubeconfig(k8s_cluster: Any) -> str:
+    k8s_cluster.kubectl("create", "namespace", rbac.NAMESPACE, check=False)
+    k8s_cluster.kubectl("apply", "-f", "-", input=rbac.render_all())
+    return str(k8s_cluster.service_account_kubeconfig(rbac.NAMESPACE, rbac.SERVICE_ACCOUNT, duration="1h"))
+
+
+@pytest.fixture
+def captured_log() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    handler.setLevel(logging.DEBUG)
+    logger = logging.getLogger("d3os_operator")
+    old = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield out
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+
+
+def test_seed_scenario_as_the_service_account(
+    k8s_cluster: Any,
+    client: Client,
+    crd: None,
+    k8s_namespace: str,
+    uuc: StandIn,
+    sample: dict[str, Any],
+    sa_kubeconfig: str,
+    captured_log: io.StringIO,
+) -> None:
+    ensure_volumes(client)
+    ns = k8s_namespace
+    with harness.RunningOperator(sa_kubeconfig, namespaces=[ns]) as op:
+        env = Env(k8s_cluster, client, ns, uuc, op)
+        try:
+            env.apply(sample)
+            ds = env.wait_ready(timeout=180)
+            assert all(c["state"] == "Ready" for c in ds["status"]["components"])
+            op.check_alive()
+
+            # -- the password stays in its Secret ------------------------------------------------------
+            secrets = list_kind(client, "Secret", ns, labels={api.LABEL_MANAGED_BY: api.MANAGED_BY})
+            assert secrets, "mysql's credentials Secret"
+            generated = [k for k, v in (MYSQL.generated_secret or {}).items() if v == "<random>"]
+            values = {
+                base64.b64decode(s["data"][k]).decode()
+                for s in secrets
+                for k in generated
+                if k in (s.get("data") or {})
+            }
+            assert values, secrets
+            cms = json.dumps(list_kind(client, "ConfigMap", ns), ensure_ascii=False)
+            status = json.dumps(ds.get("status"), ensure_ascii=False)
+            events = json.dumps(events_for(client, ns, ds["metadata"]["name"]), ensure_ascii=False)
+            workloads = [*list_kind(client, "Deployment", ns), *list_kind(client, "StatefulSet", ns)]
+            for secret in values:
+                for where, text in (("ConfigMaps", cms), ("status", status), ("Events", events)):
+                    assert secret not in text, f"a secret value appears in {where}"
+                assert secret not in captured_log.getvalue(), "a secret value appears in the operator's log"
+                assert secret not in json.dumps(workloads), "a secret value is inlined in a pod template"
+            refs = [
+                e
+                for w in workloads
+                for c in w["spec"]["template"]["spec"]["containers"]
+                for e in c.get("env") or []
+                if "secretKeyRef" in (e.get("valueFrom") or {})
+            ]
+            assert refs, "pods get the credentials by secretKeyRef"
+        finally:
+            harness.delete_dataservices(client, ns)
+        op.check_alive()
+    text = captured_log.getvalue()
+    assert text, "the operator logged"
+    denied = [ln for ln in text.splitlines() if "forbidden" in ln.lower() or " 403" in ln]
+    assert denied == [], denied[:3]
+
+
+def _status(call: Any) -> int:
+    try:
+        call()
+    except ApiError as e:
+        return int(e.status.code or 0)
+    return 200
+
+
+def test_the_identity_is_refused_what_the_role_does_not_grant(
+    k8s_cluster: Any, crd: None, k8s_namespace: str, sa_kubeconfig: str
+) -> None:
+    from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+    from lightkube.resources.core_v1 import Node, Pod
+    from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
+
+    sa = Client(config=KubeConfig.from_file(sa_kubeconfig), field_manager="least-privilege-test")
+    ns = k8s_namespace
+    # granted: what the operator uses
+    assert _status(lambda: list(sa.list(harness.DATASERVICE.res, namespace=ns))) == 200
+    assert _status(lambda: list(sa.list(kind_info("v1", "Secret").res, namespace=ns))) == 200
+    # refused: what it does not use
+    refused = {
+        "list pods": lambda: list(sa.list(Pod, namespace=ns)),
+        "list nodes": lambda: list(sa.list(Node)),
+        "list clusterroles": lambda: list(sa.list(ClusterRole)),
+        "create clusterrolebinding": lambda: sa.create(
+            ClusterRoleBinding.from_dict(
+                {
+                    "metadata": {"name": "d3os-escalate"},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": "cluster-admin",
+                    },
+                    "subjects": [{"kind": "ServiceAccount", "name": rbac.SERVICE_ACCOUNT, "namespace": rbac.NAMESPACE}],
+                }
+            )
+        ),
+        "delete the CRD": lambda: sa.delete(CustomResourceDefinition, f"{api.PLURAL}.{api.GROUP}"),
+        "update (PUT) a DataService": lambda: sa.replace(
+            harness.DATASERVICE.res(
+                apiVersion=api.API_VERSION, kind=api.KIND, metadata={"name": "x", "namespace": ns}, spec={}
+            ),
+        ),
+    }
+    got = {what: _status(call) for what, call in refused.items()}
+    assert got == dict.fromkeys(refused, 403), got
+    # sub-resources and other namespaces: ask the apiserver's authorizer (SelfSubjectAccessReview)
+    kc = ["--kubeconfig", sa_kubeconfig]
+    for args in (
+        ("create", "pods/exec", "-n", ns),
+        ("create", "pods", "-n", ns),
+        ("get", "nodes"),
+        ("create", "leases.coordination.k8s.io", "-n", ns),
+        ("delete", "persistentvolumeclaims", "-n", ns),
+        ("create", "serviceaccounts/token", "-n", ns),
+        ("escalate", "clusterroles"),
+        ("update", "secrets", "-n", ns),
+        ("deletecollection", "configmaps", "-n", ns),
+    ):
+        res = k8s_cluster.kubectl(*kc, "auth", "can-i", *args, check=False)
+        assert res.stdout.strip() == "no", (args, res.stdout, res.stderr)
+    for args in (
+        ("patch", "leases.coordination.k8s.io", "-n", rbac.NAMESPACE),
+        ("patch", "dataservices.d3os-product.com.d3os", "--subresource=status", "-n", ns),
+        ("create", "events", "-n", ns),
+    ):
+        res = k8s_cluster.kubectl(*kc, "auth", "can-i", *args, check=False)
+        assert res.stdout.strip() == "yes", (args, res.stdout, res.stderr)
+    print(
+        "\n$ kubectl auth can-i --list (as the operator)\n"
+        + k8s_cluster.kubectl(*kc, "auth", "can-i", "--list", "-n", ns).stdout
+    )

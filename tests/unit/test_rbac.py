@@ -1,0 +1,95 @@
+"""The operator's RBAC is generated from one declaration (d3os_operator.rbac): the checked-in files of
+config/rbac/ must match it, and it grants no wildcard and nothing the operator does not use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from d3os_core import api
+from d3os_operator import rbac
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "config" / "rbac"
+
+
+def _all_rules() -> list[dict[str, object]]:
+    return [r.manifest() for r in (*rbac.cluster_rules(), *rbac.leader_rules())]
+
+
+def test_checked_in_files_match_the_declaration() -> None:
+    want = rbac.rendered_files()
+    got = {p.name: p.read_text(encoding="utf-8") for p in CONFIG.glob("*.yaml")}
+    assert set(got) == set(want), "config/rbac/ has other files than the declaration"
+    for name, text in want.items():
+        assert got[name] == text, f"config/rbac/{name} drifted: run `python -m d3os_operator.rbac --write config/rbac`"
+
+
+def test_kustomization_lists_every_file() -> None:
+    kust = yaml.safe_load((CONFIG / "kustomization.yaml").read_text())
+    assert kust["resources"] == [
+        "service_account.yaml",
+        "role.yaml",
+        "role_binding.yaml",
+        "leader_election_role.yaml",
+        "leader_election_role_binding.yaml",
+    ]
+
+
+def test_no_wildcards_and_nothing_forbidden() -> None:
+    for rule in _all_rules():
+        for field in ("apiGroups", "resources", "verbs"):
+            values = rule[field]
+            assert isinstance(values, list) and values, rule
+            assert not any("*" in v for v in values), f"wildcard in {rule}"
+        assert not set(rule["resources"]) & rbac.FORBIDDEN_RESOURCES, rule  # type: ignore[arg-type]
+        assert "rbac.authorization.k8s.io" not in rule["apiGroups"], rule  # type: ignore[operator]
+        assert not {"escalate", "bind", "impersonate", "deletecollection", "update"} & set(rule["verbs"]) or rule[
+            "resources"
+        ] == [f"{api.PLURAL}/finalizers"], rule
+
+
+def test_owned_kinds_are_covered_and_claims_never_deleted() -> None:
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in rbac.cluster_rules():
+        for res in rule.resources:
+            granted.setdefault((rule.group, res), set()).update(rule.verbs)
+    for api_version, kind in api.OWNED_KINDS:
+        group = api_version.rpartition("/")[0]
+        verbs = granted[(group, rbac._PLURALS[kind])]
+        assert {"get", "list", "watch", "create", "patch"} <= verbs, kind
+        assert ("delete" in verbs) == (kind != "PersistentVolumeClaim"), kind
+    assert granted[(api.GROUP, api.PLURAL)] == {"list", "watch", "patch"}
+    assert granted[(api.GROUP, f"{api.PLURAL}/status")] == {"patch"}
+    assert granted[("", "events")] == {"create"}
+    # secrets are granted on the operator's own children only in the sense of verbs it sends; no "update"
+    assert all("update" not in v for (g, r), v in granted.items() if r != f"{api.PLURAL}/finalizers")
+
+
+def test_leader_election_is_a_namespaced_role() -> None:
+    objs = {o["kind"]: o for group in rbac.manifests().values() for o in group}
+    assert objs["Role"]["metadata"]["namespace"] == rbac.NAMESPACE
+    assert objs["Role"]["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}
+    ]
+    assert objs["ClusterRole"]["metadata"]["name"] == "d3os-operator-manager-role"
+    assert not any(r["resources"] == ["leases"] for r in objs["ClusterRole"]["rules"])
+    assert objs["ServiceAccount"]["metadata"] == {
+        "name": "d3os-operator-controller-manager",
+        "namespace": "d3os-operator-system",
+        "labels": rbac.LABELS,
+    }
+    for binding in ("ClusterRoleBinding", "RoleBinding"):
+        assert objs[binding]["subjects"] == [
+            {"kind": "ServiceAccount", "name": rbac.SERVICE_ACCOUNT, "namespace": rbac.NAMESPACE}
+        ]
+
+
+def test_module_prints_the_yaml(capsys: object) -> None:
+    import pytest
+
+    assert isinstance(capsys, pytest.CaptureFixture)
+    assert rbac.main([]) == 0
+    docs = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
+    assert [d["kind"] for d in docs] == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
