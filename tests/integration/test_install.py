@@ -40,8 +40,9 @@ def test_default_kustomization_installs(k8s_cluster: Any) -> None:
     kubectl("wait", "--for=delete", f"namespace/{NS}", "--timeout=60s", check=False)
     try:
         # the namespace must exist for the namespaced objects' dry run; then everything, dry run
+        # (--force-conflicts as in docs/install.md: the session's CRD was installed by the test harness)
         kubectl("apply", "--server-side", "-f", "-", input=_dump([namespace]))
-        out = kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", input=rendered)
+        out = kubectl("apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", "-", input=rendered)
         assert out.stdout.count("(server dry run)") == len(docs), out.stdout
 
         # restricted is really enforced here: a pod without the hardening is refused ...
