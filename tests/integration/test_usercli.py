@@ -1,0 +1,100 @@
+"""Issue 6: the CLI for people on the local control plane, with the operator running in-process.
+
+``d3os apply --wait`` shows progress until Ready (exit 0) while ``d3os status --watch`` redraws;
+``d3os status`` shows every component ready and the conditions; ``d3os diff`` shows nothing for an
+unchanged file, and after editing one image exactly that change (the spec line and that Deployment).
+The captured screens go to the figures output (see standin.figures_out).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from d3os_operator import usercli
+
+pytest.register_assert_rewrite("tests.integration.standin")
+from .standin import CHAIN, Env, figures_out  # noqa: E402
+
+pytest_plugins = ("tests.integration.standin",)
+pytestmark = pytest.mark.integration
+
+
+def d3os(env: Env, *args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = usercli.main([*args, "-n", env.namespace, "--kubeconfig", str(env.cluster.kubeconfig)], out=out)
+    return code, out.getvalue()
+
+
+def _write(path: Path, manifest: dict[str, Any]) -> str:
+    path.write_text(yaml.safe_dump(manifest, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return str(path)
+
+
+def test_apply_wait_status_and_diff(env: Env, sample: dict[str, Any], tmp_path: Path) -> None:
+    name = sample["metadata"]["name"]
+    watch_out = io.StringIO()
+    watcher = threading.Thread(
+        target=usercli.main,
+        args=(
+            [
+                "status",
+                name,
+                "--watch",
+                "--timeout",
+                "45",
+                "-n",
+                env.namespace,
+                "--kubeconfig",
+                str(env.cluster.kubeconfig),
+            ],
+            watch_out,
+        ),
+        daemon=True,
+    )
+    watcher.start()
+
+    code, applied = d3os(env, "apply", _write(tmp_path / "ds.yaml", sample), "--wait", "--timeout", "200")
+    assert code == 0, applied
+    assert "applied" in applied.splitlines()[0]
+    assert "Ready" in applied.splitlines()[-1]
+    assert any("[mysql]" in line for line in applied.splitlines()), applied
+
+    code, screen = d3os(env, "status", name)
+    assert code == 0
+    assert "Ready" in screen and screen.count("✓ ready") == len(CHAIN), screen
+    for key in CHAIN:
+        assert key in screen
+
+    # an unchanged file: nothing to show
+    code, out = d3os(env, "diff", str(tmp_path / "ds.yaml"))
+    assert (code, out) == (0, ""), out
+
+    # one image edited: exactly that change
+    edited = copy.deepcopy(sample)
+    old = edited["spec"]["auth"]["image"]
+    edited["spec"]["auth"]["image"] = old.rsplit(":", 1)[0] + ":v9.9.9"
+    code, diff = d3os(env, "diff", _write(tmp_path / "edited.yaml", edited))
+    assert code == 1, diff
+    changes = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    new = old.rsplit(":", 1)[0] + ":v9.9.9"
+    image_lines = [line.replace(" ", "") for line in changes if "image:" in line]
+    # the DataService's spec, then the Deployment's container: that image and nothing else
+    assert image_lines == [f"-image:{old}", f"+image:{new}"] * 2, diff
+    assert diff.splitlines()[-1].endswith("would change: Deployment/auth"), diff
+    other = [line for line in changes if "image:" not in line and "desired-hash" not in line]
+    assert other == [], diff
+
+    watcher.join(timeout=0.5)
+    screens = watch_out.getvalue()
+    assert screens.count("--- ") >= 3 and "✓ ready" in screens
+    figures_out(
+        "usercli",
+        {"apply_wait": applied, "status": screen, "diff_one_image": diff, "status_watch_last": screens[-3000:]},
+    )
