@@ -31,6 +31,7 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 RESYNC_WHILE_BUSY = 30.0
 """Seconds: a safety net while not Ready; progress itself is driven by watch events and probe results."""
 PROBE_PERIOD = 5.0
+REFUSED = "the API server refused "
 
 
 @dataclass(slots=True)
@@ -299,6 +300,11 @@ def _plan_component(
                           "starts on the same data")
 
     work.apply.extend(outdated)
+    refusals = [f"{kind}/{name}: {observed.refused[(kind, name)]}"
+                for kind, name in ((a.manifest["kind"], a.manifest["metadata"]["name"]) for a in outdated)
+                if (kind, name) in observed.refused]
+    if refusals:
+        return status("Failed", REFUSED + "; ".join(refusals))
     if st.check is not None:  # third party: readiness is the last probe result for this very check
         key = probe_key(who, st)
         result = observed.probes.get(key)
@@ -382,8 +388,9 @@ def _status(
     if conflicts:
         degraded = condition("Degraded", True, "Conflict", describe(conflicts), generation, facts.now, old)
     elif failed:
-        degraded = condition("Degraded", True, "ProgressDeadlineExceeded", describe(failed),
-                             generation, facts.now, old)
+        refused = any(comps[k].message.startswith(REFUSED) for k in failed)
+        degraded = condition("Degraded", True, "ApplyRefused" if refused else "ProgressDeadlineExceeded",
+                             describe(failed), generation, facts.now, old)
     else:
         degraded = condition("Degraded", False, "AsExpected", "no component has failed", generation, facts.now, old)
     return {

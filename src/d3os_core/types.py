@@ -29,11 +29,14 @@ class Observed:
     """What the shell saw: live objects of the parent's namespace and third-party probe results.
 
     ``objects`` holds every object the shell knows under a desired name or owned by the parent,
-    keyed by (kind, name); ``probes`` is keyed by :attr:`ProbeRequest.key`.
+    keyed by (kind, name); ``probes`` is keyed by :attr:`ProbeRequest.key`; ``refused`` names applies
+    the API server refused, so status can say why a component is stuck.
     """
 
     objects: Mapping[ObjKey, Mapping[str, Any]] = field(default_factory=dict)
     probes: Mapping[str, ProbeResult] = field(default_factory=dict)
+    refused: Mapping[ObjKey, str] = field(default_factory=dict)
+    """Objects whose last apply the API server refused (invalid, forbidden), with its message."""
 
 
 @dataclass(frozen=True, slots=True)

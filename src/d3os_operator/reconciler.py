@@ -50,6 +50,8 @@ ParentKey = tuple[str, str]
 Planner = Callable[[Mapping[str, Any], Observed, Facts], Plan]
 Tracer = Callable[[dict[str, Any]], None]
 
+REFUSALS = (400, 403, 422)
+"""API answers that retrying the same request cannot change: named in status, retried with backoff."""
 HOLDER_REQUEUE = 0.0
 """Seconds: requeue after finding a name held by an object the operator does not own (plan again now)."""
 HOLDER_RECHECK = 10.0
@@ -133,6 +135,8 @@ class Reconciler:
         self.planner = planner
         self.tracer = tracer
         self.holders: dict[ParentKey, set[Holder]] = {}
+        self.refused: dict[ParentKey, dict[tuple[str, str], str]] = {}
+        """Applies the API server refused (400/403/422), shown to the core so status names them."""
         self._write_streak: dict[ParentKey, int] = {}
         self._last_error: dict[ParentKey, str] = {}
         self.reconciles = 0
@@ -161,6 +165,7 @@ class Reconciler:
         if parent is None:
             self.probes.forget(key)
             self.holders.pop(key, None)
+            self.refused.pop(key, None)
             self._write_streak.pop(key, None)
             self._last_error.pop(key, None)
             log.debug("gone", extra={"ds": ds})
@@ -178,7 +183,7 @@ class Reconciler:
             # before acting, so the plan (and the status) rests on a result rather than on "unknown".
             with anyio.move_on_after(max(r.check.timeout_seconds for r in unseen) + 1.0):
                 await self.probes.first_results(key, [r.key for r in unseen])
-            observed = Observed(objects=observed.objects, probes=self.probes.results(key))
+            observed = Observed(objects=observed.objects, probes=self.probes.results(key), refused=observed.refused)
             started = time.monotonic()
             plan = self.planner(parent, observed, facts)
             self._trace(
@@ -191,6 +196,8 @@ class Reconciler:
             parent = await self._execute(key, parent, plan, out)
         except ApiError as e:
             await self._report_api_error(key, parent, e)
+            if e.status.code in REFUSALS and self.refused.get(key):
+                await self._status_after_refusal(key, parent, facts)
             raise
         self._last_error.pop(key, None)
 
@@ -236,7 +243,7 @@ class Reconciler:
                     objects[(h.kind, h.name)] = live
             if not held:
                 self.holders.pop(key, None)
-        return Observed(objects=objects, probes=self.probes.results(key))
+        return Observed(objects=objects, probes=self.probes.results(key), refused=dict(self.refused.get(key) or {}))
 
     async def _execute(self, key: ParentKey, parent: dict[str, Any], plan: Plan, out: Outcome) -> dict[str, Any]:
         ds = fmt_key(key)
@@ -290,7 +297,14 @@ class Reconciler:
                     log.info("took over hand-edited fields", extra={"ds": ds, "obj": f"{kind}/{name}"})
             self._trace("apply", key, kind=kind, name=name, component=step.component, create=step.create)
             t0 = time.monotonic()
-            live = await self.kube.apply(m)
+            try:
+                live = await self.kube.apply(m)
+            except ApiError as e:
+                if e.status.code in REFUSALS:
+                    self.refused.setdefault(key, {})[(kind, name)] = api_error_text(e)
+                raise
+            if self.refused.get(key, {}).pop((kind, name), None) is not None and not self.refused[key]:
+                self.refused.pop(key, None)
             if informer is not None:
                 informer.write_through(live)
             out.applied += 1
@@ -357,6 +371,19 @@ class Reconciler:
                 out.finalizer = "remove"
                 log.info("finalizer removed", extra={"ds": ds, "finalizer": api.FINALIZER})
         return parent
+
+    async def _status_after_refusal(self, key: ParentKey, parent: Mapping[str, Any], facts: Facts) -> None:
+        """Plan again with the refusal observed and write just that status, so kubectl shows why."""
+        current = self.parents.get(*key) or parent
+        observed = await self._observe(key, key[0])
+        plan = self.planner(current, observed, facts)
+        if plan.status and status_differs(plan.status, current.get("status")):
+            try:
+                written = await self.kube.apply_status(dict(current), plan.status)
+            except ApiError as e:
+                log.warning("status not written", extra={"ds": fmt_key(key), "error": api_error_text(e)})
+                return
+            self.parents.write_through(written)
 
     async def _report_api_error(self, key: ParentKey, parent: Mapping[str, Any], e: ApiError) -> None:
         """Record a request the API refused (invalid, forbidden) as a Warning Event, once per message.

@@ -91,6 +91,15 @@ def test_same_sample_in_two_namespaces_both_ready(
 
                 ev = wait_for("a Warning Event on the second DataService about NodePort 30180", refused, 120)
                 print("\nsecond namespace:", ev[0]["reason"], ev[0]["message"])
+
+                def degraded() -> dict[str, Any] | None:
+                    conds = ((b.ds() or {}).get("status") or {}).get("conditions") or []
+                    deg = next((c for c in conds if c["type"] == "Degraded"), None)
+                    return deg if deg and deg["status"] == "True" and deg["reason"] == "ApplyRefused" else None
+
+                deg = wait_for("the second DataService's status naming the refused Service", degraded, 60)
+                assert "Service/web" in deg["message"] and "30180" in deg["message"], deg
+                print("second namespace Degraded:", deg["message"])
                 assert harness.is_ready(a.ds()), "the first one is not disturbed"
                 second = copy.deepcopy(sample)
                 second["spec"]["web"]["nodePort"] = 30181

@@ -285,3 +285,21 @@ def test_dag_dependsOn_lets_independent_components_roll_together() -> None:
     assert {"ds-adapter", "es-adapter", "trd-adapter"} in batches
     assert "[ds-adapter]->[es-adapter]->[trd-adapter]" in next(
         pl.status["message"] for pl in d.plans if {"ds-adapter"} <= applied_components(pl))
+
+
+def test_an_apply_the_api_server_refused_is_named_in_status() -> None:
+    import dataclasses
+
+    d = Driver(sample())
+    for _ in range(12):
+        d.step(settle=False) if _ == 11 else d.step()
+    assert d.component("web")["state"] == "Progressing"
+    del d.fc.objects[("Service", "web")]
+    refused = {("Service", "web"): "spec.ports[0].nodePort: provided port is already allocated"}
+    p = plan(d.ds, dataclasses.replace(d.fc.observed(), refused=refused), Facts(now="t"))
+    assert ("Service", "web") in {(a.manifest["kind"], a.manifest["metadata"]["name"]) for a in p.apply}  # retried
+    web = next(c for c in p.status["components"] if c["name"] == "web")
+    assert web["state"] == "Failed"
+    assert "the API server refused Service/web: " in web["message"] and "already allocated" in web["message"]
+    deg = next(c for c in p.status["conditions"] if c["type"] == "Degraded")
+    assert deg["status"] == "True" and deg["reason"] == "ApplyRefused"
