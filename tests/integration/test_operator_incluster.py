@@ -89,7 +89,7 @@ def test_in_cluster_with_the_generated_rbac(
             "Ready", lambda: harness.is_ready(harness.get_dataservice(client, k8s_namespace, "dataservice-sample")), 120
         )
         left = harness.delete_dataservices(client, k8s_namespace)
-        assert left == [], "the operator could not finalize the DataService"
+        assert left == [], "the operator could not finalize the DataService:\n" + log.read_text()[-4000:]
         text = log.read_text()
         assert "forbidden" not in text.lower(), [ln for ln in text.splitlines() if "orbidden" in ln][:3]
         lease = k8s_cluster.kubectl(
