@@ -153,35 +153,67 @@ def format_status(ds: Mapping[str, Any] | None, name: str, namespace: str) -> st
 def _watch_dataservice(
     client: Any, name: str, namespace: str, deadline: float | None
 ) -> Iterator[dict[str, Any] | None]:
-    """The DataService now, then after every change (None when deleted); reconnects on expiry."""
+    """The DataService now, then after every change (None when deleted), until ``deadline``.
+
+    lightkube's watch reconnects by itself and blocks while nothing changes, so it runs in a daemon
+    thread feeding a queue; the deadline is kept here. Expired resource versions (410) restart it.
+    """
+    import queue
+    import threading
+
     from lightkube import ApiError
 
     from .kube import DATASERVICE
 
     current = _get(client, DATASERVICE.res, name, namespace)
     yield current
-    rv = (current or {}).get("metadata", {}).get("resourceVersion")
-    while deadline is None or time.monotonic() < deadline:
-        left = None if deadline is None else max(1, int(deadline - time.monotonic()) + 1)
-        try:
-            for typ, obj in client.watch(
-                DATASERVICE.res,
-                namespace=namespace,
-                fields={"metadata.name": name},
-                resource_version=rv,
-                server_timeout=min(left or 30, 30),
-            ):
-                data = dict(obj)
-                rv = data["metadata"]["resourceVersion"]
-                yield None if typ == "DELETED" else data
-                if deadline is not None and time.monotonic() >= deadline:
+    events: queue.Queue[tuple[str, Any]] = queue.Queue()
+    stop = threading.Event()
+
+    def pump(rv: str | None) -> None:
+        while not stop.is_set():
+            try:
+                for typ, obj in client.watch(
+                    DATASERVICE.res,
+                    namespace=namespace,
+                    fields={"metadata.name": name},
+                    resource_version=rv,
+                    server_timeout=30,
+                ):
+                    data = dict(obj)
+                    rv = data["metadata"]["resourceVersion"]
+                    events.put((typ, data))
+                    if stop.is_set():
+                        return
+            except ApiError as e:
+                if e.status.code != 410:
+                    events.put(("ERROR", e))
                     return
-        except ApiError as e:
-            if e.status.code != 410:
-                raise
-            current = _get(client, DATASERVICE.res, name, namespace)
-            rv = (current or {}).get("metadata", {}).get("resourceVersion")
-            yield current
+                events.put(("RELIST", None))
+                rv = None
+            except Exception as e:
+                events.put(("ERROR", e))
+                return
+
+    rv0 = (current or {}).get("metadata", {}).get("resourceVersion")
+    threading.Thread(target=pump, args=(rv0,), name=f"d3os-watch-{name}", daemon=True).start()
+    try:
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            try:
+                typ, data = events.get(timeout=left)
+            except queue.Empty:
+                return
+            if typ == "ERROR":
+                raise data
+            if typ == "RELIST":
+                yield _get(client, DATASERVICE.res, name, namespace)
+            else:
+                yield None if typ == "DELETED" else data
+    finally:
+        stop.set()
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:

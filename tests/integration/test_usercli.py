@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import io
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,24 @@ def test_apply_wait_status_and_diff(env: Env, sample: dict[str, Any], tmp_path: 
         "usercli",
         {"apply_wait": applied, "status": screen, "diff_one_image": diff, "status_watch_last": screens[-3000:]},
     )
+
+
+def test_apply_wait_times_out_without_an_operator(
+    k8s_cluster: Any, k8s_namespace: str, crd: None, sample: dict[str, Any], tmp_path: Path
+) -> None:
+    out = io.StringIO()
+    args = ["apply", _write(tmp_path / "ds.yaml", sample), "--wait", "--timeout", "1.5"]
+    args += ["-n", k8s_namespace, "--kubeconfig", str(k8s_cluster.kubeconfig)]
+    started = time.monotonic()
+    code = usercli.main(args, out=out)
+    assert code == 1, out.getvalue()
+    assert "timed out after 1.5s waiting for Ready" in out.getvalue()
+    assert time.monotonic() - started < 10
+    out = io.StringIO()
+    assert (
+        usercli.main(
+            ["status", "nothing-here", "-n", k8s_namespace, "--kubeconfig", str(k8s_cluster.kubeconfig)], out=out
+        )
+        == 1
+    )
+    assert "not found" in out.getvalue()
