@@ -19,9 +19,13 @@ NAME_RULE = (
     "letter or digit, at most 63 characters"
 )
 ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
-IMAGE_PATTERN = r"^[^\s]+$"
-QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
-FILE_NAME_PATTERN = r"^[-._a-zA-Z0-9]+$"
+IMAGE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]*$"
+"""An image reference's characters: registry[:port]/name[:tag][@digest]; nothing a shell would read."""
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+"""A non-negative Kubernetes quantity (``500m``, ``1.5Gi``, ``8Gi``)."""
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+FILE_NAME_PATTERN = r"^[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"
+"""A ConfigMap key that is not hidden ('..data' is what kubelet uses for its own symlinks)."""
 
 
 def _none_as_empty(value: Any) -> Any:
@@ -129,7 +133,8 @@ class Storage(_Strict):
 
     size: str = Field("8Gi", max_length=32, pattern=QUANTITY_PATTERN, description="Claim size.")
     storage_class_name: str | None = Field(
-        None, alias="storageClassName", max_length=253, description="Storage class; default: the cluster's."
+        None, alias="storageClassName", max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,
+        description="Storage class (a DNS subdomain name); default: the cluster's.",
     )
 
 

@@ -79,7 +79,8 @@ def _friendly(err: Mapping[str, Any], model: type[BaseModel], product: ProductDe
         if len(loc) >= 2 and loc[-2] == "env":
             return f"env name {err.get('input')!r} must match {ENV_NAME_PATTERN}"
         if last == "image":
-            return "image must not contain whitespace"
+            return ("an image reference is registry[:port]/name[:tag][@digest]: letters, digits and . _ / : @ -, "
+                    f"got {err.get('input')!r}")
     if last == "nodePort" and kind in ("greater_than_equal", "less_than_equal"):
         return f"must be from 30000 to 32767 (the NodePort range), got {err.get('input')!r}"
     if last == "port" and kind in ("greater_than_equal", "less_than_equal"):

