@@ -30,6 +30,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def sa_kubeconfig(k8s_cluster: Any) -> str:
+    # another test (the kustomize install) may have just deleted this namespace: let it finish terminating
+    phase = k8s_cluster.kubectl(
+        "get", "namespace", rbac.NAMESPACE, "-o", "jsonpath={.status.phase}", check=False
+    ).stdout.strip()
+    if phase == "Terminating":
+        k8s_cluster.kubectl("wait", "--for=delete", f"namespace/{rbac.NAMESPACE}", "--timeout=100s", check=False)
     k8s_cluster.kubectl("create", "namespace", rbac.NAMESPACE, check=False)
     k8s_cluster.kubectl("apply", "-f", "-", input=rbac.render_all())
     return str(k8s_cluster.service_account_kubeconfig(rbac.NAMESPACE, rbac.SERVICE_ACCOUNT, duration="1h"))

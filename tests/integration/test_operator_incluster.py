@@ -57,6 +57,12 @@ def test_in_cluster_with_the_generated_rbac(
     sample: dict[str, Any],
     tmp_path: Path,
 ) -> None:
+    # another test (the kustomize install) may have just deleted this namespace: let it finish terminating
+    phase = k8s_cluster.kubectl(
+        "get", "namespace", SYSTEM_NS, "-o", "jsonpath={.status.phase}", check=False
+    ).stdout.strip()
+    if phase == "Terminating":
+        k8s_cluster.kubectl("wait", "--for=delete", f"namespace/{SYSTEM_NS}", "--timeout=100s", check=False)
     k8s_cluster.kubectl("create", "namespace", SYSTEM_NS, check=False)
     k8s_cluster.kubectl("apply", "-f", "-", input=rbac.render_all())
     ensure_volumes(client)
