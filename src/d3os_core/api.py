@@ -40,6 +40,17 @@ OWNED_KINDS: Final[tuple[tuple[str, str], ...]] = (
 )
 """Kinds the operator creates: the shell watches these (label ``managed-by``) and the RBAC covers them."""
 
+OWNED_PLURALS: Final[dict[str, str]] = {
+    "Deployment": "deployments",
+    "StatefulSet": "statefulsets",
+    "DaemonSet": "daemonsets",
+    "Service": "services",
+    "ConfigMap": "configmaps",
+    "Secret": "secrets",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
+}
+"""The API resource (plural) of each owned kind: URLs in the shell, resources in the RBAC rules."""
+
 
 def owner_instance(obj: Mapping[str, Any]) -> str | None:
     """Name of the DataService that manages ``obj`` (from its labels), or None if none of ours."""

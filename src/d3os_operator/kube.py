@@ -78,13 +78,7 @@ def _unregistered_resource(api_version: str, kind: str, plural: str) -> type[Gen
 
 
 _PLURALS = {
-    "Deployment": "deployments",
-    "StatefulSet": "statefulsets",
-    "DaemonSet": "daemonsets",
-    "Service": "services",
-    "ConfigMap": "configmaps",
-    "Secret": "secrets",
-    "PersistentVolumeClaim": "persistentvolumeclaims",
+    **api.OWNED_PLURALS,
     "Event": "events",
     "Pod": "pods",
     "ServiceAccount": "serviceaccounts",

@@ -74,15 +74,7 @@ class Rule:
         return {"apiGroups": [self.group], "resources": list(self.resources), "verbs": list(self.verbs)}
 
 
-_PLURALS = {
-    "Deployment": "deployments",
-    "StatefulSet": "statefulsets",
-    "DaemonSet": "daemonsets",
-    "Service": "services",
-    "ConfigMap": "configmaps",
-    "Secret": "secrets",
-    "PersistentVolumeClaim": "persistentvolumeclaims",
-}
+_PLURALS = api.OWNED_PLURALS
 
 OWNED_VERBS = ("get", "list", "watch", "create", "patch", "delete")
 """Children: read (informer, name look-up), server-side apply (create/patch), take-over patch, prune."""

@@ -189,6 +189,26 @@ def _die_with_parent() -> None:
         pass
 
 
+def admin_client(kubeconfig: Path) -> Any:
+    """A lightkube Client for ``kubeconfig`` (imported lazily: the pytest plugin must stay cheap)."""
+    from lightkube import Client
+    from lightkube.config.kubeconfig import KubeConfig
+
+    return Client(config=KubeConfig.from_file(str(kubeconfig)), field_manager="d3os-testenv")
+
+
+def run_kubectl(
+    exe: str, kubeconfig: Path | str, args: tuple[str, ...], input: str | bytes | None, check: bool, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run ``kubectl`` against ``kubeconfig``; with ``check``, a failure raises naming the command and stderr."""
+    cmd = [exe, f"--kubeconfig={kubeconfig}", *args]
+    data = input.decode() if isinstance(input, bytes) else input
+    res = subprocess.run(cmd, input=data, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and res.returncode != 0:
+        raise ClusterError(f"`kubectl {' '.join(args)}` failed (exit {res.returncode}):\n{res.stderr.strip()}")
+    return res
+
+
 @dataclass
 class _Proc:
     pid: int
@@ -815,10 +835,7 @@ class LocalCluster:
     def client(self) -> Any:
         """A lightkube Client for the admin kubeconfig."""
         if self._client is None:
-            from lightkube import Client
-            from lightkube.config.kubeconfig import KubeConfig
-
-            self._client = Client(config=KubeConfig.from_file(str(self.kubeconfig)), field_manager="d3os-testenv")
+            self._client = admin_client(self.kubeconfig)
         return self._client
 
     def kubectl(
@@ -829,12 +846,7 @@ class LocalCluster:
         timeout: float = 120.0,
         kubeconfig: Path | str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        cmd = [str(self.bin_dir / "kubectl"), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args]
-        data = input.decode() if isinstance(input, bytes) else input
-        res = subprocess.run(cmd, input=data, capture_output=True, text=True, timeout=timeout, check=False)
-        if check and res.returncode != 0:
-            raise ClusterError(f"`kubectl {' '.join(args)}` failed (exit {res.returncode}):\n{res.stderr.strip()}")
-        return res
+        return run_kubectl(str(self.bin_dir / "kubectl"), kubeconfig or self.kubeconfig, args, input, check, timeout)
 
     def _bootstrap(self) -> None:
         t = time.monotonic()
@@ -1090,10 +1102,7 @@ class ExternalCluster:
 
     def client(self) -> Any:
         if self._client is None:
-            from lightkube import Client
-            from lightkube.config.kubeconfig import KubeConfig
-
-            self._client = Client(config=KubeConfig.from_file(str(self.kubeconfig)), field_manager="d3os-testenv")
+            self._client = admin_client(self.kubeconfig)
         return self._client
 
     def kubectl(
@@ -1105,12 +1114,7 @@ class ExternalCluster:
         kubeconfig: Path | str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         exe = str(self.bin_dir / "kubectl") if self.bin_dir else (shutil.which("kubectl") or "kubectl")
-        cmd = [exe, f"--kubeconfig={kubeconfig or self.kubeconfig}", *args]
-        data = input.decode() if isinstance(input, bytes) else input
-        res = subprocess.run(cmd, input=data, capture_output=True, text=True, timeout=timeout, check=False)
-        if check and res.returncode != 0:
-            raise ClusterError(f"`kubectl {' '.join(args)}` failed (exit {res.returncode}):\n{res.stderr.strip()}")
-        return res
+        return run_kubectl(exe, kubeconfig or self.kubeconfig, args, input, check, timeout)
 
     def ensure_pvs(self, n: int) -> int:
         return ensure_pvs(self.client(), n)
