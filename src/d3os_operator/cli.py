@@ -92,11 +92,13 @@ def _namespaces(arg: Sequence[str] | None) -> list[str] | None:
 
 async def run_operator(args: argparse.Namespace) -> int:
     from .controller import Operator, Settings
-    from .kube import Kube, load_config, make_client
+    from .kube import USER_AGENT, Kube, load_config, make_client
+    from .leader import new_identity
 
     config = load_config(args.kubeconfig, in_cluster=args.in_cluster)
     client = make_client(config, context=args.context)
-    kube = Kube(client, field_manager=args.field_manager)
+    identity = new_identity()
+    kube = Kube(client, field_manager=args.field_manager, user_agent=f"{USER_AGENT} ({identity})")
     settings = Settings(namespaces=_namespaces(args.namespace), workers=args.workers, resync_period=args.resync_period)
     operator = Operator(kube, settings)
     lost = False
@@ -120,7 +122,10 @@ async def run_operator(args: argparse.Namespace) -> int:
                 from .leader import DEFAULT_ID, LeaderElector
 
                 elector = LeaderElector(
-                    client, name=args.leader_election_id or DEFAULT_ID, namespace=args.leader_election_namespace
+                    client,
+                    name=args.leader_election_id or DEFAULT_ID,
+                    namespace=args.leader_election_namespace,
+                    identity=identity,
                 )
                 async with elector.leading():
                     await operator.run()

@@ -142,7 +142,9 @@ def plain(obj: Any) -> dict[str, Any]:
 class Kube:
     """Thin async wrapper that sends the operator's requests and counts them."""
 
-    def __init__(self, client: AsyncClient, *, field_manager: str = api.FIELD_MANAGER) -> None:
+    def __init__(
+        self, client: AsyncClient, *, field_manager: str = api.FIELD_MANAGER, user_agent: str = USER_AGENT
+    ) -> None:
         self.client = client
         self.field_manager = field_manager
         self.http_requests: collections.Counter[str] = collections.Counter()
@@ -151,7 +153,7 @@ class Kube:
         """Write requests sent, by (verb, kind): verb in apply/apply-status/patch/create/delete."""
         self.reporting_instance = os.environ.get("POD_NAME") or socket.gethostname()
         http = self._http()
-        http.headers["User-Agent"] = USER_AGENT
+        http.headers["User-Agent"] = user_agent
         http.event_hooks["request"].append(self._count_request)
 
     def _http(self) -> httpx2.AsyncClient:

@@ -54,6 +54,12 @@ def default_namespace() -> str:
         return os.environ.get("POD_NAMESPACE", "default")
 
 
+def new_identity() -> str:
+    """``<hostname>_<8 hex>``: unique per process, also put in the User-Agent so the apiserver's audit log
+    tells the replicas apart."""
+    return f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+
+
 class LostLeadership(Exception):
     """The Lease could not be renewed in time: stop acting at once."""
 
@@ -75,7 +81,7 @@ class LeaderElector:
         self.client = client
         self.name = name
         self.namespace = namespace or default_namespace()
-        self.identity = identity or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+        self.identity = identity or new_identity()
         self.lease_duration = lease_duration
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period

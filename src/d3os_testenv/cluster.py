@@ -46,6 +46,21 @@ STORAGE_CLASS = "standard"
 MANAGED_LABEL = "d3os-testenv.d3os.io/managed"
 PV_LABEL = "d3os-testenv.d3os.io/pool"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+# one line per request, written when it completes (a watch: when it ends)
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+- level: None
+  users: [system:apiserver, system:kube-controller-manager, system:kube-scheduler]
+- level: None
+  userGroups: [system:serviceaccounts:kube-system, system:nodes]
+- level: None
+  nonResourceURLs: ["/healthz*", "/readyz*", "/livez*", "/version", "/metrics", "/openapi/*", "/api", "/apis*"]
+- level: Metadata
+"""
 _START_TIMEOUTS = {
     "etcd": 30.0,
     "kube-apiserver": 120.0,
@@ -284,6 +299,11 @@ class LocalCluster:
     def pki_dir(self) -> Path:
         return self.run_dir / "pki"
 
+    @property
+    def audit_log(self) -> Path:
+        """kube-apiserver's audit log (JSON lines, see :data:`AUDIT_POLICY`); read it with :mod:`d3os_testenv.audit`."""
+        return self.run_dir / "logs" / "audit.log"
+
     def log_file(self, component: str) -> Path:
         return self.run_dir / "logs" / f"{component}.log"
 
@@ -470,6 +490,7 @@ class LocalCluster:
                 taken.add(p)
                 self.ports[n] = p
             self._write_state()
+        (self.run_dir / "audit-policy.yaml").write_text(AUDIT_POLICY)
         self._say(f"cluster {self.name!r}: generating certificates")
         pki = certs.generate(self.pki_dir, service_ip=SERVICE_IP)
         self._pki = pki
@@ -563,6 +584,16 @@ class LocalCluster:
                 # Bound the HTTP server shutdown to 2 s (default: --request-timeout, 60 s, while watch
                 # connections are open) so stop_component/down are quick.
                 "--shutdown-send-retry-after=true",
+                # Who sent which request (user, user agent, verb, resource, timestamps), one JSON line each:
+                # tests and benchmarks read it to count a client's requests by verb and to prove which
+                # replica wrote what. Control-plane components and the kwok node agent are left out.
+                f"--audit-policy-file={r}/audit-policy.yaml",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-maxsize=512",
+                "--audit-log-maxbackup=1",
+                "--audit-log-mode=batch",
+                "--audit-log-batch-max-wait=1s",
             ]
         if comp == "kube-controller-manager":
             kc = f"{r}/controller-manager.kubeconfig"
