@@ -1,4 +1,4 @@
-"""Sessions: tests (everything), unit, integration, lint, demo, bench."""
+"""Sessions: tests (everything), unit, integration, lint, demo, bench, chaos."""
 
 from __future__ import annotations
 
@@ -57,6 +57,19 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks: prints a table and writes bench/results.json."""
+    """Benchmarks on the local control plane: prints a markdown table and writes bench/results.json."""
     _install(session)
-    session.run("python", "bench/plan_bench.py", "--out", "bench/results-core.json", *session.posargs)
+    session.run("d3os-testenv", "build")
+    session.run("python", "bench/run.py", "--out", "bench/results.json", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def chaos(session: nox.Session) -> None:
+    """Chaos at full size (30 operator SIGKILLs over 20 DataServices, apiserver down 20 s, a flapping check).
+
+    The normal test run has the short version of the same tests."""
+    _install(session)
+    session.run("d3os-testenv", "build")
+    session.run(
+        "pytest", "tests/integration/test_chaos.py", "-v", "-s", *session.posargs, env={"D3OS_CHAOS": "full"}
+    )
