@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -68,10 +69,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--leader-election-id", default=None, help="name of the Lease (default d3os-operator.d3os-product.com.d3os)"
     )
     run.add_argument(
+        "--leader-elect-lease-duration",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="seconds a standby waits after the leader's last renewal before taking over (default 15)",
+    )
+    run.add_argument(
+        "--leader-elect-renew-deadline",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds the leader keeps trying to renew before it stops acting (default 10; < lease duration)",
+    )
+    run.add_argument(
+        "--leader-elect-retry-period",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds between attempts to acquire or renew the Lease (default 2)",
+    )
+    run.add_argument(
         "--metrics-bind-address",
-        default="",
+        default=":8080",
         metavar="HOST:PORT",
-        help="serve /healthz, /readyz and /metrics (Prometheus) there, e.g. 0.0.0.0:8080 (default: off)",
+        help="serve Prometheus /metrics there (default :8080; 0 turns it off)",
+    )
+    run.add_argument(
+        "--health-probe-bind-address",
+        default=":8081",
+        metavar="HOST:PORT",
+        help="serve /healthz and /readyz there (default :8081; 0 turns it off)",
     )
     run.add_argument(
         "--resync-period",
@@ -80,6 +108,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between full re-reconciles of every DataService, a safety net (default 600)",
     )
     return parser
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse flag values that cannot work, naming the flag (before anything starts)."""
+    from .endpoints import parse_address
+
+    for flag in ("metrics_bind_address", "health_probe_bind_address"):
+        try:
+            parse_address(getattr(args, flag))
+        except ValueError as e:
+            parser.error(f"--{flag.replace('_', '-')}: {e}")
+    if args.workers < 1:
+        parser.error("--workers: must be at least 1")
+    if not 0 < args.leader_elect_retry_period < args.leader_elect_renew_deadline < args.leader_elect_lease_duration:
+        parser.error(
+            "--leader-elect-*: need 0 < retry period < renew deadline < lease duration "
+            f"(got {args.leader_elect_retry_period}, {args.leader_elect_renew_deadline}, "
+            f"{args.leader_elect_lease_duration})"
+        )
 
 
 def _namespaces(arg: Sequence[str] | None) -> list[str] | None:
@@ -92,8 +139,9 @@ def _namespaces(arg: Sequence[str] | None) -> list[str] | None:
 
 async def run_operator(args: argparse.Namespace) -> int:
     from .controller import Operator, Settings
+    from .endpoints import PROMETHEUS, TEXT, Response, listen, parse_address, serve
     from .kube import USER_AGENT, Kube, load_config, make_client
-    from .leader import new_identity
+    from .leader import DEFAULT_ID, LeaderElector, LostLeadership, new_identity
 
     config = load_config(args.kubeconfig, in_cluster=args.in_cluster)
     client = make_client(config, context=args.context)
@@ -101,6 +149,48 @@ async def run_operator(args: argparse.Namespace) -> int:
     kube = Kube(client, field_manager=args.field_manager, user_agent=f"{USER_AGENT} ({identity})")
     settings = Settings(namespaces=_namespaces(args.namespace), workers=args.workers, resync_period=args.resync_period)
     operator = Operator(kube, settings)
+    elector: LeaderElector | None = None
+    if args.leader_elect:
+        elector = LeaderElector(
+            client,
+            name=args.leader_election_id or DEFAULT_ID,
+            namespace=args.leader_election_namespace,
+            identity=identity,
+            lease_duration=args.leader_elect_lease_duration,
+            renew_deadline=args.leader_elect_renew_deadline,
+            retry_period=args.leader_elect_retry_period,
+            on_change=operator.metrics.leading,
+        )
+
+    def healthz() -> Response:
+        return 200, b"ok\n", TEXT
+
+    def readyz() -> Response:
+        # A standby is ready as soon as its caches are synced: it serves (probes, metrics) and can take
+        # over at once. Before that, or on a leader whose caches are not synced, 503.
+        if not operator.ready.is_set():
+            return 503, b"caches not synced\n", TEXT
+        if elector is not None and not elector.is_leader:
+            return 200, b"ok (standby: waiting for the lease)\n", TEXT
+        return 200, b"ok\n", TEXT
+
+    def metrics() -> Response:
+        return 200, operator.metrics.text(), PROMETHEUS
+
+    servers = []
+    for address, routes, what in (
+        (args.metrics_bind_address, {"/metrics": metrics}, "metrics"),
+        (args.health_probe_bind_address, {"/healthz": healthz, "/readyz": readyz}, "health probes"),
+    ):
+        bind = parse_address(address)
+        if bind is not None:
+            try:
+                servers.append((await listen(*bind), routes, what))
+            except OSError as e:
+                log.error("cannot serve %s on %s: %s (0 turns it off)", what, address, e)
+                await kube.aclose()
+                return 1
+
     lost = False
     try:
         async with anyio.create_task_group() as tg:
@@ -113,27 +203,19 @@ async def run_operator(args: argparse.Namespace) -> int:
                         return
 
             tg.start_soon(stop_on_signal)
-            if args.metrics_bind_address:
-                from .metrics import serve
-
-                host, _, port = args.metrics_bind_address.rpartition(":")
-                await tg.start(serve, host or "0.0.0.0", int(port), operator.stats, operator.ready.is_set)
-            if args.leader_elect:
-                from .leader import DEFAULT_ID, LeaderElector
-
-                elector = LeaderElector(
-                    client,
-                    name=args.leader_election_id or DEFAULT_ID,
-                    namespace=args.leader_election_namespace,
-                    identity=identity,
-                )
-                async with elector.leading():
-                    await operator.run()
-            else:
+            for listener, routes, what in servers:
+                tg.start_soon(functools.partial(serve, listener, routes, what=what))
+            if elector is None:
                 await operator.run()
+            else:
+                # Caches fill while we wait for the Lease, so a standby takes over without a re-list; no
+                # worker starts, and so nothing is written, before the Lease is ours.
+                elected = anyio.Event()
+                tg.start_soon(operator.run, elected)
+                async with elector.leading():
+                    elected.set()
+                    await anyio.sleep_forever()
     except BaseExceptionGroup as group:
-        from .leader import LostLeadership
-
         rest = group.subgroup(lambda e: not isinstance(e, LostLeadership))
         if rest is not None:
             raise
@@ -148,7 +230,10 @@ async def run_operator(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        _check(parser, args)
     setup_logging(args.log_level, args.log_format)
     if args.command == "run":
         try:

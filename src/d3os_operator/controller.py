@@ -30,6 +30,7 @@ from d3os_core.types import ProbeResult
 from .events import EventRecorder
 from .informer import Informer, store_key
 from .kube import DATASERVICE, OWNED, Kube, api_error_text
+from .metrics import Metrics
 from .probes import ProbeManager
 from .reconciler import ParentKey, Planner, Reconciler, Tracer, fmt_key
 from .workqueue import WorkQueue
@@ -83,7 +84,12 @@ class Operator:
         s = self.settings
         namespaces = list(s.namespaces) if s.namespaces else None
         self.tracer = tracer
-        self.queue: WorkQueue[ParentKey] = WorkQueue(base_delay=s.backoff_base, max_delay=s.backoff_max)
+        self.metrics = Metrics(max_workers=max(1, s.workers))
+        self.metrics.snapshot(self.stats)
+        kube.on_response = self.metrics.response
+        self.queue: WorkQueue[ParentKey] = WorkQueue(
+            base_delay=s.backoff_base, max_delay=s.backoff_max, observer=self.metrics
+        )
         self.parents = Informer(
             kube,
             DATASERVICE,
@@ -106,7 +112,14 @@ class Operator:
         self.probes = ProbeManager(self._on_probe_change, on_result=self._on_probe_result)
         self.events = EventRecorder(kube)
         self.reconciler = Reconciler(
-            kube, self.parents, self.owned, self.probes, self.events, planner=planner, tracer=tracer
+            kube,
+            self.parents,
+            self.owned,
+            self.probes,
+            self.events,
+            planner=planner,
+            tracer=tracer,
+            metrics=self.metrics,
         )
         self.ready = anyio.Event()
         self.errors = 0
@@ -175,8 +188,9 @@ class Operator:
 
     # -- running -----------------------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Start caches, wait until they are synced, then reconcile until cancelled."""
+    async def run(self, gate: anyio.Event | None = None) -> None:
+        """Start caches, wait until they are synced (and ``gate`` is set: the Lease is ours), then reconcile
+        until cancelled. Nothing is written before the workers start."""
         s = self.settings
         log.info(
             "starting",
@@ -204,9 +218,12 @@ class Operator:
                         "objects": sum(len(i) for i in self.owned.values()),
                     },
                 )
+                self.ready.set()
+                if gate is not None and not gate.is_set():
+                    log.info("caches synced; waiting for leadership before reconciling")
+                    await gate.wait()
                 for i in range(max(1, s.workers)):
                     tg.start_soon(self._worker, i)
-                self.ready.set()
                 await anyio.sleep(math.inf)
         finally:
             self.queue.shutdown()
@@ -217,9 +234,11 @@ class Operator:
             if key is None:
                 return
             started = time.monotonic()
+            result = "error"
+            self.metrics.reconcile_started()
             try:
                 with anyio.fail_after(self.settings.reconcile_timeout):
-                    outcome = await self.reconciler.reconcile(key)
+                    outcome = await self.reconciler.reconcile(key, woke_at=self.queue.picked_since(key))
             except (ApiError, httpx2.HTTPError, OSError, TimeoutError) as e:
                 self.errors += 1
                 delay = self.queue.add_rate_limited(key)
@@ -237,8 +256,13 @@ class Operator:
                 self.queue.forget(key)
                 if outcome.requeue_after is not None:
                     self.queue.add_after(key, outcome.requeue_after)
+                    result = "requeue" if outcome.requeue_after <= 0 else "requeue_after"
+                else:
+                    result = "success"
             finally:
-                self.reconcile_seconds.append(time.monotonic() - started)
+                took = time.monotonic() - started
+                self.metrics.reconcile_finished(took, result)
+                self.reconcile_seconds.append(took)
                 if len(self.reconcile_seconds) > 10000:
                     del self.reconcile_seconds[:5000]
                 self.queue.done(key)

@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             args.namespace,
             "--log-format",
             "text",
+            "--metrics-bind-address=127.0.0.1:0",
+            "--health-probe-bind-address=127.0.0.1:0",
         ]
         say(f"  {' '.join(['d3os-operator', *cmd[3:]])}")
         say(f"  operator log: {log_path}")

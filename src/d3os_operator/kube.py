@@ -16,7 +16,7 @@ import collections
 import datetime as dt
 import os
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -155,12 +155,20 @@ class Kube:
         http = self._http()
         http.headers["User-Agent"] = user_agent
         http.event_hooks["request"].append(self._count_request)
+        http.event_hooks["response"].append(self._count_response)
+        self.on_response: Callable[[int, str, str], None] | None = None
+        """Called with (status code, method, host) for every response (``rest_client_requests_total``)."""
 
     def _http(self) -> httpx2.AsyncClient:
         return self.client._client._client
 
     async def _count_request(self, request: httpx2.Request) -> None:
         self.http_requests[request.method] += 1
+
+    async def _count_response(self, response: httpx2.Response) -> None:
+        if self.on_response is not None:
+            req = response.request
+            self.on_response(response.status_code, req.method, req.url.netloc.decode("ascii", "replace"))
 
     @property
     def write_count(self) -> int:

@@ -18,7 +18,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -77,8 +77,11 @@ class LeaderElector:
         lease_duration: float = 15.0,
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
+        on_change: Callable[[str, bool], None] | None = None,
     ) -> None:
+        """``on_change(lease name, is_leader)`` is called at start (False) and on every change."""
         self.client = client
+        self.on_change = on_change
         self.name = name
         self.namespace = namespace or default_namespace()
         self.identity = identity or new_identity()
@@ -87,6 +90,12 @@ class LeaderElector:
         self.retry_period = retry_period
         self.is_leader = False
         self.transitions = 0
+        self._set_leader(False)
+
+    def _set_leader(self, value: bool) -> None:
+        self.is_leader = value
+        if self.on_change is not None:
+            self.on_change(self.name, value)
 
     async def _get(self) -> Any | None:
         try:
@@ -153,7 +162,7 @@ class LeaderElector:
         while True:
             try:
                 if await self.try_acquire_or_renew():
-                    self.is_leader = True
+                    self._set_leader(True)
                     self.transitions += 1
                     log.info(
                         "became leader", extra={"lease": f"{self.namespace}/{self.name}", "identity": self.identity}
@@ -177,7 +186,7 @@ class LeaderElector:
             if ok:
                 last_ok = anyio.current_time()
             elif anyio.current_time() - last_ok >= self.renew_deadline:
-                self.is_leader = False
+                self._set_leader(False)
                 log.error(
                     "lost leadership", extra={"lease": f"{self.namespace}/{self.name}", "identity": self.identity}
                 )
@@ -197,4 +206,4 @@ class LeaderElector:
             if self.is_leader:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                     await self.release()
-                self.is_leader = False
+                self._set_leader(False)

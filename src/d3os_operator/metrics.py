@@ -1,104 +1,226 @@
-"""Health and metrics endpoints (the seed's operator served both): ``/healthz``, ``/readyz``, ``/metrics``.
+"""Prometheus metrics under the names controller-runtime uses, so kubebuilder dashboards work unchanged.
 
-A deliberately small HTTP/1.0 server on anyio: one request per connection, GET only. ``/readyz`` turns
-200 once the caches are synced; ``/metrics`` is Prometheus text built from :meth:`Operator.stats`.
+* ``controller_runtime_reconcile_total{controller,result}`` (result: success, error, requeue,
+  requeue_after), ``controller_runtime_reconcile_errors_total{controller}``,
+  ``controller_runtime_reconcile_time_seconds{controller}``, ``controller_runtime_active_workers``,
+  ``controller_runtime_max_concurrent_reconciles``;
+* ``workqueue_depth``, ``workqueue_adds_total``, ``workqueue_queue_duration_seconds``,
+  ``workqueue_work_duration_seconds``, ``workqueue_retries_total`` (label ``name`` and ``controller``);
+* ``rest_client_requests_total{code,method,host}`` (every response from the API server, watches included);
+* ``leader_election_master_status{name}``;
+* ours: ``d3os_component_ready{namespace,name,component}`` (1 ready, 0 not), ``d3os_step_latency_seconds``
+  (the operator's added time per step: from the event that made a step possible -- the enqueue of the
+  DataService -- to the first apply of the next component), ``d3os_writes_total{verb,kind}``,
+  ``d3os_thirdparty_check_up{check}``, ``d3os_relists_total{kind}``, ``d3os_events_total``.
+
+Each :class:`Metrics` has its own registry (several operators can run in one process, as in the tests).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import anyio
-import anyio.abc
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
-log = logging.getLogger("d3os_operator.metrics")
+CONTROLLER = "dataservice"
+"""The ``controller`` / ``name`` label value, as controller-runtime names a controller after its kind."""
 
-
-def prometheus_text(stats: Mapping[str, Any]) -> str:
-    lines = [
-        "# HELP d3os_operator_reconciles_total Reconciles run.",
-        "# TYPE d3os_operator_reconciles_total counter",
-        f"d3os_operator_reconciles_total {stats.get('reconciles', 0)}",
-        "# HELP d3os_operator_reconcile_errors_total Reconciles that failed and were retried with backoff.",
-        "# TYPE d3os_operator_reconcile_errors_total counter",
-        f"d3os_operator_reconcile_errors_total {stats.get('errors', 0)}",
-        "# HELP d3os_operator_writes_total Write requests sent to the API server, by verb and kind.",
-        "# TYPE d3os_operator_writes_total counter",
-    ]
-    for key, n in sorted((stats.get("writes") or {}).items()):
-        verb, _, kind = str(key).partition(":")
-        lines.append(f'd3os_operator_writes_total{{verb="{verb}",kind="{kind}"}} {n}')
-    lines += [
-        "# HELP d3os_operator_http_requests_total Requests sent to the API server, by method.",
-        "# TYPE d3os_operator_http_requests_total counter",
-    ]
-    for method, n in sorted((stats.get("http_requests") or {}).items()):
-        lines.append(f'd3os_operator_http_requests_total{{method="{method}"}} {n}')
-    lines += [
-        "# HELP d3os_operator_queue_depth DataServices waiting for a worker.",
-        "# TYPE d3os_operator_queue_depth gauge",
-        f"d3os_operator_queue_depth {stats.get('queue', 0)}",
-        "# HELP d3os_operator_relists_total Lists (initial and after watch trouble), by kind.",
-        "# TYPE d3os_operator_relists_total counter",
-    ]
-    for kind, n in sorted((stats.get("relists") or {}).items()):
-        lines.append(f'd3os_operator_relists_total{{kind="{kind}"}} {n}')
-    lines += [
-        "# HELP d3os_operator_probe_ok Last result of each third-party check (1 ok, 0 failing).",
-        "# TYPE d3os_operator_probe_ok gauge",
-    ]
-    for p in stats.get("probes") or []:
-        if p.get("ok") is not None:
-            check = str(p["check"]).replace("\\", "\\\\").replace('"', '\\"')
-            lines.append(f'd3os_operator_probe_ok{{check="{check}"}} {1 if p["ok"] else 0}')
-    return "\n".join(lines) + "\n"
+# controller-runtime's buckets (reconcile time) and client-go's workqueue buckets (10 ns ... 10 s).
+RECONCILE_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0,
+    1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60,
+)  # fmt: skip
+QUEUE_BUCKETS = tuple(10.0**e for e in range(-8, 2))
+STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-async def serve(
-    host: str,
-    port: int,
-    stats: Callable[[], Mapping[str, Any]],
-    ready: Callable[[], bool],
-    *,
-    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serve until cancelled; reports the bound port through ``task_status`` (``port=0`` picks one)."""
+class _Snapshot(Collector):
+    """Series read at scrape time from the running operator (counters it keeps anyway)."""
 
-    async def handle(stream: anyio.abc.SocketStream) -> None:
-        async with stream:
-            try:
-                with anyio.fail_after(5):
-                    data = b""
-                    while b"\r\n\r\n" not in data and len(data) < 8192:
-                        chunk = await stream.receive(4096)
-                        if not chunk:
-                            break
-                        data += chunk
-                    parts = data.split(b" ", 2)
-                    path = parts[1].decode(errors="replace").split("?", 1)[0] if len(parts) > 1 else "/"
-                    if path == "/healthz":
-                        code, body = 200, "ok\n"
-                    elif path == "/readyz":
-                        code, body = (200, "ok\n") if ready() else (503, "caches not synced\n")
-                    elif path == "/metrics":
-                        code, body = 200, prometheus_text(stats())
-                    else:
-                        code, body = 404, "not found\n"
-                    reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[code]
-                    payload = body.encode()
-                    head = (
-                        f"HTTP/1.0 {code} {reason}\r\nContent-Type: text/plain; version=0.0.4\r\n"
-                        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-                    )
-                    await stream.send(head.encode() + payload)
-            except (TimeoutError, anyio.BrokenResourceError, anyio.EndOfStream, OSError):
-                return
+    def __init__(self, read: Callable[[], Mapping[str, Any]]) -> None:
+        self.read = read
 
-    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-    async with listener:
-        bound = listener.extra(anyio.abc.SocketAttribute.local_port)
-        log.info("serving health and metrics", extra={"address": f"{host}:{bound}"})
-        task_status.started(bound)
-        await listener.serve(handle)
+    def collect(self) -> Iterable[Any]:
+        stats = self.read()
+        writes = CounterMetricFamily(
+            "d3os_writes", "Write requests the operator sent, by verb and kind.", labels=["verb", "kind"]
+        )
+        for key, n in sorted(stats.get("writes", {}).items()):
+            verb, _, kind = str(key).partition(":")
+            writes.add_metric([verb, kind], n)
+        yield writes
+        relists = CounterMetricFamily(
+            "d3os_relists", "Lists by the informers (the first one and after watch trouble).", labels=["kind"]
+        )
+        for kind, n in sorted(stats.get("relists", {}).items()):
+            relists.add_metric([kind], n)
+        yield relists
+        events = CounterMetricFamily("d3os_events", "Kubernetes Events, by outcome.", labels=["outcome"])
+        for outcome, n in sorted(stats.get("events", {}).items()):
+            events.add_metric([outcome], n)
+        yield events
+        checks = GaugeMetricFamily(
+            "d3os_thirdparty_check_up",
+            "Last result of each third-party check (1 passing, 0 failing); one series per distinct check.",
+            labels=["check"],
+        )
+        for p in stats.get("probes", []):
+            if p.get("ok") is not None:
+                checks.add_metric([str(p["check"])], 1.0 if p["ok"] else 0.0)
+        yield checks
+
+
+class Metrics:
+    """The operator's metrics; the shell calls the small methods below at the matching moments."""
+
+    def __init__(self, *, max_workers: int = 1) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        c = CONTROLLER
+        self.reconcile_total = Counter(
+            "controller_runtime_reconcile_total",
+            "Total number of reconciliations per controller",
+            ["controller", "result"],
+            registry=r,
+        )
+        self.reconcile_errors = Counter(
+            "controller_runtime_reconcile_errors_total",
+            "Total number of reconciliation errors per controller",
+            ["controller"],
+            registry=r,
+        )
+        self.reconcile_time = Histogram(
+            "controller_runtime_reconcile_time_seconds",
+            "Length of time per reconciliation per controller",
+            ["controller"],
+            buckets=RECONCILE_BUCKETS,
+            registry=r,
+        )
+        self.active_workers = Gauge(
+            "controller_runtime_active_workers",
+            "Number of currently used workers per controller",
+            ["controller"],
+            registry=r,
+        )
+        Gauge(
+            "controller_runtime_max_concurrent_reconciles",
+            "Maximum number of concurrent reconciles per controller",
+            ["controller"],
+            registry=r,
+        ).labels(c).set(max_workers)
+        for result in ("success", "error", "requeue", "requeue_after"):
+            self.reconcile_total.labels(c, result)
+        self.reconcile_errors.labels(c)
+        self.active_workers.labels(c)
+
+        q = ["name", "controller"]
+        self.queue_depth = Gauge("workqueue_depth", "Current depth of workqueue", q, registry=r)
+        self.queue_adds = Counter("workqueue_adds_total", "Total number of adds handled by workqueue", q, registry=r)
+        self.queue_duration = Histogram(
+            "workqueue_queue_duration_seconds",
+            "How long in seconds an item stays in workqueue before being requested",
+            q,
+            buckets=QUEUE_BUCKETS,
+            registry=r,
+        )
+        self.work_duration = Histogram(
+            "workqueue_work_duration_seconds",
+            "How long in seconds processing an item from workqueue takes",
+            q,
+            buckets=QUEUE_BUCKETS,
+            registry=r,
+        )
+        self.queue_retries = Counter(
+            "workqueue_retries_total", "Total number of retries handled by workqueue", q, registry=r
+        )
+        self.rest_requests = Counter(
+            "rest_client_requests_total",
+            "Number of HTTP requests, partitioned by status code, method, and host.",
+            ["code", "method", "host"],
+            registry=r,
+        )
+        self.leader = Gauge(
+            "leader_election_master_status",
+            "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates "
+            "master. 'name' is the string used to identify the lease.",
+            ["name"],
+            registry=r,
+        )
+        self.component_ready = Gauge(
+            "d3os_component_ready",
+            "1 when the component of the DataService is ready at its desired state, else 0.",
+            ["namespace", "name", "component"],
+            registry=r,
+        )
+        self.step_latency = Histogram(
+            "d3os_step_latency_seconds",
+            "Operator-added time per rollout step: from the event that made the step possible (the "
+            "DataService's enqueue) to the first apply of the next component.",
+            buckets=STEP_BUCKETS,
+            registry=r,
+        )
+        self._ql = (CONTROLLER, CONTROLLER)
+        self._components: dict[tuple[str, str], set[str]] = {}
+
+    # -- work queue -----------------------------------------------------------------------------------
+
+    def queue_added(self) -> None:
+        self.queue_adds.labels(*self._ql).inc()
+
+    def queue_depth_is(self, depth: int) -> None:
+        self.queue_depth.labels(*self._ql).set(depth)
+
+    def queue_picked(self, waited: float) -> None:
+        self.queue_duration.labels(*self._ql).observe(max(0.0, waited))
+
+    def queue_retried(self) -> None:
+        self.queue_retries.labels(*self._ql).inc()
+
+    # -- reconciles -----------------------------------------------------------------------------------
+
+    def reconcile_started(self) -> None:
+        self.active_workers.labels(CONTROLLER).inc()
+
+    def reconcile_finished(self, seconds: float, result: str) -> None:
+        """``result``: success, error, requeue or requeue_after (controller-runtime's values)."""
+        self.active_workers.labels(CONTROLLER).dec()
+        self.reconcile_time.labels(CONTROLLER).observe(seconds)
+        self.work_duration.labels(*self._ql).observe(seconds)
+        self.reconcile_total.labels(CONTROLLER, result).inc()
+        if result == "error":
+            self.reconcile_errors.labels(CONTROLLER).inc()
+
+    def step_started(self, seconds: float) -> None:
+        self.step_latency.observe(max(0.0, seconds))
+
+    def components(self, namespace: str, name: str, ready: Mapping[str, bool]) -> None:
+        """Set ``d3os_component_ready`` for one DataService (drops components it no longer has)."""
+        key = (namespace, name)
+        for gone in self._components.get(key, set()) - set(ready):
+            self.component_ready.remove(namespace, name, gone)
+        for comp, ok in ready.items():
+            self.component_ready.labels(namespace, name, comp).set(1.0 if ok else 0.0)
+        self._components[key] = set(ready)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The DataService is gone: drop its series."""
+        self.components(namespace, name, {})
+        self._components.pop((namespace, name), None)
+
+    # -- API client and leader election ---------------------------------------------------------------
+
+    def response(self, code: int, method: str, host: str) -> None:
+        self.rest_requests.labels(str(code), method, host).inc()
+
+    def leading(self, lease: str, is_leader: bool) -> None:
+        self.leader.labels(lease).set(1.0 if is_leader else 0.0)
+
+    def snapshot(self, read: Callable[[], Mapping[str, Any]]) -> None:
+        """Export the operator's own counters (writes by kind, relists, events, checks) at scrape time."""
+        self.registry.register(_Snapshot(read))
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry)

@@ -41,6 +41,7 @@ from d3os_core.types import Event, Facts, Observed, Plan
 from .events import EventRecorder
 from .informer import Informer, store_key
 from .kube import Kube, api_error_text
+from .metrics import Metrics
 from .probes import ProbeManager
 
 log = logging.getLogger("d3os_operator.reconciler")
@@ -96,6 +97,8 @@ class Outcome:
     finalizer: str | None = None
     held: list[str] = field(default_factory=list)
     gone: bool = False
+    woke_at: float | None = None
+    started_step: bool = False
 
     @property
     def wrote_objects(self) -> bool:
@@ -122,7 +125,9 @@ class Reconciler:
         *,
         planner: Planner | None = None,
         tracer: Tracer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         if planner is None:
             from d3os_core import plan as core_plan
 
@@ -157,7 +162,8 @@ class Reconciler:
 
     # -- the reconcile -----------------------------------------------------------------------------------
 
-    async def reconcile(self, key: ParentKey) -> Outcome:
+    async def reconcile(self, key: ParentKey, woke_at: float | None = None) -> Outcome:
+        """``woke_at``: monotonic time of the event that queued this reconcile (for the step-latency metric)."""
         ns, name = key
         ds = fmt_key(key)
         self.reconciles += 1
@@ -168,6 +174,8 @@ class Reconciler:
             self.refused.pop(key, None)
             self._write_streak.pop(key, None)
             self._last_error.pop(key, None)
+            if self.metrics is not None:
+                self.metrics.forget(ns, name)
             log.debug("gone", extra={"ds": ds})
             return Outcome(gone=True)
 
@@ -191,7 +199,10 @@ class Reconciler:
             )
             self.probes.ensure(key, plan.probes)
 
-        out = Outcome()
+        if self.metrics is not None and plan.status:
+            comps = plan.status.get("components") or []
+            self.metrics.components(ns, name, {str(c["name"]): bool(c.get("ready")) for c in comps})
+        out = Outcome(woke_at=woke_at)
         try:
             parent = await self._execute(key, parent, plan, out)
         except ApiError as e:
@@ -297,6 +308,9 @@ class Reconciler:
                     log.info("took over hand-edited fields", extra={"ds": ds, "obj": f"{kind}/{name}"})
             self._trace("apply", key, kind=kind, name=name, component=step.component, create=step.create)
             t0 = time.monotonic()
+            if step.create and not out.started_step and out.woke_at is not None and self.metrics is not None:
+                out.started_step = True  # the first object of a component not there yet: a rollout step begins
+                self.metrics.step_started(t0 - out.woke_at)
             try:
                 live = await self.kube.apply(m)
             except ApiError as e:

@@ -19,11 +19,20 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import anyio
 
 K = TypeVar("K", bound=Hashable)
+
+
+class QueueObserver(Protocol):
+    """What the queue reports (to :class:`~d3os_operator.metrics.Metrics`; client-go's workqueue metrics)."""
+
+    def queue_added(self) -> None: ...
+    def queue_depth_is(self, depth: int) -> None: ...
+    def queue_picked(self, waited: float) -> None: ...
+    def queue_retried(self) -> None: ...
 
 
 class WorkQueue(Generic[K]):
@@ -35,7 +44,9 @@ class WorkQueue(Generic[K]):
         base_delay: float = 0.05,
         max_delay: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        observer: QueueObserver | None = None,
     ) -> None:
+        self._observer = observer
         self._base_delay = base_delay
         self._max_delay = max_delay
         self._clock = clock
@@ -47,6 +58,8 @@ class WorkQueue(Generic[K]):
         self._waiting_due: dict[K, float] = {}
         self._seq = itertools.count()
         self._added_at: dict[K, float] = {}
+        self._first_added: dict[K, float] = {}
+        self._picked_since: dict[K, float] = {}
         self._shutdown = False
         self._ready = anyio.Event()
         self._timer_changed = anyio.Event()
@@ -57,10 +70,14 @@ class WorkQueue(Generic[K]):
         """Queue ``key`` now, unless it is already waiting; if it is being processed, queue it after."""
         if self._shutdown:
             return
-        self._added_at[key] = self._clock()
+        now = self._clock()
+        self._added_at[key] = now
         if key in self._dirty:
             return
         self._dirty.add(key)
+        self._first_added[key] = now
+        if self._observer is not None:
+            self._observer.queue_added()
         if key in self._processing:
             return
         self._queue.append(key)
@@ -85,6 +102,8 @@ class WorkQueue(Generic[K]):
         """Queue ``key`` after an exponential per-key backoff; returns the delay chosen."""
         n = self._failures.get(key, 0)
         self._failures[key] = n + 1
+        if self._observer is not None:
+            self._observer.queue_retried()
         delay = float(min(self._max_delay, self._base_delay * (2**n)))
         self.add_after(key, delay)
         return delay
@@ -108,11 +127,17 @@ class WorkQueue(Generic[K]):
         key = self._queue.popleft()
         self._dirty.discard(key)
         self._processing.add(key)
+        since = self._first_added.pop(key, self._clock())
+        self._picked_since[key] = since
+        if self._observer is not None:
+            self._observer.queue_picked(self._clock() - since)
+            self._observer.queue_depth_is(len(self._queue))
         return key
 
     def done(self, key: K) -> None:
         """Mark ``key`` processed; if it was added meanwhile, queue it again."""
         self._processing.discard(key)
+        self._picked_since.pop(key, None)
         if key in self._dirty and not self._shutdown:
             self._queue.append(key)
             self._notify_ready()
@@ -120,6 +145,10 @@ class WorkQueue(Generic[K]):
     def added_at(self, key: K) -> float | None:
         """Clock time of the latest :meth:`add` of ``key`` (for latency figures)."""
         return self._added_at.get(key)
+
+    def picked_since(self, key: K) -> float | None:
+        """For a key being processed: clock time of the add that queued it (what woke its worker)."""
+        return self._picked_since.get(key)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -166,5 +195,7 @@ class WorkQueue(Generic[K]):
                 self._timer_changed = anyio.Event()
 
     def _notify_ready(self) -> None:
+        if self._observer is not None:
+            self._observer.queue_depth_is(len(self._queue))
         self._ready.set()
         self._ready = anyio.Event()

@@ -82,6 +82,8 @@ def test_in_cluster_with_the_generated_rbac(
         k8s_namespace,
         "--log-format",
         "json",
+        "--metrics-bind-address=127.0.0.1:0",
+        "--health-probe-bind-address=127.0.0.1:0",
     ]
     with open(log, "ab") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)

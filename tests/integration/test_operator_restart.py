@@ -40,6 +40,8 @@ class Proc:
             "json",
             "--log-level",
             "info",
+            "--metrics-bind-address=127.0.0.1:0",
+            "--health-probe-bind-address=127.0.0.1:0",
             *(extra or []),
         ]
         with open(log, "ab") as f:

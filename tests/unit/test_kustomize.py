@@ -67,8 +67,10 @@ def test_manager_renders_hardened() -> None:
     assert sc["readOnlyRootFilesystem"] is True
     assert sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]}
-    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert "readinessProbe" in c
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"metrics": 8080, "health": 8081}
     assert {"cpu", "memory"} <= set(c["resources"]["requests"]) and {"cpu", "memory"} <= set(c["resources"]["limits"])
     assert "--leader-elect" in c["args"] and "--metrics-bind-address=:8080" in c["args"]
 
@@ -81,6 +83,7 @@ def test_manager_args_parse() -> None:
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     parsed = build_parser().parse_args(["run", *args])
     assert parsed.leader_elect and parsed.metrics_bind_address == ":8080" and parsed.log_format == "json"
+    assert parsed.health_probe_bind_address == ":8081"
 
 
 def test_crd_and_samples_render() -> None:
