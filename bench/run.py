@@ -1,0 +1,342 @@
+"""``nox -s bench``: every benchmark of issue 7 in one run; writes JSON and prints a markdown table.
+
+    python bench/run.py [--out bench/results.json] [--only core,rollout,scale,steady,seed]
+                        [--sizes 50,200] [--steady-seconds 300] [--runs 3] [--seed-n 50]
+                        [--seed-timeout 600] [--quick]
+
+1. core      ``plan`` and render time (median, p99): the seed's sample, synthetic products of 12/50/200.
+2. rollout   the sample, apply -> Ready, in-process operator with a trace: per step the cluster's time
+             (apply -> component ready) and the operator's added time (dependency ready -> next apply).
+3. scale     N DataServices in N namespaces at once; ``d3os-operator run`` as a subprocess: time to all
+             Ready, peak RSS, CPU seconds, API requests by verb (audit log), highest queue depth.
+4. steady    after N=max(sizes) are Ready: writes and non-watch reads in an idle window (audit log).
+5. seed      the seed's loop (bench/seed_baseline.py) on the sample and on N DataServices, side by side.
+
+Results are written after every part, so an interrupted run keeps what it measured. Goals are reported,
+never asserted (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cluster_bench as cb
+import plan_bench
+import synthetic
+
+from d3os_core import Observed, plan
+from d3os_operator import __version__
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTS = ("core", "rollout", "scale", "steady", "seed")
+CORE_SIZES = (12, 50, 200)
+MB = 1_000_000
+
+
+# -- machine and versions -------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    """CPU, memory and load: the figures mean little without them (the control plane shares the CPUs)."""
+    info = plan_bench.machine()
+    with contextlib.suppress(OSError):  # not Linux: the field is left out
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+    with contextlib.suppress(OSError):  # not Linux: the field is left out
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["memory_bytes"] = int(line.split()[1]) * 1024
+    info["load_average_at_start"] = list(os.getloadavg())
+    info["hostname"] = platform.node()
+    return info
+
+
+# -- 1. core ----------------------------------------------------------------------------------------------------
+
+
+def timed(fn: Callable[[], object], budget_s: float, max_calls: int) -> dict[str, float]:
+    """plan_bench.measure with a call count that fits the time budget (200 components cost ~50 ms a call)."""
+    t0 = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - t0, 1e-6)
+    calls = max(20, min(max_calls, int(budget_s / one)))
+    return plan_bench.measure(fn, calls, warmup=min(20, calls // 4))
+
+
+def bench_core(budget_s: float, max_calls: int, sizes: tuple[int, ...] = CORE_SIZES) -> dict[str, Any]:
+    """``plan`` (first pass, steady state) and memo-free render, on the sample and on synthetic products."""
+    out: dict[str, Any] = {"sample": {}, "synthetic": {}}
+    for name, (ds, observed) in plan_bench.situations().items():
+        out["sample"][f"plan: {name}"] = timed(lambda ds=ds, o=observed: plan(ds, o, plan_bench.FACTS),
+                                                budget_s, max_calls)
+    out["sample"]["render all objects"] = timed(plan_bench.render_all(plan_bench.sample()), budget_s, max_calls)
+    for n in sizes:
+        prod, ds = synthetic.product(n), synthetic.dataservice(n)
+        ready, observed = synthetic.converged(ds, prod)
+        empty = Observed()
+        row = {
+            "components": n,
+            "layers": len(synthetic.layers(n)),
+            "objects": sum(len(r.objects) for r in synthetic.render_all(ds, prod)()),
+            "plan_first_pass": timed(lambda ds=ds, p=prod, e=empty: plan(ds, e, synthetic.FACTS, p), budget_s,
+                                     max_calls),
+            "plan_steady": timed(lambda r=ready, p=prod, o=observed: plan(r, o, synthetic.FACTS, p), budget_s,
+                                 max_calls),
+            "render": timed(synthetic.render_all(ds, prod), budget_s, max_calls),
+        }
+        cb.log(f"core n={n}: plan steady median {row['plan_steady']['median_ms']:.2f} ms")
+        out["synthetic"][str(n)] = row
+    return out
+
+
+# -- goals ------------------------------------------------------------------------------------------------------
+
+
+def _get(d: Any, *path: Any) -> Any:
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+def goals(res: dict[str, Any], sizes: list[int], seed_n: int) -> list[dict[str, Any]]:
+    """The issue's goals, each with what was measured and whether it was met (None: not measured)."""
+    rows: list[dict[str, Any]] = []
+
+    def add(goal: str, target: str, value: Any, shown: str, met: bool | None) -> None:
+        rows.append({"goal": goal, "target": target, "measured": value, "shown": shown, "met": met})
+
+    med = _get(res, "rollout", "added_ms_per_step", "p50")
+    add("per-step added latency, median", "≤ 50 ms", med, f"{med:.1f} ms" if med is not None else "not run",
+        med <= 50 if med is not None else None)
+    ratio = _get(res, "rollout", "ratio", "p50")
+    add("apply→Ready / sum of cluster times (median of runs)", "≤ 1.2", ratio,
+        f"{ratio:.2f}" if ratio is not None else "not run", ratio <= 1.2 if ratio is not None else None)
+    big = str(max(sizes)) if sizes else None
+    s = _get(res, "scale", big) if big else None
+    t = _get(s, "all_ready_s")
+    partial = "not run" if s is None else f"{s.get('ready')}/{big} in {s.get('timeout_s')} s"
+    add(f"N={big} all Ready", "≤ 120 s", t, f"{t:.1f} s" if t is not None else partial,
+        (t <= 120) if t is not None else (False if s else None))
+    rss = _get(s, "peak_rss_bytes")
+    add(f"operator peak RSS at N={big}", "≤ 250 MB", rss, f"{rss / MB:.0f} MB" if rss else "not run",
+        rss <= 250 * MB if rss else None)
+    w = _get(res, "steady", "writes")
+    win = _get(res, "steady", "window_s")
+    add("steady-state writes", "0", w, f"{w} in {win:.0f} s" if w is not None else "not run",
+        w == 0 if w is not None else None)
+    ours = _get(res, "rollout", "apply_to_ready_s", "p50")
+    seed = _get(res, "seed", "sample", "apply_to_done_s")
+    up = seed / ours if ours and seed else None
+    add("speed-up over the seed, sample", "> 1×", up,
+        f"{up:.1f}× ({seed:.1f} s vs {ours:.1f} s)" if up else "not run", up > 1 if up else None)
+    sm = _get(res, "seed", "many")
+    ours_n = _get(res, "scale", str(seed_n), "all_ready_s") or _get(res, "seed", "ours_many", "all_ready_s")
+    if sm and ours_n:
+        seed_t = sm.get("all_done_s")
+        if seed_t:
+            up_n, shown = seed_t / ours_n, f"{seed_t / ours_n:.1f}× ({seed_t:.0f} s vs {ours_n:.1f} s)"
+        else:
+            up_n = sm["timeout_s"] / ours_n
+            shown = (f"> {up_n:.1f}× (seed: {sm['done']}/{seed_n} done, did not finish in {sm['timeout_s']:.0f} s; "
+                     f"ours {ours_n:.1f} s)")
+        add(f"speed-up over the seed, N={seed_n}", "> 1×", up_n, shown, up_n > 1)
+    else:
+        add(f"speed-up over the seed, N={seed_n}", "> 1×", None, "not run", None)
+    return rows
+
+
+# -- the table ------------------------------------------------------------------------------------------------
+
+
+def _ms(r: dict[str, float] | None) -> str:
+    return f"{r['median_ms']:.2f} / {r['p99_ms']:.2f}" if r else "-"
+
+
+def _fmt(v: Any, unit: str = "", digits: int = 1) -> str:
+    return "-" if v is None else f"{v:.{digits}f}{unit}"
+
+
+def table(res: dict[str, Any], sizes: list[int]) -> str:
+    """Markdown: goals first, then the details of each part that ran."""
+    m = res["machine"]
+    lines = [f"## d3os-operator benchmarks — {res['started']}", "",
+             f"{m.get('cpu_count')} CPUs ({m.get('cpu_model', '?')}), "
+             f"{(m.get('memory_bytes') or 0) / 2**30:.0f} GiB, load average at start "
+             f"{' '.join(f'{x:.2f}' for x in m['load_average_at_start'])}, at end "
+             f"{' '.join(f'{x:.2f}' for x in res.get('load_average_at_end') or [])}; Python {m['python']}; "
+             f"versions {res.get('versions')}", "",
+             "| goal | target | measured | met |", "|---|---|---|---|"]
+    for g in res.get("goals", []):
+        met = {True: "yes", False: "**no**", None: "-"}[g["met"]]
+        lines.append(f"| {g['goal']} | {g['target']} | {g['shown']} | {met} |")
+    core = res.get("core")
+    if core:
+        lines += ["", "**core** (ms, median / p99 per call)", "",
+                  "| case | plan, first pass | plan, steady state | render all |", "|---|---:|---:|---:|",
+                  f"| seed sample (12) | {_ms(core['sample'].get('plan: empty namespace (first pass)'))} | "
+                  f"{_ms(core['sample'].get('plan: steady state (Ready, nothing to do)'))} | "
+                  f"{_ms(core['sample'].get('render all objects'))} |"]
+        for n, row in core["synthetic"].items():
+            lines.append(f"| synthetic {n} ({row['layers']} layers, {row['objects']} objects) | "
+                         f"{_ms(row['plan_first_pass'])} | {_ms(row['plan_steady'])} | {_ms(row['render'])} |")
+    ro = res.get("rollout")
+    if ro:
+        a, r, st = ro["apply_to_ready_s"], ro["ratio"], ro["added_ms_per_step"]
+        lines += ["", f"**rollout** of the sample ({a['n']} runs): apply→Ready p50 {_fmt(a['p50'], ' s', 2)} "
+                  f"(max {_fmt(a['max'], ' s', 2)}); ratio to the sum of cluster times p50 {_fmt(r['p50'], '', 2)}; "
+                  f"operator-added per step p50 {_fmt(st['p50'], ' ms')}, p95 {_fmt(st['p95'], ' ms')}, "
+                  f"max {_fmt(st['max'], ' ms')} (n={st['n']}); before the first apply p50 "
+                  f"{_fmt(ro['start_ms']['p50'], ' ms')}, last ready→Ready p50 {_fmt(ro['finish_ms']['p50'], ' ms')}"]
+    scale = res.get("scale") or {}
+    if scale:
+        lines += ["", "**scale** (operator as a subprocess, all namespaces)", "",
+                  "| N | all Ready | per DS p50 / p95 | peak RSS | CPU s | requests by verb (audit) | max queue |",
+                  "|---:|---:|---:|---:|---:|---|---:|"]
+        for n, s in scale.items():
+            per = s.get("ready_s_per_dataservice") or {}
+            verbs = (s.get("requests_during_rollout") or {}).get("by_verb")
+            all_ready = _fmt(s.get("all_ready_s"), " s") if s.get("all_ready") else \
+                f"{s.get('ready')}/{n} in {s.get('timeout_s')} s"
+            lines.append(f"| {n} | {all_ready} | {_fmt(per.get('p50'), ' s')} / {_fmt(per.get('p95'), ' s')} | "
+                         f"{_fmt((s.get('peak_rss_bytes') or 0) / MB, ' MB', 0)} | "
+                         f"{_fmt(s.get('cpu_s_during_rollout'))} | {verbs or '-'} | "
+                         f"{_fmt(s.get('queue_depth_max'), '', 0)} |")
+    stdy = res.get("steady")
+    if stdy and stdy.get("source"):
+        lines += ["", f"**steady state** N={stdy.get('n')}, {stdy['window_s']:.0f} s idle: writes {stdy['writes']} "
+                  f"{stdy['writes_by_verb_resource'] or ''}, "
+                  f"non-watch reads {stdy['non_watch_reads_per_min']:.1f}/min, "
+                  f"by verb {stdy['by_verb']}"]
+    seed = res.get("seed")
+    if seed:
+        sm, ss = seed.get("many") or {}, seed.get("sample") or {}
+        lines += ["", f"**seed baseline**: sample apply→`web已部署` {_fmt(ss.get('apply_to_done_s'), ' s')} "
+                  f"({ss.get('writes')} writes); N={sm.get('n')}: "
+                  + (f"all done in {sm['all_done_s']:.0f} s" if sm.get("all_done_s") else
+                     f"{sm.get('done')}/{sm.get('n')} done, did not finish in {sm.get('timeout_s')} s")
+                  + f" (first done after {_fmt(sm.get('first_done_s'), ' s')}, {sm.get('writes')} writes)"]
+    return "\n".join(lines)
+
+
+# -- main -------------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
+    ap.add_argument("--sizes", default=None, help="scale sizes (default 50,200; --quick 5,10)")
+    ap.add_argument("--steady-seconds", type=float, default=None, help="idle window (default 300; --quick 30)")
+    ap.add_argument("--runs", type=int, default=None, help="rollout repetitions (default 3; --quick 2)")
+    ap.add_argument("--seed-n", type=int, default=None, help="DataServices for the seed comparison (default 50)")
+    ap.add_argument("--seed-timeout", type=float, default=None, help="cap of the seed's N run (default 600 s)")
+    ap.add_argument("--scale-timeout", type=float, default=900.0, help="cap of each scale run (default 900 s)")
+    ap.add_argument("--cluster-name", default="bench", help="LocalCluster name (default bench)")
+    ap.add_argument("--quick", action="store_true", help="small sizes and short windows, for development")
+    args = ap.parse_args(argv)
+    q = args.quick
+    args.parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        ap.error(f"unknown parts {sorted(unknown)}; choose from {','.join(PARTS)}")
+    args.size_list = [int(x) for x in (args.sizes or ("5,10" if q else "50,200")).split(",")]
+    args.steady_seconds = args.steady_seconds if args.steady_seconds is not None else (30.0 if q else 300.0)
+    args.runs = args.runs or (2 if q else 3)
+    args.seed_n = args.seed_n or (min(args.size_list) if q else 50)
+    args.seed_timeout = args.seed_timeout or (120.0 if q else 600.0)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    res: dict[str, Any] = {
+        "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "package_version": __version__,
+        "machine": machine(),
+        "parts": args.parts,
+        "errors": {},
+    }
+
+    def save() -> None:
+        res["load_average_at_end"] = list(os.getloadavg())
+        res["goals"] = goals(res, args.size_list, args.seed_n)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(cb.dumps(res) + "\n", encoding="utf-8")
+
+    def part(name: str, fn: Callable[[], Any]) -> None:
+        """Run one part; a failure is recorded and the others still run."""
+        cb.log(f"== {name}")
+        t0 = time.monotonic()
+        try:
+            fn()
+        except Exception as e:
+            res["errors"][name] = f"{type(e).__name__}: {e}"
+            traceback.print_exc()
+        res.setdefault("durations_s", {})[name] = round(time.monotonic() - t0, 1)
+        save()
+
+    if "core" in args.parts:
+        part("core", lambda: res.__setitem__("core", bench_core(0.5 if args.quick else 2.0,
+                                                                  300 if args.quick else 2000)))
+    cluster_parts = [p for p in args.parts if p != "core"]
+    if cluster_parts:
+        env = cb.open_env(args.cluster_name)
+        res["versions"] = env.versions
+        res["cluster"] = {"owned": env.owned, "kubeconfig": str(env.kubeconfig),
+                          "audit_log": str(env.audit_log) if env.audit_log else None}
+        try:
+            run_cluster_parts(args, env, res, part)
+        finally:
+            cb.close_env(env)
+    save()
+    print(table(res, args.size_list))
+    print(f"\nwrote {args.out}")
+    return 1 if res["errors"] else 0
+
+
+def run_cluster_parts(args: argparse.Namespace, env: cb.Env, res: dict[str, Any],
+                      part: Callable[[str, Callable[[], Any]], None]) -> None:
+    """Rollout, seed, scale and steady, lightest first: each heavy run cleans up before the next begins."""
+    if "rollout" in args.parts:
+        part("rollout", lambda: res.__setitem__("rollout", cb.bench_rollout(env, args.runs)))
+    if "seed" in args.parts:
+        res["seed"] = {}
+        part("seed sample", lambda: res["seed"].__setitem__("sample", cb.seed_sample(env)))
+        part(f"seed N={args.seed_n}", lambda: res["seed"].__setitem__(
+            "many", cb.seed_many(env, args.seed_n, args.seed_timeout)))
+        if "scale" not in args.parts or args.seed_n not in args.size_list:
+            part(f"ours N={args.seed_n}", lambda: res["seed"].__setitem__(
+                "ours_many", cb.bench_scale(env, args.seed_n, timeout=args.scale_timeout)))
+    if "scale" in args.parts or "steady" in args.parts:
+        res.setdefault("scale", {})
+        sizes = args.size_list if "scale" in args.parts else [max(args.size_list)]
+        for n in sizes:
+            steady = args.steady_seconds if "steady" in args.parts and n == max(sizes) else None
+            part(f"scale N={n}", lambda n=n, steady=steady: _scale(env, res, n, steady, args.scale_timeout))
+
+
+def _scale(env: cb.Env, res: dict[str, Any], n: int, steady: float | None, timeout: float) -> None:
+    out = cb.bench_scale(env, n, steady_seconds=steady, timeout=timeout)
+    if "steady" in out:
+        res["steady"] = {"n": n, **out["steady"]}
+    res["scale"][str(n)] = out
+    cb.log(f"scale N={n}: all ready {out.get('all_ready_s')}, peak RSS {out.get('peak_rss_bytes')}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
