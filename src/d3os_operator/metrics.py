@@ -43,6 +43,9 @@ class _Snapshot(Collector):
     def __init__(self, read: Callable[[], Mapping[str, Any]]) -> None:
         self.read = read
 
+    def describe(self) -> Iterable[Any]:
+        return []  # registering must not read the operator (it may not be built yet)
+
     def collect(self) -> Iterable[Any]:
         stats = self.read()
         writes = CounterMetricFamily(
