@@ -285,7 +285,7 @@ def component_times(
 
 def rollout_once(env: Env, run: int, timeout: float = 240.0) -> dict[str, Any]:
     """One apply -> Ready of the sample in a fresh namespace, with its own in-process operator."""
-    ns = f"bench-rollout-{run}-{uuid.uuid4().hex[:5]}"
+    ns = f"bench-rollout-{run if run >= 0 else 'w'}-{uuid.uuid4().hex[:5]}"
     create_namespaces(env.client, [ns])
     env.cluster.ensure_pvs(4)
     manifest = env.sample()
@@ -306,7 +306,10 @@ def rollout_once(env: Env, run: int, timeout: float = 240.0) -> dict[str, Any]:
     added = {r["component"]: r.get("latency_ms") for r in harness.step_latencies(records, order, wl, key)}
     steps = []
     for i, comp in enumerate(order):
-        cluster_ms = (ready_at[comp] - first_apply[comp]) * 1000 if comp in ready_at and comp in first_apply else None
+        cluster_ms = None
+        if comp in ready_at and comp in first_apply:
+            # a third party's probe may pass before its ConfigMap is applied: the cluster then took no time
+            cluster_ms = max(0.0, (ready_at[comp] - first_apply[comp]) * 1000)
         before = (first_apply[comp] - applied) * 1000 if i == 0 and comp in first_apply else added.get(comp)
         steps.append({"component": comp, "added_ms": before, "cluster_ms": cluster_ms})
     total = ready - applied
@@ -323,8 +326,12 @@ def rollout_once(env: Env, run: int, timeout: float = 240.0) -> dict[str, Any]:
     }
 
 
-def bench_rollout(env: Env, runs: int) -> dict[str, Any]:
-    """apply -> Ready of the sample, ``runs`` times; per-step added time pooled over the runs."""
+def bench_rollout(env: Env, runs: int, warmup: int = 1) -> dict[str, Any]:
+    """apply -> Ready of the sample, ``runs`` times after ``warmup`` discarded ones (the first rollout on a
+    fresh control plane also warms its caches and this process's imports); per-step added time pooled."""
+    warm = [rollout_once(env, -1 - i) for i in range(warmup)]
+    for w in warm:
+        log(f"rollout warm-up (discarded): {w['apply_to_ready_s']:.2f}s")
     out = []
     for i in range(runs):
         r = rollout_once(env, i)
@@ -332,6 +339,7 @@ def bench_rollout(env: Env, runs: int) -> dict[str, Any]:
         out.append(r)
     added = [s["added_ms"] for r in out for s in r["steps"][1:] if s["added_ms"] is not None]
     return {
+        "warmup_apply_to_ready_s": [w["apply_to_ready_s"] for w in warm],
         "runs": out,
         "apply_to_ready_s": summarize([r["apply_to_ready_s"] for r in out]),
         "ratio": summarize([r["ratio"] for r in out if r["ratio"]]),
@@ -432,6 +440,45 @@ def proc_stats(pid: int) -> dict[str, float]:
     return out
 
 
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat (all CPUs summed)."""
+    with contextlib.suppress(OSError):
+        ticks = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+        tick = os.sysconf("SC_CLK_TCK")
+        return (sum(ticks) - idle) / tick, sum(ticks) / tick
+    return 0.0, 0.0
+
+
+class CpuLedger:
+    """CPU seconds spent by the operator, each control-plane process and the whole machine between
+    ``start()`` and ``stop()``: where the time of a scale run went (a profile by process)."""
+
+    def __init__(self, env: Env, operator_pid: int) -> None:
+        read = getattr(env.cluster, "_read_pid", None)  # only a LocalCluster knows its processes
+        comps = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+        self.pids = {"d3os-operator": operator_pid, **{c: read(c) for c in comps if read and read(c)}}
+        self._start: dict[str, float] = {}
+        self._busy0 = (0.0, 0.0)
+
+    def start(self) -> None:
+        self._start = {k: proc_stats(pid).get("cpu_s", 0.0) for k, pid in self.pids.items()}
+        self._busy0 = machine_busy()
+
+    def stop(self, wall_s: float) -> dict[str, Any]:
+        used = {k: round(proc_stats(pid).get("cpu_s", 0.0) - self._start.get(k, 0.0), 2)
+                for k, pid in self.pids.items()}
+        busy, total = machine_busy()
+        cpus = os.cpu_count() or 1
+        return {
+            "cpu_s_by_process": dict(sorted(used.items(), key=lambda kv: -kv[1])),
+            "machine_busy_cpu_s": round(busy - self._busy0[0], 1),
+            "machine_cpu_s_available": round(wall_s * cpus, 1),
+            "machine_busy_fraction": round((busy - self._busy0[0]) / (total - self._busy0[1]), 3)
+            if total > self._busy0[1] else None,
+        }
+
+
 _DEPTH = re.compile(r'^(?:workqueue_depth\{[^}]*name="dataservice"[^}]*\}|d3os_operator_queue_depth)\s+([0-9.eE+-]+)',
                     re.M)
 
@@ -522,12 +569,15 @@ def bench_scale(env: Env, n: int, *, steady_seconds: float | None = None, timeou
         op.wait_ready()
         with Sampler(op) as sampler, ReadyWatcher(env, harness.is_ready, prefix) as watcher:
             base = proc_stats(op.pid)
+            ledger = CpuLedger(env, op.pid)
+            ledger.start()
             t0_wall, t0 = time.time(), time.monotonic()
             apply_all(env, manifests)
             created_s = time.monotonic() - t0
             done = watcher.wait(n, timeout, alive=op.check)
             t_ready, ready_wall = time.monotonic(), time.time()
             at_ready = proc_stats(op.pid)
+            result["cpu_during_rollout"] = ledger.stop(t_ready - t0)
             per_ds = sorted(t - t0 for t in watcher.ready_at.values())
             result.update(
                 created_in_s=created_s,
@@ -574,6 +624,9 @@ def steady_state(env: Env, op: OperatorProcess, seconds: float) -> dict[str, Any
     writes = [r for r in reqs if r.is_write]
     out.update(
         writes=len(writes),
+        write_requests=[{"verb": r.verb, "resource": r.resource + ("/" + r.subresource if r.subresource else ""),
+                         "object": f"{r.namespace}/{r.name}", "after_s": round(r.at - start, 2), "code": r.code}
+                        for r in writes[:20]],
         writes_by_verb_resource=dict(audit.summary(writes)["by_verb_resource"]),
         non_watch_reads=s["reads"],
         non_watch_reads_per_min=s["reads"] / (seconds / 60),
