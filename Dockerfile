@@ -33,6 +33,6 @@ RUN groupadd --system --gid 65532 d3os \
  && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin d3os
 COPY --from=build /opt/d3os /opt/d3os
 USER 65532:65532
-EXPOSE 8080
+EXPOSE 8080 8081
 ENTRYPOINT ["d3os-operator", "run"]
 CMD ["--leader-elect", "--metrics-bind-address=:8080", "--log-format=json"]

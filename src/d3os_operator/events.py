@@ -17,6 +17,9 @@ from d3os_core.types import Event
 
 from .kube import Kube, api_error_text
 
+QUIET = frozenset({"Waiting"})
+"""Normal Event reasons logged at DEBUG (still recorded as Events)."""
+
 log = logging.getLogger("d3os_operator.events")
 
 
@@ -60,7 +63,10 @@ class EventRecorder:
                 try:
                     await self.kube.create_event(parent, event)
                     self.sent += 1
-                    log.info(
+                    # The Events are the rollout's story (Deploying, ComponentReady, Ready, warnings): at INFO
+                    # they make an ordinary rollout about two lines per component. "Waiting" is noise there.
+                    log.log(
+                        logging.DEBUG if event.type == "Normal" and event.reason in QUIET else logging.INFO,
                         "event",
                         extra={"ds": _ds(parent), "type": event.type, "reason": event.reason, "detail": event.message},
                     )

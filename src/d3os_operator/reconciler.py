@@ -322,7 +322,7 @@ class Reconciler:
             if informer is not None:
                 informer.write_through(live)
             out.applied += 1
-            log.info(
+            log.debug(  # INFO has the step's Event ("Deploying: applying …"); this is per object
                 "applied",
                 extra={
                     "ds": ds,
@@ -364,7 +364,7 @@ class Reconciler:
             self.parents.write_through(parent)
             out.status_written = True
             self._trace("status", key, phase=plan.status.get("phase"), message=plan.status.get("message"))
-            log.info(
+            log.debug(
                 "status written",
                 extra={"ds": ds, "phase": plan.status.get("phase"), "detail": plan.status.get("message")},
             )

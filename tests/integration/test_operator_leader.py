@@ -5,6 +5,7 @@ answer during the rollout: the leader's /metrics has the controller-runtime seri
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import signal
 import time
@@ -16,6 +17,7 @@ import pytest
 import yaml
 from lightkube import Client
 from lightkube.resources.coordination_v1 import Lease
+from lightkube.resources.core_v1 import Secret
 from prometheus_client.parser import text_string_to_metric_families
 
 from d3os_operator import harness
@@ -75,7 +77,7 @@ def test_one_leader_acts_and_a_standby_takes_over_mid_rollout(
     ns = k8s_namespace
     ensure_volumes(client)
     t0 = time.time()
-    extra = ["--leader-elect", "--leader-election-namespace", ns]
+    extra = ["--leader-elect", "--leader-election-namespace", ns, "--log-level", "debug"]
     a = Proc(k8s_cluster.kubeconfig, ns, tmp_path / "a.log", extra)
     wait_for("a to lead", lambda: _first(a, "became leader"), 30)
     b = Proc(k8s_cluster.kubeconfig, ns, tmp_path / "b.log", extra)
@@ -155,6 +157,14 @@ def test_one_leader_acts_and_a_standby_takes_over_mid_rollout(
             f"audit: a wrote {len(by_a)}, b wrote {len(by_b)} after acquiring at "
             f"{dt.datetime.fromtimestamp(acquired_b, dt.UTC):%H:%M:%S.%f}, {len(early)} before"
         )
+        # never a secret in the logs, even at debug
+        secret = client.get(Secret, "mysql-dataservice-credentials", namespace=ns)
+        data = secret.data or {}
+        values = [base64.b64decode(data[k]).decode() for k in ("password", "root-password")]
+        assert all(len(v) >= 16 for v in values)
+        for p in (a, b):
+            text = p.log.read_text()
+            assert not [v for v in values if v in text], f"a secret value is in {p.log.name}"
         harness.delete_dataservices(client, ns)
     finally:
         for p in procs:
