@@ -373,10 +373,12 @@ def _has_flag(flag: str) -> bool:
 class OperatorProcess:
     """``d3os-operator run`` as a subprocess, so its memory and CPU are its own and can be read from /proc."""
 
-    def __init__(self, env: Env, log_path: Path) -> None:
+    def __init__(self, env: Env, log_path: Path, profile_out: Path | None = None) -> None:
         self.metrics_port = free_port()
         self.health_port = free_port() if _has_flag("--health-probe-bind-address") else None
-        cmd = [sys.executable, "-m", "d3os_operator.cli", "run", "--kubeconfig", str(env.kubeconfig),
+        # under cProfile when asked: it writes its stats when the operator exits on SIGTERM
+        prof = ["-m", "cProfile", "-o", str(profile_out)] if profile_out else []
+        cmd = [sys.executable, *prof, "-m", "d3os_operator.cli", "run", "--kubeconfig", str(env.kubeconfig),
                "--log-format", "json", "--log-level", "warning",
                "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}"]
         if self.health_port is not None:
@@ -483,6 +485,21 @@ _DEPTH = re.compile(r'^(?:workqueue_depth\{[^}]*name="dataservice"[^}]*\}|d3os_o
                     re.M)
 
 
+_RECONCILES = (
+    re.compile(r"^controller_runtime_reconcile_total\{[^}]*\}\s+([0-9.eE+-]+)", re.M),
+    re.compile(r"^d3os_operator_reconciles_total\s+([0-9.eE+-]+)", re.M),
+)
+
+
+def reconciles(metrics_text: str) -> float | None:
+    """Reconciles run so far: controller-runtime's counter summed over results, else the operator's own."""
+    for pattern in _RECONCILES:
+        found = [float(v) for v in pattern.findall(metrics_text)]
+        if found:
+            return sum(found)
+    return None
+
+
 def queue_depth(metrics_text: str) -> float | None:
     """The DataService queue's depth: controller-runtime's ``workqueue_depth{name="dataservice"}`` or the
     operator's older ``d3os_operator_queue_depth``."""
@@ -499,6 +516,7 @@ class Sampler:
         self.samples: list[dict[str, float]] = []
         self.depth_max = 0.0
         self.depth_seen = False
+        self.last_metrics = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -516,7 +534,9 @@ class Sampler:
             s = {"t": time.monotonic(), **proc_stats(self.op.pid)}
             with contextlib.suppress(OSError, ValueError):
                 with self._opener.open(f"http://127.0.0.1:{self.op.metrics_port}/metrics", timeout=2) as resp:
-                    depth = queue_depth(resp.read().decode(errors="replace"))
+                    text = resp.read().decode(errors="replace")
+                    depth = queue_depth(text)
+                    self.last_metrics = text
                 if depth is not None:
                     self.depth_seen = True
                     self.depth_max = max(self.depth_max, depth)
@@ -540,7 +560,7 @@ def audit_requests(env: Env, since: float, until: float | None = None) -> list[A
 
 def wait_quiet(env: Env, quiet: float = 5.0, limit: float = 60.0) -> float:
     """Wait until the operator has sent no write for ``quiet`` s (the last Ready status and its Events);
-    returns the wall-clock time the quiet began. Without an audit log: a fixed pause of ``quiet`` s."""
+    returns the wall-clock time then. Without an audit log: a fixed pause of ``quiet`` s."""
     start = time.time()
     if env.audit_log is None:
         time.sleep(quiet)
@@ -550,12 +570,15 @@ def wait_quiet(env: Env, quiet: float = 5.0, limit: float = 60.0) -> float:
         writes = [r.at for r in audit_requests(env, start) or [] if r.is_write]
         last = max(writes, default=start)
         if time.time() - last >= quiet:
-            return max(last, start)
+            return time.time()  # the window starts after the quiet spell, past the last write
     return time.time()
 
 
-def bench_scale(env: Env, n: int, *, steady_seconds: float | None = None, timeout: float = 900.0) -> dict[str, Any]:
-    """N DataServices in N namespaces created at once; the operator runs as a subprocess over all namespaces."""
+def bench_scale(
+    env: Env, n: int, *, steady_seconds: float | None = None, timeout: float = 900.0, profile: bool = False
+) -> dict[str, Any]:
+    """N DataServices in N namespaces created at once; the operator runs as a subprocess over all namespaces.
+    ``profile``: under cProfile (slower: a separate run, for where the operator's time goes)."""
     from d3os_testenv import audit
 
     prefix = f"bench-s{n}-{uuid.uuid4().hex[:4]}-"
@@ -563,7 +586,8 @@ def bench_scale(env: Env, n: int, *, steady_seconds: float | None = None, timeou
     create_namespaces(env.client, namespaces)
     env.cluster.ensure_pvs(n + 4)
     manifests = [(ns, env.sample()) for ns in namespaces]
-    op = OperatorProcess(env, Path(env.kubeconfig).parent / "logs" / f"bench-operator-{n}.log")
+    prof_path = Path(env.kubeconfig).parent / f"bench-operator-{n}.prof" if profile else None
+    op = OperatorProcess(env, Path(env.kubeconfig).parent / "logs" / f"bench-operator-{n}.log", prof_path)
     result: dict[str, Any] = {"n": n, "operator_command": " ".join(op.cmd[1:])}
     try:
         op.wait_ready()
@@ -599,12 +623,29 @@ def bench_scale(env: Env, n: int, *, steady_seconds: float | None = None, timeou
                                            default=None)
             result["cpu_s_total"] = proc_stats(op.pid).get("cpu_s")
             result["queue_depth_max"] = sampler.depth_max if sampler.depth_seen else None
+            result["reconciles"] = reconciles(sampler.last_metrics)
             result["samples"] = len(sampler.samples)
     finally:
         op.stop()
         result["operator_log_tail"] = op.log_path.read_text(errors="replace")[-1500:]
+        if prof_path is not None and prof_path.exists():
+            result["profile"] = profile_text(prof_path)
         cleanup(env, namespaces, wait=300.0 if not steady_seconds else 0.0)
     return result
+
+
+def profile_text(path: Path, top: int = 30) -> str:
+    """The operator's cProfile: functions by own time, then d3os code by cumulative time."""
+    import io
+    import pstats
+
+    out = io.StringIO()
+    stats = pstats.Stats(str(path), stream=out).strip_dirs()
+    out.write("by own time:\n")
+    stats.sort_stats("tottime").print_stats(top)
+    out.write("d3os code by cumulative time:\n")
+    stats.sort_stats("cumulative").print_stats(r"d3os|reconciler|planner|informer|controller", top)
+    return out.getvalue()
 
 
 def steady_state(env: Env, op: OperatorProcess, seconds: float) -> dict[str, Any]:

@@ -215,6 +215,13 @@ def table(res: dict[str, Any], sizes: list[int]) -> str:
                          f"{_fmt((s.get('peak_rss_bytes') or 0) / MB, ' MB', 0)} | "
                          f"{_fmt(s.get('cpu_s_during_rollout'))} | {verbs or '-'} | "
                          f"{_fmt(s.get('queue_depth_max'), '', 0)} |")
+    for n, s in scale.items():
+        cpu = s.get("cpu_during_rollout") or {}
+        if cpu.get("cpu_s_by_process"):
+            procs = ", ".join(f"{k} {v:.1f}" for k, v in cpu["cpu_s_by_process"].items())
+            lines.append(f"\nN={n}, CPU seconds until all Ready: {procs}; whole machine busy "
+                         f"{_fmt((cpu.get('machine_busy_fraction') or 0) * 100, ' %', 0)} of "
+                         f"{cpu.get('machine_cpu_s_available')} CPU s")
     stdy = res.get("steady")
     if stdy and stdy.get("source"):
         lines += ["", f"**steady state** N={stdy.get('n')}, {stdy['window_s']:.0f} s idle: writes {stdy['writes']} "
@@ -245,6 +252,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--seed-n", type=int, default=None, help="DataServices for the seed comparison (default 50)")
     ap.add_argument("--seed-timeout", type=float, default=None, help="cap of the seed's N run (default 600 s)")
     ap.add_argument("--scale-timeout", type=float, default=900.0, help="cap of each scale run (default 900 s)")
+    ap.add_argument("--profile-n", type=int, default=0,
+                    help="also run N DataServices with the operator under cProfile (default off)")
     ap.add_argument("--cluster-name", default="bench", help="LocalCluster name (default bench)")
     ap.add_argument("--quick", action="store_true", help="small sizes and short windows, for development")
     args = ap.parse_args(argv)
@@ -328,6 +337,11 @@ def run_cluster_parts(args: argparse.Namespace, env: cb.Env, res: dict[str, Any]
         for n in sizes:
             steady = args.steady_seconds if "steady" in args.parts and n == max(sizes) else None
             part(f"scale N={n}", lambda n=n, steady=steady: _scale(env, res, n, steady, args.scale_timeout))
+
+
+    if args.profile_n:
+        part(f"profile N={args.profile_n}", lambda: res.__setitem__(
+            "profile", cb.bench_scale(env, args.profile_n, timeout=args.scale_timeout, profile=True)))
 
 
 def _scale(env: cb.Env, res: dict[str, Any], n: int, steady: float | None, timeout: float) -> None:
