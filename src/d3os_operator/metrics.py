@@ -21,9 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+disable_created_metrics()  # no ``*_created`` series: controller-runtime's exposition has none
 
 CONTROLLER = "dataservice"
 """The ``controller`` / ``name`` label value, as controller-runtime names a controller after its kind."""

@@ -72,6 +72,7 @@ def test_controller_runtime_names_and_values() -> None:
     assert value(m, "d3os_writes_total", verb="apply", kind="Deployment") == 3
     assert value(m, "d3os_thirdparty_check_up", check='HTTP HEAD http://x/"q"') == 1
     assert ("d3os_thirdparty_check_up", (("check", "TCP a:1"),)) not in samples(m)  # never run: no series
+    assert not [k for k in samples(m) if k[0].endswith("_created")]
 
 
 def test_component_ready_series_follow_the_dataservice() -> None:
