@@ -151,8 +151,9 @@ def goals(res: dict[str, Any], sizes: list[int], seed_n: int) -> list[dict[str, 
             up_n, shown = seed_t / ours_n, f"{seed_t / ours_n:.1f}× ({seed_t:.0f} s vs {ours_n:.1f} s)"
         else:
             up_n = sm["timeout_s"] / ours_n
-            shown = (f"> {up_n:.1f}× (seed: {sm['done']}/{seed_n} done, did not finish in {sm['timeout_s']:.0f} s; "
-                     f"ours {ours_n:.1f} s)")
+            rate = f", ~{sm['timeout_s'] * seed_n / sm['done']:.0f} s at its rate" if sm.get("done") else ""
+            shown = (f"> {up_n:.1f}× (seed: {sm['done']}/{seed_n} done, did not finish in {sm['timeout_s']:.0f} s"
+                     f"{rate}; ours {ours_n:.1f} s)")
         add(f"speed-up over the seed, N={seed_n}", "> 1×", up_n, shown, up_n > 1)
     else:
         add(f"speed-up over the seed, N={seed_n}", "> 1×", None, "not run", None)
@@ -303,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         part("core", lambda: res.__setitem__("core", bench_core(0.5 if args.quick else 2.0,
                                                                   300 if args.quick else 2000)))
     cluster_parts = [p for p in args.parts if p != "core"]
-    if cluster_parts:
+    if cluster_parts or args.profile_n:
         env = cb.open_env(args.cluster_name)
         res["versions"] = env.versions
         res["cluster"] = {"owned": env.owned, "kubeconfig": str(env.kubeconfig),
