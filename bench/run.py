@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import json
 import os
 import platform
 import sys
@@ -256,6 +257,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--profile-n", type=int, default=0,
                     help="also run N DataServices with the operator under cProfile (default off)")
     ap.add_argument("--cluster-name", default="bench", help="LocalCluster name (default bench)")
+    ap.add_argument("--report", type=Path, default=None,
+                    help="print the table of an existing results file (goals recomputed) and exit")
     ap.add_argument("--quick", action="store_true", help="small sizes and short windows, for development")
     args = ap.parse_args(argv)
     q = args.quick
@@ -271,8 +274,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def report(path: Path, args: argparse.Namespace) -> int:
+    """The table of an earlier run, without running anything."""
+    res = json.loads(path.read_text(encoding="utf-8"))
+    sizes = [int(n) for n in res.get("scale") or {}] or args.size_list
+    seed_n = (res.get("seed") or {}).get("many", {}).get("n") or args.seed_n
+    res["goals"] = goals(res, sizes, seed_n)
+    print(table(res, sizes))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        return report(args.report, args)
     res: dict[str, Any] = {
         "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
