@@ -508,7 +508,9 @@ def queue_depth(metrics_text: str) -> float | None:
 
 
 class Sampler:
-    """Every ``period`` s: the operator's RSS/CPU from /proc and its queue depth from /metrics."""
+    """Every ``period`` s: the operator's RSS/CPU from /proc and its queue depth from /metrics. Rendering
+    /metrics costs the operator CPU (a cProfile at N=20 put it at a sizeable share of its time at 0.5 s),
+    so the period trades the resolution of the queue-depth maximum against disturbing what is measured."""
 
     def __init__(self, op: OperatorProcess, period: float = 0.5) -> None:
         self.op = op
@@ -575,7 +577,8 @@ def wait_quiet(env: Env, quiet: float = 5.0, limit: float = 60.0) -> float:
 
 
 def bench_scale(
-    env: Env, n: int, *, steady_seconds: float | None = None, timeout: float = 900.0, profile: bool = False
+    env: Env, n: int, *, steady_seconds: float | None = None, timeout: float = 900.0, profile: bool = False,
+    scrape_period: float = 1.0,
 ) -> dict[str, Any]:
     """N DataServices in N namespaces created at once; the operator runs as a subprocess over all namespaces.
     ``profile``: under cProfile (slower: a separate run, for where the operator's time goes)."""
@@ -588,10 +591,10 @@ def bench_scale(
     manifests = [(ns, env.sample()) for ns in namespaces]
     prof_path = Path(env.kubeconfig).parent / f"bench-operator-{n}.prof" if profile else None
     op = OperatorProcess(env, Path(env.kubeconfig).parent / "logs" / f"bench-operator-{n}.log", prof_path)
-    result: dict[str, Any] = {"n": n, "operator_command": " ".join(op.cmd[1:])}
+    result: dict[str, Any] = {"n": n, "operator_command": " ".join(op.cmd[1:]), "scrape_period_s": scrape_period}
     try:
         op.wait_ready()
-        with Sampler(op) as sampler, ReadyWatcher(env, harness.is_ready, prefix) as watcher:
+        with Sampler(op, scrape_period) as sampler, ReadyWatcher(env, harness.is_ready, prefix) as watcher:
             base = proc_stats(op.pid)
             ledger = CpuLedger(env, op.pid)
             ledger.start()

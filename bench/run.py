@@ -254,6 +254,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--seed-n", type=int, default=None, help="DataServices for the seed comparison (default 50)")
     ap.add_argument("--seed-timeout", type=float, default=None, help="cap of the seed's N run (default 600 s)")
     ap.add_argument("--scale-timeout", type=float, default=900.0, help="cap of each scale run (default 900 s)")
+    ap.add_argument("--scrape-period", type=float, default=1.0,
+                    help="seconds between /metrics scrapes of the operator during scale runs (default 1.0)")
     ap.add_argument("--profile-n", type=int, default=0,
                     help="also run N DataServices with the operator under cProfile (default off)")
     ap.add_argument("--cluster-name", default="bench", help="LocalCluster name (default bench)")
@@ -346,22 +348,24 @@ def run_cluster_parts(args: argparse.Namespace, env: cb.Env, res: dict[str, Any]
             "many", cb.seed_many(env, args.seed_n, args.seed_timeout)))
         if "scale" not in args.parts or args.seed_n not in args.size_list:
             part(f"ours N={args.seed_n}", lambda: res["seed"].__setitem__(
-                "ours_many", cb.bench_scale(env, args.seed_n, timeout=args.scale_timeout)))
+                "ours_many", cb.bench_scale(env, args.seed_n, timeout=args.scale_timeout,
+                                        scrape_period=args.scrape_period)))
     if "scale" in args.parts or "steady" in args.parts:
         res.setdefault("scale", {})
         sizes = args.size_list if "scale" in args.parts else [max(args.size_list)]
         for n in sizes:
             steady = args.steady_seconds if "steady" in args.parts and n == max(sizes) else None
-            part(f"scale N={n}", lambda n=n, steady=steady: _scale(env, res, n, steady, args.scale_timeout))
+            part(f"scale N={n}", lambda n=n, steady=steady: _scale(env, res, n, steady, args))
 
 
     if args.profile_n:
         part(f"profile N={args.profile_n}", lambda: res.__setitem__(
-            "profile", cb.bench_scale(env, args.profile_n, timeout=args.scale_timeout, profile=True)))
+            "profile", cb.bench_scale(env, args.profile_n, timeout=args.scale_timeout, profile=True,
+                                     scrape_period=args.scrape_period)))
 
 
-def _scale(env: cb.Env, res: dict[str, Any], n: int, steady: float | None, timeout: float) -> None:
-    out = cb.bench_scale(env, n, steady_seconds=steady, timeout=timeout)
+def _scale(env: cb.Env, res: dict[str, Any], n: int, steady: float | None, args: argparse.Namespace) -> None:
+    out = cb.bench_scale(env, n, steady_seconds=steady, timeout=args.scale_timeout, scrape_period=args.scrape_period)
     if "steady" in out:
         res["steady"] = {"n": n, **out["steady"]}
     res["scale"][str(n)] = out
