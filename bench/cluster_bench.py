@@ -45,6 +45,8 @@ from d3os_operator import harness
 from d3os_operator.kube import DATASERVICE
 from d3os_operator.standin import StandIn, point_uuc_at
 
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dataservice-sample.yaml"
+"""The seed's sample of this checkout (whatever way the package was installed)."""
 OPERATOR_AGENT = "d3os-operator/"
 NODE_PORT_BASE = 30200
 BENCH_CAPACITY = {"cpu": "2000", "memory": "8Ti", "pods": "3000", "ephemeral-storage": "100Ti"}
@@ -94,7 +96,7 @@ class Env:
 
     def sample(self, node_port: int | None = None) -> dict[str, Any]:
         """The seed's sample, uuc pointed at the stand-in, web on its own nodePort."""
-        manifest = point_uuc_at(harness.load_sample(), self.standin)
+        manifest = point_uuc_at(harness.load_sample(SAMPLE), self.standin)
         manifest["spec"]["web"]["nodePort"] = node_port or self.node_port()
         return manifest
 
@@ -208,6 +210,8 @@ class ReadyWatcher:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=1)
+        with contextlib.suppress(Exception):
+            self.client.close()
 
     def _run(self) -> None:
         rv: str | None = None
