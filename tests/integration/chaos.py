@@ -169,7 +169,7 @@ def create_namespaces(client: Client, prefix: str, n: int, timeout: float = 90.0
     return names
 
 
-def delete_namespaces(client: Client, names: Iterable[str], timeout: float = 120.0) -> list[str]:
+def delete_namespaces(client: Client, names: Iterable[str], timeout: float = 45.0) -> list[str]:
     """Delete the DataServices (a running operator honours the finalizer; after ``timeout`` the finalizers
     are stripped) and then the namespaces (not waited for). Returns DataServices that had to be stripped."""
     names = list(names)
@@ -200,9 +200,11 @@ def delete_namespaces(client: Client, names: Iterable[str], timeout: float = 120
     return stripped
 
 
-def free_node_ports(client: Client, n: int, first: int = 30200) -> list[int]:
-    """``n`` nodePorts from ``first`` up that no Service in the cluster holds (those of namespaces still
-    terminating included): a nodePort is cluster-unique, the seed's 30180 can serve one DataService only."""
+def free_node_ports(client: Client, n: int, rng: random.Random, first: int = 30200, last: int = 32767) -> list[int]:
+    """``n`` nodePorts in [first, last] that no Service in the cluster holds (those of namespaces still
+    terminating included): a nodePort is cluster-unique, the seed's 30180 can serve one DataService only.
+    Drawn at random, as kube-apiserver may keep a port allocated for minutes after its Service went (its
+    repair loop frees leaked ports late), e.g. one whose create was cut by a SIGKILL."""
     from lightkube import ALL_NS
     from lightkube.resources.core_v1 import Service
 
@@ -212,13 +214,11 @@ def free_node_ports(client: Client, n: int, first: int = 30200) -> list[int]:
         for p in (svc.spec.ports or [] if svc.spec else [])
         if p.nodePort
     }
-    out = [port for port in range(first, 32768) if port not in used][:n]
-    assert len(out) == n, "no free nodePorts"
-    return out
+    return rng.sample([port for port in range(first, last + 1) if port not in used], n)
 
 
-def dataservice(uuc: StandIn, node_port: int, name: str = "dataservice-sample") -> dict[str, Any]:
-    """The seed's sample, uuc pointed at the stand-in, web on the given (free) nodePort."""
+def dataservice(uuc: StandIn, node_port: int | None, name: str = "dataservice-sample") -> dict[str, Any]:
+    """The seed's sample, uuc pointed at the stand-in, web on the given (free) nodePort (None: ClusterIP)."""
     ds = point_uuc_at(harness.load_sample(), uuc)
     ds["metadata"]["name"] = name
     ds["spec"]["web"]["nodePort"] = node_port

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import itertools
 import math
+import os
 import random
 import re
 import time
@@ -194,32 +195,54 @@ def test_operator_sigkilled_at_random_moments_during_rollouts(
                     want[(ns, api.OWNED_PLURALS[kind], name)] = 1
             twice = {k: c for k, c in created.items() if c > 1}
             assert not twice, f"created more than once: {twice}"
-            assert created == want, (
+            # a request cut by the SIGKILL may still have created its object (the audit log then records it as
+            # 504 "context canceled" or 500): the next life found it and did not create it again
+            cut = {
+                (r.namespace, r.resource, r.name)
+                for r in reqs
+                if r.verb in ("create", "patch") and not r.subresource and r.code >= 500
+            }
+            by_cut = {k for k in want if k not in created and k in cut}
+            never = {k for k in want if k not in created and k not in cut}
+            assert not never and set(created) <= set(want), (
                 f"created but not rendered: {sorted(set(created) - set(want))}; "
-                f"rendered but never created by the operator: {sorted(set(want) - set(created))}"
+                f"rendered but never created by the operator: {sorted(never)}"
             )
             deletes = [(r.resource, r.namespace, r.name) for r in reqs if r.verb == "delete" and r.resource != "events"]
             assert deletes == [], deletes
             audit_figures = {
                 "objects_created_once": sum(created.values()),
+                "objects_created_by_a_request_cut_by_the_kill": len(by_cut),
                 "operator_requests_by_verb": dict(collections.Counter(r.verb for r in reqs)),
             }
+
         # -- no life of the operator mistook its own objects for a stranger's; the last one hit no error
-        taken = [x for p in procs for x in p.lines() if x.get("msg", "").startswith("name already taken")]
+        def ours(x: dict[str, Any]) -> bool:
+            return str(x.get("ds") or "").split("/")[0] in namespaces or not x.get("ds")
+
+        taken = [x for p in procs for x in p.lines() if x.get("msg", "").startswith("name already taken") and ours(x)]
         assert taken == [], taken[:5]
-        final_problems = [x for x in procs[-1].lines() if x.get("level") in ("error", "raw")]
+        final_problems = [x for x in procs[-1].lines() if x.get("level") in ("error", "raw") and ours(x)]
         assert final_problems == [], final_problems[:5]
         figures.update(audit_figures)
         figures["seed"] = seed
+        figures["operator_scope"] = "namespaces" if _scope(namespaces) else "all namespaces"
         figures_out("chaos_sigkill", figures)
     finally:
         if not procs or not procs[-1].alive:  # a live operator honours the finalizers
-            procs.append(OperatorProc(kc, namespaces, tmp_path / "operator-cleanup.log"))
+            procs.append(OperatorProc(kc, _scope(namespaces), tmp_path / "operator-cleanup.log"))
         try:
             delete_namespaces(client, namespaces)
         finally:
             for p in procs:
                 p.stop()
+
+
+def _scope(namespaces: list[str]) -> list[str] | None:
+    """The operator watches every namespace (as installed cluster-wide), or with ``D3OS_CHAOS_SCOPE=namespaces``
+    only ours, one ``--namespace`` each (8 watches a namespace: beyond 12 namespaces that exceeds the HTTP
+    client's pool of 100 connections, see the report)."""
+    return namespaces if os.environ.get("D3OS_CHAOS_SCOPE") == "namespaces" else None
 
 
 def _kill_storm(
@@ -240,13 +263,17 @@ def _kill_storm(
     created_in_life[0] = list(range(first))
     for i in range(first, n):
         created_in_life[rng.randrange(1, max(2, kills))].append(i)
-    ports = free_node_ports(client, n)
+    # web without a nodePort: a SIGKILL that cuts the create of a NodePort Service can leave its port allocated
+    # in kube-apiserver with no Service (seen: 504 "context canceled" in the audit log, then "provided port is
+    # already allocated" for the operator's own retry) until the apiserver's repair loop frees it, minutes later.
+    # D3OS_CHAOS_NODEPORTS=1 keeps them, to see that.
+    ports = free_node_ports(client, n, rng) if os.environ.get("D3OS_CHAOS_NODEPORTS") == "1" else [None] * n
     max_after_sync = 3.0 if FULL else 2.0
     kc = cluster.kubeconfig
     t0 = time.monotonic()
     log: list[dict[str, Any]] = []
     for life in range(kills):
-        p = OperatorProc(kc, namespaces, tmp_path / f"operator-{life + 1}.log")
+        p = OperatorProc(kc, _scope(namespaces), tmp_path / f"operator-{life + 1}.log")
         procs.append(p)
         for i in created_in_life.get(life, []):
             harness.apply_dataservice(client, dataservice(uuc, ports[i], NAME), namespaces[i])
@@ -278,7 +305,7 @@ def _kill_storm(
         time.sleep(rng.uniform(0.0, 0.5))  # dead for a moment
     last_kill = procs[-1].killed_at
     assert last_kill is not None
-    final = OperatorProc(kc, namespaces, tmp_path / "operator-final.log")
+    final = OperatorProc(kc, _scope(namespaces), tmp_path / "operator-final.log")
     procs.append(final)
     synced_s = final.wait_synced()
 
@@ -364,7 +391,7 @@ def _outage(
         assert op.alive and op.pid == pid, "the operator must ride it out, not restart: " + op.tail()
 
     stop_at = rng.choice(CHAIN[CHAIN.index("eureka") : CHAIN.index("proxy")])
-    ports = free_node_ports(client, len(namespaces))
+    ports = free_node_ports(client, len(namespaces), rng)
     for ns, port in zip(namespaces, ports, strict=True):
         harness.apply_dataservice(client, dataservice(uuc, port, NAME), ns)
 
@@ -462,13 +489,13 @@ def _outage(
         twice = {k: c for k, c in created.items() if c > 1 and k[2] != "proxy"}
         assert not twice, f"created more than once: {twice}"
     alive()
-    # the issue's bound: the operator converges within 30 s after the apiserver is back. What is the operator's
-    # own: its first write and each reaction; the whole also waits for kube-controller-manager and kwok.
+    # the issue's bound, 30 s after the apiserver is back, on what is the operator's: its first write, each of
+    # its reactions to a workload becoming ready, and its last step after the cluster's last one. The total
+    # (back_to_all_ready_s) also holds the rest of the rollouts, which the cluster paces.
     bound = 30.0 if FULL else 60.0
     assert first_write is None or first_write <= bound, figures
     assert max(reactions, default=0.0) <= bound, figures
-    if FULL:
-        assert back_to_converged <= bound + max(0.0, last_ready - t_back - bound), figures
+    assert done - max(last_ready, t_back) <= bound, figures
 
 
 def _workload(key: str) -> str:
