@@ -122,9 +122,20 @@ def service_account_dir() -> str:
     return os.environ.get("D3OS_SERVICE_ACCOUNT_DIR", "/var/run/secrets/kubernetes.io/serviceaccount")
 
 
+POOL = httpx2.Limits(max_connections=None, max_keepalive_connections=64, keepalive_expiry=60.0)
+"""Connections to the API server: unbounded, because every informer holds one watch open per namespace
+(8 kinds x N namespaces with ``--namespace``); httpx's default of 100 starved lists and writes past 12
+namespaces (PoolTimeout). Idle ones are kept longer, so busy workers do not pay a TLS handshake each."""
+
+
 def make_client(config: KubeConfig, *, context: str | None = None, timeout: float = 15.0) -> AsyncClient:
     single = config.get(context) if context else config.get()
     client = AsyncClient(single, timeout=httpx2.Timeout(timeout), trust_env=False)
+    # lightkube builds the httpx client with the default pool; swap in a transport with the same TLS
+    # settings (CA, client certificate) and our limits.
+    http = client._client._client
+    ssl_context = http._transport._pool._ssl_context
+    http._transport = httpx2.AsyncHTTPTransport(verify=ssl_context or True, trust_env=False, limits=POOL)
     return client
 
 

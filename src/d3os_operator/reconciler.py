@@ -278,9 +278,17 @@ class Reconciler:
             async def look(i: int, m: Mapping[str, Any]) -> None:
                 holders[i] = await self.kube.get(m["apiVersion"], m["kind"], ns, m["metadata"]["name"])
 
-            async with anyio.create_task_group() as tg:
-                for i, m in creates:
-                    tg.start_soon(look, i, m)
+            try:
+                async with anyio.create_task_group() as tg:
+                    for i, m in creates:
+                        tg.start_soon(look, i, m)
+            except BaseExceptionGroup as group:
+                # one lookup failed (the API server away, a 429...): raise it as itself, so the worker
+                # treats it as the transient error it is rather than as a crash
+                leaf: BaseException = group
+                while isinstance(leaf, BaseExceptionGroup):
+                    leaf = leaf.exceptions[0]
+                raise leaf from None
 
         taken = [(plan.apply[i], obj) for i, obj in sorted(holders.items()) if obj is not None]
         if taken:
