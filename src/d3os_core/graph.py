@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 
 
@@ -64,12 +65,17 @@ def dependents_closure(deps: Mapping[str, Sequence[str]], key: str) -> set[str]:
 
 
 def ancestors(deps: Mapping[str, Sequence[str]], key: str) -> list[str]:
-    """Everything ``key`` depends on, directly or through others, nearest first."""
+    """Everything ``key`` depends on, directly or through others, nearest first.
+
+    Breadth-first with a seen set, so each ancestor is expanded once: linear in the edges, where a list
+    membership test made a 200-component layered product cost a third of ``plan``."""
     out: list[str] = []
-    frontier = list(deps.get(key, ()))
+    seen = {key}
+    frontier = deque(deps.get(key, ()))
     while frontier:
-        cur = frontier.pop(0)
-        if cur not in out and cur != key:
+        cur = frontier.popleft()
+        if cur not in seen:
+            seen.add(cur)
             out.append(cur)
-            frontier.extend(deps.get(cur, ()))
+            frontier.extend(d for d in deps.get(cur, ()) if d not in seen)
     return out
