@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 import traceback
@@ -182,6 +183,10 @@ def table(res: dict[str, Any], sizes: list[int]) -> str:
              f"{' '.join(f'{x:.2f}' for x in res.get('load_average_at_end') or [])}; Python {m['python']}; "
              f"versions {res.get('versions')}", "",
              "| goal | target | measured | met |", "|---|---|---|---|"]
+    for r in res.get("merged_runs") or []:
+        lines[2:2] = [f"Re-measured {', '.join(r['parts'])} on {r['started']} at commit {r.get('commit')} "
+                      f"(load average at start {' '.join(f'{x:.2f}' for x in r['machine']['load_average_at_start'])}).",
+                      ""]
     for g in res.get("goals", []):
         met = {True: "yes", False: "**no**", None: "-"}[g["met"]]
         lines.append(f"| {g['goal']} | {g['target']} | {g['shown']} | {met} |")
@@ -262,6 +267,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--report", type=Path, default=None,
                     help="print the table of an existing results file (goals recomputed) and exit")
     ap.add_argument("--quick", action="store_true", help="small sizes and short windows, for development")
+    ap.add_argument("--merge", action="store_true",
+                    help="re-run the --only parts into the existing --out file, keeping its other figures")
     args = ap.parse_args(argv)
     q = args.quick
     args.parts = [p.strip() for p in args.only.split(",") if p.strip()]
@@ -286,18 +293,43 @@ def report(path: Path, args: argparse.Namespace) -> int:
     return 0
 
 
+def git_commit() -> str | None:
+    """The checkout's commit, so a results file names the code it measured."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def _part_of(name: str) -> str:
+    """The --only part a recorded part name ("seed N=50", "ours N=50", "scale N=200") belongs to."""
+    word = name.split()[0]
+    return {"ours": "seed", "profile": "scale"}.get(word, word)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report:
         return report(args.report, args)
-    res: dict[str, Any] = {
+    this_run: dict[str, Any] = {
         "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "commit": git_commit(),
         "package_version": __version__,
         "machine": machine(),
         "parts": args.parts,
-        "errors": {},
     }
+    if args.merge and args.out.exists():
+        # Re-run some parts into an earlier file: their figures are replaced, the rest kept, and the file
+        # says which run (commit, time, load) measured what.
+        res = json.loads(args.out.read_text(encoding="utf-8"))
+        res.setdefault("merged_runs", []).append(this_run)
+        res["errors"] = {k: v for k, v in (res.get("errors") or {}).items() if _part_of(k) not in args.parts}
+    else:
+        res = {**this_run, "errors": {}}
 
     def save() -> None:
         res["load_average_at_end"] = list(os.getloadavg())
