@@ -183,10 +183,11 @@ def table(res: dict[str, Any], sizes: list[int]) -> str:
              f"{' '.join(f'{x:.2f}' for x in res.get('load_average_at_end') or [])}; Python {m['python']}; "
              f"versions {res.get('versions')}", "",
              "| goal | target | measured | met |", "|---|---|---|---|"]
-    for r in res.get("merged_runs") or []:
-        lines[2:2] = [f"Re-measured {', '.join(r['parts'])} on {r['started']} at commit {r.get('commit')} "
-                      f"(load average at start {' '.join(f'{x:.2f}' for x in r['machine']['load_average_at_start'])}).",
-                      ""]
+    merged = [f"Re-measured {', '.join(r['parts'])} on {r['started']} at commit {r.get('commit')} (load average "
+              f"at start {' '.join(f'{x:.2f}' for x in r['machine']['load_average_at_start'])})."
+              for r in res.get("merged_runs") or []]
+    if merged:
+        lines[2:2] = [*merged, ""]
     for g in res.get("goals", []):
         met = {True: "yes", False: "**no**", None: "-"}[g["met"]]
         lines.append(f"| {g['goal']} | {g['target']} | {g['shown']} | {met} |")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping, Sequence
 
 
@@ -67,15 +66,13 @@ def dependents_closure(deps: Mapping[str, Sequence[str]], key: str) -> set[str]:
 def ancestors(deps: Mapping[str, Sequence[str]], key: str) -> list[str]:
     """Everything ``key`` depends on, directly or through others, nearest first.
 
-    Breadth-first with a seen set, so each ancestor is expanded once: linear in the edges, where a list
-    membership test made a 200-component layered product cost a third of ``plan``."""
-    out: list[str] = []
+    Breadth-first with a seen set, so each ancestor is visited once: a list membership test and
+    ``pop(0)`` made a 200-component layered product spend a third of ``plan`` here."""
+    order = [key]
     seen = {key}
-    frontier = deque(deps.get(key, ()))
-    while frontier:
-        cur = frontier.popleft()
-        if cur not in seen:
-            seen.add(cur)
-            out.append(cur)
-            frontier.extend(d for d in deps.get(cur, ()) if d not in seen)
-    return out
+    for cur in order:  # grows while walked: breadth-first
+        for dep in deps.get(cur, ()):
+            if dep not in seen:
+                seen.add(dep)
+                order.append(dep)
+    return order[1:]

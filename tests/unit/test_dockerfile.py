@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -22,10 +23,10 @@ def _stages() -> list[list[str]]:
     return stages
 
 
-def _manager_container() -> dict:
-    docs = list(yaml.safe_load_all((ROOT / "config" / "manager" / "manager.yaml").read_text(encoding="utf-8")))
-    dep = next(d for d in docs if d and d["kind"] == "Deployment")
-    return dep["spec"]["template"]["spec"]["containers"][0] | {"pod": dep["spec"]["template"]["spec"]}
+def _manager_pod() -> dict[str, Any]:
+    docs = yaml.safe_load_all((ROOT / "config" / "manager" / "manager.yaml").read_text(encoding="utf-8"))
+    pod: dict[str, Any] = next(d for d in docs if d and d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    return pod
 
 
 def test_multi_stage_slim_and_the_final_stage_has_no_build_tools() -> None:
@@ -41,8 +42,9 @@ def test_runs_as_the_deployments_non_root_user_with_the_operator_entrypoint() ->
     final = _stages()[-1]
     user = [ln.split()[1] for ln in final if ln.upper().startswith("USER ")]
     assert user and user[-1].split(":")[0] not in {"0", "root"}
-    c = _manager_container()
-    assert int(user[-1].split(":")[0]) == c["pod"]["securityContext"]["runAsUser"]
+    pod = _manager_pod()
+    (c,) = pod["containers"]
+    assert int(user[-1].split(":")[0]) == pod["securityContext"]["runAsUser"]
     entry = [ln for ln in final if ln.upper().startswith("ENTRYPOINT")]
     assert entry == ['ENTRYPOINT ["d3os-operator", "run"]']
     exposed = {int(p) for ln in final if ln.upper().startswith("EXPOSE ") for p in ln.split()[1:]}
