@@ -12,6 +12,23 @@ namespaces (optionally filtered by labels) and calls a handler for each change. 
    exponentially and relist.
 
 ``resync_period`` re-delivers every cached object as a RESYNC event (a level-based safety net).
+
+The cache never holds an object the API server no longer has (DESIGN.md §3, "Cache truth"), whatever order
+the watch's events and the operator's own write-throughs arrive in:
+
+* per scope the informer knows how far its watch has got (the *high-water mark*: the list's resourceVersion,
+  then each event's and bookmark's). A write-through of a version at or below it is older news than what
+  the watch already delivered -- an ADDED/MODIFIED for it (and a DELETED after it, if any) came first -- and
+  is dropped. That is what keeps the answer to a DELETE from resurrecting an object whose DELETED event
+  already removed it;
+* the uids of objects seen deleted (DELETED events, relists, :meth:`Informer.evict` after a 404) are kept as
+  tombstones: no later write-through or event of that uid is stored again (covers resourceVersions that
+  are not integers, and events still in flight after an eviction);
+* a DELETED event removes the cached copy only if it is that object (same uid) and not a newer version,
+  so the late DELETED of an old object never removes its re-created namesake.
+
+``keep`` and ``transform`` bound what is stored (see :mod:`d3os_operator.cachefilter`): objects ``keep``
+refuses are treated as absent, and each stored object is first passed through ``transform``.
 """
 
 from __future__ import annotations
@@ -19,6 +36,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -43,6 +61,18 @@ def store_key(obj: Mapping[str, Any]) -> StoreKey:
 
 def resource_version(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def uid_of(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("uid") or "")
+
+
+def _rv_int(rv: str) -> int | None:
+    return int(rv) if rv.isdigit() else None
+
+
+TOMBSTONES = 4096
+"""Uids of deleted objects remembered per informer (oldest forgotten first; a uid is never reused)."""
 
 
 def _newer(obj: Mapping[str, Any], than: Mapping[str, Any]) -> bool:
@@ -72,6 +102,8 @@ class Informer:
         *,
         handler: Handler,
         labels: Mapping[str, Any] | None = None,
+        keep: Callable[[Mapping[str, Any]], bool] | None = None,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         server_timeout: int = 240,
         deadline_margin: float = 30.0,
         resync_period: float | None = None,
@@ -83,6 +115,8 @@ class Informer:
         self.scopes: tuple[str, ...] = tuple(dict.fromkeys(namespaces)) if namespaces else (ALL_NAMESPACES,)
         self.handler = handler
         self.labels = dict(labels) if labels else None
+        self.keep = keep
+        self.transform = transform
         self.server_timeout = server_timeout
         self.deadline_margin = deadline_margin
         self.resync_period = resync_period
@@ -90,6 +124,10 @@ class Informer:
         self.max_backoff = max_backoff
         self.store: dict[StoreKey, dict[str, Any]] = {}
         self._by_ns: dict[str, dict[str, dict[str, Any]]] = {}
+        self._seen_rv: dict[str, int] = {}
+        """Per scope: the resourceVersion up to which the watch (or the list) has told us everything."""
+        self._tombstones: OrderedDict[str, StoreKey] = OrderedDict()
+        """uid -> key of objects known deleted."""
         self.synced = anyio.Event()
         self._synced_scopes: set[str] = set()
         self.relists = 0
@@ -107,6 +145,37 @@ class Informer:
 
     def in_namespace(self, namespace: str) -> Iterator[dict[str, Any]]:
         yield from list(self._by_ns.get(namespace, {}).values())
+
+    def _scope_of(self, key: StoreKey) -> str:
+        return ALL_NAMESPACES if ALL_NAMESPACES in self.scopes else key[0]
+
+    def _advance(self, scope: str, rv: str) -> None:
+        n = _rv_int(rv)
+        if n is not None and n > self._seen_rv.get(scope, -1):
+            self._seen_rv[scope] = n
+
+    def _seen(self, obj: Mapping[str, Any]) -> bool:
+        """True when the watch of ``obj``'s scope has already delivered this version of it or a later one."""
+        n = _rv_int(resource_version(obj))
+        return n is not None and n <= self._seen_rv.get(self._scope_of(store_key(obj)), -1)
+
+    def _bury(self, obj: Mapping[str, Any], uid: str = "") -> None:
+        uid = uid or uid_of(obj)
+        if uid:
+            self._tombstones[uid] = store_key(obj)
+            self._tombstones.move_to_end(uid)
+            while len(self._tombstones) > TOMBSTONES:
+                self._tombstones.popitem(last=False)
+
+    def _buried(self, obj: Mapping[str, Any]) -> bool:
+        uid = uid_of(obj)
+        return bool(uid) and uid in self._tombstones
+
+    def _wanted(self, obj: Mapping[str, Any]) -> bool:
+        return self.keep is None or self.keep(obj)
+
+    def _stored(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return self.transform(obj) if self.transform is not None else obj
 
     def _put(self, key: StoreKey, obj: dict[str, Any]) -> None:
         self.store[key] = obj
@@ -165,13 +234,21 @@ class Informer:
     async def _relist(self, scope: str) -> str:
         items, rv = await self.kube.list_objects(self.info, scope, self.labels)
         self.relists += 1
-        fresh = {store_key(o): o for o in items}
+        fresh = {store_key(o): self._stored(o) for o in items if self._wanted(o)}
+        listed_at = _rv_int(rv)
         for key in [k for k in self.store if self._in_scope(k, scope) and k not in fresh]:
+            old_rv = _rv_int(resource_version(self.store[key]))
+            if listed_at is not None and old_rv is not None and old_rv > listed_at:
+                continue  # written through after the list was taken: newer than the list, keep it
             gone = self._pop(key)
             assert gone is not None
+            self._bury(gone)
             self._emit("DELETED", gone, gone)
+        self._advance(scope, rv)
         for key, obj in fresh.items():
             old = self.store.get(key)
+            if self._buried(obj):
+                continue
             if old is None:
                 self._put(key, obj)
                 self._emit("ADDED", obj, None)
@@ -200,6 +277,7 @@ class Informer:
                     new_rv = resource_version(obj)
                     if typ == "BOOKMARK":
                         rv = new_rv or rv
+                        self._advance(scope, rv)
                         continue
                     self._apply_event(typ, obj)
                     rv = new_rv or rv
@@ -216,21 +294,47 @@ class Informer:
 
     def _apply_event(self, typ: str, obj: dict[str, Any]) -> None:
         key = store_key(obj)
+        if typ in ("ADDED", "MODIFIED", "DELETED"):
+            self._advance(self._scope_of(key), resource_version(obj))
         if typ == "DELETED":
-            old = self._pop(key)
+            self._bury(obj)
+            old = self.store.get(key)
+            if old is not None and not self._same_or_older(old, obj):
+                old = None  # the cached one is a re-created namesake (or newer): it stays
+            elif old is not None:
+                self._pop(key)
             self._emit("DELETED", obj, old)
         elif typ in ("ADDED", "MODIFIED"):
             old = self.store.get(key)
+            if self._buried(obj):
+                return  # evicted after a 404: a late event of the dead object must not bring it back
+            if not self._wanted(obj):
+                if old is not None and uid_of(old) == uid_of(obj):  # no longer ours (owner removed): forget it
+                    self._pop(key)
+                    self._emit("DELETED", obj, old)
+                return
             if old is not None and not _newer(obj, old):
                 return  # already known: the operator wrote it through, or an older event in flight
-            self._put(key, obj)
-            self._emit("MODIFIED" if old is not None else "ADDED", obj, old)
+            stored = self._stored(obj)
+            self._put(key, stored)
+            self._emit("MODIFIED" if old is not None else "ADDED", stored, old)
+
+    @staticmethod
+    def _same_or_older(cached: Mapping[str, Any], deleted: Mapping[str, Any]) -> bool:
+        """Is ``cached`` the object a DELETED event reports (same uid, not a later version)?"""
+        a, b = uid_of(cached), uid_of(deleted)
+        if a and b and a != b:
+            return False
+        x, y = _rv_int(resource_version(cached)), _rv_int(resource_version(deleted))
+        return x is None or y is None or x <= y
 
     def write_through(self, obj: dict[str, Any]) -> bool:
         """Store an object the API just returned to one of our own writes (no handler is called).
 
         The watch event for the same resourceVersion is then recognised and skipped. Objects outside the
-        informer's label filter or namespaces are ignored; an older copy never replaces a newer one.
+        informer's label filter, ``keep`` or namespaces are ignored; an older copy never replaces a newer one;
+        a version the watch has already delivered (see the module docstring) or an object seen deleted is
+        never stored again.
         """
         key = store_key(obj)
         if ALL_NAMESPACES not in self.scopes and key[0] not in self.scopes:
@@ -240,11 +344,37 @@ class Informer:
             for k, v in self.labels.items():
                 if k not in labels or (v is not None and labels[k] != v):
                     return False
+        if not self._wanted(obj) or self._buried(obj) or self._seen(obj):
+            return False
         old = self.store.get(key)
         if old is not None and not _newer(obj, old):
             return False
-        self._put(key, obj)
+        self._put(key, self._stored(obj))
         return True
+
+    def evict(self, namespace: str, name: str, uid: str | None = None) -> bool:
+        """Forget the cached copy after the API answered 404 (or a failed uid precondition) for it.
+
+        ``uid``: only that object (a namesake the watch has already delivered stays). The object is
+        remembered as deleted, so a late event or write-through of it is not stored again. No handler is
+        called: the caller is reconciling and requeues itself. Returns True when a copy was removed.
+        """
+        key = (namespace, name)
+        old = self.store.get(key)
+        if old is None or (uid and uid_of(old) and uid_of(old) != uid):
+            if uid:
+                self._bury({"metadata": {"namespace": namespace, "name": name}}, uid)
+            return False
+        self._pop(key)
+        self._bury(old)
+        return True
+
+    def snapshot(self) -> list[dict[str, str]]:
+        """What the cache holds, for the debug endpoint and the cache-truth checks: one row per object."""
+        return [
+            {"namespace": k[0], "name": k[1], "uid": uid_of(o), "resourceVersion": resource_version(o)}
+            for k, o in sorted(self.store.items())
+        ]
 
     def _emit(self, typ: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         try:

@@ -62,3 +62,161 @@ def test_write_through_respects_scope_and_labels() -> None:
     assert not inf.write_through(obj("web", 5, ns="elsewhere"))
     assert not inf.write_through(obj("web", 5, labels={"app": "x"}))
     assert inf.write_through(obj("web", 5))
+
+
+# -- cache truth (issue 12 A): a late write-through never resurrects what the watch removed ----------------
+
+
+def sts(name: str, rv: int, uid: str = "u1", ns: str = "a", terminating: bool = False) -> dict[str, Any]:
+    o = obj(name, rv, ns)
+    o["metadata"]["uid"] = uid
+    o["metadata"]["ownerReferences"] = [{"apiVersion": "d3os-product.com.d3os/v1", "kind": "DataService",
+                                         "name": "ds", "uid": "p", "controller": True}]
+    if terminating:
+        o["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        o["metadata"]["finalizers"] = ["foregroundDeletion"]
+    return o
+
+
+class FakeKube:
+    """Answers the informer's LIST with a fixed snapshot (items, resourceVersion)."""
+
+    def __init__(self, items: list[dict[str, Any]], rv: int) -> None:
+        self.items, self.rv = items, rv
+
+    async def list_objects(self, info: Any, scope: str, labels: Any) -> tuple[list[dict[str, Any]], str]:
+        return [dict(i) for i in self.items], str(self.rv)
+
+
+def relist(inf: Informer, items: list[dict[str, Any]], rv: int, scope: str = "a") -> None:
+    import anyio
+
+    inf.kube = FakeKube(items, rv)  # type: ignore[assignment]
+    anyio.run(inf._relist, scope)
+
+
+def _interleavings(a: list[Any], b: list[Any]) -> list[list[Any]]:
+    """Every merge of two sequences that keeps each one's own order."""
+    if not a or not b:
+        return [a + b]
+    return [[a[0], *rest] for rest in _interleavings(a[1:], b)] + [[b[0], *rest] for rest in _interleavings(a, b[1:])]
+
+
+def test_every_order_of_delete_events_and_the_delete_answer_ends_with_the_object_gone() -> None:
+    """The DELETE answer (terminating copy, rv 11) written through before, between or after the watch's
+    MODIFIED (rv 11, deletionTimestamp set) and DELETED (rv 12): the object is gone in the end, and never
+    reappears once the DELETED event has been applied."""
+    watch = [("MODIFIED", sts("db", 11, terminating=True)), ("DELETED", sts("db", 12, terminating=True))]
+    writes = [("WRITE", sts("db", 11, terminating=True))]
+    orders = _interleavings(watch, writes)
+    assert len(orders) == 3
+    for order in orders:
+        inf = informer([], namespaces=["a"])
+        inf._apply_event("ADDED", sts("db", 10))
+        deleted = False
+        for what, o in order:
+            if what == "WRITE":
+                inf.write_through(o)
+            else:
+                inf._apply_event(what, o)
+                deleted = deleted or what == "DELETED"
+            if deleted:
+                assert inf.get("a", "db") is None, order
+        assert inf.get("a", "db") is None and len(inf) == 0, order
+
+
+def test_delete_answer_after_the_deleted_event_is_refused_even_without_comparable_versions() -> None:
+    inf = informer([], namespaces=["a"])
+    inf._apply_event("ADDED", sts("db", 10))
+    inf._apply_event("DELETED", sts("db", 12))
+    late = sts("db", 11, terminating=True)
+    assert not inf.write_through(late)
+    weird = sts("db", 11, terminating=True)
+    weird["metadata"]["resourceVersion"] = "opaque-v2"  # not an integer: the tombstone (uid) decides
+    assert not inf.write_through(weird)
+    assert inf.get("a", "db") is None
+
+
+def test_late_deleted_event_of_the_old_object_leaves_its_recreated_namesake() -> None:
+    seen: list[tuple[str, str]] = []
+    inf = informer(seen, namespaces=["a"])
+    inf._apply_event("ADDED", sts("db", 10, uid="old"))
+    assert inf.write_through(sts("db", 20, uid="new"))  # our create answered before the old one's DELETED arrived
+    inf._apply_event("DELETED", sts("db", 15, uid="old"))
+    assert inf.get("a", "db")["metadata"]["uid"] == "new"  # type: ignore[index]
+    assert seen[-1] == ("DELETED", "db"), "the owner still hears of the deletion"
+    inf._apply_event("ADDED", sts("db", 20, uid="new"))  # the echo of our create: nothing changes
+    assert inf.get("a", "db")["metadata"]["resourceVersion"] == "20"  # type: ignore[index]
+
+
+def test_a_version_the_watch_already_delivered_is_not_written_through_again() -> None:
+    inf = informer([], namespaces=["a"])
+    inf._apply_event("ADDED", sts("db", 10))
+    inf._apply_event("MODIFIED", sts("db", 14))
+    inf._advance("a", "30")  # a BOOKMARK at 30
+    assert not inf.write_through(sts("other", 25, uid="x")), "rv 25 <= 30: the watch would have delivered it"
+    assert inf.get("a", "other") is None
+    assert inf.write_through(sts("other", 31, uid="x"))
+
+
+def test_relist_removes_what_is_gone_and_a_late_answer_does_not_bring_it_back() -> None:
+    seen: list[tuple[str, str]] = []
+    inf = informer(seen, namespaces=["a"])
+    relist(inf, [sts("db", 10), sts("web", 11, uid="w")], 11)
+    assert inf.write_through(sts("db", 13, terminating=True))  # our DELETE's answer
+    relist(inf, [sts("web", 11, uid="w")], 20)  # the watch broke; meanwhile db went
+    assert inf.get("a", "db") is None and seen[-1] == ("DELETED", "db")
+    assert not inf.write_through(sts("db", 13, terminating=True)), "the same answer, arriving late"
+    assert inf.get("a", "db") is None
+
+
+def test_relist_keeps_an_object_written_through_after_the_list_was_taken() -> None:
+    inf = informer([], namespaces=["a"])
+    relist(inf, [], 10)
+    assert inf.write_through(sts("db", 25, uid="n"))  # created while the next LIST was on its way
+    relist(inf, [], 20)  # a list taken at 20 cannot know it
+    assert inf.get("a", "db") is not None
+
+
+def test_relist_then_deleted_event_then_write_through() -> None:
+    inf = informer([], namespaces=["a"])
+    relist(inf, [sts("db", 10)], 10)
+    inf._apply_event("MODIFIED", sts("db", 11, terminating=True))
+    inf._apply_event("DELETED", sts("db", 12, terminating=True))
+    relist(inf, [], 15)
+    assert not inf.write_through(sts("db", 11, terminating=True))
+    assert len(inf) == 0
+
+
+def test_evict_after_404_and_a_late_event_of_the_dead_object() -> None:
+    inf = informer([], namespaces=["a"])
+    inf._apply_event("ADDED", sts("db", 10, uid="old"))
+    assert not inf.evict("a", "db", uid="someone-else"), "only the object the 404 was about"
+    assert inf.evict("a", "db", uid="old")
+    assert inf.get("a", "db") is None
+    inf._apply_event("MODIFIED", sts("db", 11, uid="old", terminating=True))  # still in flight
+    assert inf.get("a", "db") is None
+    assert not inf.write_through(sts("db", 11, uid="old", terminating=True))
+    inf._apply_event("DELETED", sts("db", 12, uid="old"))
+    inf._apply_event("ADDED", sts("db", 13, uid="new"))  # a namesake is welcome
+    assert inf.get("a", "db")["metadata"]["uid"] == "new"  # type: ignore[index]
+
+
+def test_tombstones_are_bounded() -> None:
+    from d3os_operator import informer as mod
+
+    inf = informer([], namespaces=["a"])
+    for i in range(mod.TOMBSTONES + 50):
+        inf._apply_event("ADDED", sts(f"o{i}", 2 * i + 1, uid=f"u{i}"))
+        inf._apply_event("DELETED", sts(f"o{i}", 2 * i + 2, uid=f"u{i}"))
+    assert len(inf._tombstones) == mod.TOMBSTONES and len(inf) == 0
+
+
+def test_snapshot_lists_keys_uids_and_versions() -> None:
+    inf = informer([], namespaces=["a", "b"])
+    inf._apply_event("ADDED", sts("db", 10, uid="u"))
+    inf._apply_event("ADDED", sts("web", 11, uid="w", ns="b"))
+    assert inf.snapshot() == [
+        {"namespace": "a", "name": "db", "uid": "u", "resourceVersion": "10"},
+        {"namespace": "b", "name": "web", "uid": "w", "resourceVersion": "11"},
+    ]
