@@ -29,6 +29,11 @@ class FakeCluster:
     third_party_up: bool = True
     deleted: list[ObjKey] = field(default_factory=list)
     applied: list[ObjKey] = field(default_factory=list)
+    slow_deletes: bool = False
+    """Deletions take time, as with foreground propagation: a delete only sets ``deletionTimestamp``;
+    :meth:`finish_deletions` removes the objects."""
+    delete_requests: list[ObjKey] = field(default_factory=list)
+    """Every delete asked for, including ones of objects already terminating."""
     _version: int = 0
 
     def observed(self) -> Observed:
@@ -46,6 +51,8 @@ class FakeCluster:
             new["status"] = {}
         else:
             meta["uid"] = live["metadata"]["uid"]
+            if live["metadata"].get("deletionTimestamp"):  # an apply does not bring a terminating object back
+                meta["deletionTimestamp"] = live["metadata"]["deletionTimestamp"]
             changed = live.get("spec") != new.get("spec")
             meta["generation"] = live["metadata"].get("generation", 1) + (1 if changed else 0)
             new["status"] = live.get("status", {})
@@ -75,8 +82,13 @@ class FakeCluster:
             self.applied.append((a.manifest["kind"], a.manifest["metadata"]["name"]))
         for ref in plan.delete:
             key = (ref.kind, ref.name)
+            self.delete_requests.append(key)
             live = self.objects.get(key)
             if live is not None and (ref.uid is None or live["metadata"]["uid"] == ref.uid):
+                if self.slow_deletes:
+                    live["metadata"].setdefault("deletionTimestamp", "1970-01-01T00:00:00Z")
+                    self.touch(key)
+                    continue
                 del self.objects[key]
                 self.deleted.append(key)
         if probe:
@@ -86,6 +98,14 @@ class FakeCluster:
             for k in list(self.probes):
                 if k not in wanted:
                     del self.probes[k]
+
+    def finish_deletions(self) -> list[ObjKey]:
+        """Remove every terminating object (their finalizers are done); returns their keys."""
+        gone = [k for k, o in self.objects.items() if o["metadata"].get("deletionTimestamp")]
+        for key in gone:
+            del self.objects[key]
+            self.deleted.append(key)
+        return gone
 
     def settle(self, names: Iterable[str] | None = None) -> None:
         """Finish the rollout of the named workloads (all by default), as the controllers would."""

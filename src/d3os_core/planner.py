@@ -175,16 +175,21 @@ def _plan_rollout(
         )
 
     all_ready = all(c.ready for c in comps.values())
+    going = 0  # stale objects already terminating: asked once, never again; they count as pruning
     if all_ready:  # converged: now the old forms may go
         for kind, name, obj, comp in owned_stale:
-            if kind != "PersistentVolumeClaim":
+            if kind == "PersistentVolumeClaim":
+                continue
+            if _terminating(obj):
+                going += 1
+            else:
                 work.delete.append(_ref(kind, name, obj, who, comp))
-    status = _status(order, comps, generation, facts, prev_status, len(work.delete))
+    status = _status(order, comps, generation, facts, prev_status, len(work.delete) + going)
     work.events.extend(_transition_events(order, comps, prev_comps, prev_status, status))
     if all_ready and work.delete:
         work.events.append(Event("Normal", "Pruned", "removed objects no longer desired: " + ", ".join(
             f"{d.kind}/{d.name}" for d in work.delete)))
-    busy = not all_ready or bool(work.apply) or bool(work.delete)
+    busy = not all_ready or bool(work.apply) or bool(work.delete) or bool(going)
     return Plan(
         apply=tuple(work.apply),
         delete=tuple(work.delete),
@@ -264,6 +269,7 @@ def _plan_component(
 
     conflicts: list[str] = []
     outdated: list[Apply] = []
+    terminating: list[str] = []  # ours, being deleted: neither up to date nor to be applied until it is gone
     for obj in r.objects:
         okey = (obj["kind"], obj["metadata"]["name"])
         live = observed.objects.get(okey)
@@ -271,6 +277,8 @@ def _plan_component(
             outdated.append(Apply(obj, st.key, create=True))
         elif not _owned(live, okey[0], who):
             conflicts.append(f"{okey[0]}/{okey[1]} is held by {_holder(live)}")
+        elif _terminating(live):
+            terminating.append(f"{okey[0]}/{okey[1]}")
         elif not _up_to_date(live, obj):
             outdated.append(Apply(obj, st.key))
     if conflicts:
@@ -280,8 +288,8 @@ def _plan_component(
     blockers = [d for d in deps if not comps[d].ready]
     if len(blockers) > 1:  # name the nearest only: the others are waiting on it too
         blockers = [b for b in blockers if comps[b].state != "Waiting"] or blockers[:1]
-    repair = bool(outdated) and comp_hash == prev_hash  # self-heal of a state already reached
-    if outdated and blockers and not repair:
+    repair = bool(outdated or terminating) and comp_hash == prev_hash  # self-heal of a state already reached
+    if (outdated or terminating) and blockers and not repair:
         return status("Waiting", "waiting for " + ", ".join(
             f"{d} ({comps[d].state.lower()}: {comps[d].message})" if comps[d].message else d for d in blockers))
 
@@ -291,7 +299,7 @@ def _plan_component(
                if c == st.key and k in WORKLOAD_KINDS and k != workload["kind"]]
         if old:
             for k, n, o, c in old:
-                if not _meta(o).get("deletionTimestamp"):
+                if not _terminating(o):
                     work.delete.append(_ref(k, n, o, who, c))
             outdated = [a for a in outdated if a.manifest["kind"] not in WORKLOAD_KINDS]
             work.apply.extend(outdated)
@@ -300,6 +308,9 @@ def _plan_component(
                           "starts on the same data")
 
     work.apply.extend(outdated)
+    if terminating:  # the watch's DELETED event brings us back; then the new form is created
+        return status("Progressing", f"waiting for {', '.join(terminating)} to finish terminating "
+                      "before it is created again")
     refusals = [f"{kind}/{name}: {observed.refused[(kind, name)]}"
                 for kind, name in ((a.manifest["kind"], a.manifest["metadata"]["name"]) for a in outdated)
                 if (kind, name) in observed.refused]
@@ -333,8 +344,15 @@ def _names(applies: Sequence[Apply]) -> list[str]:
     return [f"{a.manifest['kind']}/{a.manifest['metadata']['name']}" for a in applies]
 
 
+def _terminating(obj: Mapping[str, Any]) -> bool:
+    """Being deleted (``metadata.deletionTimestamp`` set): on its way out, whatever its content says."""
+    return bool(_meta(obj).get("deletionTimestamp"))
+
+
 def _up_to_date(live: Mapping[str, Any], desired: JSON) -> bool:
     meta = _meta(live)
+    if _terminating(live):
+        return False
     desired_hash = desired["metadata"]["annotations"][api.ANNOTATION_HASH]
     if (meta.get("annotations") or {}).get(api.ANNOTATION_HASH) != desired_hash:
         return False
@@ -471,9 +489,7 @@ def _plan_deletion(
     # unknown components (renamed keys) first, then the product order reversed
     last = max(groups, key=lambda c: rank.get(c, len(rank)))
     doomed = groups[last]
-    deletes = tuple(
-        _ref(kind, name, obj, who, last) for kind, name, obj in doomed if not _meta(obj).get("deletionTimestamp")
-    )
+    deletes = tuple(_ref(kind, name, obj, who, last) for kind, name, obj in doomed if not _terminating(obj))
     remaining = [k for k in reversed(product.keys) if k in groups]
     message = f"deleting {last}; then " + ", ".join(k for k in remaining if k != last) if len(remaining) > 1 \
         else f"deleting {last}"

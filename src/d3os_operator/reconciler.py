@@ -99,10 +99,12 @@ class Outcome:
     gone: bool = False
     woke_at: float | None = None
     started_step: bool = False
+    evicted: int = 0
+    """Cached copies dropped after a 404/409 said they are gone (the next plan must not see them)."""
 
     @property
     def wrote_objects(self) -> bool:
-        return bool(self.applied or self.deleted or self.finalizer)
+        return bool(self.applied or self.deleted or self.finalizer or self.evicted)
 
 
 @dataclass(frozen=True)
@@ -342,10 +344,13 @@ class Reconciler:
             )
 
         for ref in plan.delete:
+            informer = self.owned.get(ref.kind)
             try:
                 result = await self.kube.delete(ref)
             except ApiError as e:
                 if e.status.code == 409:  # uid precondition failed: a namesake replaced it, leave it
+                    if informer is not None and ref.uid and informer.evict(ns, ref.name, ref.uid):
+                        out.evicted += 1  # the cache still had the replaced one: plan again without it
                     log.info(
                         "delete skipped: object was replaced",
                         extra={"ds": ds, "obj": f"{ref.kind}/{ref.name}", "uid": ref.uid},
@@ -354,9 +359,10 @@ class Reconciler:
                 raise
             out.deleted += 1
             self._trace("delete", key, kind=ref.kind, name=ref.name, component=ref.component)
-            informer = self.owned.get(ref.kind)
             if informer is not None and result is not None and (result.get("metadata") or {}).get("deletionTimestamp"):
                 informer.write_through(result)  # still there, finalizing: show the core it is going
+            elif informer is not None and ref.uid and informer.evict(ns, ref.name, ref.uid):
+                out.evicted += 1  # gone already (404) or at once: the cache must not wait for the DELETED event
             log.info(
                 "deleted" if result is not None else "delete: already gone",
                 extra={
