@@ -3,36 +3,74 @@
 Caching a pure function is not a side effect anyone can observe: the same inputs give the same result
 with or without the table. It keeps a resync of a Ready DataService cheap (no re-render, no re-walk of
 unchanged live objects). Results handed out are shared, so callers must treat them as read-only.
+
+Memory must not follow what users write (issue 12, finding 9): keys are fixed-size digests of the inputs
+(:func:`digest`), never the inputs themselves, and each table is bounded both in entries and in bytes
+(the caller states what an entry weighs; the least recently used entries go first).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import OrderedDict
-from collections.abc import Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
 
+ENTRY_OVERHEAD = 256
+"""Bytes counted for each entry besides its stated weight (the digest key, the table's own node)."""
+
+
+def digest(*parts: Any) -> str:
+    """A fixed-size key for JSON-like ``parts`` (SHA-256, hex): equal inputs, equal keys."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def text_digest(*texts: str) -> str:
+    """:func:`digest` for texts already serialised (no second encoding of a large spec)."""
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
+
 
 class Memo(Generic[V]):
-    """A least-recently-used table of at most ``size`` entries."""
+    """A least-recently-used table of at most ``size`` entries and ``max_bytes`` bytes (stated weights)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, max_bytes: int | None = None) -> None:
         self.size = size
-        self._data: OrderedDict[Hashable, V] = OrderedDict()
+        self.max_bytes = max_bytes
+        self._data: OrderedDict[str, tuple[V, int]] = OrderedDict()
+        self.bytes = 0
 
-    def get(self, key: Hashable) -> V | None:
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
+    def __len__(self) -> int:
+        return len(self._data)
 
-    def put(self, key: Hashable, value: V) -> V:
-        self._data[key] = value
+    def get(self, key: str) -> V | None:
+        hit = self._data.get(key)
+        if hit is None:
+            return None
         self._data.move_to_end(key)
-        while len(self._data) > self.size:
-            self._data.popitem(last=False)
+        return hit[0]
+
+    def put(self, key: str, value: V, nbytes: int = 0) -> V:
+        """Remember ``value`` (weighing ``nbytes``) and return it; a value over the whole budget is not kept."""
+        weight = max(0, nbytes) + ENTRY_OVERHEAD
+        old = self._data.pop(key, None)
+        if old is not None:
+            self.bytes -= old[1]
+        if self.max_bytes is not None and weight > self.max_bytes:
+            return value
+        self._data[key] = (value, weight)
+        self.bytes += weight
+        while len(self._data) > self.size or (self.max_bytes is not None and self.bytes > self.max_bytes):
+            _, (_, w) = self._data.popitem(last=False)
+            self.bytes -= w
         return value
 
     def clear(self) -> None:
         self._data.clear()
+        self.bytes = 0

@@ -18,7 +18,7 @@ from .dataservice import DATASERVICE
 from .drift import covers
 from .graph import ancestors, topo_order
 from .hashing import content_hash
-from .memo import Memo
+from .memo import Memo, digest, text_digest
 from .product import ProductDef, WorkloadKind
 from .readiness import rollout
 from .render import ComponentState, Parent, Rendered, render_component, resolve, secret_name
@@ -112,13 +112,15 @@ def plan(
         return _plan_deletion(who, observed, facts, product, prev_status, generation)
     finalizer = "add" if api.FINALIZER not in finalizers else None
     raw = parent.get("spec")
-    spec_key = (id(product), json.dumps(raw, sort_keys=True, default=str))
+    spec_text = json.dumps(raw, sort_keys=True, default=str)
+    spec_key = text_digest(product.fingerprint, spec_text)
     parsed = _PARSED.get(spec_key)
     if parsed is None:
+        weight = len(spec_text) * IN_MEMORY
         try:
-            parsed = _PARSED.put(spec_key, parse_spec(raw, product))
+            parsed = _PARSED.put(spec_key, parse_spec(raw, product), weight)
         except SpecError as exc:
-            parsed = _PARSED.put(spec_key, exc)
+            parsed = _PARSED.put(spec_key, exc, weight)
     if isinstance(parsed, SpecError):
         return _plan_invalid(parsed, facts, prev_status, generation, finalizer)
     return _plan_rollout(who, parsed, spec_key, observed, facts, product, prev_status, generation, finalizer)
@@ -146,7 +148,7 @@ def _plan_invalid(
 def _plan_rollout(
     who: Parent,
     spec: SpecBase,
-    spec_key: tuple[int, str],
+    spec_key: str,
     observed: Observed,
     facts: Facts,
     product: ProductDef,
@@ -201,15 +203,18 @@ def _plan_rollout(
     )
 
 
-_PARSED: Memo[SpecBase | SpecError] = Memo(1024)
-_RENDERED: Memo[dict[str, Rendered]] = Memo(1024)
-_COVERED: Memo[bool] = Memo(65536)
+IN_MEMORY = 3
+"""Bytes a parsed spec or a rendered object takes in memory per byte of its JSON text (measured: ~2.6)."""
+MiB = 1024 * 1024
+_PARSED: Memo[SpecBase | SpecError] = Memo(1024, 16 * MiB)
+_RENDERED: Memo[dict[str, Rendered]] = Memo(1024, 48 * MiB)
+_COVERED: Memo[bool] = Memo(32768, 8 * MiB)
 
 
 def _render_all(
     who: Parent,
     spec: SpecBase,
-    spec_key: tuple[int, str],
+    spec_key: str,
     product: ProductDef,
     states: Mapping[str, ComponentState],
     order: Sequence[str],
@@ -217,15 +222,14 @@ def _render_all(
     seed: str,
 ) -> dict[str, Rendered]:
     """Every component's desired objects (memoised: the same inputs render the same objects)."""
-    secrets = tuple(sorted(
-        (name, tuple(sorted((obj.get("data") or {}).items()))) for name, obj in live_secrets.items()
-    ))
-    key = (spec_key, who, secrets, seed if _needs_seed(states, live_secrets) else "")
+    secrets = sorted((name, obj.get("data") or {}) for name, obj in live_secrets.items())
+    key = digest(spec_key, who.name, who.namespace, who.uid, secrets, seed if _needs_seed(states, live_secrets) else "")
     hit = _RENDERED.get(key)
     if hit is not None:
         return hit
     out = {k: render_component(who, spec, product, states, k, live_secrets, seed) for k in order}
-    return _RENDERED.put(key, out)
+    weight = sum(len(json.dumps(o, default=str)) for r in out.values() for o in r.objects) * IN_MEMORY
+    return _RENDERED.put(key, out, weight)
 
 
 def _needs_seed(states: Mapping[str, ComponentState], live_secrets: Mapping[str, Mapping[str, Any]]) -> bool:
@@ -357,7 +361,7 @@ def _up_to_date(live: Mapping[str, Any], desired: JSON) -> bool:
     if (meta.get("annotations") or {}).get(api.ANNOTATION_HASH) != desired_hash:
         return False
     version = meta.get("resourceVersion")
-    key = (meta.get("uid"), version, desired_hash) if version else None
+    key = digest(meta.get("uid"), version, desired_hash) if version else None
     if key is not None:
         hit = _COVERED.get(key)
         if hit is not None:

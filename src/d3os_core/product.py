@@ -10,6 +10,7 @@ third-party ``url``, or ``http://host:port`` in the cluster).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -104,11 +105,14 @@ class ProductDef:
     name: str
     components: tuple[ComponentDef, ...]
     part_of: str = ""
+    fingerprint: str = field(init=False, repr=False, compare=False, default="")
+    """Digest of the whole definition: what caches key a product by (never ``id()``)."""
 
     def __post_init__(self) -> None:
         keys = [c.key for c in self.components]
         if len(set(keys)) != len(keys):
             raise ValueError(f"duplicate component keys in product {self.name}")
+        object.__setattr__(self, "fingerprint", hashlib.sha256(repr(self).encode("utf-8")).hexdigest())
 
     @property
     def keys(self) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
+from .memo import Memo
 from .product import ComponentDef, ProductDef
 
 NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
@@ -203,17 +204,17 @@ def _component_field(c: ComponentDef) -> tuple[Any, Any]:
     return (model, Field(alias=c.key, description=f"{c.role} {c.key}"))
 
 
-_MODELS: dict[int, tuple[ProductDef, type[SpecBase]]] = {}
+_MODELS: Memo[type[SpecBase]] = Memo(16)
+"""Spec models by product fingerprint (a digest of the definition, so an equal product shares its model)."""
 
 
 def spec_model(product: ProductDef) -> type[SpecBase]:
     """The spec model of ``product``: one required field per component key (built once per product)."""
-    hit = _MODELS.get(id(product))
-    if hit is not None and hit[0] is product:
-        return hit[1]
+    hit = _MODELS.get(product.fingerprint)
+    if hit is not None:
+        return hit
     fields = {field_name(c.key): _component_field(c) for c in product.components}
     model: type[SpecBase] = create_model(  # type: ignore[call-overload]
         f"{product.name.title().replace('-', '')}Spec", __base__=SpecBase, **fields
     )
-    _MODELS[id(product)] = (product, model)
-    return model
+    return _MODELS.put(product.fingerprint, model)

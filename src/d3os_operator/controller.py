@@ -3,9 +3,10 @@
 Wiring (the shape of controller-runtime's ``For(DataService).Owns(...)``):
 
 * an informer on DataServices (all of them in the watched namespaces) enqueues ``(namespace, name)``;
-* one informer per owned kind, filtered by ``app.kubernetes.io/managed-by=d3os-operator``, enqueues the
-  DataService named by the object's ownerReference (and by its instance label), plus any DataService
-  that found that name held by someone else;
+* one informer per owned kind, filtered by ``app.kubernetes.io/managed-by=d3os-operator`` and (but for
+  claims and Secrets) by an ownerReference to a DataService, enqueues the DataService named by the object's
+  ownerReference (and by its instance label), plus any DataService that found that name held by someone
+  else; informers store objects without managedFields (:mod:`d3os_operator.cachefilter`);
 * the probe manager enqueues a DataService when one of its third-party checks changes result;
 * N workers take keys from the queue; a key is never reconciled by two workers at once; errors are
   retried with exponential backoff; plans' ``requeue_after`` become timed requeues.
@@ -27,6 +28,7 @@ from lightkube.core.exceptions import ApiError
 from d3os_core import api
 from d3os_core.types import ProbeResult
 
+from .cachefilter import keep_for, strip
 from .events import EventRecorder
 from .informer import Informer, store_key
 from .kube import DATASERVICE, OWNED, Kube, api_error_text
@@ -95,6 +97,7 @@ class Operator:
             DATASERVICE,
             namespaces,
             handler=self._on_parent,
+            transform=strip,
             server_timeout=s.watch_timeout,
             resync_period=s.resync_period,
         )
@@ -105,6 +108,8 @@ class Operator:
                 namespaces,
                 handler=self._owned_handler(info.kind),
                 labels={api.LABEL_MANAGED_BY: api.MANAGED_BY},
+                keep=keep_for(info.kind),
+                transform=strip,
                 server_timeout=s.watch_timeout,
             )
             for info in OWNED

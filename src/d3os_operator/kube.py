@@ -264,12 +264,26 @@ class Kube:
         Reassigning those managedFields entries to our manager first lets the next apply remove whatever
         is not desired -- fluxcd's ``ssa`` does the same. Fields of controllers are never touched.
         Returns the updated object, or None when no hand-edited field was found.
+
+        ``live`` may be an informer's copy, whose managedFields are only a summary without field sets
+        (:mod:`d3os_operator.cachefilter`): when it names a hand edit, the object is read whole first.
         """
         meta = live.get("metadata") or {}
         entries = list(meta.get("managedFields") or [])
         human = [e for e in entries if is_hand_edit_manager(str(e.get("manager", "")))]
         if not human:
             return None
+        if any("fieldsV1" not in e for e in human):
+            full = await self.get(str(live.get("apiVersion")), str(live.get("kind")), meta.get("namespace") or "",
+                                  meta["name"])
+            if full is None:
+                return None  # gone: the apply creates it anew
+            meta = full.get("metadata") or {}
+            entries = list(meta.get("managedFields") or [])
+            human = [e for e in entries if is_hand_edit_manager(str(e.get("manager", "")))]
+            if not human:
+                return None
+            live = full
         mine = [
             e
             for e in entries

@@ -1,0 +1,75 @@
+"""What the informers keep, and how much of it: memory follows our objects, not anyone's data.
+
+* **Which objects.** The label ``app.kubernetes.io/managed-by=d3os-operator`` selects on the server, but
+  anyone can put that label on anything; so for most kinds only objects with an ownerReference to a
+  DataService are stored (:func:`owned_by_a_dataservice`). Claims (made by a StatefulSet's
+  volumeClaimTemplates, re-adopted by label) and Secrets (credentials may outlive their DataService) carry
+  no such reference by design: for those kinds the label stays the selection, still bounded to the watched
+  namespaces. A stranger's object under a name we want is then not cached: the reconciler finds it with a
+  GET before creating and reports it (``Reconciler.holders``), as for any object it does not watch.
+* **How much of each.** ``metadata.managedFields`` (often larger than the object itself) and the
+  ``kubectl.kubernetes.io/last-applied-configuration`` annotation (a second copy of the whole object) are
+  dropped before storing, as controller-runtime's ``cache.TransformStripManagedFields`` does. Only a
+  summary of hand-edit entries is kept (manager, operation, subresource; no field sets), so that an apply
+  still knows when it must take over hand-edited fields -- it then reads the object whole
+  (:meth:`d3os_operator.kube.Kube.take_over_fields`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from d3os_core import api
+
+from .kube import is_hand_edit_manager
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+LABEL_SELECTED_KINDS = frozenset({"PersistentVolumeClaim", "Secret"})
+"""Kinds whose objects are ours without an ownerReference (see the module docstring)."""
+
+
+def owned_by_a_dataservice(obj: Mapping[str, Any]) -> bool:
+    """True when ``obj`` has an ownerReference to a DataService (of our API group)."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == api.KIND and str(ref.get("apiVersion", "")).startswith(api.GROUP + "/"):
+            return True
+    return False
+
+
+def keep_for(kind: str) -> Callable[[Mapping[str, Any]], bool] | None:
+    """The informer's ``keep`` predicate for ``kind`` (None: the label selector alone decides)."""
+    return None if kind in LABEL_SELECTED_KINDS else owned_by_a_dataservice
+
+
+def strip(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` without managedFields (but a summary of hand-edit managers) and the last-applied annotation.
+
+    Returns a new top-level dict and metadata; the rest is shared with ``obj`` (which the caller drops).
+    """
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping):
+        return obj
+    meta = dict(meta)
+    entries = meta.pop("managedFields", None) or []
+    hand: list[dict[str, str]] = []
+    for e in entries:
+        manager = str(e.get("manager", "")) if isinstance(e, Mapping) else ""
+        if not is_hand_edit_manager(manager):
+            continue
+        summary = {"manager": manager, "operation": str(e.get("operation", ""))}
+        if e.get("subresource"):
+            summary["subresource"] = str(e["subresource"])
+        if summary not in hand:
+            hand.append(summary)
+    if hand:
+        meta["managedFields"] = hand
+    annotations = meta.get("annotations")
+    if isinstance(annotations, Mapping) and LAST_APPLIED in annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    return {**obj, "metadata": meta}
+
+
+def stripped(entries: Any) -> bool:
+    """True when managedFields ``entries`` are a :func:`strip` summary (no field sets): read the object whole."""
+    return bool(entries) and all(isinstance(e, Mapping) and "fieldsV1" not in e for e in entries)
