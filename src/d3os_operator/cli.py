@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
 import os
 import signal
@@ -102,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve /healthz and /readyz there (default :8081; 0 turns it off)",
     )
     run.add_argument(
+        "--debug-cache-endpoint",
+        action="store_true",
+        help="also serve GET /debug/cache on the health probe address: every cached object's kind, namespace, "
+        "name, uid and resourceVersion as JSON, for checking the caches against the API (default off; it "
+        "shows object names to whoever reaches that port)",
+    )
+    run.add_argument(
         "--resync-period",
         type=float,
         default=600.0,
@@ -139,7 +147,7 @@ def _namespaces(arg: Sequence[str] | None) -> list[str] | None:
 
 async def run_operator(args: argparse.Namespace) -> int:
     from .controller import Operator, Settings
-    from .endpoints import PROMETHEUS, TEXT, Response, listen, parse_address, serve
+    from .endpoints import PROMETHEUS, TEXT, Response, Route, listen, parse_address, serve
     from .kube import USER_AGENT, Kube, load_config, make_client
     from .leader import DEFAULT_ID, LeaderElector, LostLeadership, new_identity
 
@@ -177,10 +185,16 @@ async def run_operator(args: argparse.Namespace) -> int:
     def metrics() -> Response:
         return 200, operator.metrics.text(), PROMETHEUS
 
+    def debug_cache() -> Response:
+        return 200, json.dumps(operator.cache_snapshot()).encode(), "application/json"
+
+    health_routes: dict[str, Route] = {"/healthz": healthz, "/readyz": readyz}
+    if args.debug_cache_endpoint:
+        health_routes["/debug/cache"] = debug_cache
     servers = []
     for address, routes, what in (
         (args.metrics_bind_address, {"/metrics": metrics}, "metrics"),
-        (args.health_probe_bind_address, {"/healthz": healthz, "/readyz": readyz}, "health probes"),
+        (args.health_probe_bind_address, health_routes, "health probes"),
     ):
         bind = parse_address(address)
         if bind is not None:

@@ -272,6 +272,11 @@ class Operator:
                     del self.reconcile_seconds[:5000]
                 self.queue.done(key)
 
+    def cache_snapshot(self) -> dict[str, list[dict[str, str]]]:
+        """Every informer's contents (namespace, name, uid, resourceVersion), by kind: the cache-truth check
+        compares it with a fresh LIST (``--debug-cache-endpoint``, tests)."""
+        return {i.kind: i.snapshot() for i in (self.parents, *self.owned.values())}
+
     def stats(self) -> dict[str, Any]:
         return {
             "reconciles": self.reconciler.reconciles,
