@@ -87,8 +87,10 @@ class OperatorProc:
             # no fixed ports: other operators (other tests, benchmarks) may run on this machine at the same time
             "--metrics-bind-address",
             "0",
+            # a free loopback port, with the cache dump the cache-truth check reads (tests/integration/cachetruth.py)
             "--health-probe-bind-address",
-            "0",
+            "127.0.0.1:0",
+            "--debug-cache-endpoint",
         ]
         self.started = time.monotonic()
         with open(log, "ab") as f:
@@ -127,6 +129,19 @@ class OperatorProc:
                 raise AssertionError(f"the operator exited ({self.p.returncode}): {self.tail()}")
             time.sleep(0.05)
         raise AssertionError(f"the operator did not sync its caches within {timeout}s: {self.tail()}")
+
+    def health_port(self) -> int:
+        """The port its health server chose (logged as "serving health probes")."""
+        for x in self.lines():
+            if x.get("msg") == "serving health probes" and x.get("port"):
+                return int(x["port"])
+        raise AssertionError(f"the operator has not logged its health port: {self.tail()}")
+
+    def cache(self) -> Any:
+        """A callable returning what its informers hold (``/debug/cache``)."""
+        from .cachetruth import http_snapshot
+
+        return http_snapshot(self.health_port())
 
     def tail(self, n: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""

@@ -27,6 +27,7 @@ from d3os_operator.kube import DATASERVICE as DS_KIND
 from d3os_operator.kube import kind_info
 
 pytest.register_assert_rewrite("tests.integration.standin", "tests.integration.chaos")
+from .cachetruth import assert_cache_is_true, in_process_snapshot  # noqa: E402
 from .chaos import (  # noqa: E402
     FULL,
     SIZE,
@@ -160,6 +161,8 @@ def test_operator_sigkilled_at_random_moments_during_rollouts(
         ):
             figures = _kill_storm(k8s_cluster, client, uuc, namespaces, kills, rng, procs, tmp_path)
             pvc_seen, secret_seen = pvcs.snapshot(), secrets.snapshot()
+            # the last life's caches equal a fresh LIST (names, uids, resourceVersions)
+            figures["cache_truth"] = assert_cache_is_true(client, procs[-1].cache(), namespaces)
 
             # -- every DataService ends converged, truthful and exact
             for ns in namespaces:
@@ -457,6 +460,7 @@ def _outage(
         time.sleep(0.1)
     figures["deleted_deployment_recreated_ready_s"] = round(time.monotonic() - t_del, 2)
     _wait_all_converged(client, namespaces, 60.0, alive)
+    figures["cache_truth"] = assert_cache_is_true(client, op.cache(), namespaces)
     for ns in namespaces:
         _assert_truthful_and_exact(client, ns)
 
@@ -591,6 +595,7 @@ def test_flapping_third_party_gates_the_rollout_and_does_not_stall_it(env: Env, 
     finally:
         flap.stop()
         env.uuc.up()
+    figures["cache_truth"] = assert_cache_is_true(env.client, in_process_snapshot(env.operator), [env.namespace])
 
     probes = [r for r in env.operator.trace("probe") if r["component"] == "uuc"]
     plans = env.operator.trace("plan")
