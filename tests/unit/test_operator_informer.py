@@ -220,3 +220,19 @@ def test_snapshot_lists_keys_uids_and_versions() -> None:
         {"namespace": "a", "name": "db", "uid": "u", "resourceVersion": "10"},
         {"namespace": "b", "name": "web", "uid": "w", "resourceVersion": "11"},
     ]
+
+
+def test_the_cache_dump_is_opt_in_and_covers_every_informer() -> None:
+    from types import SimpleNamespace
+
+    from d3os_core import api
+    from d3os_operator.cli import build_parser
+    from d3os_operator.controller import Operator
+
+    assert build_parser().parse_args(["run"]).debug_cache_endpoint is False
+    assert build_parser().parse_args(["run", "--debug-cache-endpoint"]).debug_cache_endpoint is True
+    op = Operator(SimpleNamespace(on_response=None, field_manager="m"))  # type: ignore[arg-type]
+    op.owned["StatefulSet"]._apply_event("ADDED", sts("db", 10, uid="u"))
+    dump = op.cache_snapshot()
+    assert set(dump) == {api.KIND, *(k for _, k in api.OWNED_KINDS)}
+    assert dump["StatefulSet"] == [{"namespace": "a", "name": "db", "uid": "u", "resourceVersion": "10"}]
