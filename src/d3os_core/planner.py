@@ -3,7 +3,9 @@
 Rules (DESIGN.md §3): a component's new desired state is applied only when every component it depends
 on is ready at its own current desired state; status reports what was observed; stale objects go only
 once everything is ready (a component with data stops its old workload before the new one starts on
-the same claim); claims are never deleted; objects held by another owner are never taken over.
+the same claim); claims are never deleted; objects held by another owner are never taken over; an object
+being deleted (``deletionTimestamp``) is neither deleted again nor up to date: its component waits for it
+to go, then creates it anew.
 """
 
 from __future__ import annotations
