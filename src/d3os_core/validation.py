@@ -104,7 +104,8 @@ def _friendly(err: Mapping[str, Any], model: type[BaseModel], product: ProductDe
     if kind == "extra_forbidden":
         return f"unknown field {last!r}; {_allowed_fields(loc[:-1], model, product)}"
     if last == "kind" and len(loc) == 2:
-        return f"must be one of {KIND_CHOICES}, got {err.get('input')!r}"
+        got = err.get("input")
+        return f"must be one of {KIND_CHOICES}, got {json.dumps(got, default=str)[:60]} ({_json_type(got)})"
     if kind in _TYPE_WORDS:  # strict: what the API server's schema refuses, refused here too, never coerced
         got = err.get("input")
         shown = json.dumps(got, ensure_ascii=False, default=str)
