@@ -80,17 +80,22 @@ def _split_url(url: str, what: str, schemes: tuple[str, ...]) -> tuple[str, str,
         raise CheckError(f"{what} must be ASCII: {_ascii_hint(url)}")
     try:
         parts = urlsplit(url)
-        host, port = parts.hostname, parts.port
+        host = parts.hostname
     except ValueError as exc:
         raise CheckError(f"{what} {url!r} is not a valid URL: {exc}") from None
-    if parts.scheme not in schemes or not parts.netloc:
+    if parts.scheme not in schemes or "://" not in url:
         raise CheckError(f"{what} must be an absolute {' or '.join(s + '://' for s in schemes)} URL, got {url!r}")
     if not host:
         raise CheckError(f"{what} {url!r} has no host")
+    try:
+        port = parts.port
+    except ValueError:
+        text = parts.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2]
+        raise CheckError(f"{what} port must be a number from 1 to 65535, got {text!r}") from None
     bracketed = "[" in parts.netloc
     check_host(f"[{host}]" if bracketed else host, what=f"{what} host")
     if port is not None and not 1 <= port <= 65535:
-        raise CheckError(f"{what} port must be from 1 to 65535, got {port}")
+        raise CheckError(f"{what} port must be a number from 1 to 65535, got {port}")
     if re.fullmatch(URL_PATTERN, url) is None:
         raise CheckError(f"{what} {url!r} is not a valid URL: expected SCHEME://[USER@]HOST[:PORT][/PATH] "
                          "in printable ASCII")

@@ -413,7 +413,7 @@ case(
     "addr-checkcmd-port-0",
     "curl to port 0 without a url (resolve raised CheckError)",
     _set("uuc.thirdParty", {"checkCMD": "curl http://h:0/"}),
-    "invalid-spec: spec.uuc.thirdParty.checkCMD: curl URL port must be from 1 to 65535, got 0",
+    "invalid-spec: spec.uuc.thirdParty.checkCMD: curl URL port must be a number from 1 to 65535, got 0",
 )
 case(
     "addr-checkcmd-fullwidth-host",
