@@ -135,6 +135,11 @@ def check_host(host: str, *, what: str = "host") -> str:
     if len(host) > 253:
         raise CheckError(f"{what} has {len(host)} characters; at most 253")
     labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if len(labels) == 4 and all(x.isdigit() for x in labels):  # a dotted quad is an IPv4 address, not a name
+        try:
+            ipaddress.IPv4Address(".".join(labels))
+        except ValueError:
+            raise CheckError(f"{what} {host!r} is not a valid IPv4 address (each part 0 to 255)") from None
     for label in labels:
         if not label:
             raise CheckError(f"{what} {host!r} has an empty label ('..', or a leading dot)")

@@ -36,6 +36,7 @@ ADDRESSES = [
     ({"checkCMD": "nc -z " + "a" * 64 + ".b 80"}, "spec.uuc.thirdParty.checkCMD", "a label of 64 characters"),
     ({"url": "http://h:65536/"}, "spec.uuc.thirdParty.url", "port must be a number from 1 to 65535, got '65536'"),
     ({"checkCMD": "curl http:///x"}, "spec.uuc.thirdParty.checkCMD", "has no host"),
+    ({"checkCMD": "curl http://256.1.1.1/"}, "spec.uuc.thirdParty.checkCMD", "is not a valid IPv4 address"),
 ]
 
 
