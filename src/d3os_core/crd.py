@@ -267,8 +267,6 @@ def crd_manifest(product: ProductDef | None = None) -> JSON:
                         "rule": "size(self.metadata.name) <= 63 && "
                                 f"self.metadata.name.matches('{METADATA_NAME_PATTERN}')",
                         "message": f"metadata.name must be {METADATA_NAME_RULE}",
-                        "fieldPath": ".metadata.name",
-                        "reason": "FieldValueInvalid",
                     }],
                     "properties": {
                         "apiVersion": {"type": "string"},

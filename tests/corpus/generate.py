@@ -437,7 +437,7 @@ case(
     "addr-tcp-empty-label",
     "check.tcp.host a..b",
     _set("uuc.thirdParty", {"check": {"tcp": {"host": "a..b", "port": 80}}}),
-    "invalid-spec: spec.uuc.thirdParty.check.tcp.host: host 'a..b' has an empty label",
+    "rejected: spec.uuc.thirdParty.check.tcp.host",
 )
 case(
     "addr-url-port-65536",
