@@ -19,6 +19,7 @@ from .validation import (
     METADATA_NAME_PATTERN,
     METADATA_NAME_RULE,
     SHARED_CLAIM_MAX_REPLICA,
+    STATEFULSET_NAME_MAX,
     operator_env_names,
 )
 
@@ -141,6 +142,14 @@ def spec_schema(product: ProductDef) -> JSON:
                 "message": f"spec.{comp.key}.env: these names are set by the operator itself: {', '.join(reserved)}",
                 "fieldPath": ".env",
                 "reason": "FieldValueForbidden",
+            })
+        if comp.role == "middleware" and WorkloadKind.STATEFULSET in comp.allowed_kinds:
+            comp_rules.append({
+                "rule": f"self.kind != 1 || size(self.name) <= {STATEFULSET_NAME_MAX}",
+                "message": f"spec.{comp.key}.name: a StatefulSet name may have at most {STATEFULSET_NAME_MAX} "
+                           "characters (its pods' controller-revision-hash label adds 11)",
+                "fieldPath": ".name",
+                "reason": "FieldValueInvalid",
             })
         if comp.storage is not None and comp.role == "middleware":
             comp_rules.append({

@@ -174,7 +174,7 @@ case(
     "huge-statefulset-name",
     "a 60-character StatefulSet name",
     _set("mysql.name", "m" * 60),
-    "invalid-spec: a StatefulSet name may have at most 52 characters",
+    "rejected: spec.mysql.name: a StatefulSet name may have at most 52 characters",
 )
 # -- unicode and uppercase ---------------------------------------------------------------------------------
 case("name-uppercase", "an uppercase name", _set("auth.name", "Auth"), "rejected: spec.auth.name in body should match")
