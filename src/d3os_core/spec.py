@@ -43,15 +43,16 @@ _EnvMap = Annotated[
 ]
 
 
-FILES_MAX_CHARS = 262144
-"""``files`` of one component, names and contents together: 256 Ki characters (at most 1 MiB in UTF-8,
-the size limit of the ConfigMap that holds them)."""
+FILES_MAX_BYTES = 262144
+"""``files`` of one component, names and contents together, in UTF-8: 256 KiB (a quarter of the size limit
+of the ConfigMap that holds them)."""
 
 
 def _files_total(value: dict[str, str] | None) -> dict[str, str] | None:
-    total = sum(len(k) + len(v) for k, v in (value or {}).items())
-    if total > FILES_MAX_CHARS:
-        raise ValueError(f"files hold {total} characters (names and contents); at most {FILES_MAX_CHARS} (256 Ki)")
+    total = sum(len(k.encode()) + len(v.encode()) for k, v in (value or {}).items())
+    if total > FILES_MAX_BYTES:
+        raise ValueError(f"files hold {total} bytes in UTF-8 (names and contents); at most {FILES_MAX_BYTES} "
+                         "(256 KiB)")
     return value
 
 
@@ -191,15 +192,16 @@ class Microservice(_Component):
     )
     files: Annotated[
         dict[Annotated[str, Field(max_length=253, pattern=FILE_NAME_PATTERN)],
-             Annotated[str, Field(max_length=FILES_MAX_CHARS)]] | None,
+             Annotated[str, Field(max_length=FILES_MAX_BYTES)]] | None,
         AfterValidator(_files_total),
     ] = Field(
         None, max_length=32,
-        description=f"Files for the component's extra ConfigMap (trd-adapter-py); at most {FILES_MAX_CHARS} "
-        "characters in all, names and contents.",
+        description=f"Files for the component's extra ConfigMap (trd-adapter-py); at most {FILES_MAX_BYTES} "
+        "bytes (256 KiB) in UTF-8 in all, names and contents.",
         json_schema_extra={"x-kubernetes-validations": [{
-            "rule": f"self.map(k, size(k) + size(self[k])).sum() <= {FILES_MAX_CHARS}",
-            "message": f"files may hold at most {FILES_MAX_CHARS} characters (256 Ki) in all, names and contents",
+            "rule": f"self.map(k, size(bytes(k)) + size(bytes(self[k]))).sum() <= {FILES_MAX_BYTES}",
+            "message": f"files may hold at most {FILES_MAX_BYTES} bytes (256 KiB) in UTF-8 in all, names and "
+                       "contents",
         }]},
     )
 

@@ -489,9 +489,9 @@ case(
 )
 case(
     "huge-files-total",
-    "files over 256 Ki characters in all",
-    _set("trd-adapter.files", {"main.py": "#" * 262138}),
-    "rejected: files may hold at most 262144 characters",
+    "files over 256 KiB in all (UTF-8: 87,382 three-byte characters)",
+    _set("trd-adapter.files", {"main.py": "中" * 87382}),
+    "rejected: files may hold at most 262144 bytes",
 )
 case(
     "ready-injections-inert",

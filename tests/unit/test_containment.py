@@ -18,7 +18,7 @@ from d3os_core import DATASERVICE, Facts, Observed, plan, validate_spec
 from d3os_core import planner as planner_module
 from d3os_core.planner import ERROR_REASON
 from d3os_core.render import Parent, render_component, resolve
-from d3os_core.spec import FILES_MAX_CHARS
+from d3os_core.spec import FILES_MAX_BYTES
 from d3os_core.validation import metadata_name_errors, operator_env_names, parse_spec
 
 from .helpers import sample
@@ -146,10 +146,11 @@ def test_mysql_replica_on_one_shared_claim(kind: int, replica: int | None, ok: b
         assert errors[0].path == "spec.mysql.replica" and "ReadWriteOnce" in errors[0].message
 
 
-def test_files_at_most_256_ki_characters_in_all() -> None:
+def test_files_at_most_256_kib_in_all() -> None:
     ds = sample()
-    ds["spec"]["trd-adapter"]["files"] = {"a.py": "x" * (FILES_MAX_CHARS - 4 - 5), "b.py": "y"}
+    ds["spec"]["trd-adapter"]["files"] = {"a.py": "x" * (FILES_MAX_BYTES - 4 - 5), "b.py": "y"}
     assert validate_spec(ds["spec"], DATASERVICE) == []
-    ds["spec"]["trd-adapter"]["files"]["b.py"] = "yy"
-    errors = validate_spec(ds["spec"], DATASERVICE)
-    assert [e.path for e in errors] == ["spec.trd-adapter.files"] and "at most 262144" in errors[0].message
+    for b in ("yy", "é"):  # one byte over: in characters, or in UTF-8 only
+        ds["spec"]["trd-adapter"]["files"]["b.py"] = b
+        errors = validate_spec(ds["spec"], DATASERVICE)
+        assert [e.path for e in errors] == ["spec.trd-adapter.files"] and "at most 262144" in errors[0].message
