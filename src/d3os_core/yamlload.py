@@ -23,9 +23,10 @@ class StrictSafeLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         if isinstance(node, MappingNode):
-            self.flatten_mapping(node)
             seen: dict[Any, int] = {}
-            for key_node, _ in node.value:
+            for key_node, _ in node.value:  # before merging: a key may override one from ``<<: *anchor``
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
                 key = self.construct_object(key_node, deep=True)
                 try:
                     first = seen.get(key)

@@ -87,3 +87,14 @@ def test_no_coercion(tmp_path: Path, change: str, path: str, words: str) -> None
     valid, said = offline_verdict(f)
     assert not valid
     assert f"{path}: " in said and words in said, said
+
+
+def test_the_yaml_loader_refuses_only_real_duplicates() -> None:
+    from d3os_core.yamlload import DuplicateKeyError, load
+
+    assert load("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\n") == {"base": {"x": 1, "y": 2},
+                                                                          "other": {"x": 1, "y": 3}}
+    assert load("a:\n  b: 1\nc:\n  b: 2\n") == {"a": {"b": 1}, "c": {"b": 2}}
+    with pytest.raises(DuplicateKeyError) as info:
+        load("a: 1\nb:\n  c: 1\n  c: 2\n")
+    assert "line 4: key 'c' is already set in this mapping (line 3)" in str(info.value)
