@@ -7,6 +7,8 @@ structured :class:`HttpCheck` or :class:`TcpCheck`; everything else is refused w
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import shlex
 from urllib.parse import urlsplit
 
@@ -31,6 +33,25 @@ SUPPORTED = (
 )
 
 
+_LABEL = r"[a-zA-Z0-9_]([-a-zA-Z0-9_]{0,61}[a-zA-Z0-9_])?"
+HOST_PATTERN = rf"({_LABEL}(\.{_LABEL})*\.?|\[[0-9a-fA-F:.]*:[0-9a-fA-F:.]*\])"
+"""A host as the CRD and the core accept it: an ASCII DNS name (or IPv4 address), or an IPv6 address in
+brackets. The core then checks lengths and the IPv6 address exactly (:func:`check_host`)."""
+PORT_PATTERN = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+"""1 to 65535."""
+_USERINFO = r"([-a-zA-Z0-9._~!$&()*+,;=:%]+@)?"
+_REST = r"([/?#][!-~]*)?"
+URL_PATTERN = rf"^[a-z][a-z0-9+.-]*://{_USERINFO}{HOST_PATTERN}(:{PORT_PATTERN})?{_REST}$"
+HTTP_URL_PATTERN = rf"^https?://{_USERINFO}{HOST_PATTERN}(:{PORT_PATTERN})?{_REST}$"
+"""``thirdParty.check.http.url``: used by the spec model (offline) and the CRD (admission) alike."""
+THIRD_PARTY_URL_PATTERN = (
+    rf"^((https?|tcp|mysql|jdbc:mysql)://)?{_USERINFO}{HOST_PATTERN}(:{PORT_PATTERN})?{_REST}$"
+)
+"""``thirdParty.url``: http(s)://…, tcp://HOST:PORT, jdbc:mysql://HOST[:PORT]/…, mysql://HOST[:PORT], HOST:PORT."""
+TCP_HOST_PATTERN = rf"^({_LABEL}(\.{_LABEL})*\.?|\[?[0-9a-fA-F:.]*:[0-9a-fA-F:.]*\]?)$"
+"""``thirdParty.check.tcp.host``: a host as above, an IPv6 address with or without brackets."""
+
+
 class CheckError(ValueError):
     """A check that cannot be turned into a structured probe; the message says why."""
 
@@ -46,16 +67,88 @@ def _seconds(flag: str, value: str) -> float:
 
 
 def check_url(url: str, *, what: str = "URL") -> None:
-    """Accept only absolute http(s) URLs with a host; raise :class:`CheckError` otherwise."""
-    if any(c.isspace() for c in url) or any(ord(c) < 32 for c in url):
+    """Accept only absolute http(s) URLs with a well-formed host; raise :class:`CheckError` otherwise."""
+    _split_url(url, what, ("http", "https"))
+
+
+def _split_url(url: str, what: str, schemes: tuple[str, ...]) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of ``url``; every malformed part is a :class:`CheckError` naming it, never another
+    exception (``urlsplit`` raises ValueError on ``http://[zz]/`` or ``http://h:99999/``)."""
+    if any(c.isspace() for c in url) or any(ord(c) < 32 or ord(c) == 127 for c in url):
         raise CheckError(f"{what} must not contain whitespace or control characters")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise CheckError(f"{what} must be an absolute http:// or https:// URL, got {url!r}")
+    if not url.isascii():
+        raise CheckError(f"{what} must be ASCII: {_ascii_hint(url)}")
     try:
-        _ = parts.port
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:
+        raise CheckError(f"{what} {url!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in schemes or "://" not in url:
+        raise CheckError(f"{what} must be an absolute {' or '.join(s + '://' for s in schemes)} URL, got {url!r}")
+    if not host:
+        raise CheckError(f"{what} {url!r} has no host")
+    try:
+        port = parts.port
     except ValueError:
-        raise CheckError(f"{what} has an invalid port: {url!r}") from None
+        text = parts.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2]
+        raise CheckError(f"{what} port must be a number from 1 to 65535, got {text!r}") from None
+    bracketed = "[" in parts.netloc
+    check_host(f"[{host}]" if bracketed else host, what=f"{what} host")
+    if port is not None and not 1 <= port <= 65535:
+        raise CheckError(f"{what} port must be a number from 1 to 65535, got {port}")
+    if re.fullmatch(URL_PATTERN, url) is None:
+        raise CheckError(f"{what} {url!r} is not a valid URL: expected SCHEME://[USER@]HOST[:PORT][/PATH] "
+                         "in printable ASCII")
+    return parts.scheme, host, port
+
+
+def _ascii_hint(text: str) -> str:
+    """Say how to write ``text`` in ASCII: internationalised host names in their xn-- (IDNA) form."""
+    try:
+        parts = urlsplit(text if "://" in text else "tcp://" + text)
+        host = parts.hostname or ""
+    except ValueError:
+        host = ""
+    hint = "write an internationalised host name in its xn-- (IDNA) form and percent-encode other characters"
+    if host and not host.isascii():
+        try:
+            return f"{hint} (that host in ASCII: {host.encode('idna').decode('ascii')!r})"
+        except UnicodeError:
+            return f"{hint} (host {host!r} is not a valid internationalised name)"
+    return hint
+
+
+def check_host(host: str, *, what: str = "host") -> str:
+    """A DNS name of ASCII letters, digits, '-' and '_' (labels of 1 to 63, at most 253 in all), an IPv4
+    address, or an IPv6 address (in brackets or bare); the host without brackets, or :class:`CheckError`."""
+    if not host:
+        raise CheckError(f"{what} is empty")
+    if not host.isascii():
+        raise CheckError(f"{what} {host!r} must be ASCII: {_ascii_hint(host)}")
+    if host.startswith("[") or host.endswith("]") or ":" in host:
+        inner = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            raise CheckError(f"{what} {host!r} is not a valid IPv6 address") from None
+        return inner
+    if len(host) > 253:
+        raise CheckError(f"{what} has {len(host)} characters; at most 253")
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if len(labels) == 4 and all(x.isdigit() for x in labels):  # a dotted quad is an IPv4 address, not a name
+        try:
+            ipaddress.IPv4Address(".".join(labels))
+        except ValueError:
+            raise CheckError(f"{what} {host!r} is not a valid IPv4 address (each part 0 to 255)") from None
+    for label in labels:
+        if not label:
+            raise CheckError(f"{what} {host!r} has an empty label ('..', or a leading dot)")
+        if len(label) > 63:
+            raise CheckError(f"{what} {host!r} has a label of {len(label)} characters; at most 63")
+        if re.fullmatch(_LABEL, label) is None:
+            raise CheckError(f"{what} {host!r}: label {label!r} may hold only letters, digits, '-' and '_', "
+                             "and may not start or end with '-'")
+    return host
 
 
 def parse_check_cmd(cmd: str) -> Check:
@@ -162,17 +255,11 @@ def _parse_nc(args: list[str]) -> TcpCheck:
     if len(rest) != 2:
         raise CheckError(f"nc check needs HOST PORT, got {' '.join(rest) or 'nothing'}")
     host, port_text = rest
-    return TcpCheck(host=_host(host), port=_port(port_text), timeout_seconds=timeout)
-
-
-def _host(host: str) -> str:
-    if not host or len(host) > 253 or not all(c.isalnum() or c in ".-:[]_" for c in host):
-        raise CheckError(f"invalid host {host!r}")
-    return host.strip("[]")
+    return TcpCheck(host=check_host(host, what="nc host"), port=_port(port_text), timeout_seconds=timeout)
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not (text.isascii() and text.isdigit()) or len(text) > 5 or not 1 <= int(text) <= 65535:
         raise CheckError(f"port must be a number from 1 to 65535, got {text!r}")
     return int(text)
 
@@ -184,7 +271,7 @@ def check_from_url(url: str) -> Check:
     ``mysql://host[:port]``, or ``host:port``.
     """
     if url.startswith(("http://", "https://")):
-        check_url(url)
+        check_url(url, what="url")
         return HttpCheck(url=url, method="GET", fail_on_http_error=True)
     host, port = endpoint_of(url)
     return TcpCheck(host=host, port=port)
@@ -192,23 +279,22 @@ def check_from_url(url: str) -> Check:
 
 def endpoint_of(url: str, default_port: int | None = None) -> tuple[str, int]:
     """Host and port of a third-party URL in any accepted form (see :func:`check_from_url`)."""
-    if any(c.isspace() for c in url):
-        raise CheckError("url must not contain whitespace")
     text = url[len("jdbc:"):] if url.startswith("jdbc:") else url
     if "://" not in text:
         text = "tcp://" + text
-    parts = urlsplit(text)
-    if parts.scheme not in ("tcp", "mysql", "http", "https") or not parts.hostname:
+    try:
+        scheme, host, port = _split_url(text, "url", ("tcp", "mysql", "http", "https"))
+    except CheckError as exc:
+        if "must be an absolute" not in str(exc):
+            raise
         raise CheckError(
             f"url {url!r} is not one of http(s)://HOST…, tcp://HOST:PORT, jdbc:mysql://HOST[:PORT]/…, "
             "mysql://HOST[:PORT], HOST:PORT"
-        )
-    try:
-        port = parts.port
-    except ValueError:
-        raise CheckError(f"url {url!r} has an invalid port") from None
+        ) from None
+    if url.startswith("jdbc:") and scheme != "mysql":
+        raise CheckError(f"url {url!r}: jdbc URLs must be jdbc:mysql://HOST[:PORT]/…")
     if port is None:
-        port = {"http": 80, "https": 443}.get(parts.scheme, default_port or 0)
+        port = {"http": 80, "https": 443}.get(scheme, default_port or 0)
     if not port:
-        raise CheckError(f"url {url!r} needs a port")
-    return _host(parts.hostname), port
+        raise CheckError(f"url {url!r} needs a port (HOST:PORT, from 1 to 65535)")
+    return host, port

@@ -18,7 +18,8 @@ from .dataservice import DATASERVICE
 from .planner import plan
 from .render import Parent, render_component, resolve
 from .types import JSON, Facts, ObjKey, Observed, ProbeResult
-from .validation import SpecError, parse_spec
+from .validation import FieldError, SpecError, metadata_name_errors, parse_spec
+from .yamlload import DuplicateKeyError, load_all
 
 EXIT_INVALID = 2
 
@@ -31,9 +32,11 @@ def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
 def _load_docs(path: str) -> list[Any]:
     try:
         with open(path, encoding="utf-8") if path != "-" else sys.stdin as fh:
-            docs = [d for d in yaml.safe_load_all(fh) if d is not None]
+            docs = [d for d in load_all(fh) if d is not None]
     except OSError as exc:
         _fail(f"{path}: {exc.strerror or exc}")
+    except DuplicateKeyError as exc:
+        _fail(f"{path}: {exc.problem}")
     except yaml.YAMLError as exc:
         _fail(f"{path}: not valid YAML: {exc}".replace("\n", " "))
     return docs
@@ -51,6 +54,8 @@ def load_dataservice(path: str) -> JSON:
     meta = ds.get("metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
         _fail(f"{path}: metadata.name is required")
+    if not isinstance(meta.get("namespace", ""), str):
+        _fail(f"{path}: metadata.namespace must be a string")
     return ds
 
 
@@ -64,13 +69,22 @@ def _dump(docs: Sequence[Any]) -> None:
     sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True, width=120))
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    ds = load_dataservice(args.file)
+def _problems(ds: Mapping[str, Any]) -> list[FieldError]:
+    """Everything wrong with a DataService, as admission and the operator would say it."""
+    errors = metadata_name_errors(ds["metadata"]["name"])
     try:
         parse_spec(ds.get("spec"), DATASERVICE)
     except SpecError as exc:
-        for err in exc.errors:
-            print(str(err), file=sys.stderr)
+        errors += exc.errors
+    return errors
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    ds = load_dataservice(args.file)
+    errors = _problems(ds)
+    for err in errors:
+        print(str(err), file=sys.stderr)
+    if errors:
         return EXIT_INVALID
     print(f"{args.file}: valid {api.KIND} {ds['metadata']['name']}")
     return 0
@@ -78,12 +92,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     ds = load_dataservice(args.file)
-    try:
-        spec = parse_spec(ds.get("spec"), DATASERVICE)
-    except SpecError as exc:
-        for err in exc.errors:
-            print(str(err), file=sys.stderr)
+    errors = _problems(ds)
+    for err in errors:
+        print(str(err), file=sys.stderr)
+    if errors:
         return EXIT_INVALID
+    spec = parse_spec(ds.get("spec"), DATASERVICE)
     parent = _parent(ds, args.namespace)
     states = resolve(parent, spec, DATASERVICE)
     docs: list[JSON] = []

@@ -14,7 +14,14 @@ from . import api
 from .product import ProductDef, WorkloadKind
 from .spec import spec_model
 from .types import JSON
-from .validation import KIND_CHOICES
+from .validation import (
+    KIND_CHOICES,
+    METADATA_NAME_PATTERN,
+    METADATA_NAME_RULE,
+    SHARED_CLAIM_MAX_REPLICA,
+    STATEFULSET_NAME_MAX,
+    operator_env_names,
+)
 
 _SCHEMA_KEYS = ("properties", "items", "additionalProperties")
 
@@ -128,6 +135,31 @@ def spec_schema(product: ProductDef) -> JSON:
                 "message": f"spec.{comp.key}.nodePort must be from 30000 to 32767 (the NodePort range), "
                            "or null for a ClusterIP Service",
             }]
+        reserved = operator_env_names(product, comp.key)
+        if reserved:
+            comp_rules.append({
+                "rule": f"!has(self.env) || !self.env.exists(k, k in {list(reserved)})",
+                "message": f"spec.{comp.key}.env: these names are set by the operator itself: {', '.join(reserved)}",
+                "fieldPath": ".env",
+                "reason": "FieldValueForbidden",
+            })
+        if comp.role == "middleware" and WorkloadKind.STATEFULSET in comp.allowed_kinds:
+            comp_rules.append({
+                "rule": f"self.kind != 1 || size(self.name) <= {STATEFULSET_NAME_MAX}",
+                "message": f"spec.{comp.key}.name: a StatefulSet name may have at most {STATEFULSET_NAME_MAX} "
+                           "characters (its pods' controller-revision-hash label adds 11)",
+                "fieldPath": ".name",
+                "reason": "FieldValueInvalid",
+            })
+        if comp.storage is not None and comp.role == "middleware":
+            comp_rules.append({
+                "rule": f"self.kind != 0 || !has(self.replica) || self.replica <= {SHARED_CLAIM_MAX_REPLICA}",
+                "message": f"spec.{comp.key}.replica: at most {SHARED_CLAIM_MAX_REPLICA} with kind 0 "
+                           "(Deployment): its pods would share one ReadWriteOnce claim (use kind 1 (StatefulSet) "
+                           "for a claim per pod)",
+                "fieldPath": ".replica",
+                "reason": "FieldValueInvalid",
+            })
         if comp.storage is None and comp.role == "middleware":
             node["properties"].pop("storage", None)
         node["x-kubernetes-validations"] = comp_rules
@@ -239,6 +271,12 @@ def crd_manifest(product: ProductDef | None = None) -> JSON:
                     "type": "object",
                     "description": f"{api.KIND} installs the {product.name} product in dependency order.",
                     "required": ["spec"],
+                    "x-kubernetes-validations": [{
+                        # CRDs may check metadata.name (and only name and generateName) at the root
+                        "rule": "size(self.metadata.name) <= 63 && "
+                                f"self.metadata.name.matches('{METADATA_NAME_PATTERN}')",
+                        "message": f"metadata.name must be {METADATA_NAME_RULE}",
+                    }],
                     "properties": {
                         "apiVersion": {"type": "string"},
                         "kind": {"type": "string"},

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import api
+from .checks import CheckError
 from .dataservice import DATASERVICE
 from .drift import covers
 from .graph import ancestors, topo_order
@@ -27,7 +28,7 @@ from .render import ComponentState, Parent, Rendered, render_component, resolve,
 from .spec import SpecBase
 from .status import DEPLOYED, ComponentStatus, State, condition, phase_and_message
 from .types import JSON, Apply, Event, Facts, ObjectRef, Observed, Plan, ProbeRequest
-from .validation import SpecError, parse_spec
+from .validation import FieldError, SpecError, metadata_name_errors, parse_spec
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 RESYNC_WHILE_BUSY = 30.0
@@ -102,7 +103,57 @@ def _previous_components(status: Mapping[str, Any]) -> dict[str, Mapping[str, An
 def plan(
     parent: Mapping[str, Any], observed: Observed, facts: Facts, product: ProductDef = DATASERVICE
 ) -> Plan:
-    """The next step for ``parent`` (a DataService as the API returns it)."""
+    """The next step for ``parent`` (a DataService as the API returns it).
+
+    Never raises: a spec at fault ends in an InvalidSpec plan naming the field; anything else that goes
+    wrong while planning (a bug, an input nobody foresaw) ends in a Degraded plan that changes nothing,
+    so one DataService can never take the operator down for the others.
+    """
+    try:
+        return _plan(parent, observed, facts, product)
+    except Exception as exc:
+        return plan_failed(parent, exc, facts)
+
+
+def plan_failed(parent: Mapping[str, Any], exc: BaseException, facts: Facts, what: str = "planning") -> Plan:
+    """A plan that changes nothing and reports ``exc`` in status (Degraded, reason ReconcileError) and as
+    a Warning Event (once per distinct message): for errors that are not the spec's fault."""
+    try:
+        prev: Mapping[str, Any] = parent.get("status") or {}
+        if not isinstance(prev, Mapping):
+            prev = {}
+        generation = _meta(parent).get("generation")
+        generation = generation if isinstance(generation, int) and not isinstance(generation, bool) else 0
+    except Exception:
+        prev, generation = {}, 0
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    message = (f"{what} failed: {text[:900]}; nothing was changed, retrying with backoff "
+               "(not caused by the spec: please report it)")
+    old = prev.get("conditions") or []
+    old = [c for c in old if isinstance(c, Mapping)] if isinstance(old, list) else []
+    status = {k: v for k, v in prev.items() if k not in ("conditions", "observedGeneration")}
+    status["observedGeneration"] = generation
+    status["conditions"] = [
+        condition("Ready", False, ERROR_REASON, message, generation, facts.now, old),
+        condition("Progressing", False, ERROR_REASON, "stopped until the error is resolved", generation,
+                  facts.now, old),
+        condition("Degraded", True, ERROR_REASON, message, generation, facts.now, old),
+    ]
+    same = any(c.get("type") == "Degraded" and c.get("reason") == ERROR_REASON and c.get("message") == message
+               for c in old)
+    events = () if same else (Event("Warning", ERROR_REASON, message[:1024]),)
+    return Plan(status=status, events=events, requeue_after=FAILED_RETRY)
+
+
+FAILED_RETRY = 60.0
+"""Seconds: a plan that failed is tried again this late (the same inputs fail the same way; events wake it)."""
+ERROR_REASON = "ReconcileError"
+"""Reason of a DataService whose reconcile failed for a reason other than its spec."""
+
+
+def _plan(
+    parent: Mapping[str, Any], observed: Observed, facts: Facts, product: ProductDef = DATASERVICE
+) -> Plan:
     meta = _meta(parent)
     who = Parent(str(meta.get("name", "")), str(meta.get("namespace") or "default"), str(meta.get("uid", "")))
     generation = int(meta.get("generation") or 0)
@@ -123,9 +174,17 @@ def plan(
             parsed = _PARSED.put(spec_key, parse_spec(raw, product), weight)
         except SpecError as exc:
             parsed = _PARSED.put(spec_key, exc, weight)
+        except Exception as exc:
+            parsed = _PARSED.put(spec_key, SpecError([FieldError("spec", f"cannot be parsed: {exc}")]), weight)
+    name_errors = metadata_name_errors(meta.get("name"))
+    if name_errors:
+        parsed = SpecError(name_errors + (parsed.errors if isinstance(parsed, SpecError) else []))
     if isinstance(parsed, SpecError):
         return _plan_invalid(parsed, facts, prev_status, generation, finalizer)
-    return _plan_rollout(who, parsed, spec_key, observed, facts, product, prev_status, generation, finalizer)
+    try:
+        return _plan_rollout(who, parsed, spec_key, observed, facts, product, prev_status, generation, finalizer)
+    except CheckError as exc:  # a third-party address validation let through: still the spec's fault
+        return _plan_invalid(SpecError([FieldError("spec", str(exc))]), facts, prev_status, generation, finalizer)
 
 
 def _plan_invalid(

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
 from .memo import Memo
+from .checks import HTTP_URL_PATTERN, TCP_HOST_PATTERN, THIRD_PARTY_URL_PATTERN
 from .product import ComponentDef, ProductDef
 
 NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
@@ -43,15 +44,30 @@ _EnvMap = Annotated[
 ]
 
 
+FILES_MAX_BYTES = 262144
+"""``files`` of one component, names and contents together, in UTF-8: 256 KiB (a quarter of the size limit
+of the ConfigMap that holds them)."""
+
+
+def _files_total(value: dict[str, str] | None) -> dict[str, str] | None:
+    total = sum(len(k.encode()) + len(v.encode()) for k, v in (value or {}).items())
+    if total > FILES_MAX_BYTES:
+        raise ValueError(f"files hold {total} bytes in UTF-8 (names and contents); at most {FILES_MAX_BYTES} "
+                         "(256 KiB)")
+    return value
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+    # strict: no coercion ('1' is not a kind, true is not a replica), as the API server's schema says
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True, strict=True)
 
 
 class HttpCheckSpec(_Strict):
     """A structured HTTP(S) health check."""
 
-    url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://[^\s]+$",
-                     description="Absolute http:// or https:// URL.")
+    url: str = Field(min_length=1, max_length=2048, pattern=HTTP_URL_PATTERN,
+                     description="Absolute http:// or https:// URL: printable ASCII, an ASCII host (xn-- form "
+                     "for internationalised names) or [IPv6], port 1-65535.")
     method: Literal["GET", "HEAD"] = Field("GET", description="GET or HEAD.")
     insecure: bool = Field(False, description="Skip TLS certificate verification.")
     follow_redirects: bool = Field(False, alias="followRedirects")
@@ -63,7 +79,8 @@ class HttpCheckSpec(_Strict):
 class TcpCheckSpec(_Strict):
     """A structured TCP connect check."""
 
-    host: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9:\[\]]+$")
+    host: str = Field(min_length=1, max_length=253, pattern=TCP_HOST_PATTERN,
+                      description="An ASCII DNS name (xn-- form for internationalised names), IPv4 or IPv6 address.")
     port: _Port
     timeout_seconds: float = Field(5.0, alias="timeoutSeconds", gt=0, le=300)
 
@@ -112,6 +129,7 @@ class ThirdParty(_Strict):
     url: str | None = Field(
         None,
         max_length=2048,
+        pattern=THIRD_PARTY_URL_PATTERN,
         description="Where dependents reach the service: http(s)://…, jdbc:mysql://HOST[:PORT]/…, "
         "mysql://HOST[:PORT], tcp://HOST:PORT or HOST:PORT. Checked by HTTP GET or TCP connect when "
         "checkCMD is not set.",
@@ -173,8 +191,19 @@ class Microservice(_Component):
     node_port: int | None = Field(
         None, alias="nodePort", ge=30000, le=32767, description="NodePort (30000-32767); null = ClusterIP."
     )
-    files: dict[Annotated[str, Field(max_length=253, pattern=FILE_NAME_PATTERN)], str] | None = Field(
-        None, max_length=32, description="Files for the component's extra ConfigMap (trd-adapter-py)."
+    files: Annotated[
+        dict[Annotated[str, Field(max_length=253, pattern=FILE_NAME_PATTERN)],
+             Annotated[str, Field(max_length=FILES_MAX_BYTES)]] | None,
+        AfterValidator(_files_total),
+    ] = Field(
+        None, max_length=32,
+        description=f"Files for the component's extra ConfigMap (trd-adapter-py); at most {FILES_MAX_BYTES} "
+        "bytes (256 KiB) in UTF-8 in all, names and contents.",
+        json_schema_extra={"x-kubernetes-validations": [{
+            "rule": f"self.map(k, size(bytes(k)) + size(bytes(self[k]))).sum() <= {FILES_MAX_BYTES}",
+            "message": f"files may hold at most {FILES_MAX_BYTES} bytes (256 KiB) in UTF-8 in all, names and "
+                       "contents",
+        }]},
     )
 
 

@@ -6,13 +6,15 @@ span fields (kinds per middleware, third-party checks, uniqueness, the dependenc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .checks import CheckError, check_from_url, check_url, parse_check_cmd
+from .checks import CheckError, check_from_url, check_host, check_url, parse_check_cmd
 from .graph import find_cycle
 from .product import ProductDef, WorkloadKind
 from .spec import (
@@ -25,6 +27,7 @@ from .spec import (
 )
 from .types import Check, HttpCheck, TcpCheck
 
+T = TypeVar("T")
 KIND_CHOICES = "0 (Deployment), 1 (StatefulSet), 2 (DaemonSet), 3 (thirdParty)"
 STATEFULSET_NAME_MAX = 52
 """A StatefulSet's pods carry ``controller-revision-hash: <name>-<10 chars>``, a 63-character label."""
@@ -47,6 +50,35 @@ class SpecError(ValueError):
     def __init__(self, errors: list[FieldError]) -> None:
         self.errors = errors
         super().__init__("; ".join(str(e) for e in errors))
+
+
+METADATA_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+METADATA_NAME_RULE = (
+    "a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 "
+    "characters (it becomes the value of every child's app.kubernetes.io/instance label)"
+)
+SHARED_CLAIM_MAX_REPLICA = 1
+"""kind 0 (Deployment) mounts the one ReadWriteOnce claim of a component that keeps data in every pod."""
+
+
+def metadata_name_errors(name: Any) -> list[FieldError]:
+    """``metadata.name`` of a DataService: the same rule as the CRD's CEL rule on ``self.metadata.name``."""
+    if not isinstance(name, str) or not name:
+        return [FieldError("metadata.name", "is required: " + METADATA_NAME_RULE)]
+    if len(name) > 63 or re.fullmatch(METADATA_NAME_PATTERN, name) is None:
+        shown = name if len(name) <= 80 else name[:80] + "…"
+        return [FieldError("metadata.name", f"{shown!r} ({len(name)} characters) is not {METADATA_NAME_RULE}")]
+    return []
+
+
+def operator_env_names(product: ProductDef, key: str) -> tuple[str, ...]:
+    """Environment variables the renderer itself puts in ``key``'s container (its own settings and the
+    credentials of the middlewares it uses): an ``env`` entry of the same name would be a duplicate."""
+    comp = product.component(key)
+    names = [*comp.container_env, *(r.env for r in comp.container_secret_env)]
+    for used in comp.uses:
+        names += [r.env for r in product.component(used).secret_exports]
+    return tuple(dict.fromkeys(names))
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -72,8 +104,19 @@ def _friendly(err: Mapping[str, Any], model: type[BaseModel], product: ProductDe
     if kind == "extra_forbidden":
         return f"unknown field {last!r}; {_allowed_fields(loc[:-1], model, product)}"
     if last == "kind" and len(loc) == 2:
-        return f"must be one of {KIND_CHOICES}, got {err.get('input')!r}"
-    if kind == "string_pattern_mismatch":
+        got = err.get("input")
+        return f"must be one of {KIND_CHOICES}, got {json.dumps(got, default=str)[:60]} ({_json_type(got)})"
+    if kind in _TYPE_WORDS:  # strict: what the API server's schema refuses, refused here too, never coerced
+        got = err.get("input")
+        shown = json.dumps(got, ensure_ascii=False, default=str)
+        shown = shown if len(shown) <= 60 else shown[:60] + "…"
+        return f"must be {_TYPE_WORDS[kind]}, got {shown} ({_json_type(got)}); values are never converted"
+    if kind == "value_error":
+        return str(err["msg"]).removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch" and isinstance(err.get("input"), str):
+        # the URL and host patterns: say which part is wrong, as the core would
+        if last in ("url", "host"):
+            return _address_problem(err["input"], str(last), "http" in loc)
         if last == "name" or (len(loc) >= 2 and loc[-2] == "imagePullSecrets"):
             return f"{err.get('input')!r} is not {NAME_RULE}"
         if len(loc) >= 2 and loc[-2] == "env":
@@ -88,6 +131,38 @@ def _friendly(err: Mapping[str, Any], model: type[BaseModel], product: ProductDe
     if last == "replica" and kind in ("greater_than_equal", "less_than_equal"):
         return f"must be from 0 to 1000, got {err.get('input')!r}"
     return str(err["msg"])
+
+
+_TYPE_WORDS = {
+    "int_type": "an integer", "bool_type": "true or false", "float_type": "a number", "string_type": "a string",
+    "dict_type": "an object (a map)", "list_type": "a list", "model_type": "an object", "model_attributes_type":
+    "an object",
+}
+
+
+def _json_type(value: Any) -> str:
+    for t, word in ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
+                    (dict, "an object"), (list, "a list")):
+        if isinstance(value, t):
+            return word
+    return "null" if value is None else type(value).__name__
+
+
+def _address_problem(text: str, field: str, http: bool) -> str:
+    """Why a URL or host does not match the CRD's pattern, in the core's words."""
+    try:
+        if field == "host":
+            _guard(check_host, text, what="host")
+        elif http:
+            _guard(check_url, text, what="url")
+        else:
+            _guard(check_from_url, text)
+    except CheckError as exc:
+        return str(exc)
+    forms = ("an ASCII DNS name (xn-- form for internationalised names), an IPv4 or IPv6 address" if field == "host"
+             else "http(s)://HOST[:PORT][/PATH]" if http
+             else "http(s)://HOST…, tcp://HOST:PORT, jdbc:mysql://HOST[:PORT]/…, mysql://HOST[:PORT] or HOST:PORT")
+    return f"{text!r} is not {forms}, in printable ASCII"
 
 
 def _allowed_fields(loc: tuple[Any, ...], model: type[BaseModel], product: ProductDef) -> str:
@@ -132,23 +207,38 @@ def validate_spec(raw: Any, product: ProductDef) -> list[FieldError]:
 
 
 def third_party_check(mw: Middleware) -> Check:
-    """The check of a third-party middleware: ``check``, else ``checkCMD`` parsed, else its ``url``."""
+    """The check of a third-party middleware: ``check``, else ``checkCMD`` parsed, else its ``url``.
+
+    Raises :class:`CheckError` only (never another exception), whatever the addresses say.
+    """
     tp = mw.third_party
     if tp is None or (not tp.check_cmd and not tp.url and tp.check is None):
         raise CheckError("kind 3 (thirdParty) needs thirdParty.url, thirdParty.check or thirdParty.checkCMD")
     if tp.check is not None:
         if tp.check.http is not None:
             h = tp.check.http
-            check_url(h.url, what="check.http.url")
+            _guard(check_url, h.url, what="check.http.url")
             return HttpCheck(url=h.url, method=h.method, insecure=h.insecure, follow_redirects=h.follow_redirects,
                              timeout_seconds=h.timeout_seconds, fail_on_http_error=h.fail_on_http_error)
-        assert tp.check.tcp is not None
-        return TcpCheck(host=tp.check.tcp.host.strip("[]"), port=tp.check.tcp.port,
-                        timeout_seconds=tp.check.tcp.timeout_seconds)
+        if tp.check.tcp is None:
+            raise CheckError("set exactly one of http or tcp")
+        host = _guard(check_host, tp.check.tcp.host, what="check.tcp.host")
+        return TcpCheck(host=host, port=tp.check.tcp.port, timeout_seconds=tp.check.tcp.timeout_seconds)
     if tp.check_cmd:
-        return parse_check_cmd(tp.check_cmd)
+        return _guard(parse_check_cmd, tp.check_cmd)
     assert tp.url is not None
-    return check_from_url(tp.url)
+    return _guard(check_from_url, tp.url)
+
+
+def _guard(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call a check parser; anything but :class:`CheckError` it raises (a bug, an input nobody foresaw)
+    becomes a :class:`CheckError` too, so a bad address is always a refusal with a field path, never a crash."""
+    try:
+        return fn(*args, **kwargs)
+    except CheckError:
+        raise
+    except Exception as exc:
+        raise CheckError(f"cannot be parsed ({type(exc).__name__}: {exc})") from None
 
 
 def cross_field_errors(spec: SpecBase, product: ProductDef) -> list[FieldError]:
@@ -189,22 +279,39 @@ def cross_field_errors(spec: SpecBase, product: ProductDef) -> list[FieldError]:
                 try:
                     third_party_check(c)
                 except CheckError as exc:
-                    where = (".check" if tp is not None and tp.check is not None
-                             else ".checkCMD" if tp is not None and tp.check_cmd else "")
+                    where = (".check.http.url" if tp is not None and tp.check is not None and tp.check.http
+                             else ".check.tcp.host" if tp is not None and tp.check is not None and tp.check.tcp
+                             else ".check" if tp is not None and tp.check is not None
+                             else ".checkCMD" if tp is not None and tp.check_cmd
+                             else ".url" if tp is not None and tp.url else "")
                     errors.append(FieldError(f"spec.{key}.thirdParty{where}", str(exc)))
-                if tp is not None and tp.url:
+                if tp is not None and tp.url and (tp.check is not None or tp.check_cmd):
                     try:
-                        check_from_url(tp.url)
+                        _guard(check_from_url, tp.url)
                     except CheckError as exc:
                         errors.append(FieldError(f"spec.{key}.thirdParty.url", str(exc)))
             elif tp is not None and tp.check_cmd:
                 try:
-                    parse_check_cmd(tp.check_cmd)
+                    _guard(parse_check_cmd, tp.check_cmd)
                 except CheckError as exc:
                     errors.append(FieldError(f"spec.{key}.thirdParty.checkCMD", str(exc)))
             if c.storage is not None and comp.storage is None:
                 errors.append(FieldError(f"spec.{key}.storage", f"{key} keeps no data; storage applies to "
                                          + ", ".join(x.key for x in product.components if x.storage)))
+        reserved = operator_env_names(product, key)
+        for name in c.env:
+            if name in reserved:
+                errors.append(FieldError(
+                    f"spec.{key}.env.{name}",
+                    f"{name} is set by the operator itself; env may not repeat any of: {', '.join(reserved)}",
+                ))
+        if (comp.storage is not None and isinstance(c, Middleware) and c.kind == WorkloadKind.DEPLOYMENT
+                and c.replica is not None and c.replica > SHARED_CLAIM_MAX_REPLICA):
+            errors.append(FieldError(
+                f"spec.{key}.replica",
+                f"at most {SHARED_CLAIM_MAX_REPLICA} with kind 0 (Deployment): its pods would share one "
+                f"ReadWriteOnce claim; got {c.replica} (use kind 1 (StatefulSet) for a claim per pod)",
+            ))
         if isinstance(c, Microservice) and c.node_port is not None:
             if c.node_port in node_ports:
                 errors.append(FieldError(

@@ -29,6 +29,7 @@ from d3os_core import api
 from d3os_core.types import ProbeResult
 
 from .cachefilter import keep_for, strip
+from .containment import report_reconcile_error
 from .events import EventRecorder
 from .informer import Informer, store_key
 from .kube import DATASERVICE, OWNED, Kube, api_error_text
@@ -38,6 +39,9 @@ from .reconciler import ParentKey, Planner, Reconciler, Tracer, fmt_key
 from .workqueue import WorkQueue
 
 log = logging.getLogger("d3os_operator.controller")
+
+REPORT_TIMEOUT = 10.0
+"""Seconds a worker spends at most writing a crashed reconcile's error into its status."""
 
 
 @dataclass
@@ -253,10 +257,13 @@ class Operator:
                     text,
                     extra={"ds": fmt_key(key), "error": text, "retry_in_s": round(delay, 3)},
                 )
-            except Exception:
+            except Exception as e:
+                # containment: whatever one DataService makes go wrong stays in its status, never leaves here
                 self.errors += 1
                 delay = self.queue.add_rate_limited(key)
                 log.exception("reconcile crashed, retrying", extra={"ds": fmt_key(key), "retry_in_s": round(delay, 3)})
+                with anyio.move_on_after(REPORT_TIMEOUT):
+                    await report_reconcile_error(self.reconciler, key, e)
             else:
                 self.queue.forget(key)
                 if outcome.requeue_after is not None:

@@ -35,6 +35,7 @@ from d3os_core import api
 
 from .controller import Operator, Settings
 from .kube import DATASERVICE, Kube, make_client
+from .reconciler import Planner
 
 HARNESS_MANAGER = "d3os-harness"
 
@@ -163,8 +164,10 @@ class RunningOperator:
         field_manager: str = api.FIELD_MANAGER,
         trace: bool = True,
         settings: Settings | None = None,
+        planner: Planner | None = None,
     ) -> None:
         self.kubeconfig = Path(kubeconfig)
+        self.planner = planner
         self.settings = settings or Settings(namespaces=list(namespaces or []) or None, workers=workers)
         self.field_manager = field_manager
         self.trace_enabled = trace
@@ -191,7 +194,9 @@ class RunningOperator:
         async def build() -> None:
             config = KubeConfig.from_file(str(self.kubeconfig))
             self.kube = Kube(make_client(config), field_manager=self.field_manager)
-            self.operator = Operator(self.kube, self.settings, tracer=self._record if self.trace_enabled else None)
+            self.operator = Operator(
+                self.kube, self.settings, planner=self.planner, tracer=self._record if self.trace_enabled else None
+            )
 
         self.portal.call(build)
         assert self.operator is not None

