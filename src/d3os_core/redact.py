@@ -10,9 +10,10 @@ import re
 
 MASK = "***"
 
-# scheme "://" then everything up to the *last* "@" before the path, query or fragment: that is the
-# userinfo as urlsplit reads it (an unescaped "@" or ":" in a password stays inside it).
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#\s\"'<>]*)@")
+# [scheme:]"//" then everything up to the *last* "@" before the path, query or fragment: that is the
+# userinfo as urlsplit reads it (an unescaped "@" or ":" in a password stays inside it). Erring on the
+# side of hiding: "//x@y" in a path is masked too.
+_USERINFO = re.compile(r"(?P<scheme>(?:\b[A-Za-z][A-Za-z0-9+.\-]*:)?//)(?P<userinfo>[^/?#\s]*)@")
 
 
 def redact_text(text: str) -> str:

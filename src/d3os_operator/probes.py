@@ -66,6 +66,10 @@ USER_AGENT = f"d3os-operator-probe/{__version__}"
 DEFAULT_POLICY = ProbePolicy()
 
 
+connect_tcp: Callable[[str, int], Awaitable[anyio.abc.SocketStream]] = anyio.connect_tcp
+"""How a probe opens a TCP connection to an address the policy allowed (tests replace it: no network)."""
+
+
 class ProbeFailure(Exception):
     """A probe that cannot go on, with the text its result shows."""
 
@@ -107,7 +111,10 @@ async def run_check(
         ok, detail = False, f"timed out after {check.timeout_seconds:g}s"
     except Exception as e:  # containment: a probe's trouble is its result, never the operator's
         ok, detail = False, _error_text(e)
-    return ProbeResult(ok, redact_text(f"{what}: {detail}")[:1024])
+    message = redact_text(f"{what}: {detail}")
+    for secret in _secrets_of(check):
+        message = message.replace(secret, "***")
+    return ProbeResult(ok, message[:1024])
 
 
 # -- addresses, under the policy ----------------------------------------------------------------------------
@@ -173,7 +180,7 @@ async def open_tcp(
     error: BaseException | None = None
     for address in allowed:
         try:
-            return await anyio.connect_tcp(address, port), address
+            return await connect_tcp(address, port), address
         except OSError as e:
             error = e
     assert error is not None
@@ -259,8 +266,8 @@ def _parse_url(url: str) -> _Url:
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as e:
-        raise ProbeFailure(f"invalid URL: {_first_line(str(e))}") from None
+    except ValueError as e:  # its text quotes the netloc, credentials included: say what is wrong instead
+        raise ProbeFailure(f"invalid URL: {_urlsplit_problem(str(e))}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise ProbeFailure(f"unsupported URL scheme {parts.scheme!r} (http or https only)")
@@ -282,6 +289,25 @@ def _parse_url(url: str) -> _Url:
         auth = f"{unquote(user)}:{unquote(password)}"
     target = quote(parts.path or "/", safe=_SAFE) + (f"?{quote(parts.query, safe=_SAFE + '?')}" if parts.query else "")
     return _Url(scheme, ascii_host(host), port, target, auth)
+
+
+def _urlsplit_problem(text: str) -> str:
+    if "NFKC" in text:
+        return "the host has characters that change under Unicode normalization"
+    if "IPv6" in text or "IPv4" in text:
+        return "the host in [brackets] is not an IPv6 address"
+    if "Port" in text or "port" in text:
+        return "the port is not a number from 0 to 65535"
+    return "it cannot be parsed"
+
+
+def _secrets_of(check: Check) -> list[str]:
+    """The userinfo of an HTTP check's URL and its parts: never to be shown, however an error quotes them."""
+    if not isinstance(check, HttpCheck) or "@" not in check.url:
+        return []
+    userinfo = check.url.partition("//")[2].split("/", 1)[0].rpartition("@")[0]
+    parts = [userinfo, *userinfo.split(":", 1)]
+    return sorted({p for p in parts if len(p) >= 3}, key=len, reverse=True)
 
 
 async def _request(method: str, url: _Url, backend: _PolicyBackend, verify: bool, timeout: float) -> tuple[int, str]:
@@ -315,7 +341,10 @@ async def _request(method: str, url: _Url, backend: _PolicyBackend, verify: bool
                     if read >= BODY_LIMIT:
                         break
             location = next((v for k, v in response.headers if k.lower() == b"location"), b"")
-            return response.status, location.decode("latin-1")
+            try:
+                return response.status, location.decode("utf-8")
+            except UnicodeDecodeError:
+                return response.status, location.decode("latin-1")
         finally:
             await response.aclose()
     finally:
