@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from lightkube import Client
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import Namespace
+from lightkube.resources.core_v1 import Namespace, Service
 
 from d3os_operator import harness
 from d3os_operator.standin import StandIn
@@ -76,6 +76,13 @@ def test_black_holed_checks_do_not_hold_the_workers(
                 op.check_alive()
                 ds = harness.get_dataservice(client, ns, name)
                 return ds if ds is not None and harness.is_ready(ds) else None
+
+            # the probe policy protects the API server: the address we talk to and the kubernetes Service
+            assert op.operator is not None
+            protected = {(str(net.network_address), what) for net, what in op.operator.probes.policy.protected}
+            service_ip = client.get(Service, "kubernetes", namespace="default").spec.clusterIP
+            assert ("127.0.0.1", "the Kubernetes API server") in protected, protected
+            assert (service_ip, "the Kubernetes API server") in protected, protected
 
             t0 = time.monotonic()
             _apply(k8s_cluster, alone_ns, sample)
