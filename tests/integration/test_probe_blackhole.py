@@ -165,3 +165,62 @@ def test_a_refused_target_says_probe_policy_and_never_shows_credentials(
     assert "hunter2" not in metrics
     logged = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
     assert "probe result changed" in logged and "hunter2" not in logged
+
+
+HOSTILE = [  # issue 12, finding 2: each crashed the operator's probe task group, and so the process
+    {"checkCMD": "curl --head --fail http://ｅｘａｍｐｌｅ.com/", "url": "http://ｅｘａｍｐｌｅ.com/"},
+    {"checkCMD": "nc -z ä..b 3306", "url": "tcp://ä..b:3306"},
+    {"url": "ä..b:80"},
+]
+
+
+def test_hostile_check_addresses_never_take_the_operator_down(
+    k8s_cluster: Any, client: Client, crd: None, uuc: StandIn, namespaces: list[str], tmp_path: Any
+) -> None:
+    """The addresses of finding 2, each in its own namespace, beside the sample: the sample goes Ready, each
+    of them is refused (InvalidSpec naming the field) or probed and failing, and the pid never changes."""
+    from .chaos import OperatorProc
+
+    sample_ns, *others = namespaces[: len(HOSTILE) + 1]
+    ensure_volumes(client, len(HOSTILE) + 4)
+    sample = point_uuc_at(harness.load_sample(), uuc)
+    name = sample["metadata"]["name"]
+    op = OperatorProc(k8s_cluster.kubeconfig, namespaces[: len(HOSTILE) + 1], tmp_path / "operator.log")
+    try:
+        op.wait_synced()
+        pid = op.pid
+        for ns, third in zip(others, HOSTILE, strict=True):
+            hostile = copy.deepcopy(sample)
+            hostile["spec"]["uuc"]["thirdParty"] = dict(third)
+            _apply(k8s_cluster, ns, hostile)
+        _apply(k8s_cluster, sample_ns, sample)
+
+        def settled() -> list[str] | None:
+            assert op.alive, op.tail()
+            out = []
+            for ns in others:
+                ds = harness.get_dataservice(client, ns, name) or {}
+                ready = harness.condition(ds, "Ready")
+                msg = _uuc(ds).get("message", "")
+                if ready.get("reason") == "InvalidSpec":
+                    assert "spec.uuc.thirdParty" in ready["message"], ready
+                    out.append(f"{ns}: InvalidSpec: {ready['message'][:160]}")
+                elif "failed:" in msg or "succeeded" in msg:  # example.com may even answer, given DNS
+                    out.append(f"{ns}: {msg[:160]}")
+                else:
+                    return None
+            return out
+
+        seen = wait_for("each hostile DataService refused or failing", settled, 240)
+        print("\n" + "\n".join(seen))
+        wait_for("the sample Ready beside them", lambda: harness.is_ready(harness.get_dataservice(client, sample_ns,
+                                                                                                 name)), 300)
+        time.sleep(12)  # two more probe periods of the hostile checks
+        assert op.alive and op.pid == pid, op.tail()
+        crashes = [x for x in op.lines() if x.get("level") in ("error", "critical") or "Traceback" in x.get("msg", "")]
+        assert crashes == [], crashes[:3]
+    finally:
+        for ns in namespaces[: len(HOSTILE) + 1]:
+            harness.delete_dataservices(client, ns)
+        op.p.terminate()
+        op.p.wait(30)
