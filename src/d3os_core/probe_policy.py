@@ -18,7 +18,8 @@ Order of the decision:
 3. else allowed.
 
 IPv6 forms that embed an IPv4 address (``::ffff:a.b.c.d``, ``::a.b.c.d``, NAT64 ``64:ff9b::/96``,
-6to4 ``2002::/16``) are decided on the embedded address too: the refusal of either refuses.
+6to4 ``2002::/16``) are decided on the embedded address too: in step 1 the longest prefix over both
+forms decides, in step 2 a refusal of either refuses.
 """
 
 from __future__ import annotations
