@@ -387,6 +387,8 @@ class OperatorProcess:
                "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}"]
         if self.health_port is not None:
             cmd += ["--health-probe-bind-address", f"127.0.0.1:{self.health_port}"]
+        if _has_flag("--probe-allow-cidr"):  # the third-party stand-in listens on loopback
+            cmd += ["--probe-allow-cidr", "127.0.0.1/32"]
         self.cmd = cmd
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path

@@ -24,6 +24,7 @@ from .hashing import content_hash
 from .memo import Memo, digest, text_digest
 from .product import ProductDef, WorkloadKind
 from .readiness import rollout
+from .redact import redact_text
 from .render import ComponentState, Parent, Rendered, render_component, resolve, secret_name
 from .spec import SpecBase
 from .status import DEPLOYED, ComponentStatus, State, condition, phase_and_message
@@ -190,7 +191,7 @@ def _plan(
 def _plan_invalid(
     exc: SpecError, facts: Facts, prev: Mapping[str, Any], generation: int, finalizer: Any
 ) -> Plan:
-    message = "; ".join(str(e) for e in exc.errors)
+    message = redact_text("; ".join(str(e) for e in exc.errors))  # an invalid URL may carry a password
     old = prev.get("conditions") or []
     status = {k: v for k, v in prev.items() if k not in ("conditions", "observedGeneration")}
     status["observedGeneration"] = generation

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .redact import redact_url
+
 JSON = dict[str, Any]
 ObjKey = tuple[str, str]
 """(kind, name) of an object in the DataService's namespace, e.g. ``("Deployment", "web")``."""
@@ -98,7 +100,7 @@ class HttpCheck:
     fail_on_http_error: bool = True
 
     def describe(self) -> str:
-        return f"HTTP {self.method} {self.url}"
+        return f"HTTP {self.method} {redact_url(self.url)}"
 
 
 @dataclass(frozen=True, slots=True)

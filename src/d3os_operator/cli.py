@@ -10,10 +10,12 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import anyio
 
 from d3os_core import api
+from d3os_core.probe_policy import ProbePolicy, parse_cidr
 
 from . import __version__
 from .logs import setup_logging
@@ -115,7 +117,36 @@ def build_parser() -> argparse.ArgumentParser:
         default=600.0,
         help="seconds between full re-reconciles of every DataService, a safety net (default 600)",
     )
+    run.add_argument(
+        "--probe-allow-cidr",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="third-party probes may connect to addresses in CIDR even where the default policy refuses "
+        "(loopback, link-local, ...); repeatable. A protected address (the API server, this pod) opens only "
+        "to a CIDR at least as narrow. See docs/operations.md, Probe policy",
+    )
+    run.add_argument(
+        "--probe-deny-cidr",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="third-party probes may not connect to addresses in CIDR; repeatable; the longest matching "
+        "prefix of all allow/deny CIDRs decides, deny wins a tie",
+    )
     return parser
+
+
+def probe_policy(args: argparse.Namespace) -> ProbePolicy:
+    """The probe policy the flags ask for (raises ValueError naming the flag and the value)."""
+    nets: dict[str, list[Any]] = {"allow": [], "deny": []}
+    for which in ("allow", "deny"):
+        for text in getattr(args, f"probe_{which}_cidr") or []:
+            try:
+                nets[which].append(parse_cidr(text))
+            except ValueError as e:
+                raise ValueError(f"--probe-{which}-cidr: {e}") from None
+    return ProbePolicy(allow=tuple(nets["allow"]), deny=tuple(nets["deny"]))
 
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -127,6 +158,10 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             parse_address(getattr(args, flag))
         except ValueError as e:
             parser.error(f"--{flag.replace('_', '-')}: {e}")
+    try:
+        probe_policy(args)
+    except ValueError as e:
+        parser.error(str(e))
     if args.workers < 1:
         parser.error("--workers: must be at least 1")
     if not 0 < args.leader_elect_retry_period < args.leader_elect_renew_deadline < args.leader_elect_lease_duration:
@@ -155,7 +190,12 @@ async def run_operator(args: argparse.Namespace) -> int:
     client = make_client(config, context=args.context)
     identity = new_identity()
     kube = Kube(client, field_manager=args.field_manager, user_agent=f"{USER_AGENT} ({identity})")
-    settings = Settings(namespaces=_namespaces(args.namespace), workers=args.workers, resync_period=args.resync_period)
+    settings = Settings(
+        namespaces=_namespaces(args.namespace),
+        workers=args.workers,
+        resync_period=args.resync_period,
+        probe_policy=probe_policy(args),
+    )
     operator = Operator(kube, settings)
     elector: LeaderElector | None = None
     if args.leader_elect:

@@ -26,6 +26,7 @@ import httpx2
 from lightkube.core.exceptions import ApiError
 
 from d3os_core import api
+from d3os_core.probe_policy import ProbePolicy
 from d3os_core.types import ProbeResult
 
 from .cachefilter import keep_for, strip
@@ -58,6 +59,9 @@ class Settings:
     reconcile_timeout: float = 120.0
     backoff_base: float = 0.05
     backoff_max: float = 60.0
+    probe_policy: ProbePolicy | None = None
+    """Where third-party probes may connect (None: the default policy); the API server's and the
+    operator's own addresses are added at start (:mod:`d3os_operator.probe_targets`)."""
 
 
 def owners_of(obj: Mapping[str, Any]) -> list[ParentKey]:
@@ -118,7 +122,9 @@ class Operator:
             )
             for info in OWNED
         }
-        self.probes = ProbeManager(self._on_probe_change, on_result=self._on_probe_result)
+        self.probes = ProbeManager(
+            self._on_probe_change, on_result=self._on_probe_result, policy=s.probe_policy or ProbePolicy()
+        )
         self.events = EventRecorder(kube)
         self.reconciler = Reconciler(
             kube,
@@ -227,6 +233,7 @@ class Operator:
                         "objects": sum(len(i) for i in self.owned.values()),
                     },
                 )
+                await self._protect_cluster_addresses()
                 self.ready.set()
                 if gate is not None and not gate.is_set():
                     log.info("caches synced; waiting for leadership before reconciling")
@@ -236,6 +243,25 @@ class Operator:
                 await anyio.sleep(math.inf)
         finally:
             self.queue.shutdown()
+
+    async def _protect_cluster_addresses(self) -> None:
+        """Add the API server's and our own pod's addresses to the probe policy (before any probe runs)."""
+        from .probe_targets import protected_addresses
+
+        try:
+            found = await protected_addresses(self.kube)
+        except Exception:  # best effort: the built-in refusals still hold
+            log.exception("probe policy: cannot look up the API server's addresses")
+            return
+        self.probes.policy = self.probes.policy.with_protected(found)
+        log.info(
+            "probe policy",
+            extra={
+                "protected": ",".join(f"{a} ({w})" for a, w in found) or "-",
+                "allow": ",".join(map(str, self.probes.policy.allow)) or "-",
+                "deny": ",".join(map(str, self.probes.policy.deny)) or "-",
+            },
+        )
 
     async def _worker(self, n: int) -> None:
         while True:

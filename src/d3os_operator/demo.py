@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             "text",
             "--metrics-bind-address=127.0.0.1:0",
             "--health-probe-bind-address=127.0.0.1:0",
+            # the stand-in listens on loopback, which the probe policy refuses by default
+            "--probe-allow-cidr=127.0.0.1/32",
         ]
         say(f"  {' '.join(['d3os-operator', *cmd[3:]])}")
         say(f"  operator log: {log_path}")

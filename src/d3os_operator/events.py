@@ -7,12 +7,14 @@ never fail it: a refused or dropped Event is logged and forgotten.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 import anyio
 
+from d3os_core.redact import redact_text
 from d3os_core.types import Event
 
 from .kube import Kube, api_error_text
@@ -37,6 +39,8 @@ class EventRecorder:
         self._pending = 0
 
     def record(self, parent: Mapping[str, Any], event: Event) -> None:
+        if "@" in event.message:  # a URL with user:password@ never reaches an Event
+            event = dataclasses.replace(event, message=redact_text(event.message))
         meta = parent.get("metadata") or {}
         ref = {"metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}}
         try:

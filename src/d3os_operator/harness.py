@@ -15,6 +15,7 @@ Nothing here is used by ``d3os-operator run``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import re
 import threading
@@ -32,6 +33,7 @@ from lightkube import ApiError, Client, KubeConfig
 from lightkube.types import PatchType
 
 from d3os_core import api
+from d3os_core.probe_policy import ProbePolicy, parse_cidr
 
 from .controller import Operator, Settings
 from .kube import DATASERVICE, Kube, make_client
@@ -149,6 +151,10 @@ def condition(obj: Mapping[str, Any] | None, type_: str) -> dict[str, Any]:
     return {}
 
 
+LOOPBACK_STANDIN = ProbePolicy(allow=(parse_cidr("127.0.0.1/32"),))
+"""The probe policy of operators started here: the default one, plus the stand-ins' 127.0.0.1."""
+
+
 # -- the operator in a background thread ----------------------------------------------------------------
 
 
@@ -169,6 +175,10 @@ class RunningOperator:
         self.kubeconfig = Path(kubeconfig)
         self.planner = planner
         self.settings = settings or Settings(namespaces=list(namespaces or []) or None, workers=workers)
+        if self.settings.probe_policy is None:
+            # the tests' third-party stand-ins listen on loopback, which the default probe policy refuses:
+            # allow exactly 127.0.0.1, as ``d3os-operator run --probe-allow-cidr 127.0.0.1/32`` would
+            self.settings = dataclasses.replace(self.settings, probe_policy=LOOPBACK_STANDIN)
         self.field_manager = field_manager
         self.trace_enabled = trace
         self.records: list[dict[str, Any]] = []

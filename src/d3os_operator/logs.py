@@ -12,11 +12,22 @@ import logging
 import sys
 from typing import Any, TextIO
 
+from d3os_core.redact import redact_text
+
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+    return {
+        k: redact_text(v) if isinstance(v, str) else v
+        for k, v in vars(record).items()
+        if k not in _STANDARD and not k.startswith("_")
+    }
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The message with any URL's ``user:password@`` masked (a check's URL may carry one)."""
+    return redact_text(record.getMessage())
 
 
 def _time(record: logging.LogRecord) -> str:
@@ -37,12 +48,12 @@ class TextFormatter(logging.Formatter):
             _time(record),
             f"{record.levelname:<7}",
             f"{record.name.removeprefix('d3os_operator.')}:",
-            record.getMessage(),
+            _message(record),
         ]
         parts += [f"{k}={_fmt_value(v)}" for k, v in _fields(record).items()]
         line = " ".join(parts)
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + redact_text(self.formatException(record.exc_info))
         return line
 
 
@@ -52,11 +63,11 @@ class JsonFormatter(logging.Formatter):
             "ts": _time(record),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _message(record),
         }
         out.update(_fields(record))
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = redact_text(self.formatException(record.exc_info))
         try:
             return json.dumps(out, ensure_ascii=False, default=str)
         except (TypeError, ValueError):  # e.g. a dict with tuple keys: never lose the line

@@ -25,6 +25,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from d3os_core.redact import redact_text
+
 disable_created_metrics()  # no ``*_created`` series: controller-runtime's exposition has none
 
 CONTROLLER = "dataservice"
@@ -74,7 +76,7 @@ class _Snapshot(Collector):
         )
         for p in stats.get("probes", []):
             if p.get("ok") is not None:
-                checks.add_metric([str(p["check"])], 1.0 if p["ok"] else 0.0)
+                checks.add_metric([redact_text(str(p["check"]))], 1.0 if p["ok"] else 0.0)
         yield checks
 
 

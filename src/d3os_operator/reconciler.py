@@ -187,19 +187,8 @@ class Reconciler:
         plan = self.planner(parent, observed, facts)
         self._trace("plan", key, plan_ms=(time.monotonic() - started) * 1000, applies=len(plan.apply))
         self.probes.ensure(key, plan.probes)
-        unseen = [r for r in plan.probes if r.key not in observed.probes]
-        if unseen:
-            # Checks never run yet (a new third party, or an operator just started): observe them once
-            # before acting, so the plan (and the status) rests on a result rather than on "unknown".
-            with anyio.move_on_after(max(r.check.timeout_seconds for r in unseen) + 1.0):
-                await self.probes.first_results(key, [r.key for r in unseen])
-            observed = Observed(objects=observed.objects, probes=self.probes.results(key), refused=observed.refused)
-            started = time.monotonic()
-            plan = self.planner(parent, observed, facts)
-            self._trace(
-                "plan", key, plan_ms=(time.monotonic() - started) * 1000, applies=len(plan.apply), replanned=True
-            )
-            self.probes.ensure(key, plan.probes)
+        # A reconcile never waits for a probe: a check not run yet shows as "checking …", and its first
+        # result enqueues this DataService again (ProbeManager's on_change).
 
         if self.metrics is not None and plan.status:
             comps = plan.status.get("components") or []

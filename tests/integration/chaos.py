@@ -91,6 +91,9 @@ class OperatorProc:
             "--health-probe-bind-address",
             "127.0.0.1:0",
             "--debug-cache-endpoint",
+            # the third-party stand-in listens on loopback, which the probe policy refuses by default
+            "--probe-allow-cidr",
+            "127.0.0.1/32",
         ]
         self.started = time.monotonic()
         with open(log, "ab") as f:

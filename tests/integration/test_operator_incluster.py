@@ -84,6 +84,7 @@ def test_in_cluster_with_the_generated_rbac(
         "json",
         "--metrics-bind-address=127.0.0.1:0",
         "--health-probe-bind-address=127.0.0.1:0",
+        "--probe-allow-cidr=127.0.0.1/32",  # a third-party stand-in would listen on loopback
     ]
     with open(log, "ab") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)

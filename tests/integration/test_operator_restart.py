@@ -42,6 +42,7 @@ class Proc:
             "info",
             "--metrics-bind-address=127.0.0.1:0",
             "--health-probe-bind-address=127.0.0.1:0",
+            "--probe-allow-cidr=127.0.0.1/32",  # the third-party stand-in listens on loopback
             *(extra or []),
         ]
         with open(log, "ab") as f:

@@ -7,9 +7,18 @@ import socket
 import anyio
 import pytest
 
-from d3os_core.types import HttpCheck, ProbeRequest, ProbeResult, TcpCheck
-from d3os_operator.probes import ProbeManager, run_check
+from d3os_core.probe_policy import ProbePolicy, parse_cidr
+from d3os_core.types import Check, HttpCheck, ProbeRequest, ProbeResult, TcpCheck
+from d3os_operator import probes
+from d3os_operator.probes import ProbeManager
 from d3os_operator.standin import StandIn, _free_port
+
+LOCAL = ProbePolicy(allow=(parse_cidr("127.0.0.1/32"),))
+"""These stand-ins listen on 127.0.0.1, which the default policy refuses (loopback)."""
+
+
+async def run_check(check: Check) -> ProbeResult:
+    return await probes.run_check(check, policy=LOCAL)
 
 pytestmark = pytest.mark.anyio
 
@@ -62,7 +71,7 @@ async def test_tcp_check(standin: StandIn) -> None:
 
 async def test_manager_shares_targets_notifies_on_change_and_stops_unused(standin: StandIn) -> None:
     changes: list[object] = []
-    mgr = ProbeManager(changes.append, retry_min=0.05)
+    mgr = ProbeManager(changes.append, retry_min=0.05, policy=LOCAL)
     check = HttpCheck(url=standin.url, method="HEAD", fail_on_http_error=True)
     a = ProbeRequest("ns/a/uuc/1", "uuc", check, period_seconds=0.2)
     b = ProbeRequest("ns/b/uuc/1", "uuc", check, period_seconds=0.2)
@@ -105,7 +114,7 @@ async def test_failing_target_backs_off_but_never_beyond_one_period() -> None:
     port = _free_port("127.0.0.1")
     standin = StandIn(port=port)  # down at first
     changes: list[object] = []
-    mgr = ProbeManager(changes.append, retry_min=0.05)
+    mgr = ProbeManager(changes.append, retry_min=0.05, policy=LOCAL)
     req = ProbeRequest("k", "uuc", HttpCheck(url=standin.url, timeout_seconds=1), period_seconds=0.6)
     async with anyio.create_task_group() as tg:
         tg.start_soon(mgr.run)
