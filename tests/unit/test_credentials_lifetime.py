@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from d3os_core import FINALIZER, Facts, plan
+from d3os_core import FINALIZER, Facts, api, plan
 from d3os_core.credentials import ANNOTATION_CREDENTIALS, LOST, LOST_REASON
 from d3os_core.fake import FakeCluster
 from d3os_core.types import Plan
@@ -279,3 +279,24 @@ def test_another_dataservices_credentials_are_a_conflict(life: Life) -> None:
     assert mysql["state"] == "Conflict"
     assert f"{SECRET[0]}/{SECRET[1]} is held by DataService/dataservice-sample" in mysql["message"]
     assert not p.apply
+
+
+def test_an_install_of_an_earlier_version_is_taken_over_with_its_password(life: Life) -> None:
+    """Before issue 12 the Secret was owned by the DataService and the claim recorded nothing: the next
+    plan moves the Secret to the claim with its data unchanged and has the claim record it."""
+    secret, claim = life.fc.objects[SECRET], life.fc.objects[CLAIM]
+    ds_uid = life.ds["metadata"]["uid"]
+    secret["metadata"]["ownerReferences"] = [{"apiVersion": "d3os-product.com.d3os/v1", "kind": "DataService",
+                                              "name": "dataservice-sample", "uid": ds_uid, "controller": True,
+                                              "blockOwnerDeletion": True}]
+    claim["metadata"]["annotations"].pop(ANNOTATION_CREDENTIALS)
+    for obj, key in ((secret, SECRET), (claim, CLAIM)):  # rendered by the earlier version: another hash
+        obj["metadata"]["annotations"][api.ANNOTATION_HASH] = "earlier-hash"
+        life.fc.touch(key)
+    before = password(life.fc)
+    p = life.step()
+    assert {(a.manifest["kind"], a.manifest["metadata"]["name"]) for a in p.apply} == {SECRET, CLAIM}
+    life.converge()
+    assert password(life.fc) == before
+    assert [r["kind"] for r in life.fc.objects[SECRET]["metadata"]["ownerReferences"]] == ["PersistentVolumeClaim"]
+    assert life.fc.objects[CLAIM]["metadata"]["annotations"][ANNOTATION_CREDENTIALS] == uid(life.fc, SECRET)
