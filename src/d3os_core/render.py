@@ -2,8 +2,8 @@
 
 Every manifest carries the ownership labels, an ownerReference to the DataService (except claims, which
 must outlive it, and their credentials Secrets, owned by the claim) and an annotation with the hash of its
-own content. Pod templates carry the hash of the
-configuration they consume, so a configuration change (say mysql moved to a third party) rolls them.
+own content. Pod templates carry the hash of the configuration they consume, so a configuration change
+(say mysql moved to a third party) rolls them.
 """
 
 from __future__ import annotations
