@@ -152,3 +152,21 @@ class FakeCluster:
     def owned_by(self, instance: str) -> list[ObjKey]:
         return sorted(k for k, o in self.objects.items()
                       if (o["metadata"].get("labels") or {}).get(api.LABEL_INSTANCE) == instance)
+
+    def remove(self, kind: str, name: str, *, owner_uid: str | None = None) -> None:
+        """Delete an object by hand (``kubectl delete``), or with ``owner_uid`` an owner that is not kept
+        here (a DataService), then garbage-collect, as Kubernetes does in the background, every object
+        whose owners are all gone."""
+        gone = {owner_uid} if owner_uid is not None else set()
+        live = self.objects.pop((kind, name), None)
+        if live is not None:
+            gone.add(live["metadata"]["uid"])
+            self.deleted.append((kind, name))
+        while True:
+            doomed = [k for k, o in self.objects.items()
+                      if (refs := o["metadata"].get("ownerReferences")) and all(r.get("uid") in gone for r in refs)]
+            if not doomed:
+                return
+            for k in doomed:
+                gone.add(self.objects.pop(k)["metadata"]["uid"])
+                self.deleted.append(k)

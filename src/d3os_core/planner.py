@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import api
+from . import api, credentials
 from .checks import CheckError
 from .dataservice import DATASERVICE
 from .drift import covers
@@ -25,7 +25,7 @@ from .memo import Memo, digest, text_digest
 from .product import ProductDef, WorkloadKind
 from .readiness import rollout
 from .redact import redact_text
-from .render import ComponentState, Parent, Rendered, render_component, resolve, secret_name
+from .render import ComponentState, Parent, Rendered, claim_name, render_component, resolve, secret_name
 from .spec import SpecBase
 from .status import DEPLOYED, ComponentStatus, State, condition, phase_and_message
 from .types import JSON, Apply, Event, Facts, ObjectRef, Observed, Plan, ProbeRequest
@@ -54,14 +54,11 @@ def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _owned(obj: Mapping[str, Any], kind: str, parent: Parent) -> bool:
-    """Ours: owned by this DataService's uid; a claim (which has no owner) by its labels."""
-    meta = _meta(obj)
-    if kind == "PersistentVolumeClaim":
-        labels = meta.get("labels") or {}
-        return bool(
-            labels.get(api.LABEL_MANAGED_BY) == api.MANAGED_BY and labels.get(api.LABEL_INSTANCE) == parent.name
-        )
-    return any(ref.get("uid") == parent.uid for ref in meta.get("ownerReferences") or [])
+    """Ours: owned by this DataService's uid; a claim or a claim's credentials Secret (which outlive the
+    DataService) by their labels."""
+    if credentials.owned_by_parent(obj, parent.uid):
+        return True
+    return kind in ("PersistentVolumeClaim", "Secret") and credentials.label_owned(obj, kind, parent.name)
 
 
 def _holder(obj: Mapping[str, Any]) -> str:
@@ -69,12 +66,12 @@ def _holder(obj: Mapping[str, Any]) -> str:
     for ref in meta.get("ownerReferences") or []:
         if ref.get("controller"):
             return f"{ref.get('kind')}/{ref.get('name')}"
+    labels = meta.get("labels") or {}
+    if labels.get(api.LABEL_INSTANCE):  # before other owners: a credentials Secret is owned by its claim
+        return f"{api.KIND}/{labels[api.LABEL_INSTANCE]}"
     refs = meta.get("ownerReferences") or []
     if refs:
         return f"{refs[0].get('kind')}/{refs[0].get('name')}"
-    labels = meta.get("labels") or {}
-    if labels.get(api.LABEL_INSTANCE):
-        return f"{api.KIND}/{labels[api.LABEL_INSTANCE]}"
     return "no owner (created outside d3os-operator)"
 
 
@@ -225,17 +222,21 @@ def _plan_rollout(
         name: obj for (kind, name), obj in observed.objects.items()
         if kind == "Secret" and _owned(obj, kind, who)
     }
+    claims = {
+        name: str(_meta(obj).get("uid") or "") for (kind, name), obj in observed.objects.items()
+        if kind == "PersistentVolumeClaim" and _owned(obj, kind, who) and not _meta(obj).get("deletionTimestamp")
+    }
     prev_comps = _previous_components(prev_status)
     work = _Work()
     comps: dict[str, ComponentStatus] = {}
-    rendered = _render_all(who, spec, spec_key, product, states, order, live_secrets, facts.secret_seed)
+    rendered = _render_all(who, spec, spec_key, product, states, order, live_secrets, claims, facts.secret_seed)
     desired_keys = {(o["kind"], o["metadata"]["name"]) for r in rendered.values() for o in r.objects}
 
     owned_stale = _stale(who, observed, desired_keys)
     for key in order:  # "start a component only after everything before it is ready": transitively
         comps[key] = _plan_component(
             who, states[key], rendered[key], ancestors(deps, key), comps, observed, prev_comps.get(key),
-            owned_stale, work,
+            owned_stale, work, claims,
         )
 
     all_ready = all(c.ready for c in comps.values())
@@ -281,15 +282,19 @@ def _render_all(
     states: Mapping[str, ComponentState],
     order: Sequence[str],
     live_secrets: Mapping[str, Mapping[str, Any]],
+    claims: Mapping[str, str],
     seed: str,
 ) -> dict[str, Rendered]:
     """Every component's desired objects (memoised: the same inputs render the same objects)."""
     secrets = sorted((name, obj.get("data") or {}) for name, obj in live_secrets.items())
-    key = digest(spec_key, who.name, who.namespace, who.uid, secrets, seed if _needs_seed(states, live_secrets) else "")
+    key = digest(
+        spec_key, who.name, who.namespace, who.uid, secrets, sorted(claims.items()),
+        seed if _needs_seed(states, live_secrets) else "",
+    )
     hit = _RENDERED.get(key)
     if hit is not None:
         return hit
-    out = {k: render_component(who, spec, product, states, k, live_secrets, seed) for k in order}
+    out = {k: render_component(who, spec, product, states, k, live_secrets, seed, claims) for k in order}
     weight = sum(len(json.dumps(o, default=str)) for r in out.values() for o in r.objects) * IN_MEMORY
     return _RENDERED.put(key, out, weight)
 
@@ -302,10 +307,11 @@ def _needs_seed(states: Mapping[str, ComponentState], live_secrets: Mapping[str,
 def _stale(
     who: Parent, observed: Observed, desired: set[tuple[str, str]]
 ) -> list[tuple[str, str, Mapping[str, Any], str]]:
-    """Objects of ours that the current spec no longer wants (old kinds, renamed components)."""
+    """Objects of ours that the current spec no longer wants (old kinds, renamed components); claims and
+    their credentials are kept (they outlive any spec)."""
     out = []
     for (kind, name), obj in sorted(observed.objects.items()):
-        if (kind, name) in desired or not _owned(obj, kind, who):
+        if (kind, name) in desired or not _owned(obj, kind, who) or credentials.retained(obj, kind, who.uid):
             continue
         comp = str((_meta(obj).get("labels") or {}).get(api.LABEL_COMPONENT, ""))
         out.append((kind, name, obj, comp))
@@ -322,6 +328,7 @@ def _plan_component(
     prev: Mapping[str, Any] | None,
     stale: Sequence[tuple[str, str, Mapping[str, Any], str]],
     work: _Work,
+    claims: Mapping[str, str],
 ) -> ComponentStatus:
     comp_hash = content_hash([o["metadata"]["annotations"][api.ANNOTATION_HASH] for o in r.objects])
     kind_label = st.kind.k8s_kind
@@ -350,6 +357,9 @@ def _plan_component(
     if conflicts:
         return status("Conflict", "; ".join(conflicts) + "; it is never taken over: rename the component "
                       "or remove that object")
+    held = _credentials_hold(who, st, observed, claims)
+    if held is not None:
+        return status(*held)
 
     blockers = [d for d in deps if not comps[d].ready]
     if len(blockers) > 1:  # name the nearest only: the others are waiting on it too
@@ -404,6 +414,29 @@ def _plan_component(
     if not ro.ready:
         return status("Progressing", ro.message)
     return status("Ready", ro.message, comp_hash)
+
+
+def _credentials_hold(
+    who: Parent, st: ComponentState, observed: Observed, claims: Mapping[str, str]
+) -> tuple[State, str] | None:
+    """A component whose credentials cannot be used as they are applies nothing: a Secret on its way out
+    is waited out; a claim whose Secret is gone waits for a person (new values would not open the data)."""
+    keys = st.definition.generated_secret
+    if keys is None:
+        return None
+    name = secret_name(st, "-credentials")
+    claim = claim_name(st) if st.definition.storage is not None else None
+    live = observed.objects.get(("Secret", name))
+    if live is not None:
+        claim_uid = claims.get(claim) if claim is not None else None
+        if _owned(live, "Secret", who) and credentials.standing(live, who.uid, claim_uid) == "going":
+            return "Progressing", credentials.going_message(name)
+        return None
+    if claim is None or claim not in claims:
+        return None
+    if credentials.opened_with(observed.objects[("PersistentVolumeClaim", claim)]):
+        return "Failed", credentials.lost_message(name, claim, sorted(keys), who.name)
+    return None
 
 
 def _names(applies: Sequence[Apply]) -> list[str]:
@@ -473,8 +506,9 @@ def _status(
         degraded = condition("Degraded", True, "Conflict", describe(conflicts), generation, facts.now, old)
     elif failed:
         refused = any(comps[k].message.startswith(REFUSED) for k in failed)
-        degraded = condition("Degraded", True, "ApplyRefused" if refused else "ProgressDeadlineExceeded",
-                             describe(failed), generation, facts.now, old)
+        lost = any(comps[k].message.startswith(credentials.LOST) for k in failed)
+        reason = "ApplyRefused" if refused else credentials.LOST_REASON if lost else "ProgressDeadlineExceeded"
+        degraded = condition("Degraded", True, reason, describe(failed), generation, facts.now, old)
     else:
         degraded = condition("Degraded", False, "AsExpected", "no component has failed", generation, facts.now, old)
     return {
@@ -536,11 +570,12 @@ def _plan_deletion(
     prev_status: Mapping[str, Any],
     generation: int,
 ) -> Plan:
-    """Remove children in reverse dependency order (last component first), claims excepted."""
+    """Remove children in reverse dependency order (last component first), claims and their credentials
+    excepted."""
     rank = {k: i for i, k in enumerate(product.keys)}
     groups: dict[str, list[tuple[str, str, Mapping[str, Any]]]] = {}
     for (kind, name), obj in sorted(observed.objects.items()):
-        if kind == "PersistentVolumeClaim" or not _owned(obj, kind, who):
+        if credentials.retained(obj, kind, who.uid) or not _owned(obj, kind, who):
             continue
         comp = str((_meta(obj).get("labels") or {}).get(api.LABEL_COMPONENT, ""))
         groups.setdefault(comp, []).append((kind, name, obj))
@@ -548,10 +583,11 @@ def _plan_deletion(
     status = {k: v for k, v in prev_status.items() if k != "conditions"}
     if not groups:
         status["conditions"] = [
-            condition("Ready", False, "Deleted", "all children removed; claims kept", generation, facts.now, old),
+            condition("Ready", False, "Deleted", "all children removed; claims and their credentials kept",
+                      generation, facts.now, old),
         ]
-        return Plan(status=status, finalizer="remove",
-                    events=(Event("Normal", "Deleted", "all children removed; persistent volume claims kept"),))
+        return Plan(status=status, finalizer="remove", events=(Event(
+            "Normal", "Deleted", "all children removed; persistent volume claims and their credentials Secrets kept"),))
     # unknown components (renamed keys) first, then the product order reversed
     last = max(groups, key=lambda c: rank.get(c, len(rank)))
     doomed = groups[last]

@@ -1,8 +1,9 @@
 """Desired objects of a DataService: pure functions from (parent, spec, product) to manifests.
 
 Every manifest carries the ownership labels, an ownerReference to the DataService (except claims, which
-must outlive it) and an annotation with the hash of its own content. Pod templates carry the hash of the
-configuration they consume, so a configuration change (say mysql moved to a third party) rolls them.
+must outlive it, and their credentials Secrets, owned by the claim) and an annotation with the hash of its
+own content. Pod templates carry the hash of the configuration they consume, so a configuration change
+(say mysql moved to a third party) rolls them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from . import api
 from .checks import CheckError, endpoint_of
+from .credentials import ANNOTATION_CREDENTIALS, claim_owner_reference
 from .hashing import content_hash
 from .product import ComponentDef, ProductDef, SecretRef, WorkloadKind
 from .spec import Middleware, SpecBase
@@ -157,9 +159,18 @@ def _generated_value(seed: str, parent: Parent, key: str) -> str:
 
 
 def render_secret(
-    parent: Parent, product: ProductDef, st: ComponentState, live: Mapping[str, Any] | None, seed: str
+    parent: Parent,
+    product: ProductDef,
+    st: ComponentState,
+    live: Mapping[str, Any] | None,
+    seed: str,
+    claim_uid: str | None = None,
 ) -> JSON | None:
-    """The component's credentials Secret: created once, its data kept as found afterwards."""
+    """The component's credentials Secret: created once, its data kept as found afterwards.
+
+    A component with storage: the Secret lives as long as the claim (see :mod:`d3os_core.credentials`),
+    so it is owned by the claim once ``claim_uid`` is known, never by the DataService. Otherwise it is an
+    ordinary child of the DataService."""
     keys = st.definition.generated_secret
     if keys is None:
         return None
@@ -175,10 +186,14 @@ def render_secret(
         else:
             data[k] = base64.b64encode(SECRET_PLACEHOLDER.encode()).decode()
     name = secret_name(st, "-credentials")
+    with_data = st.definition.storage is not None
+    meta = _meta(parent, product, st.key, name, owned=not with_data)
+    if with_data and claim_uid:
+        meta["ownerReferences"] = [claim_owner_reference(claim_name(st), claim_uid)]
     return stamp({
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _meta(parent, product, st.key, name),
+        "metadata": meta,
         "type": "Opaque",
         "data": data,
     })
@@ -217,15 +232,19 @@ def render_component(
     key: str,
     live_secrets: Mapping[str, Mapping[str, Any]],
     seed: str,
+    claims: Mapping[str, str] | None = None,
 ) -> Rendered:
-    """Every desired object of component ``key``."""
+    """Every desired object of component ``key``. ``claims``: uid of each live claim of ours, by name
+    (a credentials Secret is owned by its claim)."""
     st = states[key]
     comp = st.definition
     c = spec.component(key)
     ns = parent.namespace
     objects: list[JSON] = []
 
-    secret = render_secret(parent, product, st, live_secrets.get(secret_name(st, "-credentials")), seed)
+    claim_uid = (claims or {}).get(claim_name(st)) if comp.storage is not None else None
+    live_secret = live_secrets.get(secret_name(st, "-credentials"))
+    secret = render_secret(parent, product, st, live_secret, seed, claim_uid)
     if secret is not None:
         objects.append(secret)
 
@@ -245,7 +264,8 @@ def render_component(
     config_hash = content_hash([cm["data"] for cm in configmaps])
 
     if st.kind is not WorkloadKind.THIRD_PARTY:
-        claim = _claim(parent, product, st, c) if comp.storage is not None else None
+        secret_uid = str(((live_secret or {}).get("metadata") or {}).get("uid") or "") if secret else ""
+        claim = _claim(parent, product, st, c, secret_uid) if comp.storage is not None else None
         if claim is not None and st.kind is not WorkloadKind.DAEMONSET:
             objects.append(claim)
         objects.append(_service(parent, product, st, c))
@@ -269,12 +289,15 @@ def _claim_spec(st: ComponentState, c: Any) -> JSON:
     return spec
 
 
-def _claim(parent: Parent, product: ProductDef, st: ComponentState, c: Any) -> JSON:
+def _claim(parent: Parent, product: ProductDef, st: ComponentState, c: Any, secret_uid: str = "") -> JSON:
     # No ownerReference: the garbage collector would delete the data with the DataService.
+    meta = _meta(parent, product, st.key, claim_name(st), owned=False)
+    if secret_uid:  # the credentials this data was opened with (see d3os_core.credentials)
+        meta["annotations"] = {ANNOTATION_CREDENTIALS: secret_uid}
     return stamp({
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": _meta(parent, product, st.key, claim_name(st), owned=False),
+        "metadata": meta,
         "spec": _claim_spec(st, c),
     })
 

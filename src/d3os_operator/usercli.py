@@ -370,6 +370,7 @@ def _child_diffs(client: Any, applied_ds: Mapping[str, Any], namespace: str) -> 
     and for live children the rendering no longer contains (they would be deleted)."""
     from lightkube.types import PatchType
 
+    from d3os_core.credentials import retained
     from d3os_core.dataservice import DATASERVICE as PRODUCT
     from d3os_core.drift import covers
     from d3os_core.render import Parent, render_component, resolve
@@ -387,10 +388,13 @@ def _child_diffs(client: Any, applied_ds: Mapping[str, Any], namespace: str) -> 
             if api.owner_instance(d) == name:
                 live[(info.kind, d["metadata"]["name"])] = d
     secrets = {n: o for (k, n), o in live.items() if k == "Secret"}
+    claims = {n: str(o["metadata"].get("uid", "")) for (k, n), o in live.items() if k == "PersistentVolumeClaim"}
     states = resolve(parent, spec, PRODUCT)
     rendered: list[dict[str, Any]] = []
     for key in PRODUCT.keys:
-        rendered.extend(dict(o) for o in render_component(parent, spec, PRODUCT, states, key, secrets, "").objects)
+        rendered.extend(
+            dict(o) for o in render_component(parent, spec, PRODUCT, states, key, secrets, "", claims).objects
+        )
     out: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()
     for desired in rendered:
@@ -419,7 +423,7 @@ def _child_diffs(client: Any, applied_ds: Mapping[str, Any], namespace: str) -> 
         if text:
             out.append((f"{kind}/{oname}", text))
     for (kind, oname), current in sorted(live.items()):
-        if (kind, oname) not in seen and kind != "PersistentVolumeClaim":  # claims are never deleted
+        if (kind, oname) not in seen and not retained(current, kind, parent.uid):  # claims, credentials: kept
             out.append((f"{kind}/{oname}", unified(current, None, f"{kind}/{oname}")))
     return out
 

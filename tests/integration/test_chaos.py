@@ -121,7 +121,10 @@ def _assert_truthful_and_exact(client: Client, ns: str) -> dict[str, Any]:
             name,
         )
         owners = [r["uid"] for r in obj["metadata"].get("ownerReferences") or []]
-        assert owners == ([] if kind == "PersistentVolumeClaim" else [uid]), (ns, kind, name, owners)
+        claims = [o["metadata"]["uid"] for (k, _), o in live.items() if k == "PersistentVolumeClaim"]
+        # the data outlives the DataService; its credentials Secret lives as long as the data (owned by the claim)
+        want = [] if kind == "PersistentVolumeClaim" else claims if kind == "Secret" else [uid]
+        assert owners == want, (ns, kind, name, owners)
         if kind in WORKLOAD_KINDS:  # status says Ready: so does `kubectl rollout status`
             ro = rollout(obj, kind)
             assert ro.ready, (ns, kind, name, ro.message)

@@ -1,5 +1,6 @@
-"""Issue 4, "Done when" 8: deleting the DataService removes children in reverse order, keeps the PVC,
-then the finalizer goes (and with it the DataService)."""
+"""Issue 4, "Done when" 8: deleting the DataService removes children in reverse order, keeps the PVC
+(and, issue 12, the credentials Secret that opens its data), then the finalizer goes (and with it the
+DataService)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ def test_delete_removes_children_in_reverse_order_and_keeps_the_pvc(deployed: En
     env = deployed
     pvcs = {p["metadata"]["name"]: p["metadata"]["uid"] for p in env.objects("PersistentVolumeClaim")}
     assert pvcs
+    creds = {s["metadata"]["name"]: (s["metadata"]["uid"], s["data"]) for s in env.objects("Secret", **OWNED_LABEL)}
+    assert list(creds) == ["mysql-dataservice-credentials"]
     mark = len(env.operator.records)
     env.cluster.kubectl("delete", "dataservice", "dataservice-sample", "-n", env.namespace, "--wait=false")
     wait_for("the DataService to be gone", lambda: env.ds() is None, 180)
@@ -56,11 +59,13 @@ def test_delete_removes_children_in_reverse_order_and_keeps_the_pvc(deployed: En
         assert later in gone_at, f"{later} never observed gone"
         assert first_delete[earlier] >= gone_at[later], f"{earlier} deletion began before {later} was gone"
 
-    # everything of ours is gone but the claim, which keeps its UID
-    for kind in ("Deployment", "StatefulSet", "Service", "ConfigMap", "Secret"):
+    # everything of ours is gone but the claim, which keeps its UID, and the Secret that opens its data
+    for kind in ("Deployment", "StatefulSet", "Service", "ConfigMap"):
         left = [o["metadata"]["name"] for o in env.objects(kind, **OWNED_LABEL)]
         assert left == [], (kind, left)
     assert {p["metadata"]["name"]: p["metadata"]["uid"] for p in env.objects("PersistentVolumeClaim")} == pvcs
+    kept = {s["metadata"]["name"]: (s["metadata"]["uid"], s["data"]) for s in env.objects("Secret", **OWNED_LABEL)}
+    assert kept == creds
     figures_out(
         "deletion_order", {"order": order, "duration_s": round(max(gone_at.values()) - min(first_delete.values()), 2)}
     )

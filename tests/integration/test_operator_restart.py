@@ -135,10 +135,13 @@ def _sigkill_then_restart(
     assert ds is not None
     uid = ds["metadata"]["uid"]
     labels = {api.LABEL_MANAGED_BY: api.MANAGED_BY}
-    # no orphan: every object of ours is owned by this DataService (claims carry the instance label)
+    # no orphan: every object of ours is owned by this DataService (claims carry the instance label), but the
+    # credentials Secret, owned by the claim
+    (claim,) = list_kind(client, "PersistentVolumeClaim", ns)
     for kind in ("Deployment", "StatefulSet", "Service", "ConfigMap", "Secret"):
+        owner = claim["metadata"]["uid"] if kind == "Secret" else uid
         for o in list_kind(client, kind, ns, labels=labels):
-            assert [r["uid"] for r in o["metadata"].get("ownerReferences", [])] == [uid], o["metadata"]["name"]
+            assert [r["uid"] for r in o["metadata"].get("ownerReferences", [])] == [owner], o["metadata"]["name"]
     # no duplicate: exactly the seed's workloads, one ReplicaSet per Deployment, 11 pods
     deployments = list_kind(client, "Deployment", ns)
     assert len(deployments) == 10

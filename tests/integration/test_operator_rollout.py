@@ -129,11 +129,14 @@ def test_every_child_is_owned_and_labelled(client: Client, rollout: Rollout) -> 
     ds = harness.get_dataservice(client, rollout.namespace, rollout.name)
     assert ds is not None
     uid = ds["metadata"]["uid"]
+    (claim,) = list_kind(client, "PersistentVolumeClaim", rollout.namespace)
     for kind in ("Deployment", "StatefulSet", "Service", "ConfigMap", "Secret"):
         for obj in list_kind(client, kind, rollout.namespace, labels={api.LABEL_MANAGED_BY: api.MANAGED_BY}):
             meta = obj["metadata"]
             assert meta["labels"][api.LABEL_INSTANCE] == rollout.name
-            assert [r["uid"] for r in meta.get("ownerReferences", [])] == [uid], f"{kind}/{meta['name']}"
+            # the credentials Secret lives as long as the data: owned by the claim, not the DataService
+            owner = claim["metadata"]["uid"] if kind == "Secret" else uid
+            assert [r["uid"] for r in meta.get("ownerReferences", [])] == [owner], f"{kind}/{meta['name']}"
             managers = {m["manager"] for m in meta.get("managedFields", []) if m.get("operation") == "Apply"}
             assert managers == {api.FIELD_MANAGER}, f"{kind}/{meta['name']}: {managers}"
 

@@ -19,8 +19,14 @@ After every ``plan`` call the test checks:
 Then the third party comes up and plain passes (carry out, settle everything) must reach Ready=True
 within ``3 × components + 5`` passes, after which a pass plans no apply, no delete, no event and the same
 status (zero writes at steady state), and the live objects are exactly a fresh render of the spec
-(no stale object left; claims kept). Finally the DataService is deleted: children go in reverse product
-order, claims stay, and the finalizer is released.
+(no stale object left; claims and their credentials kept). Finally the DataService is deleted: children go
+in reverse product order, claims and their credentials Secrets stay, and the finalizer is released.
+
+Credentials: a plan never writes a credentials Secret with data other than the live Secret's, nor creates
+one while a claim records that its data was opened with other credentials (new values would not open
+it). A person who deletes the Secret of a claim follows the status message and deletes the claim too
+(starting with empty data); a claim deleted by hand takes its Secret with it (the garbage collector,
+played by ``FakeCluster.remove``).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from hypothesis import strategies as st
 
 from d3os_core import DATASERVICE, FINALIZER, Facts, Plan, plan, validate_spec
 from d3os_core.api import ANNOTATION_HASH, LABEL_NAME
+from d3os_core.credentials import opened_with, retained
 from d3os_core.fake import FakeCluster
 from d3os_core.hashing import content_hash
 from d3os_core.planner import probe_key
@@ -147,7 +154,12 @@ class World:
             keys = sorted(self.fc.objects)
             if keys:
                 key = keys[op[1] % len(keys)]
-                del self.fc.objects[key]
+                self.fc.remove(*key)
+                claim = _claim_of(key)
+                if claim is not None and (PVC, claim) in self.fc.objects:
+                    event("hand: delete a claim's credentials, then (as the status says) the claim")
+                    self.fc.remove(PVC, claim)
+                    key = (PVC, claim)
                 if key[0] == PVC:
                     self.claims_removed_by_hand.add(key[1])
         elif what == "edit":
@@ -197,6 +209,19 @@ class World:
         )
 
 
+def _claim_of(key: tuple[str, str]) -> str | None:
+    """The claim a credentials Secret belongs to (``<name>-credentials`` -> ``data-<name>-0``)."""
+    if key[0] != "Secret" or not key[1].endswith("-credentials"):
+        return None
+    return f"data-{key[1].removesuffix('-credentials')}-0"
+
+
+def _kept(fc: FakeCluster, kind: str, name: str) -> bool:
+    """Claims and their credentials Secrets: they outlive specs and the DataService."""
+    obj = fc.objects.get((kind, name))
+    return obj is not None and retained(obj, kind, PARENT.uid)
+
+
 def ready(ds: Mapping[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in ds.get("status", {}).get("conditions", []))
 
@@ -209,13 +234,14 @@ _RENDER_CACHE: dict[str, dict[str, tuple[dict[str, Any], ...]]] = {}
 def desired(ds: Mapping[str, Any], fc: FakeCluster) -> dict[str, tuple[dict[str, Any], ...]]:
     """Every desired object per component key, rendered from the spec and the live Secrets."""
     secrets = {n: o for (k, n), o in fc.objects.items() if k == "Secret"}
-    cache_key = json.dumps([ds["spec"], {n: o.get("data") for n, o in secrets.items()}], sort_keys=True)
+    claims = {n: o["metadata"]["uid"] for (k, n), o in fc.objects.items() if k == PVC}
+    cache_key = json.dumps([ds["spec"], {n: o.get("data") for n, o in secrets.items()}, claims], sort_keys=True)
     hit = _RENDER_CACHE.get(cache_key)
     if hit is not None:
         return hit
     spec = parse_spec(ds["spec"], DATASERVICE)
     states = resolve(PARENT, spec, DATASERVICE)
-    out = {k: render_component(PARENT, spec, DATASERVICE, states, k, secrets, SEED).objects for k in KEYS}
+    out = {k: render_component(PARENT, spec, DATASERVICE, states, k, secrets, SEED, claims).objects for k in KEYS}
     if len(_RENDER_CACHE) > 256:
         _RENDER_CACHE.clear()
     _RENDER_CACHE[cache_key] = out
@@ -317,6 +343,13 @@ def check_plan(ds: Mapping[str, Any], fc: FakeCluster, p: Plan) -> None:
     for a in p.apply:
         key = (a.manifest["kind"], a.manifest["metadata"]["name"])
         assert key in wanted_keys, f"plan applies an object the spec does not render: {key}"
+        if key[0] == "Secret":  # credentials are never regenerated while their data or they exist
+            live = fc.objects.get(key)
+            if live is not None:
+                assert a.manifest["data"] == live["data"], f"plan rewrites the data of {key}"
+            else:
+                claim = fc.objects.get((PVC, _claim_of(key) or ""))
+                assert claim is None or not opened_with(claim), f"new {key} for a claim opened with others"
 
 
 def check_steady(w: World) -> None:
@@ -330,8 +363,8 @@ def check_steady(w: World) -> None:
     wanted = {(o["kind"], o["metadata"]["name"]): o for objs in want.values() for o in objs}
     for key, obj in wanted.items():
         assert up_to_date(w.fc, obj), f"{key} is not the rendered object"
-    live = {k for k in w.fc.objects if k[0] != PVC}
-    assert live == {k for k in wanted if k[0] != PVC}, f"stale or missing: {live ^ set(wanted)}"
+    live = {k for k in w.fc.objects if not _kept(w.fc, *k)}
+    assert live == {k for k in wanted if not _kept(w.fc, *k)}, f"stale or missing: {live ^ set(wanted)}"
     kept = {n for (k, n) in w.fc.objects if k == PVC}
     assert w.claims_seen - w.claims_removed_by_hand <= kept, "a claim was deleted"
     for kind, name in wanted:
@@ -345,6 +378,7 @@ def check_deletion(w: World) -> None:
     rank = {k: i for i, k in enumerate(KEYS)}
     last_rank = len(KEYS) + 1
     claims = {n for (k, n) in w.fc.objects if k == PVC}
+    kept = {k: o for k, o in w.fc.objects.items() if _kept(w.fc, *k)}
     for _ in range(MAX_PASSES):
         p = w.plan()
         w.write_status(p)
@@ -358,7 +392,7 @@ def check_deletion(w: World) -> None:
         w.fc.carry_out(p)
     else:
         raise AssertionError("the finalizer was never released")
-    assert {k for k in w.fc.objects if k[0] != PVC} == set(), w.fc.objects.keys()
+    assert w.fc.objects == kept, w.fc.objects.keys() ^ kept.keys()
     assert {n for (k, n) in w.fc.objects if k == PVC} == claims
 
 

@@ -78,8 +78,9 @@ def test_every_object_is_labelled_owned_and_hashed(rendered: list[dict[str, Any]
         assert meta["labels"]["app.kubernetes.io/part-of"] == "dataservice"
         assert meta["labels"]["app.kubernetes.io/component"]
         assert len(meta["annotations"]["d3os-product.com.d3os/desired-hash"]) == 16
-        if o["kind"] == "PersistentVolumeClaim":
-            assert "ownerReferences" not in meta  # data outlives the DataService
+        if o["kind"] in ("PersistentVolumeClaim", "Secret"):
+            # the data outlives the DataService, and so do its credentials (owned by the claim once it exists)
+            assert "ownerReferences" not in meta
         else:
             (ref,) = meta["ownerReferences"]
             assert ref["kind"] == "DataService" and ref["controller"] is True

@@ -1,0 +1,108 @@
+"""Credentials live as long as their data.
+
+A component with storage (mysql) keeps its data in a claim that outlives the DataService, and the
+generated password in a credentials Secret. If the Secret died with the DataService while the claim
+stayed, a re-created DataService would generate a new password that no longer opens the initialised
+database. So the two share one lifetime:
+
+* the Secret has no ownerReference to the DataService; it is found again by its labels (like the
+  claim) when a DataService of the same name comes back, or when mysql is renamed and renamed back;
+* once the claim exists, the Secret carries an ownerReference to the claim (no ``controller``, no
+  ``blockOwnerDeletion``): deleting the claim lets Kubernetes' garbage collector delete the Secret;
+* the claim records the uid of the Secret its data was opened with (annotation
+  :data:`ANNOTATION_CREDENTIALS`). A claim that records credentials which are gone keeps data that new
+  credentials would not open: the planner then generates none and says how to recover (restore the
+  Secret, or delete the claim). A claim that records nothing is new (just created, or re-created empty by
+  the StatefulSet controller after its predecessor was deleted): it gets fresh credentials;
+* a Secret whose claim is gone (garbage collection pending) is waited out, never reused.
+
+Neither object is ever deleted by the operator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from . import api
+
+CLAIM_KIND = "PersistentVolumeClaim"
+ANNOTATION_CREDENTIALS = f"{api.GROUP}/credentials-uid"
+"""On a claim: uid of the credentials Secret its data was opened with."""
+LOST_REASON = "CredentialsLost"
+"""Degraded reason when a claim's credentials Secret is gone."""
+LOST = "credentials lost: "
+"""Prefix of a component message about lost credentials (the status maps it to :data:`LOST_REASON`)."""
+
+Standing = Literal["usable", "going"]
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _labelled_for(obj: Mapping[str, Any], instance: str) -> bool:
+    labels = _meta(obj).get("labels") or {}
+    return bool(labels.get(api.LABEL_MANAGED_BY) == api.MANAGED_BY and labels.get(api.LABEL_INSTANCE) == instance)
+
+
+def owned_by_parent(obj: Mapping[str, Any], parent_uid: str) -> bool:
+    return any(ref.get("uid") == parent_uid for ref in _meta(obj).get("ownerReferences") or [])
+
+
+def retained(obj: Mapping[str, Any], kind: str, parent_uid: str) -> bool:
+    """Objects that outlive the DataService: claims, and Secrets not owned by it (a claim's credentials).
+
+    They are found by their labels and never deleted by the operator (not pruned, not on deletion)."""
+    return kind == CLAIM_KIND or (kind == "Secret" and not owned_by_parent(obj, parent_uid))
+
+
+def label_owned(obj: Mapping[str, Any], kind: str, instance: str) -> bool:
+    """A retained object of DataService ``instance``: our labels, and no owner but a claim or a DataService
+    (an earlier DataService of the same name: then the Secret is :func:`standing` ``going``)."""
+    if not _labelled_for(obj, instance):
+        return False
+    return all(ref.get("kind") in (CLAIM_KIND, api.KIND) for ref in _meta(obj).get("ownerReferences") or [])
+
+
+def claim_owner_reference(name: str, uid: str) -> dict[str, Any]:
+    """The Secret's ownerReference to its claim: garbage collection only (no controller, no blocking)."""
+    return {"apiVersion": "v1", "kind": CLAIM_KIND, "name": name, "uid": uid}
+
+
+def standing(secret: Mapping[str, Any], parent_uid: str, claim_uid: str | None) -> Standing:
+    """``going`` when the Secret is being deleted, or belongs to a claim that no longer exists or to an
+    earlier DataService of the same name (the garbage collector deletes it); ``usable`` otherwise (no
+    owner yet, this DataService, or the live claim)."""
+    meta = _meta(secret)
+    if meta.get("deletionTimestamp"):
+        return "going"
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == CLAIM_KIND and ref.get("uid") != claim_uid:
+            return "going"
+        if ref.get("kind") == api.KIND and ref.get("uid") != parent_uid:
+            return "going"
+    return "usable"
+
+
+def opened_with(claim: Mapping[str, Any]) -> str:
+    """The uid of the credentials Secret the claim's data was opened with ("" when none is recorded)."""
+    return str((_meta(claim).get("annotations") or {}).get(ANNOTATION_CREDENTIALS) or "")
+
+
+def lost_message(secret: str, claim: str, keys: list[str], instance: str) -> str:
+    """Why a component with data waits for a person when its credentials Secret is gone, and what to do."""
+    return (
+        f"{LOST}PersistentVolumeClaim/{claim} keeps data but its Secret/{secret} is gone; new credentials "
+        f"would not open that data, so none are generated: re-create Secret/{secret} with the old values "
+        f"(keys {', '.join(keys)}; labels {api.LABEL_MANAGED_BY}={api.MANAGED_BY} and "
+        f"{api.LABEL_INSTANCE}={instance}), or delete the claim to start with empty data"
+    )
+
+
+def going_message(secret: str) -> str:
+    return (
+        f"waiting for Secret/{secret} to be removed: it belongs to a claim or a DataService that is gone "
+        "(the garbage collector deletes it), so its credentials open no data of this DataService"
+    )
