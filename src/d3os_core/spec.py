@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
-from .memo import Memo
 from .checks import HTTP_URL_PATTERN, TCP_HOST_PATTERN, THIRD_PARTY_URL_PATTERN
+from .memo import Memo
 from .product import ComponentDef, ProductDef
 
 NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
