@@ -376,7 +376,7 @@ def _workload(
     body: JSON = {"selector": {"matchLabels": selector(parent, st.key)}, "template": template}
     replicas = c.replica if c.replica is not None else 1
     if st.kind is WorkloadKind.DEPLOYMENT:
-        body = {"replicas": replicas, **body}
+        body = {"replicas": replicas, "progressDeadlineSeconds": spec.progress_deadline_seconds, **body}
         if comp.storage is not None:  # one writer at a time on a ReadWriteOnce claim
             body["strategy"] = {"type": "Recreate"}
         kind = "Deployment"
