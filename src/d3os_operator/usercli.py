@@ -507,6 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--force-conflicts", action="store_true", help="take over fields another field manager owns")
     cluster(ap)
     ap.set_defaults(func=cmd_apply)
+    from .historycli import add_commands
+
+    add_commands(sub, cluster)  # history, rollback
     return p
 
 
