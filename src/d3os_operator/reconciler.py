@@ -208,8 +208,10 @@ class Reconciler:
             if pods:
                 observed = Observed(objects=observed.objects, probes=observed.probes, refused=observed.refused,
                                     pods=pods)
+                started = time.monotonic()
                 plan = self.planner(parent, observed, facts)
-                self._trace("plan", key, applies=len(plan.apply), inspected=sorted(pods))
+                self._trace("plan", key, plan_ms=(time.monotonic() - started) * 1000, applies=len(plan.apply),
+                            inspected=sorted(pods))
 
         if self.metrics is not None and plan.status:
             comps = plan.status.get("components") or []
