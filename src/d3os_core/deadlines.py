@@ -120,10 +120,10 @@ def _condition(pod: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
 def _short(text: str) -> str:
     """The scheduler's message without its preemption postscript, bounded."""
     text = " ".join(str(text).split())
-    cut = text.find(" preemption:")
+    cut = text.find("preemption:")
     if cut > 0:
         text = text[:cut]
-    text = text.rstrip(". ")
+    text = text.rstrip(",. ")
     return text if len(text) <= MAX_POD_TEXT else text[: MAX_POD_TEXT - 1] + "…"
 
 

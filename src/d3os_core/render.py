@@ -18,6 +18,7 @@ from . import api
 from .checks import CheckError, endpoint_of
 from .hashing import content_hash
 from .product import ComponentDef, ProductDef, SecretRef, WorkloadKind
+from .quantity import canonical
 from .spec import Middleware, SpecBase
 from .types import JSON, Check, HttpCheck
 from .validation import third_party_check
@@ -262,7 +263,7 @@ def claim_name(st: ComponentState, ordinal: int = 0) -> str:
 def _claim_spec(st: ComponentState, c: Any) -> JSON:
     assert st.definition.storage is not None
     size = c.storage.size if getattr(c, "storage", None) is not None else st.definition.storage.size
-    spec: JSON = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    spec: JSON = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": canonical(size)}}}
     sc = c.storage.storage_class_name if getattr(c, "storage", None) is not None else None
     if sc:
         spec["storageClassName"] = sc
@@ -355,6 +356,8 @@ def _workload(
         {k: v for k, v in (("requests", dict(res.requests)), ("limits", dict(res.limits))) if v}
         if res is not None else {k: dict(v) for k, v in comp.default_resources.items()}
     )
+    # as the API server stores them: "5000" would come back "5k" and never look up to date
+    resources = {k: {n: canonical(q) for n, q in v.items()} for k, v in resources.items()}
     if resources:
         container["resources"] = resources
     pod_spec: JSON = {

@@ -91,6 +91,10 @@ def test_an_unschedulable_statefulset_reaches_its_deadline_with_the_schedulers_r
     msg = deg["message"]
     assert msg.startswith("mysql: 0 of 1 pods ready: mysql-dataservice-0 Pending: 0/"), msg
     assert "Insufficient cpu" in msg and "more than 10 s" in msg, msg
+    # the unnormalised quantity is rendered as the server stores it ("5k"): applied once, not in a loop
+    sts = env.obj("StatefulSet", "mysql-dataservice")
+    assert sts["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "5k"
+    assert len([r for r in env.operator.trace("apply") if r["kind"] == "StatefulSet"]) == 1
     mysql = next(c for c in found["status"]["components"] if c["name"] == "mysql")
     assert mysql["state"] == "Failed" and mysql["reason"] == "ProgressDeadlineExceeded"
     assert env.obj("Deployment", "eureka") is None, "the rollout keeps waiting: nothing after mysql started"
