@@ -172,6 +172,9 @@ def finish(
         if pending:
             why += "; would change " + ", ".join(pending)
         conds["Progressing"] = condition("Progressing", False, SUSPENDED, why, generation, facts.now, old)
+        ready = conds["Ready"]
+        if ready["status"] == "False" and ready["reason"] == "RollingOut":
+            conds["Ready"] = condition("Ready", False, SUSPENDED, ready["message"], generation, facts.now, old)
         was = any(c.get("type") == "Progressing" and c.get("reason") == SUSPENDED for c in old)
         if not was:
             out.events.append(Event("Normal", SUSPENDED, why[:1024]))

@@ -174,8 +174,10 @@ def _plan_rollout(
     if back and lifecycle.should_roll_back(ctl, spec.rollback_on_failure, suspended, comps):
         ctl, rollback_event = lifecycle.start_rollback(ctl, order, comps, generation, facts.now)
         spec_in_force, key_in_force = back
+        failed_pods = work.inspect  # read them still: the rollback's record names what the step waited for
         work, comps, order = _plan_components(who, spec_in_force, key_in_force, observed, facts, product,
                                               prev_status, spec.progress_deadline_seconds, suspended)
+        work.inspect[:0] = [q for q in failed_pods if q not in work.inspect]
 
     all_ready = all(c.ready for c in comps.values())
     prev_comps = _previous_components(prev_status)

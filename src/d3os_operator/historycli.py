@@ -5,10 +5,10 @@
   changed from the revision before (images, kinds, replicas, env keys, other fields).
 - ``d3os rollback NAME [-n NS] [--to-revision N] [--wait] [--timeout S]``: rewrite the spec from revision
   N (default: the one before the current) with server-side apply, field manager ``kubectl-d3os``, like
-  ``kubectl rollout undo``. Fields another manager owns and the revision lacks are then removed with an
-  update guarded by resourceVersion, so the spec is exactly the revision's (``spec.suspend`` is kept as it
-  is: it is not part of a revision). The operator rolls the change out like any other; once Ready, that
-  revision takes the next number (as a Deployment's does).
+  ``kubectl rollout undo``. When fields another manager owns would outlive the apply (a dry run tells),
+  it is an update guarded by resourceVersion instead, so the spec is exactly the revision's, in one write
+  (``spec.suspend`` is kept as it is: it is not part of a revision). The operator rolls the change out
+  like any other; once Ready, that revision takes the next number (as a Deployment's does).
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def format_history(revisions: Sequence[Revision], current: str, name: str, names
             "*" if r.name == current else "",
             r.ready_at or "-",
             str(r.generation or "-"),
-            "; ".join(changes(previous.spec if previous else None, r.spec)),
+            "; ".join(changes(previous.spec, r.spec)) if previous is not None
+            else "initial" if r.number == 1 else "(first revision kept)",
         ])
         previous = r
     return "\n".join(_table(rows)) + "\n"
@@ -117,12 +118,18 @@ def cmd_rollback(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     body = {"apiVersion": api.API_VERSION, "kind": api.KIND,
             "metadata": {"name": args.name, "namespace": ns}, "spec": spec}
-    applied = dict(client.patch(DATASERVICE.res, args.name, body, namespace=ns, patch_type=PatchType.APPLY,
-                                field_manager=FIELD_MANAGER, force=True))
-    if applied.get("spec") != spec:
-        # fields other managers own stay under server-side apply: make the spec exactly the revision's
-        exact = {**applied, "spec": spec}
-        exact.pop("status", None)
+    def apply(dry_run: bool) -> dict[str, Any]:
+        return dict(client.patch(DATASERVICE.res, args.name, body, namespace=ns, patch_type=PatchType.APPLY,
+                                 field_manager=FIELD_MANAGER, force=True, dry_run=dry_run))
+
+    # One write: server-side apply when it gives exactly the revision's spec (a dry run tells), else an
+    # update guarded by resourceVersion (fields other managers own would stay under server-side apply).
+    trial = apply(dry_run=True)
+    if trial.get("spec") == spec:
+        applied = apply(dry_run=False)
+    else:
+        exact = {k: v for k, v in ds.items() if k != "status"}
+        exact["spec"] = spec
         applied = dict(client.replace(DATASERVICE.res(**exact), field_manager=FIELD_MANAGER))
     generation = int(applied["metadata"].get("generation") or 1)
     out.write(f"dataservice.{api.GROUP}/{args.name} rolled back to revision {chosen.number} "

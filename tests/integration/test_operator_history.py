@@ -200,6 +200,9 @@ def test_history_and_rollback_to_revision_1(env: Env, sample: dict[str, Any]) ->
     code, text = d3os(env, "history", NAME)
     print("\n$ d3os history " + NAME + "\n" + text)
     assert [ln.split()[0] for ln in text.splitlines()[1:]] == ["2", "3"]
+    assert text.splitlines()[1].rstrip().endswith("(first revision kept)")
+    assert "web image registry-edge.cosmoplat.com/dataservice/dataservice-web:v1.5 -> " in text.splitlines()[2]
+    assert ds["metadata"]["generation"] == 3, "one write: the spec went straight to revision 1's"
     assert text.splitlines()[2].split()[1] == "*"
 
 

@@ -349,12 +349,14 @@ def test_an_upgrade_past_its_deadline_rolls_back_to_the_last_ready_revision() ->
     w.change(unschedulable_upgrade)
     user_spec = copy.deepcopy(w.ds["spec"])
     w.stuck = {"mysql-dataservice"}
+    w.pods = {"mysql": (unschedulable("mysql-dataservice-0"),)}
     w.step()
     assert w.fc.objects[("StatefulSet", "mysql-dataservice")]["spec"] != good_sts  # the upgrade started
     w.step(10.0)  # past the deadline: roll back, in the same pass
     st = w.ds["status"]
     assert st["rollback"]["to"] == good and st["rollback"]["component"] == "mysql"
     assert st["rollback"]["from"] == revision_name("dataservice-sample", user_spec)
+    assert "mysql-dataservice-0 Pending: 0/3 nodes are available: 3 Insufficient cpu" in st["rollback"]["message"]
     assert st["updateRevision"] == good
     deg = condition(w.ds, "Degraded")
     assert deg["reason"] == "RolledBack" and "mysql" in deg["message"]
@@ -440,7 +442,7 @@ def test_suspend_holds_an_upgrade_and_prunes_nothing() -> None:
     assert w.fc.objects.keys() == before.keys()
     assert w.component("mysql")["state"] == "Waiting"
     assert condition(w.ds, "Progressing")["reason"] == "Suspended"
-    assert condition(w.ds, "Ready")["status"] == "False"
+    assert condition(w.ds, "Ready")["status"] == "False" and condition(w.ds, "Ready")["reason"] == "Suspended"
     w.change(lambda s: s.update(suspend=False))
     w.converge()
     assert ("StatefulSet", "mysql-dataservice") not in w.fc.objects
