@@ -103,7 +103,7 @@ def judge(
         return Verdict(cs, wake_in=deadline - spent)
     inspect = PodQuery(cs.key, dict(selector)) if selector is not None and pods is None else None
     detail = describe_pods(pods) if pods is not None and selector is not None else ""
-    message = cs.message + (f": {detail}" if detail else "")
+    message = cs.message.rstrip(".") + (f": {detail}" if detail else "")
     if spent >= deadline:
         verb = "failing" if selector is None else "not ready"
         message += f"; {verb} for more than {deadline} s (progressDeadlineSeconds)"
