@@ -419,7 +419,8 @@ def _child_diffs(client: Any, applied_ds: Mapping[str, Any], namespace: str) -> 
         if text:
             out.append((f"{kind}/{oname}", text))
     for (kind, oname), current in sorted(live.items()):
-        if (kind, oname) not in seen and kind != "PersistentVolumeClaim":  # claims are never deleted
+        # claims are never deleted; revisions are history (recorded when Ready), not rendered objects
+        if (kind, oname) not in seen and kind not in ("PersistentVolumeClaim", "ControllerRevision"):
             out.append((f"{kind}/{oname}", unified(current, None, f"{kind}/{oname}")))
     return out
 
