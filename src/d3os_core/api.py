@@ -26,6 +26,10 @@ MANAGED_BY: Final = "d3os-operator"
 
 ANNOTATION_HASH: Final = f"{GROUP}/desired-hash"
 """Hash of an object's desired content, written on every applied object."""
+ANNOTATION_READY_AT: Final = f"{GROUP}/ready-at"
+"""On a ControllerRevision: when its spec last became Ready (RFC 3339)."""
+ANNOTATION_GENERATION: Final = f"{GROUP}/generation"
+"""On a ControllerRevision: the DataService generation that reached Ready with it."""
 ANNOTATION_CONFIG_HASH: Final = f"{GROUP}/config-hash"
 """Hash of the configuration a pod template consumes: a change rolls the pods."""
 
@@ -37,6 +41,7 @@ OWNED_KINDS: Final[tuple[tuple[str, str], ...]] = (
     ("v1", "ConfigMap"),
     ("v1", "Secret"),
     ("v1", "PersistentVolumeClaim"),
+    ("apps/v1", "ControllerRevision"),
 )
 """Kinds the operator creates: the shell watches these (label ``managed-by``) and the RBAC covers them."""
 
@@ -48,6 +53,7 @@ OWNED_PLURALS: Final[dict[str, str]] = {
     "ConfigMap": "configmaps",
     "Secret": "secrets",
     "PersistentVolumeClaim": "persistentvolumeclaims",
+    "ControllerRevision": "controllerrevisions",
 }
 """The API resource (plural) of each owned kind: URLs in the shell, resources in the RBAC rules."""
 

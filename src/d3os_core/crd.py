@@ -206,6 +206,25 @@ _COMPONENT_STATUS: JSON = {
         "ready": {"type": "boolean"},
         "message": {"type": "string"},
         "hash": {"type": "string", "description": "Desired-state hash at which it was last ready."},
+        "since": {"type": "string", "description": "When the current step began: the first apply of the "
+                  "desired state, or a third party's first failed check (the progress deadline counts from it)."},
+        "target": {"type": "string", "description": "Desired-state hash the current step works towards."},
+        "reason": {"type": "string", "description": "Why it failed or waits: ProgressDeadlineExceeded, Suspended."},
+    },
+}
+
+_ROLLBACK_STATUS: JSON = {
+    "type": "object",
+    "description": "The automatic rollback in force for this generation of the spec (spec.rollbackOnFailure).",
+    "properties": {
+        "generation": {"type": "integer", "format": "int64", "description": "The spec generation that failed."},
+        "from": {"type": "string", "description": "The revision that failed (ControllerRevision name)."},
+        "to": {"type": "string", "description": "The last Ready revision rolled back to."},
+        "revision": {"type": "integer", "format": "int64", "description": "Its revision number."},
+        "component": {"type": "string", "description": "The component whose step passed its deadline."},
+        "message": {"type": "string", "description": "What it was waiting for."},
+        "startedAt": {"type": "string", "format": "date-time"},
+        "completedAt": {"type": "string", "format": "date-time"},
     },
 }
 
@@ -217,6 +236,11 @@ STATUS_SCHEMA: JSON = {
         "message": {"type": "string", "description": "The chain with the current step in brackets."},
         "ready": {"type": "string", "description": "Ready components / all components."},
         "observedGeneration": {"type": "integer", "format": "int64"},
+        "currentRevision": {"type": "string", "description": "The last revision that reached Ready "
+                            "(a ControllerRevision owned by this DataService; see `d3os history`)."},
+        "updateRevision": {"type": "string", "description": "The revision being rolled out (the spec's, or "
+                           "the one a rollback returns to)."},
+        "rollback": _ROLLBACK_STATUS,
         "conditions": {
             "type": "array",
             "items": _CONDITION,

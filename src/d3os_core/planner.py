@@ -10,12 +10,13 @@ to go, then creates it anew.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import api, credentials
+from . import api, credentials, deadlines, lifecycle, revisions, teardown
 from .checks import CheckError
 from .dataservice import DATASERVICE
 from .drift import covers
@@ -25,10 +26,10 @@ from .memo import Memo, digest, text_digest
 from .product import ProductDef, WorkloadKind
 from .readiness import rollout
 from .redact import redact_text
-from .render import ComponentState, Parent, Rendered, claim_name, render_component, resolve, secret_name
+from .render import ComponentState, Parent, Rendered, claim_name, render_component, resolve, secret_name, selector
 from .spec import SpecBase
 from .status import DEPLOYED, ComponentStatus, State, condition, phase_and_message
-from .types import JSON, Apply, Event, Facts, ObjectRef, Observed, Plan, ProbeRequest
+from .types import JSON, Apply, Event, Facts, ObjectRef, Observed, Plan, PodQuery, ProbeRequest
 from .validation import FieldError, SpecError, metadata_name_errors, parse_spec
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
@@ -46,6 +47,11 @@ class _Work:
     delete: list[ObjectRef] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     probes: list[ProbeRequest] = field(default_factory=list)
+    wake: list[float] = field(default_factory=list)
+    """Seconds until a progress deadline passes (the plan requeues at the nearest)."""
+    inspect: list[PodQuery] = field(default_factory=list)
+    going: int = 0
+    """Stale objects already terminating: asked to go once, never again; they count as pruning."""
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -76,7 +82,7 @@ def _holder(obj: Mapping[str, Any]) -> str:
 
 
 def _ref(kind: str, name: str, obj: Mapping[str, Any], parent: Parent, component: str) -> ObjectRef:
-    api_version = "apps/v1" if kind in WORKLOAD_KINDS else "v1"
+    api_version = "apps/v1" if kind in WORKLOAD_KINDS or kind == revisions.KIND else "v1"
     uid = _meta(obj).get("uid")
     return ObjectRef(api_version, kind, name, parent.namespace, uid if isinstance(uid, str) else None, component)
 
@@ -160,7 +166,7 @@ def _plan(
     if meta.get("deletionTimestamp"):
         if api.FINALIZER not in finalizers:
             return Plan(status=dict(prev_status))
-        return _plan_deletion(who, observed, facts, product, prev_status, generation)
+        return _plan_deletion(who, observed, facts, product, prev_status, generation, parent.get("spec"))
     finalizer = "add" if api.FINALIZER not in finalizers else None
     raw = parent.get("spec")
     spec_text = json.dumps(raw, sort_keys=True, default=str)
@@ -180,7 +186,8 @@ def _plan(
     if isinstance(parsed, SpecError):
         return _plan_invalid(parsed, facts, prev_status, generation, finalizer)
     try:
-        return _plan_rollout(who, parsed, spec_key, observed, facts, product, prev_status, generation, finalizer)
+        return _plan_rollout(who, parsed, spec_key, observed, facts, product, prev_status, generation, finalizer,
+                             raw if isinstance(raw, Mapping) else {})
     except CheckError as exc:  # a third-party address validation let through: still the spec's fault
         return _plan_invalid(SpecError([FieldError("spec", str(exc))]), facts, prev_status, generation, finalizer)
 
@@ -214,7 +221,92 @@ def _plan_rollout(
     prev_status: Mapping[str, Any],
     generation: int,
     finalizer: Any,
+    raw: Mapping[str, Any],
 ) -> Plan:
+    ctl = lifecycle.control(who.name, raw, revisions.observed_revisions(observed.objects, who.uid), prev_status,
+                            generation)
+    suspended = spec.suspend
+    target = ctl.rollback_target
+    spec_in_force, key_in_force = spec, spec_key
+    if target is not None:  # a rollback of this generation is under way: plan the last Ready spec
+        spec_in_force, key_in_force = _parse_revision(target, product) or (spec, spec_key)
+    rollback_event: Event | None = None
+    work, comps, order = _plan_components(who, spec_in_force, key_in_force, observed, facts, product, prev_status,
+                                          spec.progress_deadline_seconds, suspended)
+    back = ctl.current and _parse_revision(ctl.current, product)
+    if back and lifecycle.should_roll_back(ctl, spec.rollback_on_failure, suspended, comps):
+        ctl, rollback_event = lifecycle.start_rollback(ctl, order, comps, generation, facts.now)
+        spec_in_force, key_in_force = back
+        failed_pods = work.inspect  # read them still: the rollback's record names what the step waited for
+        work, comps, order = _plan_components(who, spec_in_force, key_in_force, observed, facts, product,
+                                              prev_status, spec.progress_deadline_seconds, suspended)
+        work.inspect[:0] = [q for q in failed_pods if q not in work.inspect]
+
+    all_ready = all(c.ready for c in comps.values())
+    prev_comps = _previous_components(prev_status)
+    status = _status(order, comps, generation, facts, prev_status, len(work.delete) + work.going)
+    pending = [k for k in order if comps[k].reason == lifecycle.SUSPENDED]
+    extra = lifecycle.finish(
+        status, ctl, parent_name=who.name, namespace=who.namespace, parent_uid=who.uid, raw=raw,
+        all_ready=all_ready, suspended=suspended, pending=pending, history_limit=spec.revision_history_limit,
+        prev_status=prev_status, generation=generation, facts=facts,
+    )
+    work.apply.extend(extra.apply)
+    work.delete.extend(extra.delete)
+    if rollback_event is not None:
+        work.events.append(rollback_event)
+    work.events.extend(_transition_events(order, comps, prev_comps, prev_status, status))
+    work.events.extend(extra.events)
+    pruned = [d for d in work.delete if d.kind != revisions.KIND]
+    if all_ready and pruned:
+        work.events.append(Event("Normal", "Pruned", "removed objects no longer desired: " + ", ".join(
+            f"{d.kind}/{d.name}" for d in pruned)))
+    busy = not all_ready or bool(work.apply) or bool(work.delete) or bool(work.going)
+    requeue = RESYNC_WHILE_BUSY if busy else None
+    if work.wake:  # wake up when the nearest deadline passes
+        requeue = min(requeue or RESYNC_WHILE_BUSY, min(work.wake) + 1.0)
+    return Plan(
+        apply=tuple(work.apply),
+        delete=tuple(work.delete),
+        status=status,
+        events=tuple(work.events),
+        probes=tuple(work.probes),
+        requeue_after=requeue,
+        finalizer=finalizer,
+        inspect=tuple(work.inspect),
+    )
+
+
+def _parse_revision(rev: revisions.Revision, product: ProductDef) -> tuple[SpecBase, str] | None:
+    """The spec a revision recorded, parsed (memoised like the parent's); None if it no longer parses."""
+    spec_text = json.dumps(rev.spec, sort_keys=True, default=str)
+    key = text_digest(product.fingerprint, spec_text)
+    weight = len(spec_text) * IN_MEMORY
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        try:
+            parsed = _PARSED.put(key, parse_spec(dict(rev.spec), product), weight)
+        except SpecError as exc:
+            parsed = _PARSED.put(key, exc, weight)
+        except Exception as exc:  # a recorded spec the parser cannot read is no rollback target
+            parsed = _PARSED.put(key, SpecError([FieldError("spec", f"cannot be parsed: {exc}")]), weight)
+    if isinstance(parsed, SpecError):
+        return None
+    return parsed, key
+
+
+def _plan_components(
+    who: Parent,
+    spec: SpecBase,
+    spec_key: str,
+    observed: Observed,
+    facts: Facts,
+    product: ProductDef,
+    prev_status: Mapping[str, Any],
+    deadline: int,
+    suspended: bool,
+) -> tuple[_Work, dict[str, ComponentStatus], list[str]]:
+    """Every component's next step and status, in dependency order (deadlines applied, writes held if suspended)."""
     deps = _deps(spec, product)
     order = topo_order(product.keys, deps)
     states = resolve(who, spec, product)
@@ -234,36 +326,59 @@ def _plan_rollout(
 
     owned_stale = _stale(who, observed, desired_keys)
     for key in order:  # "start a component only after everything before it is ready": transitively
-        comps[key] = _plan_component(
+        n_apply, n_delete = len(work.apply), len(work.delete)
+        cs = _plan_component(
             who, states[key], rendered[key], ancestors(deps, key), comps, observed, prev_comps.get(key),
             owned_stale, work, claims,
         )
+        if suspended and (len(work.apply) > n_apply or len(work.delete) > n_delete):
+            cs = lifecycle.suspended_status(cs, _names(work.apply[n_apply:]),
+                                            [f"{d.kind}/{d.name}" for d in work.delete[n_delete:]])
+            del work.apply[n_apply:]
+            del work.delete[n_delete:]
+        comps[key] = _judge(who, states[key], rendered[key], cs, observed, prev_comps.get(key), facts, deadline,
+                            suspended, work)
 
-    all_ready = all(c.ready for c in comps.values())
-    going = 0  # stale objects already terminating: asked once, never again; they count as pruning
-    if all_ready:  # converged: now the old forms may go
+    if all(c.ready for c in comps.values()) and not suspended:  # converged: now the old forms may go
         for kind, name, obj, comp in owned_stale:
             if kind == "PersistentVolumeClaim":
                 continue
             if _terminating(obj):
-                going += 1
+                work.going += 1
             else:
                 work.delete.append(_ref(kind, name, obj, who, comp))
-    status = _status(order, comps, generation, facts, prev_status, len(work.delete) + going)
-    work.events.extend(_transition_events(order, comps, prev_comps, prev_status, status))
-    if all_ready and work.delete:
-        work.events.append(Event("Normal", "Pruned", "removed objects no longer desired: " + ", ".join(
-            f"{d.kind}/{d.name}" for d in work.delete)))
-    busy = not all_ready or bool(work.apply) or bool(work.delete) or bool(going)
-    return Plan(
-        apply=tuple(work.apply),
-        delete=tuple(work.delete),
-        status=status,
-        events=tuple(work.events),
-        probes=tuple(work.probes),
-        requeue_after=RESYNC_WHILE_BUSY if busy else None,
-        finalizer=finalizer,
-    )
+    return work, comps, order
+
+
+def _judge(
+    who: Parent,
+    st: ComponentState,
+    r: Rendered,
+    cs: ComponentStatus,
+    observed: Observed,
+    prev: Mapping[str, Any] | None,
+    facts: Facts,
+    deadline: int,
+    suspended: bool,
+    work: _Work,
+) -> ComponentStatus:
+    """The component's progress deadline (see :mod:`d3os_core.deadlines`)."""
+    target = content_hash([o["metadata"]["annotations"][api.ANNOTATION_HASH] for o in r.objects])
+    running = not suspended and (cs.state == "Progressing"
+                                 or (cs.state == "Failed" and not cs.message.startswith(REFUSED)))
+    if st.check is not None:  # a third party's clock starts at its check's first failure
+        result = observed.probes.get(probe_key(who, st))
+        running = running and result is not None and not result.ok
+        target = content_hash([target, repr(st.check)])
+    workload = st.check is None and any(o["kind"] in WORKLOAD_KINDS for o in r.objects)
+    pods = observed.pods.get(st.key)
+    verdict = deadlines.judge(cs, prev, target, running, facts.now, deadline, pods,
+                              selector(who, st.key) if workload else None)
+    if verdict.wake_in is not None:
+        work.wake.append(verdict.wake_in)
+    if verdict.inspect is not None:
+        work.inspect.append(verdict.inspect)
+    return verdict.status
 
 
 IN_MEMORY = 3
@@ -311,7 +426,8 @@ def _stale(
     their credentials are kept (they outlive any spec)."""
     out = []
     for (kind, name), obj in sorted(observed.objects.items()):
-        if (kind, name) in desired or not _owned(obj, kind, who) or credentials.retained(obj, kind, who.uid):
+        if (kind, name) in desired or kind == revisions.KIND or not _owned(obj, kind, who) \
+                or credentials.retained(obj, kind, who.uid):
             continue
         comp = str((_meta(obj).get("labels") or {}).get(api.LABEL_COMPONENT, ""))
         out.append((kind, name, obj, comp))
@@ -543,7 +659,7 @@ def _transition_events(
         elif c.state == "Waiting" and _next_in_line(key, order, comps, prev_comps):
             events.append(Event("Normal", "Waiting", f"{key} {c.message}"))
         elif c.state == "Failed":
-            events.append(Event("Warning", "ComponentFailed", f"{key} failed: {c.message}"))
+            events.append(Event("Warning", c.reason or "ComponentFailed", f"{key} failed: {c.message}"))
         elif c.state == "Conflict":
             events.append(Event("Warning", "Conflict", f"{key}: {c.message}"))
     was_ready = any(x.get("type") == "Ready" and x.get("status") == "True" for x in prev_status.get("conditions") or [])
@@ -569,39 +685,17 @@ def _plan_deletion(
     product: ProductDef,
     prev_status: Mapping[str, Any],
     generation: int,
+    raw: Any = None,
 ) -> Plan:
-    """Remove children in reverse dependency order (last component first), claims and their credentials
-    excepted."""
-    rank = {k: i for i, k in enumerate(product.keys)}
-    groups: dict[str, list[tuple[str, str, Mapping[str, Any]]]] = {}
-    for (kind, name), obj in sorted(observed.objects.items()):
-        if credentials.retained(obj, kind, who.uid) or not _owned(obj, kind, who):
-            continue
-        comp = str((_meta(obj).get("labels") or {}).get(api.LABEL_COMPONENT, ""))
-        groups.setdefault(comp, []).append((kind, name, obj))
-    old = prev_status.get("conditions") or []
-    status = {k: v for k, v in prev_status.items() if k != "conditions"}
-    if not groups:
-        status["conditions"] = [
-            condition("Ready", False, "Deleted", "all children removed; claims and their credentials kept",
-                      generation, facts.now, old),
-        ]
-        return Plan(status=status, finalizer="remove", events=(Event(
-            "Normal", "Deleted", "all children removed; persistent volume claims and their credentials Secrets kept"),))
-    # unknown components (renamed keys) first, then the product order reversed
-    last = max(groups, key=lambda c: rank.get(c, len(rank)))
-    doomed = groups[last]
-    deletes = tuple(_ref(kind, name, obj, who, last) for kind, name, obj in doomed if not _terminating(obj))
-    remaining = [k for k in reversed(product.keys) if k in groups]
-    message = f"deleting {last}; then " + ", ".join(k for k in remaining if k != last) if len(remaining) > 1 \
-        else f"deleting {last}"
-    status["conditions"] = [
-        condition("Ready", False, "Deleting", message, generation, facts.now, old),
-        condition("Progressing", True, "Deleting", message, generation, facts.now, old),
-    ]
-    events = (Event("Normal", "Deleting", f"deleting {last}: " + ", ".join(f"{k}/{n}" for k, n, _ in doomed)),) \
-        if deletes else ()
-    return Plan(delete=deletes, status=status, events=events, requeue_after=5.0)
+    """Remove children in the reverse of the dependency graph in force (:mod:`d3os_core.teardown`)."""
+    deps: Mapping[str, Sequence[str]] = product.default_dependencies()
+    with contextlib.suppress(Exception):  # an invalid spec has no graph of its own: the product's
+        deps = _deps(parse_spec(raw, product), product)
+    return teardown.plan_deletion(
+        observed, facts, deps, product.keys, prev_status, generation,
+        lambda obj, kind: _owned(obj, kind, who) and not credentials.retained(obj, kind, who.uid),
+        lambda kind, name, obj, comp: _ref(kind, name, obj, who, comp),
+    )
 
 
 __all__ = ["WorkloadKind", "plan", "probe_key", "secret_name"]

@@ -20,6 +20,7 @@ from .checks import CheckError, endpoint_of
 from .credentials import ANNOTATION_CREDENTIALS, claim_owner_reference
 from .hashing import content_hash
 from .product import ComponentDef, ProductDef, SecretRef, WorkloadKind
+from .quantity import canonical
 from .spec import Middleware, SpecBase
 from .types import JSON, Check, HttpCheck
 from .validation import third_party_check
@@ -282,7 +283,7 @@ def claim_name(st: ComponentState, ordinal: int = 0) -> str:
 def _claim_spec(st: ComponentState, c: Any) -> JSON:
     assert st.definition.storage is not None
     size = c.storage.size if getattr(c, "storage", None) is not None else st.definition.storage.size
-    spec: JSON = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    spec: JSON = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": canonical(size)}}}
     sc = c.storage.storage_class_name if getattr(c, "storage", None) is not None else None
     if sc:
         spec["storageClassName"] = sc
@@ -378,6 +379,8 @@ def _workload(
         {k: v for k, v in (("requests", dict(res.requests)), ("limits", dict(res.limits))) if v}
         if res is not None else {k: dict(v) for k, v in comp.default_resources.items()}
     )
+    # as the API server stores them: "5000" would come back "5k" and never look up to date
+    resources = {k: {n: canonical(q) for n, q in v.items()} for k, v in resources.items()}
     if resources:
         container["resources"] = resources
     pod_spec: JSON = {
@@ -399,7 +402,7 @@ def _workload(
     body: JSON = {"selector": {"matchLabels": selector(parent, st.key)}, "template": template}
     replicas = c.replica if c.replica is not None else 1
     if st.kind is WorkloadKind.DEPLOYMENT:
-        body = {"replicas": replicas, **body}
+        body = {"replicas": replicas, "progressDeadlineSeconds": spec.progress_deadline_seconds, **body}
         if comp.storage is not None:  # one writer at a time on a ReadWriteOnce claim
             body["strategy"] = {"type": "Recreate"}
         kind = "Deployment"

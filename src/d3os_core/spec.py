@@ -217,6 +217,28 @@ class SpecBase(_Strict):
         default_factory=list, alias="imagePullSecrets", max_length=16,
         description="Secrets for pulling images, added to every pod.",
     )
+    progress_deadline_seconds: int = Field(
+        600, alias="progressDeadlineSeconds", ge=10, le=86400,
+        description="Seconds a component may take to become ready at a new desired state (for a third party: "
+        "how long its check may fail) before the DataService reports Degraded, reason ProgressDeadlineExceeded. "
+        "The rollout keeps waiting. Also set on the rendered Deployments. 10-86400, default 600.",
+    )
+    revision_history_limit: int = Field(
+        10, alias="revisionHistoryLimit", ge=1, le=1000,
+        description="How many revisions (ControllerRevisions, one per spec that reached Ready) to keep, the "
+        "current one included; older ones are pruned. 1-1000, default 10.",
+    )
+    rollback_on_failure: bool = Field(
+        False, alias="rollbackOnFailure",
+        description="When a step of an upgrade passes its progress deadline, roll every component back to "
+        "the last Ready revision, in order, without changing this spec (Degraded, reason RolledBack). "
+        "A new generation of the spec tries again. Default false.",
+    )
+    suspend: bool = Field(
+        False,
+        description="While true the operator writes nothing to any child object (status only). Set it back "
+        "to false and the rollout continues from what is observed. Default false.",
+    )
 
     def component(self, key: str) -> Component:
         value = getattr(self, field_name(key))

@@ -21,6 +21,12 @@ class ComponentStatus:
     state: State
     message: str
     hash: str
+    since: str = ""
+    """When the current step began (first apply of ``target``, or a third party's first failed check)."""
+    target: str = ""
+    """Desired-state hash the current step works towards."""
+    reason: str = ""
+    """Why it failed, when it did (``ProgressDeadlineExceeded``)."""
 
     @property
     def ready(self) -> bool:
@@ -35,6 +41,7 @@ class ComponentStatus:
             "ready": self.ready,
             "message": self.message,
             "hash": self.hash,
+            **{k: v for k, v in (("since", self.since), ("target", self.target), ("reason", self.reason)) if v},
         }
 
 

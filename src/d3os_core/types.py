@@ -39,6 +39,8 @@ class Observed:
     probes: Mapping[str, ProbeResult] = field(default_factory=dict)
     refused: Mapping[ObjKey, str] = field(default_factory=dict)
     """Objects whose last apply the API server refused (invalid, forbidden), with its message."""
+    pods: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    """Pods of a component (key: component key), read only when a plan asked for them (:class:`PodQuery`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +131,17 @@ class ProbeRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class PodQuery:
+    """Pods the core wants to read to say why a component is stuck: those matching ``labels``.
+
+    Asked only for a component past its progress deadline, so the cost is one list per stuck component.
+    """
+
+    component: str
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """The next step for one DataService.
 
@@ -143,3 +156,5 @@ class Plan:
     probes: tuple[ProbeRequest, ...] = ()
     requeue_after: float | None = None
     finalizer: Literal["add", "remove"] | None = None
+    inspect: tuple[PodQuery, ...] = ()
+    """Pods to read and plan again with (in :attr:`Observed.pods`) when they were not observed."""

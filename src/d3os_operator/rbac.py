@@ -20,10 +20,16 @@ Where the verbs come from (``kube.py`` is the operator's one door to the API ser
 * Owned kinds (``d3os_core.api.OWNED_KINDS``): listed and watched by label, ``get`` for a name the plan
   wants to create, server-side apply (``patch``; ``create`` when the object is new), the field take-over
   is a JSON ``patch``, pruning is a ``delete``. PersistentVolumeClaims are never deleted.
+* ControllerRevisions (an owned kind): the DataService's revision history, one per spec that reached
+  Ready; pruned with ``delete`` beyond ``spec.revisionHistoryLimit``.
+* Pods: ``list`` only, by the component's labels, and only for a component past its progress deadline:
+  the scheduler's reason for a Pending pod, a container's waiting reason. Nothing a pod holds is secret
+  to the operator already (env values come from the DataService; credentials are secretKeyRefs).
 * Events: ``create`` only (core/v1 Events, one per transition).
 * Leader election: ``get``, ``create`` and merge ``patch`` of its Lease, in its own namespace only.
 
-No wildcards, no pods (exec or otherwise), no nodes, no RBAC objects, no ``update`` it does not send.
+No wildcards, no pod writes (exec, attach, create or otherwise), no nodes, no RBAC objects, no ``update``
+it does not send.
 """
 
 from __future__ import annotations
@@ -51,7 +57,6 @@ LABELS = {"app.kubernetes.io/name": "d3os-operator", "app.kubernetes.io/part-of"
 FORBIDDEN_RESOURCES = frozenset(
     {
         "*",
-        "pods",
         "pods/exec",
         "pods/attach",
         "pods/portforward",
@@ -68,7 +73,7 @@ FORBIDDEN_RESOURCES = frozenset(
         "persistentvolumes",
     }
 )
-"""What the operator must never be granted (checked by the unit test)."""
+"""What the operator must never be granted (checked by the unit test); pods: ``list`` only (see above)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ def cluster_rules() -> list[Rule]:
         Rule(api.GROUP, (f"{api.PLURAL}/status",), ("patch",), "status (server-side apply)"),
         Rule(api.GROUP, (f"{api.PLURAL}/finalizers",), ("update",), "ownerReferences with blockOwnerDeletion"),
         *_owned_rules(),
+        Rule("", ("pods",), ("list",), "why a component past its progress deadline is stuck"),
         Rule("", ("events",), ("create",), "Events on DataServices"),
     ]
 

@@ -28,19 +28,20 @@ import datetime as dt
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import httpx2
 from lightkube.core.exceptions import ApiError
 
 from d3os_core import api
-from d3os_core.types import Event, Facts, Observed, Plan
+from d3os_core.types import Event, Facts, Observed, Plan, PodQuery
 
 from .events import EventRecorder
 from .informer import Informer, store_key
-from .kube import Kube, api_error_text
+from .kube import Kube, api_error_text, kind_info
 from .metrics import Metrics
 from .probes import ProbeManager
 
@@ -57,6 +58,7 @@ HOLDER_REQUEUE = 0.0
 """Seconds: requeue after finding a name held by an object the operator does not own (plan again now)."""
 HOLDER_RECHECK = 10.0
 """Seconds: while a name stays held, re-read the holder at least this often (it may not be watched)."""
+POD = kind_info("v1", "Pod")
 MAX_WRITE_STREAK = 25
 """Reconciles in a row that write objects before the reconciler suspects a plan that never converges."""
 
@@ -190,6 +192,18 @@ class Reconciler:
         # A reconcile never waits for a probe: a check not run yet shows as "checking …", and its first
         # result enqueues this DataService again (ProbeManager's on_change).
 
+        if plan.inspect:
+            # A component is past its progress deadline: read its pods (by label, only now) so the status
+            # can say why (the scheduler's reason, a container's waiting reason), and plan once more.
+            pods = await self._pods(key, ns, plan.inspect)
+            if pods:
+                observed = Observed(objects=observed.objects, probes=observed.probes, refused=observed.refused,
+                                    pods=pods)
+                started = time.monotonic()
+                plan = self.planner(parent, observed, facts)
+                self._trace("plan", key, plan_ms=(time.monotonic() - started) * 1000, applies=len(plan.apply),
+                            inspected=sorted(pods))
+
         if self.metrics is not None and plan.status:
             comps = plan.status.get("components") or []
             self.metrics.components(ns, name, {str(c["name"]): bool(c.get("ready")) for c in comps})
@@ -246,6 +260,21 @@ class Reconciler:
             if not held:
                 self.holders.pop(key, None)
         return Observed(objects=objects, probes=self.probes.results(key), refused=dict(self.refused.get(key) or {}))
+
+    async def _pods(
+        self, key: ParentKey, ns: str, queries: Sequence[PodQuery]
+    ) -> dict[str, tuple[dict[str, Any], ...]]:
+        """The pods the plan asked about; a refused or failed list just leaves that component's detail out."""
+        out: dict[str, tuple[dict[str, Any], ...]] = {}
+        for q in queries:
+            try:
+                items, _ = await self.kube.list_objects(POD, ns, labels=q.labels)
+            except (ApiError, httpx2.HTTPError, OSError) as e:
+                log.debug("pods not read", extra={"ds": fmt_key(key), "component": q.component,
+                                                  "error": api_error_text(e)})
+                continue
+            out[q.component] = tuple(items)
+        return out
 
     async def _execute(self, key: ParentKey, parent: dict[str, Any], plan: Plan, out: Outcome) -> dict[str, Any]:
         ds = fmt_key(key)

@@ -423,7 +423,8 @@ def _child_diffs(client: Any, applied_ds: Mapping[str, Any], namespace: str) -> 
         if text:
             out.append((f"{kind}/{oname}", text))
     for (kind, oname), current in sorted(live.items()):
-        if (kind, oname) not in seen and not retained(current, kind, parent.uid):  # claims, credentials: kept
+        # claims and their credentials are kept; revisions are history (recorded when Ready), not rendered
+        if (kind, oname) not in seen and kind != "ControllerRevision" and not retained(current, kind, parent.uid):
             out.append((f"{kind}/{oname}", unified(current, None, f"{kind}/{oname}")))
     return out
 
@@ -511,6 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--force-conflicts", action="store_true", help="take over fields another field manager owns")
     cluster(ap)
     ap.set_defaults(func=cmd_apply)
+    from .historycli import add_commands
+
+    add_commands(sub, cluster)  # history, rollback
     return p
 
 

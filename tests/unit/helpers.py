@@ -73,4 +73,5 @@ def condition(ds: dict[str, Any], type_: str) -> dict[str, Any]:
 
 
 def applied_components(p: Plan) -> set[str]:
-    return {a.component for a in p.apply}
+    """Components whose objects the plan applies (a ControllerRevision records history, it is no component)."""
+    return {a.component for a in p.apply if a.manifest["kind"] != "ControllerRevision"}

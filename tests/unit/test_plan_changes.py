@@ -186,7 +186,7 @@ def test_progress_deadline_exceeded_is_degraded_not_waiting() -> None:
     assert deg["status"] == "True" and deg["reason"] == "ProgressDeadlineExceeded"
     assert "api-manager" in deg["message"]
     assert condition(d.ds, "Progressing")["reason"] == "Stalled"
-    assert any(e.reason == "ComponentFailed" and e.type == "Warning" for e in d.plans[-1].events)
+    assert any(e.reason == "ProgressDeadlineExceeded" and e.type == "Warning" for e in d.plans[-1].events)
     assert "auth" not in applied_components(d.plans[-1])
 
 
@@ -228,13 +228,18 @@ def test_deletion_goes_in_reverse_order_and_keeps_claims() -> None:
     d = ready_driver()
     d.ds["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     order: list[str] = []
+    kinds: list[set[str]] = []
     for _ in range(30):
         p = d.step()
         comps = {r.component for r in p.delete}
         assert len(comps) <= 1
-        order.extend(comps)
+        order.extend(c for c in comps if c)
+        kinds.append({r.kind for r in p.delete})
         if p.finalizer == "remove":
             break
+    # the revision history goes last, after every component
+    assert [k for k in kinds if k][-1] == {"ControllerRevision"}
+    assert all("ControllerRevision" not in k for k in [k for k in kinds if k][:-1])
     assert order == list(reversed(ORDER)) or order == [k for k in reversed(ORDER) if k != "uuc"] + ["uuc"] \
         or order == [k for k in reversed(ORDER)]
     assert sorted(d.fc.objects) == [("PersistentVolumeClaim", "data-mysql-dataservice-0"),

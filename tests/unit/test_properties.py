@@ -53,6 +53,8 @@ from .strategies import KEYS, Mutation, Op, apply_mutation, histories, mutations
 
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
 PVC = "PersistentVolumeClaim"
+REVISION = "ControllerRevision"
+"""The revision history: written when the DataService is Ready, not an object of any component."""
 MAX_PASSES = 3 * len(KEYS) + 5
 SEED = "property-seed"
 PARENT = Parent("dataservice-sample", "props", "uid-ds-1")
@@ -327,8 +329,12 @@ def check_plan(ds: Mapping[str, Any], fc: FakeCluster, p: Plan) -> None:
         assert p.apply == (), f"plan applies while the DataService is being deleted: {p.apply}"
         return
     deps = dependencies(ds["spec"])
+    revision_writes = [a for a in p.apply if a.manifest["kind"] == REVISION]
+    if revision_writes:  # a revision is recorded only once every component is ready at its desired state
+        assert all(ready_at_desired(ds, fc, k) for k in KEYS), "a revision was recorded before Ready"
     # every write (apply, or the delete of an old form before the new one starts) is gated
-    for comp in sorted({a.component for a in p.apply} | {r.component for r in p.delete}):
+    for comp in sorted({a.component for a in p.apply if a.manifest["kind"] != REVISION}
+                       | {r.component for r in p.delete if r.kind != REVISION}):
         blockers = [d for d in deps[comp] if not ready_at_desired(ds, fc, d)]
         if not blockers:
             continue
@@ -342,6 +348,8 @@ def check_plan(ds: Mapping[str, Any], fc: FakeCluster, p: Plan) -> None:
         )
     for a in p.apply:
         key = (a.manifest["kind"], a.manifest["metadata"]["name"])
+        if key[0] == REVISION:
+            continue
         assert key in wanted_keys, f"plan applies an object the spec does not render: {key}"
         if key[0] == "Secret":  # credentials are never regenerated while their data or they exist
             live = fc.objects.get(key)
@@ -363,8 +371,14 @@ def check_steady(w: World) -> None:
     wanted = {(o["kind"], o["metadata"]["name"]): o for objs in want.values() for o in objs}
     for key, obj in wanted.items():
         assert up_to_date(w.fc, obj), f"{key} is not the rendered object"
-    live = {k for k in w.fc.objects if not _kept(w.fc, *k)}
+    live = {k for k in w.fc.objects if k[0] != REVISION and not _kept(w.fc, *k)}
     assert live == {k for k in wanted if not _kept(w.fc, *k)}, f"stale or missing: {live ^ set(wanted)}"
+    # the spec in force is the current revision, and the history is within its limit
+    current = w.ds["status"]["currentRevision"]
+    assert (REVISION, current) in w.fc.objects
+    revisions = [o for (k, _), o in w.fc.objects.items() if k == REVISION]
+    assert 1 <= len(revisions) <= w.ds["spec"].get("revisionHistoryLimit", 10)
+    assert w.fc.objects[(REVISION, current)]["revision"] == max(o["revision"] for o in revisions)
     kept = {n for (k, n) in w.fc.objects if k == PVC}
     assert w.claims_seen - w.claims_removed_by_hand <= kept, "a claim was deleted"
     for kind, name in wanted:
@@ -372,11 +386,23 @@ def check_steady(w: World) -> None:
             assert rolled_out(w.fc.objects[(kind, name)])
 
 
+def _dependents(deps: Mapping[str, list[str]], key: str) -> set[str]:
+    out: set[str] = set()
+    frontier = [key]
+    while frontier:
+        cur = frontier.pop()
+        for k, ds in deps.items():
+            if cur in ds and k not in out:
+                out.add(k)
+                frontier.append(k)
+    return out
+
+
 def check_deletion(w: World) -> None:
-    """Children go in reverse product order, claims stay, the finalizer is released."""
+    """Children go in the reverse of the dependency graph in force (a component only once nothing that
+    depends on it has objects left), the revision history last; claims stay; the finalizer is released."""
     w.ds["metadata"]["deletionTimestamp"] = "2026-01-02T00:00:00Z"
-    rank = {k: i for i, k in enumerate(KEYS)}
-    last_rank = len(KEYS) + 1
+    deps = dependencies(w.ds["spec"])
     claims = {n for (k, n) in w.fc.objects if k == PVC}
     kept = {k: o for k, o in w.fc.objects.items() if _kept(w.fc, *k)}
     for _ in range(MAX_PASSES):
@@ -384,11 +410,14 @@ def check_deletion(w: World) -> None:
         w.write_status(p)
         if p.finalizer == "remove":
             break
-        ranks = {rank.get(r.component, len(KEYS)) for r in p.delete}
-        assert len(ranks) <= 1, f"one component at a time: {p.delete}"
-        for r in ranks:
-            assert r <= last_rank, f"deletion out of reverse order: {p.delete}"
-            last_rank = r
+        present = {str(o["metadata"]["labels"].get("app.kubernetes.io/component", ""))
+                   for (k, n), o in w.fc.objects.items() if k not in (PVC, REVISION) and not _kept(w.fc, k, n)}
+        for r in p.delete:
+            if r.kind == REVISION:
+                assert not present, f"revisions deleted while components remain: {present}"
+            elif r.component in deps:
+                left = _dependents(deps, r.component) & present
+                assert not left, f"{r.component} deleted while {left}, which depend on it, remain"
         w.fc.carry_out(p)
     else:
         raise AssertionError("the finalizer was never released")

@@ -50,6 +50,11 @@ def test_no_wildcards_and_nothing_forbidden() -> None:
         ] == [f"{api.PLURAL}/finalizers"], rule
 
 
+def test_pods_are_only_listed() -> None:
+    pods = [r for r in _all_rules() if "pods" in r["resources"]]  # type: ignore[operator]
+    assert pods == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]
+
+
 def test_owned_kinds_are_covered_and_claims_never_deleted() -> None:
     granted: dict[tuple[str, str], set[str]] = {}
     for rule in rbac.cluster_rules():

@@ -1,0 +1,161 @@
+"""``d3os history`` and ``d3os rollback``: the revision history of a DataService, like ``kubectl rollout``.
+
+- ``d3os history NAME [-n NS]``: one line per revision (a ControllerRevision the operator recorded when
+  that spec reached Ready): number, which is current, when it became Ready, the spec generation, and what
+  changed from the revision before (images, kinds, replicas, env keys, other fields).
+- ``d3os rollback NAME [-n NS] [--to-revision N] [--wait] [--timeout S]``: rewrite the spec from revision
+  N (default: the one before the current) with server-side apply, field manager ``kubectl-d3os``, like
+  ``kubectl rollout undo``. When fields another manager owns would outlive the apply (a dry run tells),
+  it is an update guarded by resourceVersion instead, so the spec is exactly the revision's, in one write
+  (``spec.suspend`` is kept as it is: it is not part of a revision). The operator rolls the change out
+  like any other; once Ready, that revision takes the next number (as a Deployment's does).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TextIO
+
+from d3os_core import api
+from d3os_core.revisions import KIND, NOT_RECORDED, Revision, by_number, changes, observed_revisions
+
+EXIT_ERROR = 2
+
+
+def _revisions(client: Any, name: str, namespace: str, uid: str) -> list[Revision]:
+    from .kube import kind_info
+
+    info = kind_info("apps/v1", KIND)
+    items = client.list(info.res, namespace=namespace,
+                        labels={api.LABEL_MANAGED_BY: api.MANAGED_BY, api.LABEL_INSTANCE: name})
+    objects = {(KIND, str(o["metadata"]["name"])): dict(o) for o in items}
+    return observed_revisions(objects, uid)
+
+
+def format_history(revisions: Sequence[Revision], current: str, name: str, namespace: str) -> str:
+    """The table of ``d3os history``."""
+    if not revisions:
+        return (f"DataService {namespace}/{name}: no revisions yet (a revision is recorded when a spec "
+                "reaches Ready)\n")
+    from .usercli import _table
+
+    rows = [["REVISION", "CURRENT", "READY AT", "GENERATION", "CHANGE"]]
+    previous: Revision | None = None
+    for r in revisions:
+        rows.append([
+            str(r.number),
+            "*" if r.name == current else "",
+            r.ready_at or "-",
+            str(r.generation or "-"),
+            "; ".join(changes(previous.spec, r.spec)) if previous is not None
+            else "initial" if r.number == 1 else "(first revision kept)",
+        ])
+        previous = r
+    return "\n".join(_table(rows)) + "\n"
+
+
+def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
+    from .kube import DATASERVICE
+    from .usercli import _client, _get, _namespace
+
+    client = _client(args)
+    ns = _namespace(args, client)
+    ds = _get(client, DATASERVICE.res, args.name, ns)
+    if ds is None:
+        out.write(f"DataService {ns}/{args.name}: not found\n")
+        return 1
+    revs = _revisions(client, args.name, ns, str(ds["metadata"]["uid"]))
+    out.write(format_history(revs, str((ds.get("status") or {}).get("currentRevision") or ""), args.name, ns))
+    return 0
+
+
+def pick(revisions: Sequence[Revision], current: str, to: int | None) -> Revision | str:
+    """The revision to roll back to, or why there is none."""
+    if not revisions:
+        return "no revisions yet: nothing to roll back to"
+    if to is not None:
+        found = by_number(revisions, to)
+        if found is None:
+            return f"revision {to} not found; revisions: {', '.join(str(r.number) for r in revisions)}"
+        return found
+    cur = next((r for r in revisions if r.name == current), revisions[-1])
+    earlier = [r for r in revisions if r.number < cur.number]
+    if not earlier:
+        return f"revision {cur.number} is the oldest kept: no revision before it"
+    return earlier[-1]
+
+
+def target_spec(revision: Revision, live_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The revision's spec, with the live values of the fields a revision does not record."""
+    spec = {k: v for k, v in revision.spec.items() if k not in NOT_RECORDED}
+    for k in NOT_RECORDED:
+        if k in live_spec:
+            spec[k] = live_spec[k]
+    return spec
+
+
+def cmd_rollback(args: argparse.Namespace, out: TextIO) -> int:
+    from lightkube.types import PatchType
+
+    from .kube import DATASERVICE
+    from .usercli import FIELD_MANAGER, _client, _get, _namespace, wait_for_outcome
+
+    client = _client(args)
+    ns = _namespace(args, client)
+    ds = _get(client, DATASERVICE.res, args.name, ns)
+    if ds is None:
+        out.write(f"DataService {ns}/{args.name}: not found\n")
+        return 1
+    revs = _revisions(client, args.name, ns, str(ds["metadata"]["uid"]))
+    chosen = pick(revs, str((ds.get("status") or {}).get("currentRevision") or ""), args.to_revision)
+    if isinstance(chosen, str):
+        out.write(f"error: {chosen}\n")
+        return EXIT_ERROR
+    spec = target_spec(chosen, ds.get("spec") or {})
+    if spec == ds.get("spec"):
+        out.write(f"skipped rollback: the spec already is revision {chosen.number}\n")
+        return 0
+    body = {"apiVersion": api.API_VERSION, "kind": api.KIND,
+            "metadata": {"name": args.name, "namespace": ns}, "spec": spec}
+    def apply(dry_run: bool) -> dict[str, Any]:
+        return dict(client.patch(DATASERVICE.res, args.name, body, namespace=ns, patch_type=PatchType.APPLY,
+                                 field_manager=FIELD_MANAGER, force=True, dry_run=dry_run))
+
+    # One write: server-side apply when it gives exactly the revision's spec (a dry run tells), else an
+    # update guarded by resourceVersion (fields other managers own would stay under server-side apply).
+    trial = apply(dry_run=True)
+    if trial.get("spec") == spec:
+        applied = apply(dry_run=False)
+    else:
+        exact = {k: v for k, v in ds.items() if k != "status"}
+        exact["spec"] = spec
+        applied = dict(client.replace(DATASERVICE.res(**exact), field_manager=FIELD_MANAGER))
+    generation = int(applied["metadata"].get("generation") or 1)
+    out.write(f"dataservice.{api.GROUP}/{args.name} rolled back to revision {chosen.number} "
+              f"(namespace {ns}, generation {generation})\n")
+    out.flush()
+    if not args.wait:
+        return 0
+
+    def emit(line: str) -> None:
+        out.write(line + "\n")
+        out.flush()
+
+    return wait_for_outcome(client, args.name, ns, generation, args.timeout, emit)
+
+
+def add_commands(sub: Any, cluster: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Register ``history`` and ``rollback`` on the ``d3os`` parser."""
+    hi = sub.add_parser("history", help="the revisions of a DataService (one per spec that reached Ready)")
+    hi.add_argument("name")
+    cluster(hi)
+    hi.set_defaults(func=cmd_history)
+    rb = sub.add_parser("rollback", help="rewrite the spec from an earlier revision (like kubectl rollout undo)")
+    rb.add_argument("name")
+    rb.add_argument("--to-revision", type=int, default=None, metavar="N",
+                    help="revision number (default: the one before the current)")
+    rb.add_argument("--wait", action="store_true", help="show progress until Ready (0) or Degraded/timeout (1)")
+    rb.add_argument("--timeout", type=float, default=600.0, help="with --wait, seconds (default 600)")
+    cluster(rb)
+    rb.set_defaults(func=cmd_rollback)
