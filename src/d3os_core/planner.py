@@ -364,8 +364,9 @@ def _judge(
 ) -> ComponentStatus:
     """The component's progress deadline (see :mod:`d3os_core.deadlines`)."""
     target = content_hash([o["metadata"]["annotations"][api.ANNOTATION_HASH] for o in r.objects])
-    running = not suspended and (cs.state == "Progressing"
-                                 or (cs.state == "Failed" and not cs.message.startswith(REFUSED)))
+    # a step under way, or failed by its own controller's deadline; a refusal or lost credentials is no step
+    running = not suspended and (cs.state == "Progressing" or (
+        cs.state == "Failed" and not cs.message.startswith((REFUSED, credentials.LOST))))
     if st.check is not None:  # a third party's clock starts at its check's first failure
         result = observed.probes.get(probe_key(who, st))
         running = running and result is not None and not result.ok
