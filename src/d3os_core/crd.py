@@ -99,6 +99,10 @@ def spec_schema(product: ProductDef) -> JSON:
         comp_rules: list[JSON] = list(node.get("x-kubernetes-validations") or [])
         deps = node["properties"]["dependsOn"]
         deps["items"]["enum"] = [k for k in product.keys if k != comp.key]
+        deps["x-kubernetes-validations"] = [{
+            "rule": "self.all(d, self.filter(e, e == d).size() == 1)",
+            "message": f"spec.{comp.key}.dependsOn: each component may be listed once",
+        }]
         if comp.role == "middleware":
             allowed = [k.value for k in comp.allowed_kinds]
             if allowed != [k.value for k in WorkloadKind]:

@@ -206,7 +206,7 @@ case(
     "dup-dependson",
     "the same dependency twice",
     _set("auth.dependsOn", ["mysql", "mysql"]),
-    "invalid-spec: 'mysql' is listed twice",
+    "rejected: dependsOn: each component may be listed once",
 )
 # -- unknown keys ------------------------------------------------------------------------------------------
 case("unknown-spec-key", "an unknown component", _set("redis", {"name": "redis", "kind": 0}), "rejected: redis")
