@@ -8,9 +8,11 @@ stored resource stays as the user wrote it), and adds the cross-field CEL rules 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from . import api
+from .checks import HTTP_URL_PATTERN, TCP_HOST_PATTERN, THIRD_PARTY_URL_PATTERN
 from .product import ProductDef, WorkloadKind
 from .spec import spec_model
 from .types import JSON
@@ -86,11 +88,38 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     return out
 
 
+_ADDRESS_FORMS = {
+    HTTP_URL_PATTERN: "must be an absolute http(s)://[USER@]HOST[:PORT][/PATH] URL in printable ASCII: HOST an "
+                      "ASCII DNS name (xn-- form for internationalised names), IPv4 or [IPv6] address, PORT 1-65535",
+    THIRD_PARTY_URL_PATTERN: "must be http(s)://HOST…, tcp://HOST:PORT, jdbc:mysql://HOST[:PORT]/…, "
+                             "mysql://HOST[:PORT] or HOST:PORT in printable ASCII: HOST an ASCII DNS name (xn-- form "
+                             "for internationalised names), IPv4 or [IPv6] address, PORT 1-65535",
+    TCP_HOST_PATTERN: "must be an ASCII DNS name (xn-- form for internationalised names), an IPv4 or IPv6 address",
+}
+
+
+def _address_rules(node: Any) -> None:
+    """The address patterns as CEL rules, so admission says what is allowed in words, not as a regex."""
+    if isinstance(node, dict):
+        form = _ADDRESS_FORMS.get(node.get("pattern", ""))
+        if form is not None:
+            pattern = node.pop("pattern")
+            node.setdefault("x-kubernetes-validations", []).append(
+                {"rule": f"self.matches({json.dumps(pattern)})", "message": form}
+            )
+        for value in node.values():
+            _address_rules(value)
+    elif isinstance(node, list):
+        for value in node:
+            _address_rules(value)
+
+
 def spec_schema(product: ProductDef) -> JSON:
     """Structural OpenAPI schema of ``spec`` with the product's cross-field CEL rules."""
     raw = spec_model(product).model_json_schema(by_alias=True, mode="validation")
     defs = raw.get("$defs", {})
     schema: JSON = _structural(raw, defs)
+    _address_rules(schema)
     props = schema["properties"]
     rules: list[JSON] = []
     for comp in product.components:
@@ -99,6 +128,10 @@ def spec_schema(product: ProductDef) -> JSON:
         comp_rules: list[JSON] = list(node.get("x-kubernetes-validations") or [])
         deps = node["properties"]["dependsOn"]
         deps["items"]["enum"] = [k for k in product.keys if k != comp.key]
+        deps["x-kubernetes-validations"] = [{
+            "rule": "self.all(d, self.filter(e, e == d).size() == 1)",
+            "message": f"spec.{comp.key}.dependsOn: each component may be listed once",
+        }]
         if comp.role == "middleware":
             allowed = [k.value for k in comp.allowed_kinds]
             if allowed != [k.value for k in WorkloadKind]:

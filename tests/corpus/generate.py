@@ -206,7 +206,7 @@ case(
     "dup-dependson",
     "the same dependency twice",
     _set("auth.dependsOn", ["mysql", "mysql"]),
-    "invalid-spec: 'mysql' is listed twice",
+    "rejected: dependsOn: each component may be listed once",
 )
 # -- unknown keys ------------------------------------------------------------------------------------------
 case("unknown-spec-key", "an unknown component", _set("redis", {"name": "redis", "kind": 0}), "rejected: redis")
@@ -344,13 +344,13 @@ case(
     "inject-tcp-host",
     "a tcp host with ;",
     _set("uuc.thirdParty.check", {"tcp": {"host": "x;id", "port": 1}}),
-    "rejected: spec.uuc.thirdParty.check.tcp.host in body should match",
+    "rejected: spec.uuc.thirdParty.check.tcp.host: Invalid value: \"x;id\": must be an ASCII DNS name",
 )
 case(
     "inject-http-url-space",
     "an http check url with a command",
     _set("uuc.thirdParty.check", {"http": {"url": "https://x.example; rm -rf /"}}),
-    "rejected: spec.uuc.thirdParty.check.http.url in body should match",
+    "rejected: spec.uuc.thirdParty.check.http.url: Invalid value: \"https://x.example; rm -rf /\": must be an absolute",
 )
 case(
     "inject-storage-size",
