@@ -166,7 +166,7 @@ def test_a_refused_target_says_probe_policy_and_never_shows_credentials(
         return [e for e in evs if "probe policy" in e["message"]]
 
     wait_for("an Event saying probe policy", warned, 30)
-    everything = json.dumps(ds) + json.dumps(events_for(env.client, env.namespace, "dataservice-sample"))
+    everything = json.dumps(ds["status"]) + json.dumps(events_for(env.client, env.namespace, "dataservice-sample"))
     assert "hunter2" not in everything
     metrics = env.operator.operator.metrics.text().decode()
     assert 'check="HTTP GET http://***@169.254.169.254/duc"' in metrics
