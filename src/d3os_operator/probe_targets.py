@@ -1,7 +1,7 @@
 """The addresses the probe policy protects beyond its built-in refusals, found once at start.
 
 The Kubernetes API server (the address the operator itself talks to, the ``kubernetes`` Service's
-ClusterIP in ``default`` and that Service's endpoints) and the operator's own pod (``POD_IP`` /
+ClusterIP in ``default`` and that Service's EndpointSlice, or Endpoints) and the operator's own pod (``POD_IP`` /
 ``POD_IPS`` from the downward API): a DataService author must not learn through a probe whether they
 answer. Each source is best effort -- a read the operator may not make (RBAC) is logged and skipped, the
 others still count -- and nothing here can stop the operator from starting.
@@ -60,11 +60,12 @@ async def protected_addresses(
             with anyio.fail_after(READ_TIMEOUT):
                 resp = await http.get(path)
         except Exception as e:
-            log.warning("probe policy: cannot read %s", path, extra={"error": str(e) or type(e).__name__})
+            log.info("probe policy: cannot read %s", path, extra={"error": str(e) or type(e).__name__})
             return None
         if resp.status_code != 200:
-            log.warning(
-                "probe policy: cannot read %s (HTTP %s); use --probe-deny-cidr for those addresses",
+            # the operator's RBAC need not allow it (nor the cluster have it): info, not a warning per start
+            log.info(
+                "probe policy: cannot read %s (HTTP %s); name those addresses with --probe-deny-cidr",
                 path,
                 resp.status_code,
             )
@@ -81,7 +82,12 @@ async def protected_addresses(
         add(spec.get("clusterIP"), API_SERVER)
         for ip in spec.get("clusterIPs") or []:
             add(ip, API_SERVER)
-    endpoints = await read("/api/v1/namespaces/default/endpoints/kubernetes")
+    # the API server keeps an EndpointSlice "kubernetes" (and, on older versions, the Endpoints) of itself
+    endpoint_slice = await read("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes")
+    for endpoint in (endpoint_slice or {}).get("endpoints") or []:
+        for ip in (endpoint or {}).get("addresses") or []:
+            add(ip, API_SERVER)
+    endpoints = None if endpoint_slice is not None else await read("/api/v1/namespaces/default/endpoints/kubernetes")
     if endpoints is not None:
         for subset in endpoints.get("subsets") or []:
             for address in (subset or {}).get("addresses") or []:

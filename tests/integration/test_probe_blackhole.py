@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -105,9 +106,17 @@ def test_black_holed_checks_do_not_hold_the_workers(
             stuck = sum(1 for r in op.operator.probes.stats() if r["ok"] is None) if op.operator else 0
             assert stuck >= BLACK_HOLED, "their probes hang (no result for 300 s)"
 
+            busy_ds = copy.deepcopy(sample)
+            busy_ds["spec"]["web"]["nodePort"] = 30187  # nodePorts are cluster-wide: the first copy holds 30180
             t1 = time.monotonic()
-            _apply(k8s_cluster, busy_ns, sample)
-            wait_for("the sample Ready beside 8 black-holed checks", lambda: ready_in(busy_ns), alone + SLACK + 60)
+            _apply(k8s_cluster, busy_ns, busy_ds)
+            try:
+                wait_for("the sample Ready beside 8 black-holed checks", lambda: ready_in(busy_ns), alone + SLACK + 60)
+            except AssertionError:
+                ds = harness.get_dataservice(client, busy_ns, name) or {}
+                print("status:", json.dumps(ds.get("status"), ensure_ascii=False, indent=1)[:4000])
+                print("operator:", json.dumps(op.operator.stats() if op.operator else {}, default=str)[:4000])
+                raise
             busy = time.monotonic() - t1
             figures_out("black_holed_checks", {"alone_s": round(alone, 1), "beside_8_black_holed_s": round(busy, 1),
                                                "workers": 2})
@@ -127,7 +136,6 @@ def test_a_refused_target_says_probe_policy_and_never_shows_credentials(
     """uuc pointed at the cloud metadata address, with a password in its URL: uuc is not ready, its
     component status and Progressing say "probe policy" and the address; status, Events, metric labels
     and logs show ``***`` instead of the password."""
-    import json
     import logging
 
     from .standin import events_for
@@ -158,7 +166,7 @@ def test_a_refused_target_says_probe_policy_and_never_shows_credentials(
         return [e for e in evs if "probe policy" in e["message"]]
 
     wait_for("an Event saying probe policy", warned, 30)
-    everything = json.dumps(ds) + json.dumps(events_for(env.client, env.namespace, "dataservice-sample"))
+    everything = json.dumps(ds["status"]) + json.dumps(events_for(env.client, env.namespace, "dataservice-sample"))
     assert "hunter2" not in everything
     metrics = env.operator.operator.metrics.text().decode()
     assert 'check="HTTP GET http://***@169.254.169.254/duc"' in metrics
@@ -184,6 +192,7 @@ def test_hostile_check_addresses_never_take_the_operator_down(
     sample_ns, *others = namespaces[: len(HOSTILE) + 1]
     ensure_volumes(client, len(HOSTILE) + 4)
     sample = point_uuc_at(harness.load_sample(), uuc)
+    sample["spec"]["web"]["nodePort"] = 30188  # cluster-wide: not the one other tests' samples hold
     name = sample["metadata"]["name"]
     op = OperatorProc(k8s_cluster.kubeconfig, namespaces[: len(HOSTILE) + 1], tmp_path / "operator.log")
     try:
