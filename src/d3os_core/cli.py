@@ -19,6 +19,7 @@ from .planner import plan
 from .render import Parent, render_component, resolve
 from .types import JSON, Facts, ObjKey, Observed, ProbeResult
 from .validation import SpecError, parse_spec
+from .yamlout import dump_all
 
 EXIT_INVALID = 2
 
@@ -61,7 +62,7 @@ def _parent(ds: Mapping[str, Any], namespace: str | None) -> Parent:
 
 
 def _dump(docs: Sequence[Any]) -> None:
-    sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True, width=120))
+    sys.stdout.write(dump_all(docs))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
