@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .build import BuildError, Versions, ensure_built, stderr_progress
+from .build import GO_TOOLS, BuildError, Versions, ensure_built, ensure_tool, stderr_progress
 
 
 def _cluster(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -23,6 +23,9 @@ def _cluster(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def cmd_build(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     tc = ensure_built(Versions.from_env(), progress=stderr_progress, jobs=args.jobs)
+    for name in GO_TOOLS:
+        if name not in args.skip:
+            ensure_tool(name, progress=stderr_progress, jobs=args.jobs)
     stderr_progress(f"binaries ready in {time.monotonic() - t0:.1f}s: {tc.bin_dir}")
     print(tc.bin_dir)
     return 0
@@ -157,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
         "toolchain, or find them in ~/.cache/d3os-testenv; print the directory that holds them all.",
     )
     b.add_argument("--jobs", "-p", type=int, default=None, help="go build -p (default: min(2, CPUs))")
+    b.add_argument("--skip", action="append", default=[], choices=sorted(GO_TOOLS),
+                   help="do not build this tool (repeatable); the control plane is always built")
     b.set_defaults(func=cmd_build)
 
     u = named(sub.add_parser(
