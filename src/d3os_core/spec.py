@@ -215,6 +215,13 @@ class SpecBase(_Strict):
         description="Names of Secrets (in the DataService's namespace) for pulling images, added to every "
         "pod; at most 16. Example: [registry-cred].",
     )
+    pod_security: Literal["baseline", "restricted"] = Field(
+        "baseline", alias="podSecurity",
+        description="The Pod Security Standard the pods are rendered for: baseline (default; the images run "
+        "as they are built) or restricted (for namespaces that enforce it, e.g. OpenShift-like clusters: "
+        "runAsNonRoot with the product's non-root user where an image needs one, such as mysql 999, all "
+        "capabilities dropped, RuntimeDefault seccomp, no privilege escalation).",
+    )
 
     def component(self, key: str) -> Component:
         value = getattr(self, field_name(key))
