@@ -8,6 +8,7 @@ stored resource stays as the user wrote it), and adds the cross-field CEL rules 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from . import api
@@ -285,9 +286,9 @@ def crd_manifest(product: ProductDef | None = None) -> JSON:
                     "properties": {
                         "apiVersion": {"type": "string", "description": _API_VERSION_DOC},
                         "kind": {"type": "string", "description": _KIND_DOC},
-                        "metadata": {"type": "object", "description": "Standard object metadata."},
+                        "metadata": {"type": "object"},  # the API server refuses anything more here
                         "spec": spec_schema(product),
-                        "status": STATUS_SCHEMA,
+                        "status": copy.deepcopy(STATUS_SCHEMA),  # callers may edit what they get
                     },
                 }},
             }],

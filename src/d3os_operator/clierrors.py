@@ -103,16 +103,27 @@ def describe(exc: BaseException) -> tuple[int, str] | None:
             f"no usable kubeconfig: {exc} (use --kubeconfig FILE, $D3OS_KUBECONFIG or $KUBECONFIG, "
             "or ~/.kube/config)"
         )
-    if isinstance(exc, ApiError):
-        code = exc.status.code or 0
-        message = (exc.status.message or exc.status.reason or str(exc)).strip()
+    try:
+        import httpx2 as httpx
+    except ImportError:  # pragma: no cover
+        import httpx  # type: ignore[no-redef]
+    api_status = isinstance(exc, ApiError)
+    if api_status or isinstance(exc, httpx.HTTPStatusError):
+        # an ApiError carries the server's Status; a 404 of an unknown resource path is plain text
+        code = (exc.status.code if api_status else exc.response.status_code) or 0  # type: ignore[union-attr]
+        if api_status:
+            message = (exc.status.message or exc.status.reason or str(exc)).strip()  # type: ignore[union-attr]
+        else:
+            message = (exc.response.text.strip()  # type: ignore[union-attr]
+                       or exc.response.reason_phrase)  # type: ignore[union-attr]
         what = _what(exc)
         if code in (401, 403):
             label = "forbidden" if code == 403 else "unauthorized"
             hint = "" if " cannot " in message else f" (cannot {what})" if what else ""
             return EXIT_FORBIDDEN, f"{label}: {message}{hint}"
         if code == 404:
-            unnamed = exc.status.details is None or not getattr(exc.status.details, "name", None)
+            details = exc.status.details if api_status else None  # type: ignore[union-attr]
+            unnamed = details is None or not getattr(details, "name", None)
             if unnamed and "dataservices" in what:
                 return EXIT_NOT_FOUND, (
                     f"not found: the API server does not serve DataServices ({what}): is the CRD installed? "
@@ -120,10 +131,6 @@ def describe(exc: BaseException) -> tuple[int, str] | None:
                 )
             return EXIT_NOT_FOUND, f"not found: {message}" + (f" ({what})" if what else "")
         return EXIT_API, f"API error {code}: {message}" + (f" ({what})" if what else "")
-    try:
-        import httpx2 as httpx
-    except ImportError:  # pragma: no cover
-        import httpx  # type: ignore[no-redef]
     if isinstance(exc, httpx.TransportError):
         req = _request_of(exc)
         where = f"{req.url.scheme}://{req.url.netloc.decode('ascii', 'replace')}" if req is not None else "?"

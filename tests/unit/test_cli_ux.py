@@ -173,3 +173,16 @@ def test_exit_codes_are_documented() -> None:
     for code in (clierrors.EXIT_CONFIG, clierrors.EXIT_UNREACHABLE, clierrors.EXIT_FORBIDDEN,
                  clierrors.EXIT_NOT_FOUND, clierrors.EXIT_API, clierrors.EXIT_BUG):
         assert f"| {code} |" in docs, f"docs/operations.md: exit code {code} is not in the table"
+
+
+def test_a_resource_the_server_does_not_serve_is_not_found_with_a_hint() -> None:
+    """What a cluster without the CRD answers: a plain-text 404 for the resource path."""
+    import httpx2
+
+    url = "https://127.0.0.1:6443/apis/d3os-product.com.d3os/v1/namespaces/team-a/dataservices/x"
+    request = httpx2.Request("GET", url)
+    response = httpx2.Response(404, text="404 page not found", request=request)
+    exc = httpx2.HTTPStatusError("Client error '404 Not Found'", request=request, response=response)
+    code, message = clierrors.describe(exc) or (0, "")
+    assert code == clierrors.EXIT_NOT_FOUND
+    assert "get dataservices/x in namespace team-a" in message and "CRD" in message
