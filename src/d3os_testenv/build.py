@@ -514,7 +514,9 @@ def _finish(tmp: Path, out_dir: Path) -> None:
 @dataclass(frozen=True)
 class GoTool:
     """A command built from one Go module through a wrapper module (the module's own ``replace`` lines are
-    copied into it, since Go ignores a dependency's). ``ldflags`` may use ``{version}``."""
+    copied into it, since Go ignores a dependency's). ``ldflags`` may use ``{version}`` and
+    ``{k8s_major}``/``{k8s_minor}`` (the Kubernetes version of the k8s.io/client-go the module requires,
+    as Kubernetes tools stamp it: v0.37.x -> 1, 37)."""
 
     name: str
     module: str
@@ -541,8 +543,14 @@ GO_TOOLS: dict[str, GoTool] = {
         module="helm.sh/helm/v3",
         package="helm.sh/helm/v3/cmd/helm",
         version=HELM_VERSION,
+        # as helm's Makefile: the version, and the Kubernetes version `helm template` and `helm lint`
+        # assume without a cluster (else 1.20, which charts with a kubeVersion constraint refuse)
         ldflags="-s -w -X helm.sh/helm/v3/internal/version.version={version} "
-        "-X helm.sh/helm/v3/internal/version.gitTreeState=clean",
+        "-X helm.sh/helm/v3/internal/version.gitTreeState=clean "
+        "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor={k8s_major} "
+        "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor={k8s_minor} "
+        "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor={k8s_major} "
+        "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={k8s_minor}",
         version_env="D3OS_TESTENV_HELM_VERSION",
     ),
 }
@@ -589,14 +597,16 @@ def build_go_tool(tool: GoTool, root: Path, go: str, progress: ProgressFn | None
     info = json.loads(raw[raw.index("{") :])
     if info.get("Error"):
         raise BuildError(f"module proxy refused {tool.module}@{v}: {info['Error']}")
-    _write(src / "go.mod", tool_wrapper_gomod(tool, Path(info["GoMod"]).read_text()))
+    tool_go_mod = Path(info["GoMod"]).read_text()
+    _write(src / "go.mod", tool_wrapper_gomod(tool, tool_go_mod))
+    client_go = re.search(r"k8s\.io/client-go v0\.(\d+)\.", tool_go_mod)
+    ldflags = tool.ldflags.format(version=v, k8s_major=1, k8s_minor=client_go.group(1) if client_go else "0")
     _say(progress, f"{tool.name} {v}: resolving dependencies")
     _run_go(go, ["get", f"{tool.package}@{v}"], src, log, f"resolving {tool.name} {v}", progress)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    _compile(go, src, log, f"compiling {tool.name} {v}", progress, jobs, tool.ldflags.format(version=v),
-             tmp / tool.name, [tool.package])
+    _compile(go, src, log, f"compiling {tool.name} {v}", progress, jobs, ldflags, tmp / tool.name, [tool.package])
     _finish(tmp, out_dir)
     _say(progress, f"{tool.name} {v}: built in {_fmt_secs(time.monotonic() - t0)} -> {out_dir}")
     return out_dir / tool.name
