@@ -6,7 +6,6 @@ from typing import Any
 
 from d3os_core.crd import crd_manifest
 
-
 EXEMPT = {".metadata"}
 """The API server refuses a CRD whose ``metadata`` schema says more than its type (kubectl explain describes
 it from ObjectMeta anyway)."""
