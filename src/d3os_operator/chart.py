@@ -193,6 +193,12 @@ args:
 _BLOCKS = {
     "'@@LABELS@@'": '{{- include "d3os-operator.labels" . | nindent <N> }}',
     "'@@SELECTOR@@'": '{{- include "d3os-operator.selectorLabels" . | nindent <N> }}',
+    "'@@MANAGER_LABELS@@'": (
+        '{{- include "d3os-operator.labels" . | nindent <N> }}\n<I>app.kubernetes.io/component: manager'
+    ),
+    "'@@POD_LABELS@@'": (
+        '{{- include "d3os-operator.selectorLabels" . | nindent <N> }}\n<I>app.kubernetes.io/part-of: d3os-operator'
+    ),
     "'@@RESOURCES@@'": "{{- toYaml .Values.resources | nindent <N> }}",
 }
 """Placeholders of a whole mapping value: replaced by a template that writes it, indented under its key."""
@@ -213,12 +219,12 @@ def deployment_template(manager: Path = MANAGER) -> str:
     """config/manager/manager.yaml with the chart's values in place of the kustomize install's settings."""
     d: dict[str, Any] = yaml.safe_load(manager.read_text(encoding="utf-8"))
     meta = d["metadata"]
-    meta.update(name="@@NAME@@", namespace="@@NAMESPACE@@", labels="@@LABELS@@")
+    meta.update(name="@@NAME@@", namespace="@@NAMESPACE@@", labels="@@MANAGER_LABELS@@")
     spec = d["spec"]
     spec["replicas"] = "@@REPLICAS@@"
     spec["selector"]["matchLabels"] = "@@SELECTOR@@"
     pod = spec["template"]
-    pod["metadata"]["labels"] = "@@SELECTOR@@"
+    pod["metadata"]["labels"] = "@@POD_LABELS@@"
     pod["metadata"]["annotations"]["prometheus.io/port"] = "@@METRICS_PORT_STR@@"
     pod_spec = pod["spec"]
     pod_spec["serviceAccountName"] = "@@SA@@"
@@ -242,7 +248,8 @@ def deployment_template(manager: Path = MANAGER) -> str:
     for token, value in _BLOCKS.items():
         text = re.sub(
             rf"^( *)(\S+): {re.escape(token)}$",
-            lambda m, v=value: f"{m.group(1)}{m.group(2)}:\n{m.group(1)}  {v.replace('<N>', str(len(m.group(1)) + 2))}",
+            lambda m, v=value: f"{m.group(1)}{m.group(2)}:\n{m.group(1)}  "
+            + v.replace("<N>", str(len(m.group(1)) + 2)).replace("<I>", m.group(1) + "  "),
             text,
             flags=re.M,
         )
