@@ -68,7 +68,8 @@ def test_template_matches_kustomize() -> None:
     (dep_h,), (dep_k,) = by_kind(helm_docs, "Deployment"), by_kind(kust, "Deployment")
     assert dep_h["spec"]["replicas"] == dep_k["spec"]["replicas"]
     assert dep_k["metadata"]["labels"].items() <= dep_h["metadata"]["labels"].items()
-    assert dep_k["spec"]["template"]["metadata"]["labels"].items() <= dep_h["spec"]["template"]["metadata"]["labels"].items()
+    tpl_h, tpl_k = dep_h["spec"]["template"]["metadata"], dep_k["spec"]["template"]["metadata"]
+    assert tpl_k["labels"].items() <= tpl_h["labels"].items()
     pod_h, pod_k = dep_h["spec"]["template"]["spec"], dep_k["spec"]["template"]["spec"]
     assert pod_h["securityContext"] == pod_k["securityContext"]
     (c_h,), (c_k,) = pod_h["containers"], pod_k["containers"]
