@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+
 import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
 
-PYTHON = "3.11"
+SUPPORTED = ("3.13", "3.12", "3.11")
+"""Python versions the project supports (requires-python >= 3.11), newest first."""
+
+
+def pick_python(running: tuple[int, int] = sys.version_info[:2], which: object = shutil.which) -> str:
+    """The Python nox runs on when it is supported, else the newest supported ``pythonX.Y`` on PATH, so
+    ``python3 -m nox`` works on any machine with Python 3.11-3.13 (set ``D3OS_NOX_PYTHON`` to choose)."""
+    wanted = os.environ.get("D3OS_NOX_PYTHON")
+    if wanted:
+        return wanted
+    here = f"{running[0]}.{running[1]}"
+    if here in SUPPORTED:
+        return here
+    for version in SUPPORTED:
+        if which(f"python{version}"):  # type: ignore[operator]
+            return version
+    return SUPPORTED[-1]  # nox then says it cannot find it
+
+
+PYTHON = pick_python()
 
 
 def _install(session: nox.Session, extra: str = "test") -> None:

@@ -20,6 +20,7 @@ from .render import Parent, render_component, resolve
 from .types import JSON, Facts, ObjKey, Observed, ProbeResult
 from .validation import FieldError, SpecError, metadata_name_errors, parse_spec
 from .yamlload import DuplicateKeyError, load_all
+from .yamlout import dump_all
 
 EXIT_INVALID = 2
 
@@ -66,7 +67,7 @@ def _parent(ds: Mapping[str, Any], namespace: str | None) -> Parent:
 
 
 def _dump(docs: Sequence[Any]) -> None:
-    sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True, width=120))
+    sys.stdout.write(dump_all(docs))
 
 
 def _problems(ds: Mapping[str, Any]) -> list[FieldError]:
@@ -167,20 +168,47 @@ def cmd_reference(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="d3os", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("render", help="every desired object of a DataService, as a YAML stream")
-    r.add_argument("file")
-    r.add_argument("-n", "--namespace")
+COMMANDS: dict[str, tuple[str, str]] = {
+    "render": ("print every object the operator would create for a DataService file (offline)",
+               "Print every desired object of the DataService in FILE as a YAML stream, exactly as the operator "
+               "would apply it (credentials Secrets carry a placeholder). Strings any YAML reader could take for "
+               "something else are quoted, so the output can go to `kubectl apply -f -`."),
+    "validate": ("check a DataService file: exit 0, or 2 with one line per problem naming spec.<path> (offline)",
+                 "Check the DataService in FILE against the rules the operator applies (the CRD's and the core's). "
+                 "Exit 0 when valid; else exit 2 with one line per problem, each naming the field path "
+                 "(spec.mysql.kind) and the allowed values."),
+    "plan": ("print the operator's next actions and status for a DataService and a given cluster state (offline)",
+             "Run the core's planner on the DataService in FILE against the objects in --observed (default: an "
+             "empty namespace) and print what the operator would do next: objects to apply and delete, probes, "
+             "events, status. Get the live objects with `kubectl get deploy,sts,ds,svc,cm,secret,pvc -n NS -l "
+             "app.kubernetes.io/instance=NAME -o yaml > live.yaml`."),
+    "crd": ("print the DataService CustomResourceDefinition (offline)",
+            "Print the CustomResourceDefinition generated from the spec model (what crds/ holds)."),
+    "reference": ("print the configuration reference as Markdown (offline)",
+                  "Print the configuration reference (docs/configuration.md) generated from the spec model."),
+}
+"""Each offline command: its one-line help (in the command list) and its description (in its --help)."""
+
+
+def add_commands(sub: Any) -> None:
+    """Add the offline commands to a parser's subcommands (``d3os`` adds its cluster commands beside)."""
+
+    def add(name: str) -> argparse.ArgumentParser:
+        help_, description = COMMANDS[name]
+        parser: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=description)
+        return parser
+
+    r = add("render")
+    r.add_argument("file", help="YAML file with one DataService ('-' reads stdin)")
+    r.add_argument("-n", "--namespace", help="namespace the objects go to (default: the file's, else default)")
     r.set_defaults(func=cmd_render)
-    v = sub.add_parser("validate", help="exit 0, or 2 with one line per problem naming spec.<path>")
-    v.add_argument("file")
+    v = add("validate")
+    v.add_argument("file", help="YAML file with one DataService ('-' reads stdin)")
     v.set_defaults(func=cmd_validate)
-    pl = sub.add_parser("plan", help="the next actions and status for a fake observed state")
-    pl.add_argument("file")
+    pl = add("plan")
+    pl.add_argument("file", help="YAML file with one DataService ('-' reads stdin)")
     pl.add_argument("--observed", help="YAML stream (or List) of live objects; default: an empty namespace")
-    pl.add_argument("-n", "--namespace")
+    pl.add_argument("-n", "--namespace", help="namespace of the DataService (default: the file's, else default)")
     pl.add_argument("--third-party", choices=("up", "down", "unknown"), default="up",
                     help="result of the third-party checks the plan asks for (default: up)")
     pl.add_argument("--full", action="store_true", help="print whole manifests to apply")
@@ -188,10 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="treat the resource as not yet carrying the operator's finalizer")
     pl.add_argument("--now", default="1970-01-01T00:00:00Z", help="time stamp for conditions")
     pl.set_defaults(func=cmd_plan)
-    c = sub.add_parser("crd", help="the CustomResourceDefinition YAML")
-    c.set_defaults(func=cmd_crd)
-    ref = sub.add_parser("reference", help="the configuration reference (Markdown)")
-    ref.set_defaults(func=cmd_reference)
+    add("crd").set_defaults(func=cmd_crd)
+    add("reference").set_defaults(func=cmd_reference)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="d3os", description="d3os DataService tools that need no cluster.")
+    add_commands(p.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     return p
 
 

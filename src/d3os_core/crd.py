@@ -8,12 +8,13 @@ stored resource stays as the user wrote it), and adds the cross-field CEL rules 
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
 from . import api
 from .checks import HTTP_URL_PATTERN, TCP_HOST_PATTERN, THIRD_PARTY_URL_PATTERN
-from .product import ProductDef, WorkloadKind
+from .product import ComponentDef, ProductDef, WorkloadKind
 from .spec import spec_model
 from .types import JSON
 from .validation import (
@@ -124,7 +125,7 @@ def spec_schema(product: ProductDef) -> JSON:
     rules: list[JSON] = []
     for comp in product.components:
         node = props[comp.key]
-        node["description"] = f"{comp.role} {comp.key} (deployed in the product order; see dependsOn)."
+        node["description"] = component_description(product, comp)
         comp_rules: list[JSON] = list(node.get("x-kubernetes-validations") or [])
         deps = node["properties"]["dependsOn"]
         deps["items"]["enum"] = [k for k in product.keys if k != comp.key]
@@ -216,28 +217,38 @@ def spec_schema(product: ProductDef) -> JSON:
 
 _CONDITION: JSON = {
     "type": "object",
+    "description": "One aspect of the DataService's state (Kubernetes API conventions).",
     "required": ["type", "status", "lastTransitionTime", "reason", "message"],
     "properties": {
-        "type": {"type": "string", "maxLength": 316},
-        "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-        "reason": {"type": "string", "maxLength": 1024},
-        "message": {"type": "string", "maxLength": 32768},
-        "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
-        "lastTransitionTime": {"type": "string", "format": "date-time"},
+        "type": {"type": "string", "maxLength": 316, "description": "Ready, Progressing or Degraded."},
+        "status": {"type": "string", "enum": ["True", "False", "Unknown"],
+                   "description": "True, False or Unknown."},
+        "reason": {"type": "string", "maxLength": 1024,
+                   "description": "Why, in CamelCase: RollingOut, Waiting, Stalled, Conflict, "
+                                  "ProgressDeadlineExceeded, ApplyRefused, InvalidSpec, ..."},
+        "message": {"type": "string", "maxLength": 32768, "description": "Details for people."},
+        "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0,
+                               "description": "metadata.generation of the spec the condition was computed "
+                                              "from."},
+        "lastTransitionTime": {"type": "string", "format": "date-time",
+                               "description": "When status last changed (RFC 3339)."},
     },
 }
 
 _COMPONENT_STATUS: JSON = {
     "type": "object",
+    "description": "The state of one component.",
     "required": ["name"],
     "properties": {
         "name": {"type": "string", "description": "Component key."},
         "kind": {"type": "string", "description": "Deployment, StatefulSet, DaemonSet or ThirdParty."},
         "object": {"type": "string", "description": "The workload, or the third-party check."},
         "state": {"type": "string",
-                  "enum": ["Pending", "Waiting", "Progressing", "Ready", "Failed", "Conflict"]},
-        "ready": {"type": "boolean"},
-        "message": {"type": "string"},
+                  "enum": ["Pending", "Waiting", "Progressing", "Ready", "Failed", "Conflict"],
+                  "description": "Pending (not started), Waiting (on a dependency), Progressing, Ready, Failed "
+                                 "or Conflict (an object of its name belongs to another owner)."},
+        "ready": {"type": "boolean", "description": "True when ready at its current desired state."},
+        "message": {"type": "string", "description": "Why it is in this state, for people."},
         "hash": {"type": "string", "description": "Desired-state hash at which it was last ready."},
         "since": {"type": "string", "description": "When the current step began: the first apply of the "
                   "desired state, or a third party's first failed check (the progress deadline counts from it)."},
@@ -256,8 +267,9 @@ _ROLLBACK_STATUS: JSON = {
         "revision": {"type": "integer", "format": "int64", "description": "Its revision number."},
         "component": {"type": "string", "description": "The component whose step passed its deadline."},
         "message": {"type": "string", "description": "What it was waiting for."},
-        "startedAt": {"type": "string", "format": "date-time"},
-        "completedAt": {"type": "string", "format": "date-time"},
+        "startedAt": {"type": "string", "format": "date-time", "description": "When the rollback began."},
+        "completedAt": {"type": "string", "format": "date-time",
+                        "description": "When every component was back at the revision rolled back to."},
     },
 }
 
@@ -268,7 +280,8 @@ STATUS_SCHEMA: JSON = {
         "phase": {"type": "string", "description": "The seed's phase: '<component>已部署' (deployed)."},
         "message": {"type": "string", "description": "The chain with the current step in brackets."},
         "ready": {"type": "string", "description": "Ready components / all components."},
-        "observedGeneration": {"type": "integer", "format": "int64"},
+        "observedGeneration": {"type": "integer", "format": "int64",
+                               "description": "metadata.generation of the spec this status describes."},
         "currentRevision": {"type": "string", "description": "The last revision that reached Ready "
                             "(a ControllerRevision owned by this DataService; see `d3os history`)."},
         "updateRevision": {"type": "string", "description": "The revision being rolled out (the spec's, or "
@@ -276,18 +289,50 @@ STATUS_SCHEMA: JSON = {
         "rollback": _ROLLBACK_STATUS,
         "conditions": {
             "type": "array",
+            "description": "Ready, Progressing and Degraded, one entry per type.",
             "items": _CONDITION,
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["type"],
         },
         "components": {
             "type": "array",
+            "description": "One entry per component, in the product order.",
             "items": _COMPONENT_STATUS,
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["name"],
         },
     },
 }
+
+
+_API_VERSION_DOC = (
+    "APIVersion defines the versioned schema of this representation of an object. Servers should convert "
+    "recognized schemas to the latest internal value, and may reject unrecognized values."
+)
+_KIND_DOC = (
+    "Kind is a string value representing the REST resource this object represents. Servers may infer this "
+    "from the endpoint the client submits requests to. In CamelCase."
+)
+
+
+def component_description(product: ProductDef, comp: ComponentDef) -> str:
+    """What ``spec.<key>`` is: its role, where it sits in the order, its defaults and an example."""
+    keys = list(product.keys)
+    i = keys.index(comp.key)
+    after = f"after {keys[i - 1]}" if i else "first"
+    if comp.role == "middleware":
+        kinds = ", ".join(f"{k.value} {'thirdParty' if k.value == 3 else k.k8s_kind}" for k in comp.allowed_kinds)
+        text = (f"The {comp.key} middleware: kind {kinds}. Deployed {after} (unless dependsOn says otherwise). "
+                f"Defaults: name {comp.default_name}")
+        if comp.default_port:
+            text += f", port {comp.default_port}"
+        if comp.default_image:
+            text += f", image {comp.default_image}"
+        return text + f". Example: {{name: {comp.default_name}, kind: {comp.default_kind.value}}}."
+    return (f"The {comp.key} microservice: a Deployment and a Service (NodePort when nodePort is set), deployed "
+            f"{after} (unless dependsOn says otherwise). image and port are required. "
+            f"Example: {{name: {comp.default_name}, image: {comp.default_image or 'IMAGE'}, port: "
+            f"{comp.default_port or 8080}, nodePort: null, replica: 1}}.")
 
 
 def crd_manifest(product: ProductDef | None = None) -> JSON:
@@ -335,11 +380,11 @@ def crd_manifest(product: ProductDef | None = None) -> JSON:
                         "message": f"metadata.name must be {METADATA_NAME_RULE}",
                     }],
                     "properties": {
-                        "apiVersion": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "metadata": {"type": "object"},
+                        "apiVersion": {"type": "string", "description": _API_VERSION_DOC},
+                        "kind": {"type": "string", "description": _KIND_DOC},
+                        "metadata": {"type": "object"},  # the API server refuses anything more here
                         "spec": spec_schema(product),
-                        "status": STATUS_SCHEMA,
+                        "status": copy.deepcopy(STATUS_SCHEMA),  # callers may edit what they get
                     },
                 }},
             }],

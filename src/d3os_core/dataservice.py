@@ -112,6 +112,7 @@ MYSQL = ComponentDef(
     storage=StorageDef(mount_path="/var/lib/mysql", size="8Gi"),
     port_name="mysql",
     default_resources={"requests": {"cpu": "250m", "memory": "512Mi"}},
+    run_as_user=999,  # the mysql user of the official image: its entrypoint runs as it without root
 )
 
 UUC = ComponentDef(

@@ -95,6 +95,9 @@ class ComponentDef:
         default_factory=lambda: {"requests": {"cpu": "100m", "memory": "256Mi"}}
     )
     third_party_path: str = ""
+    run_as_user: int | None = None
+    """Under ``podSecurity: restricted``: the non-root uid (and gid, fsGroup) the image needs; None = the
+    image's own USER, which must then be non-root."""
     """Path appended to ``http://host:port`` for the in-cluster base URL (e.g. eureka's ``/eureka``)."""
 
 

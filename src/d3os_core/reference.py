@@ -47,6 +47,35 @@ def _rows(node: dict[str, Any], path: str, required: bool, out: list[str]) -> No
             _rows(child, f"{path}[].{name}", name in set(node["items"].get("required") or []), out)
 
 
+def _generic(node: dict[str, Any], key: str, label: str, description: str, storage_key: str | None) -> dict[str, Any]:
+    """``node`` (the schema of component ``key``) as the row of every component of its role: rules that name
+    ``key`` name ``label`` instead; rules about one component's allowed kinds are in the text above."""
+
+    def strip(n: Any) -> Any:
+        if isinstance(n, list):
+            return [strip(x) for x in n]
+        if not isinstance(n, dict):
+            return n
+        out = {k: strip(v) for k, v in n.items()}
+        rules = [
+            {**r, "message": r["message"].replace(f"spec.{key}.", f"spec.{label}.")}
+            for r in out.get("x-kubernetes-validations") or []
+            if "allowed values are" not in r.get("message", "")
+        ]
+        if rules:
+            out["x-kubernetes-validations"] = rules
+        else:
+            out.pop("x-kubernetes-validations", None)
+        return out
+
+    generic: dict[str, Any] = strip(node)
+    generic["description"] = description
+    if storage_key is not None and "storage" in generic.get("properties", {}):
+        storage = generic["properties"]["storage"]
+        storage["description"] = f"({storage_key} only) " + str(storage.get("description", ""))
+    return generic
+
+
 def config_reference(product: ProductDef) -> str:
     """Markdown: the components with their defaults, then every field with its type, rule and meaning."""
     schema = spec_schema(product)
@@ -65,7 +94,8 @@ def config_reference(product: ProductDef) -> str:
     for c in product.components:
         kind = (f"{c.default_kind.value} ({c.default_kind.k8s_kind})" if c.role == "middleware"
                 else "Deployment")
-        lines.append(f"| `{c.key}` | {c.role} | `{c.default_name}` | {kind} | `{c.default_image}` | "
+        image = f"`{c.default_image}`" if c.role == "middleware" and c.default_image else "(required)"
+        lines.append(f"| `{c.key}` | {c.role} | `{c.default_name}` | {kind} | {image} | "
                      f"{c.default_port or '(required)'} | {', '.join(c.uses) or '—'} |")
     not_allowed = [(c.key, k) for c in product.components if c.role == "middleware"
                    for k in WorkloadKind if k not in c.allowed_kinds]
@@ -94,8 +124,15 @@ def config_reference(product: ProductDef) -> str:
         if name in product.keys:
             continue
         _rows(child, f"spec.{name}", name in need, rows)
-    _rows(props[storage_mw or first_mw], "spec.<middleware>", True, rows)
-    _rows(props[first_ms], "spec.<microservice>", True, rows)
+    middlewares = ", ".join(c.key for c in product.components if c.role == "middleware")
+    microservices = ", ".join(c.key for c in product.components if c.role == "microservice")
+    mw_key = storage_mw or first_mw
+    _rows(_generic(props[mw_key], mw_key, "<middleware>", f"A middleware ({middlewares}): a Deployment, "
+                   "StatefulSet, DaemonSet or an existing third-party service, as `kind` says; the components "
+                   "table above has each one's defaults.", storage_mw), "spec.<middleware>", True, rows)
+    _rows(_generic(props[first_ms], first_ms, "<microservice>", f"A microservice ({microservices}): a "
+                   "Deployment and a Service (NodePort when `nodePort` is set); `image` and `port` are required.",
+                   None), "spec.<microservice>", True, rows)
     lines += rows
     lines += ["", "Across the resource: " + "; ".join(r["message"] for r in schema.get("x-kubernetes-validations", []))
               + "; `dependsOn` may not form a cycle.", ""]

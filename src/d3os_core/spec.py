@@ -68,12 +68,15 @@ class HttpCheckSpec(_Strict):
     url: str = Field(min_length=1, max_length=2048, pattern=HTTP_URL_PATTERN,
                      description="Absolute http:// or https:// URL: printable ASCII, an ASCII host (xn-- form "
                      "for internationalised names) or [IPv6], port 1-65535.")
-    method: Literal["GET", "HEAD"] = Field("GET", description="GET or HEAD.")
-    insecure: bool = Field(False, description="Skip TLS certificate verification.")
-    follow_redirects: bool = Field(False, alias="followRedirects")
-    timeout_seconds: float = Field(5.0, alias="timeoutSeconds", gt=0, le=300)
+    method: Literal["GET", "HEAD"] = Field("GET", description="HTTP method: GET or HEAD (default GET).")
+    insecure: bool = Field(False, description="Skip TLS certificate verification (default false; curl --insecure).")
+    follow_redirects: bool = Field(False, alias="followRedirects",
+                                   description="Follow 3xx redirects (default false; curl -L).")
+    timeout_seconds: float = Field(5.0, alias="timeoutSeconds", gt=0, le=300,
+                                   description="Seconds before the check fails, more than 0 and at most 300 "
+                                   "(default 5). Example: 2.5.")
     fail_on_http_error: bool = Field(True, alias="failOnHttpError",
-                                     description="A status of 400 or more fails the check (curl --fail).")
+                                     description="A status of 400 or more fails the check (default true; curl --fail).")
 
 
 class TcpCheckSpec(_Strict):
@@ -81,8 +84,10 @@ class TcpCheckSpec(_Strict):
 
     host: str = Field(min_length=1, max_length=253, pattern=TCP_HOST_PATTERN,
                       description="An ASCII DNS name (xn-- form for internationalised names), IPv4 or IPv6 address.")
-    port: _Port
-    timeout_seconds: float = Field(5.0, alias="timeoutSeconds", gt=0, le=300)
+    port: _Port = Field(description="TCP port, 1-65535. Example: 3306.")
+    timeout_seconds: float = Field(5.0, alias="timeoutSeconds", gt=0, le=300,
+                                   description="Seconds before the connect fails, more than 0 and at most 300 "
+                                   "(default 5).")
 
 
 class CheckSpec(_Strict):
@@ -141,16 +146,21 @@ class Resources(_Strict):
 
     requests: dict[
         Annotated[str, Field(max_length=63)], Annotated[str, Field(max_length=32, pattern=QUANTITY_PATTERN)]
-    ] = Field(default_factory=dict, max_length=8)
+    ] = Field(default_factory=dict, max_length=8,
+              description="Resource name to the quantity the scheduler reserves (at most 8 entries); default: "
+              "the product's (cpu 100m, memory 256Mi). Example: {cpu: 250m, memory: 512Mi}.")
     limits: dict[
         Annotated[str, Field(max_length=63)], Annotated[str, Field(max_length=32, pattern=QUANTITY_PATTERN)]
-    ] = Field(default_factory=dict, max_length=8)
+    ] = Field(default_factory=dict, max_length=8,
+              description="Resource name to the most the container may use (at most 8 entries); default: none. "
+              "Example: {memory: 1Gi}.")
 
 
 class Storage(_Strict):
     """Persistent volume claim of a middleware that keeps data (mysql)."""
 
-    size: str = Field("8Gi", max_length=32, pattern=QUANTITY_PATTERN, description="Claim size.")
+    size: str = Field("8Gi", max_length=32, pattern=QUANTITY_PATTERN,
+                      description="Claim size, a Kubernetes quantity (default 8Gi). Example: 20Gi.")
     storage_class_name: str | None = Field(
         None, alias="storageClassName", max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,
         description="Storage class (a DNS subdomain name); default: the cluster's.",
@@ -159,15 +169,19 @@ class Storage(_Strict):
 
 class _Component(_Strict):
     name: _Name
-    replica: int | None = Field(None, ge=0, le=1000, description="Pod count (default 1).")
-    env: _EnvMap = Field(default_factory=dict, description="Extra environment variables.")
+    replica: int | None = Field(None, ge=0, le=1000, description="Pod count, 0-1000 (default 1). Example: 2.")
+    env: _EnvMap = Field(default_factory=dict, description="Extra environment variables of the container, name to "
+                         "string value (at most 128). Example: {JAVA_OPTS: -Xmx512m}.")
     depends_on: list[Annotated[str, Field(max_length=63)]] | None = Field(
         None,
         alias="dependsOn",
         max_length=32,
-        description="Component keys this one waits for; default: its predecessor in the product order.",
+        description="Component keys this one waits for; default: its predecessor in the product order. "
+        "Example: [mysql, eureka].",
     )
-    resources: Resources | None = None
+    resources: Resources | None = Field(
+        None, description="CPU and memory of the container; default: requests cpu 100m, memory 256Mi."
+    )
 
 
 class Middleware(_Component):
@@ -176,20 +190,30 @@ class Middleware(_Component):
     kind: int = Field(
         ge=0, le=3, description="0 Deployment, 1 StatefulSet, 2 DaemonSet, 3 thirdParty (existing service)."
     )
-    third_party: ThirdParty | None = Field(None, alias="thirdParty")
+    third_party: ThirdParty | None = Field(
+        None, alias="thirdParty",
+        description="The existing service used when kind is 3: where it is (url) and how to check it "
+        "(check or checkCMD).",
+    )
     image: str | None = Field(None, min_length=1, max_length=512, pattern=IMAGE_PATTERN,
-                              description="Image; default: the product's.")
-    port: _Port | None = Field(None, description="Service port; default: the product's (mysql 3306).")
-    storage: Storage | None = Field(None, description="Data volume (components that keep data).")
+                              description="Container image, registry/name:tag or @digest; default: the product's. "
+                              "Example: mysql:8.0.36.")
+    port: _Port | None = Field(None, description="Service and container port, 1-65535; default: the product's "
+                               "(mysql 3306, uuc 8080, eureka 8761).")
+    storage: Storage | None = Field(None, description="Data volume of a component that keeps data (mysql): "
+                                    "one PersistentVolumeClaim, never deleted by the operator.")
 
 
 class Microservice(_Component):
     """A microservice: always a Deployment with a Service (NodePort when ``nodePort`` is set)."""
 
-    image: str = Field(min_length=1, max_length=512, pattern=IMAGE_PATTERN)
-    port: _Port
+    image: str = Field(min_length=1, max_length=512, pattern=IMAGE_PATTERN,
+                       description="Container image, registry/name:tag or @digest (required). "
+                       "Example: registry-edge.cosmoplat.com/dataservice/auth:v1.4.")
+    port: _Port = Field(description="Container and Service port, 1-65535 (required). Example: 8080.")
     node_port: int | None = Field(
-        None, alias="nodePort", ge=30000, le=32767, description="NodePort (30000-32767); null = ClusterIP."
+        None, alias="nodePort", ge=30000, le=32767,
+        description="NodePort of the Service, 30000-32767; null or absent = a ClusterIP Service. Example: 30080.",
     )
     files: Annotated[
         dict[Annotated[str, Field(max_length=253, pattern=FILE_NAME_PATTERN)],
@@ -197,8 +221,8 @@ class Microservice(_Component):
         AfterValidator(_files_total),
     ] = Field(
         None, max_length=32,
-        description=f"Files for the component's extra ConfigMap (trd-adapter-py); at most {FILES_MAX_BYTES} "
-        "bytes (256 KiB) in UTF-8 in all, names and contents.",
+        description="File name to content of the component's extra ConfigMap (trd-adapter-py), at most 32 files "
+        f"and {FILES_MAX_BYTES} bytes (256 KiB) in UTF-8 in all, names and contents; default: the product's files.",
         json_schema_extra={"x-kubernetes-validations": [{
             "rule": f"self.map(k, size(bytes(k)) + size(bytes(self[k]))).sum() <= {FILES_MAX_BYTES}",
             "message": f"files may hold at most {FILES_MAX_BYTES} bytes (256 KiB) in UTF-8 in all, names and "
@@ -215,7 +239,15 @@ class SpecBase(_Strict):
 
     image_pull_secrets: list[Annotated[str, Field(max_length=253, pattern=NAME_PATTERN)]] = Field(
         default_factory=list, alias="imagePullSecrets", max_length=16,
-        description="Secrets for pulling images, added to every pod.",
+        description="Names of Secrets (in the DataService's namespace) for pulling images, added to every "
+        "pod; at most 16. Example: [registry-cred].",
+    )
+    pod_security: Literal["baseline", "restricted"] = Field(
+        "baseline", alias="podSecurity",
+        description="The Pod Security Standard the pods are rendered for: baseline (default; the images run "
+        "as they are built) or restricted (for namespaces that enforce it, e.g. OpenShift-like clusters: "
+        "runAsNonRoot with the product's non-root user where an image needs one, such as mysql 999, all "
+        "capabilities dropped, RuntimeDefault seccomp, no privilege escalation).",
     )
     progress_deadline_seconds: int = Field(
         600, alias="progressDeadlineSeconds", ge=10, le=86400,

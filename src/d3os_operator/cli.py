@@ -17,7 +17,7 @@ import anyio
 from d3os_core import api
 from d3os_core.probe_policy import ProbePolicy, parse_cidr
 
-from . import __version__
+from . import __version__, clierrors, completion
 from .logs import setup_logging
 
 log = logging.getLogger("d3os_operator")
@@ -27,10 +27,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="d3os-operator",
         description="Kubernetes operator that installs the d3os dataservice product in dependency order.",
+        epilog="exit codes: 0 stopped; 1 lost the leader election (a supervisor restarts it) or cannot serve "
+        "metrics/probes; 2 invalid flags; 3 no usable kubeconfig; 4 API server unreachable at start; "
+        "5 forbidden/unauthorized; 70 internal error; 130 interrupted. --debug shows the traceback.",
     )
     parser.add_argument("--version", action="version", version=f"d3os-operator {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="watch DataServices and reconcile them until stopped (SIGTERM/SIGINT)")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    completion.add_command(sub, "d3os-operator")
+    run = sub.add_parser(
+        "run",
+        help="watch DataServices and reconcile them until stopped (SIGTERM/SIGINT)",
+        description="Watch DataServices and the objects they own, and reconcile each: apply what the core plans, "
+        "in dependency order, and write status and events. Runs until SIGTERM or SIGINT.",
+    )
     run.add_argument(
         "--kubeconfig",
         default=None,
@@ -180,6 +190,25 @@ def _namespaces(arg: Sequence[str] | None) -> list[str] | None:
     return out or None
 
 
+async def _preflight(client: object) -> None:
+    """Fail at start, with one line, when the API server cannot be reached or refuses our credentials
+    (as controller-runtime's manager does); once running, lost connections are retried instead."""
+    import httpx2
+
+    http = client._client._client  # type: ignore[attr-defined]
+    try:
+        response = await http.get("/version")
+    except httpx2.TransportError as e:
+        raise clierrors.CliError(
+            clierrors.EXIT_UNREACHABLE, f"cannot reach the API server at {http.base_url}: {e or type(e).__name__}"
+        ) from e
+    if response.status_code in (401, 403):
+        raise clierrors.CliError(
+            clierrors.EXIT_FORBIDDEN,
+            f"the API server at {http.base_url} refused the credentials (HTTP {response.status_code} on GET /version)",
+        )
+
+
 async def run_operator(args: argparse.Namespace) -> int:
     from .controller import Operator, Settings
     from .endpoints import PROMETHEUS, TEXT, Response, Route, listen, parse_address, serve
@@ -188,6 +217,7 @@ async def run_operator(args: argparse.Namespace) -> int:
 
     config = load_config(args.kubeconfig, in_cluster=args.in_cluster)
     client = make_client(config, context=args.context)
+    await _preflight(client)
     identity = new_identity()
     kube = Kube(client, field_manager=args.field_manager, user_agent=f"{USER_AGENT} ({identity})")
     settings = Settings(
@@ -284,17 +314,15 @@ async def run_operator(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    debug, rest = clierrors.debug_requested(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "run":
-        _check(parser, args)
+    args = parser.parse_args(rest)
+    if args.command == "completion":
+        sys.stdout.write(completion.script(args.shell, parser))
+        return 0
+    _check(parser, args)
     setup_logging(args.log_level, args.log_format)
-    if args.command == "run":
-        try:
-            return anyio.run(run_operator, args)
-        except KeyboardInterrupt:
-            return 130
-    return 2
+    return clierrors.run("d3os-operator", lambda: anyio.run(run_operator, args), debug)
 
 
 if __name__ == "__main__":

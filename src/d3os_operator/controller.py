@@ -97,9 +97,11 @@ class Operator:
         self.metrics = Metrics(max_workers=max(1, s.workers))
         self.metrics.snapshot(self.stats)
         kube.on_response = self.metrics.response
+        kube.on_duration = self.metrics.request_took
         self.queue: WorkQueue[ParentKey] = WorkQueue(
             base_delay=s.backoff_base, max_delay=s.backoff_max, observer=self.metrics
         )
+        self.metrics.in_flight(self.queue.processing_seconds)
         self.parents = Informer(
             kube,
             DATASERVICE,

@@ -145,17 +145,28 @@ def cmd_rollback(args: argparse.Namespace, out: TextIO) -> int:
     return wait_for_outcome(client, args.name, ns, generation, args.timeout, emit)
 
 
-def add_commands(sub: Any, cluster: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_commands(sub: Any, cluster: Callable[[argparse.ArgumentParser, str], None]) -> None:
     """Register ``history`` and ``rollback`` on the ``d3os`` parser."""
-    hi = sub.add_parser("history", help="the revisions of a DataService (one per spec that reached Ready)")
-    hi.add_argument("name")
-    cluster(hi)
+    ns_help = "namespace of the DataService (default: the kubeconfig context's, else default)"
+    hi = sub.add_parser(
+        "history", help="the revisions of a DataService (one per spec that reached Ready)",
+        description="List the revisions of the DataService NAME (ControllerRevisions it owns, one per spec that "
+        "reached Ready): number, when it became Ready, what changed from the one before (images, kinds, "
+        "replicas, env keys), and which is current. Exit 0, or 1 when it does not exist.",
+    )
+    hi.add_argument("name", help="name of the DataService")
+    cluster(hi, ns_help)
     hi.set_defaults(func=cmd_history)
-    rb = sub.add_parser("rollback", help="rewrite the spec from an earlier revision (like kubectl rollout undo)")
-    rb.add_argument("name")
+    rb = sub.add_parser(
+        "rollback", help="rewrite the spec from an earlier revision (like kubectl rollout undo)",
+        description="Rewrite the spec of the DataService NAME from a recorded revision (default: the one before "
+        "the current) with server-side apply, field manager kubectl-d3os; the operator then rolls it out in "
+        "order. Exit 0, or 1 when the revision does not exist or --wait ends Degraded or timed out.",
+    )
+    rb.add_argument("name", help="name of the DataService")
     rb.add_argument("--to-revision", type=int, default=None, metavar="N",
                     help="revision number (default: the one before the current)")
     rb.add_argument("--wait", action="store_true", help="show progress until Ready (0) or Degraded/timeout (1)")
     rb.add_argument("--timeout", type=float, default=600.0, help="with --wait, seconds (default 600)")
-    cluster(rb)
+    cluster(rb, ns_help)
     rb.set_defaults(func=cmd_rollback)

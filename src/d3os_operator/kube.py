@@ -16,6 +16,7 @@ import collections
 import datetime as dt
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,17 +170,24 @@ class Kube:
         http.event_hooks["response"].append(self._count_response)
         self.on_response: Callable[[int, str, str], None] | None = None
         """Called with (status code, method, host) for every response (``rest_client_requests_total``)."""
+        self.on_duration: Callable[[str, str, float], None] | None = None
+        """Called with (method, host, seconds from sending to the response headers) for every response."""
 
     def _http(self) -> httpx2.AsyncClient:
         return self.client._client._client
 
     async def _count_request(self, request: httpx2.Request) -> None:
         self.http_requests[request.method] += 1
+        request.extensions["d3os_sent_at"] = time.monotonic()
 
     async def _count_response(self, response: httpx2.Response) -> None:
+        req = response.request
+        host = req.url.netloc.decode("ascii", "replace")
         if self.on_response is not None:
-            req = response.request
-            self.on_response(response.status_code, req.method, req.url.netloc.decode("ascii", "replace"))
+            self.on_response(response.status_code, req.method, host)
+        sent = req.extensions.get("d3os_sent_at")
+        if self.on_duration is not None and sent is not None:
+            self.on_duration(req.method, host, time.monotonic() - sent)
 
     @property
     def write_count(self) -> int:

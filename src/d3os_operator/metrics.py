@@ -5,8 +5,13 @@
   ``controller_runtime_reconcile_time_seconds{controller}``, ``controller_runtime_active_workers``,
   ``controller_runtime_max_concurrent_reconciles``;
 * ``workqueue_depth``, ``workqueue_adds_total``, ``workqueue_queue_duration_seconds``,
-  ``workqueue_work_duration_seconds``, ``workqueue_retries_total`` (label ``name`` and ``controller``);
-* ``rest_client_requests_total{code,method,host}`` (every response from the API server, watches included);
+  ``workqueue_work_duration_seconds``, ``workqueue_retries_total``, ``workqueue_unfinished_work_seconds``,
+  ``workqueue_longest_running_processor_seconds`` (label ``name`` and ``controller``);
+* ``rest_client_requests_total{code,method,host}`` (every response from the API server, watches included),
+  ``rest_client_request_duration_seconds{verb,host}`` (request sent to response headers, client-go's
+  buckets);
+* ``process_*`` (CPU seconds, resident and virtual memory, open and max file descriptors, start time),
+  as the Prometheus Go client exports them for controller-runtime;
 * ``leader_election_master_status{name}``;
 * ours: ``d3os_component_ready{namespace,name,component}`` (1 ready, 0 not), ``d3os_step_latency_seconds``
   (the operator's added time per step: from the event that made a step possible -- the enqueue of the
@@ -21,7 +26,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -38,6 +51,8 @@ RECONCILE_BUCKETS = (
     1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60,
 )  # fmt: skip
 QUEUE_BUCKETS = tuple(10.0**e for e in range(-8, 2))
+REST_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
+"""client-go's ``rest_client_request_duration_seconds`` buckets (k8s.io/component-base restclient metrics)."""
 STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -78,6 +93,36 @@ class _Snapshot(Collector):
             if p.get("ok") is not None:
                 checks.add_metric([redact_text(str(p["check"]))], 1.0 if p["ok"] else 0.0)
         yield checks
+
+
+class _InFlight(Collector):
+    """client-go's unfinished-work gauges, computed at scrape time from the work queue's in-flight keys."""
+
+    def __init__(self, read: Callable[[], Iterable[float]], labels: tuple[str, str]) -> None:
+        self.read = read
+        self.labels = list(labels)
+
+    def describe(self) -> Iterable[Any]:
+        return []
+
+    def collect(self) -> Iterable[Any]:
+        running = list(self.read())
+        unfinished = GaugeMetricFamily(
+            "workqueue_unfinished_work_seconds",
+            "How many seconds of work has done that is in progress and hasn't been observed by work_duration. "
+            "Large values indicate stuck threads. One can deduce the number of stuck threads by observing the "
+            "rate at which this increases.",
+            labels=["name", "controller"],
+        )
+        unfinished.add_metric(self.labels, sum(running))
+        yield unfinished
+        longest = GaugeMetricFamily(
+            "workqueue_longest_running_processor_seconds",
+            "How many seconds has the longest running processor for workqueue been running.",
+            labels=["name", "controller"],
+        )
+        longest.add_metric(self.labels, max(running, default=0.0))
+        yield longest
 
 
 class Metrics:
@@ -143,6 +188,14 @@ class Metrics:
         self.queue_retries = Counter(
             "workqueue_retries_total", "Total number of retries handled by workqueue", q, registry=r
         )
+        self.rest_duration = Histogram(
+            "rest_client_request_duration_seconds",
+            "Request latency in seconds. Broken down by verb, and host.",
+            ["verb", "host"],
+            buckets=REST_BUCKETS,
+            registry=r,
+        )
+        ProcessCollector(registry=r)
         self.rest_requests = Counter(
             "rest_client_requests_total",
             "Number of HTTP requests, partitioned by status code, method, and host.",
@@ -221,6 +274,15 @@ class Metrics:
 
     def response(self, code: int, method: str, host: str) -> None:
         self.rest_requests.labels(str(code), method, host).inc()
+
+    def request_took(self, method: str, host: str, seconds: float) -> None:
+        """One request, from sending it to its response's headers (a watch: until the stream opened)."""
+        self.rest_duration.labels(method, host).observe(max(0.0, seconds))
+
+    def in_flight(self, read: Callable[[], Iterable[float]]) -> None:
+        """Export ``workqueue_unfinished_work_seconds`` and ``..._longest_running_processor_seconds`` from
+        ``read()``: the seconds each key being processed has been worked on so far."""
+        self.registry.register(_InFlight(read, self._ql))
 
     def leading(self, lease: str, is_leader: bool) -> None:
         self.leader.labels(lease).set(1.0 if is_leader else 0.0)

@@ -1,8 +1,8 @@
-"""``d3os``: the command line for people.
+"""``d3os`` (and ``kubectl d3os``): the command line for people.
 
 Offline commands (``render``, ``validate``, ``plan``, ``crd``, ``reference``) are the core's
 (:mod:`d3os_core.cli`); the commands added here talk to a cluster (kubeconfig: ``--kubeconfig``, else
-``$KUBECONFIG``, else ``~/.kube/config``):
+``$D3OS_KUBECONFIG``, else ``$KUBECONFIG``, else ``~/.kube/config``):
 
 - ``d3os status NAME [-n NS] [--watch]``: the chain, each component's state and reason, the conditions;
   ``--watch`` redraws on every change (watch API).
@@ -11,6 +11,8 @@ Offline commands (``render``, ``validate``, ``plan``, ``crd``, ``reference``) ar
   1 = changes, 2 = error (as ``kubectl diff``).
 - ``d3os apply FILE [-n NS] [--wait] [--timeout S]``: server-side apply (field manager ``kubectl-d3os``);
   with ``--wait``, progress until Ready=True (exit 0), Degraded=True (exit 1) or the timeout (exit 1).
+
+Errors are one line with an exit code of :mod:`d3os_operator.clierrors`; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
-import yaml
-
 from d3os_core import api
 from d3os_core import cli as core_cli
+from d3os_core.yamlout import dump
+
+from . import __version__, clierrors, completion
 
 FIELD_MANAGER = "kubectl-d3os"
 CORE_COMMANDS = ("render", "validate", "plan", "crd", "reference")
@@ -359,8 +362,8 @@ def normalize(obj: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def unified(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, label: str) -> str:
-    a = yaml.safe_dump(normalize(before), sort_keys=True, allow_unicode=True).splitlines() if before else []
-    b = yaml.safe_dump(normalize(after), sort_keys=True, allow_unicode=True).splitlines() if after else []
+    a = dump(normalize(before), sort_keys=True).splitlines() if before else []
+    b = dump(normalize(after), sort_keys=True).splitlines() if after else []
     lines = difflib.unified_diff(a, b, f"live/{label}", f"applied/{label}", lineterm="", n=3)
     return "\n".join(lines)
 
@@ -479,62 +482,80 @@ def cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
 # ------------------------------------------------------------------------------------------------ main
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "d3os") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="d3os",
-        description="d3os DataService: offline tools (render, validate, plan, crd, reference) "
-        "and cluster commands (status, diff, apply).",
+        prog=prog,
+        description="d3os DataService: offline tools (render, validate, plan, crd, reference) and cluster "
+        "commands (status, diff, apply).",
+        epilog=clierrors.EXIT_CODES_HELP,
     )
-    sub = p.add_subparsers(dest="command", required=True)
-    for c in CORE_COMMANDS:
-        sub.add_parser(c, help=f"(offline) see d3os {c} --help", add_help=False)
+    p.add_argument("--version", action="version", version=f"{prog} {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    core_cli.add_commands(sub)
+    kubeconfig_help = "kubeconfig file (default: $D3OS_KUBECONFIG, else $KUBECONFIG, else ~/.kube/config)"
 
-    def cluster(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("-n", "--namespace", help="default: the file's, else the kubeconfig context's")
-        sp.add_argument("--kubeconfig", default=os.environ.get("D3OS_KUBECONFIG"), help="default $KUBECONFIG")
-        sp.add_argument("--context", default=None)
+    def cluster(sp: argparse.ArgumentParser, namespace_help: str) -> None:
+        sp.add_argument("-n", "--namespace", help=namespace_help)
+        sp.add_argument("--kubeconfig", default=os.environ.get("D3OS_KUBECONFIG"), help=kubeconfig_help)
+        sp.add_argument("--context", default=None, help="kubeconfig context (default: the current one)")
 
-    st = sub.add_parser("status", help="the chain, each component's state and reason, the conditions")
-    st.add_argument("name")
+    from_file = "namespace (default: the file's metadata.namespace, else the kubeconfig context's, else default)"
+    st = sub.add_parser(
+        "status", help="show a DataService: the chain, each component's state and reason, the conditions",
+        description="Show the DataService NAME as the operator last reported it: phase, the chain with the current "
+        "step, one line per component (kind, object, state, reason) and the conditions. Exit 0, or 1 when it "
+        "does not exist.",
+    )
+    st.add_argument("name", help="name of the DataService")
     st.add_argument("-w", "--watch", action="store_true", help="redraw on every change (Ctrl-C to stop)")
     st.add_argument("--timeout", type=float, default=0, help="with --watch: stop after this many seconds")
-    cluster(st)
+    cluster(st, "namespace of the DataService (default: the kubeconfig context's, else default)")
     st.set_defaults(func=cmd_status)
-    df = sub.add_parser("diff", help="what applying FILE would change (server-side dry run); exit 1 if anything")
-    df.add_argument("file")
-    df.add_argument("--force-conflicts", action="store_true")
-    cluster(df)
+    df = sub.add_parser(
+        "diff", help="show what applying FILE would change (server-side dry run); exit 1 if anything",
+        description="Dry-run a server-side apply of the DataService in FILE and of every object the operator "
+        "would render for it, and print a unified diff against the live objects (as kubectl diff). Exit 0: no "
+        "change, 1: changes.",
+    )
+    df.add_argument("file", help="YAML file with one DataService ('-' reads stdin)")
+    df.add_argument("--force-conflicts", action="store_true", help="as if taking over fields other managers own")
+    cluster(df, from_file)
     df.set_defaults(func=cmd_diff)
-    ap = sub.add_parser("apply", help=f"server-side apply FILE (field manager {FIELD_MANAGER})")
-    ap.add_argument("file")
+    ap = sub.add_parser(
+        "apply", help=f"server-side apply FILE (field manager {FIELD_MANAGER}); --wait shows progress",
+        description=f"Server-side apply the DataService in FILE (field manager {FIELD_MANAGER}). With --wait, "
+        "print progress until Ready (exit 0), Degraded or the timeout (exit 1).",
+    )
+    ap.add_argument("file", help="YAML file with one DataService ('-' reads stdin)")
     ap.add_argument("--wait", action="store_true", help="show progress until Ready (0) or Degraded/timeout (1)")
     ap.add_argument("--timeout", type=float, default=600.0, help="with --wait, seconds (default 600)")
     ap.add_argument("--force-conflicts", action="store_true", help="take over fields another field manager owns")
-    cluster(ap)
+    cluster(ap, from_file)
     ap.set_defaults(func=cmd_apply)
     from .historycli import add_commands
 
     add_commands(sub, cluster)  # history, rollback
+    completion.add_command(sub, prog).set_defaults(func=None)
     return p
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in CORE_COMMANDS:
-        return core_cli.main(argv)
-    args = build_parser().parse_args(argv)
-    if args.command in CORE_COMMANDS:  # pragma: no cover - handled above
-        return core_cli.main(argv)
-    from lightkube import ApiError
-
-    try:
-        code: int = args.func(args, out or sys.stdout)
-    except ApiError as e:
-        print(f"error: {e.status.message}", file=sys.stderr)
-        return EXIT_ERROR
-    except BrokenPipeError:
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, prog: str = "d3os") -> int:
+    debug, rest = clierrors.debug_requested(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser(prog)
+    args = parser.parse_args(rest)
+    stream = out or sys.stdout
+    if args.command == "completion":
+        stream.write(completion.script(args.shell, parser, prog.replace(" ", "-")))
         return 0
-    return code
+    if args.command in CORE_COMMANDS:
+        return clierrors.run(prog, lambda: int(args.func(args)), debug)
+    return clierrors.run(prog, lambda: int(args.func(args, stream)), debug)
+
+
+def kubectl_main() -> int:
+    """``kubectl d3os ...``: kubectl runs the ``kubectl-d3os`` executable it finds on PATH."""
+    return main(prog="kubectl d3os")
 
 
 if __name__ == "__main__":

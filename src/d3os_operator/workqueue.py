@@ -60,6 +60,7 @@ class WorkQueue(Generic[K]):
         self._added_at: dict[K, float] = {}
         self._first_added: dict[K, float] = {}
         self._picked_since: dict[K, float] = {}
+        self._started: dict[K, float] = {}
         self._shutdown = False
         self._ready = anyio.Event()
         self._timer_changed = anyio.Event()
@@ -129,6 +130,7 @@ class WorkQueue(Generic[K]):
         self._processing.add(key)
         since = self._first_added.pop(key, self._clock())
         self._picked_since[key] = since
+        self._started[key] = self._clock()
         if self._observer is not None:
             self._observer.queue_picked(self._clock() - since)
             self._observer.queue_depth_is(len(self._queue))
@@ -138,6 +140,7 @@ class WorkQueue(Generic[K]):
         """Mark ``key`` processed; if it was added meanwhile, queue it again."""
         self._processing.discard(key)
         self._picked_since.pop(key, None)
+        self._started.pop(key, None)
         if key in self._dirty and not self._shutdown:
             self._queue.append(key)
             self._notify_ready()
@@ -149,6 +152,11 @@ class WorkQueue(Generic[K]):
     def picked_since(self, key: K) -> float | None:
         """For a key being processed: clock time of the add that queued it (what woke its worker)."""
         return self._picked_since.get(key)
+
+    def processing_seconds(self) -> list[float]:
+        """How long each key being processed has been in its worker's hands (client-go's unfinished work)."""
+        now = self._clock()
+        return [max(0.0, now - t) for t in self._started.values()]
 
     # -- lifecycle -------------------------------------------------------------------------------------
 

@@ -7,7 +7,10 @@ Everything is built with the machine's Go toolchain from modules served by the G
   version -- a dependency's own ``replace`` lines are ignored by Go, so the wrapper must add them;
 * ``go.etcd.io/etcd/server/v3`` (etcd) through a second wrapper module (its go.mod has replace lines,
   so ``go install ...@version`` is refused);
-* ``sigs.k8s.io/kwok/cmd/kwok`` (the simulated kubelet) through a third wrapper module.
+* ``sigs.k8s.io/kwok/cmd/kwok`` (the simulated kubelet) through a third wrapper module;
+* tools that are not part of the control plane (``helm``) from :data:`GO_TOOLS`, recipes as data: a
+  module, a package, a version and link flags; built by ``d3os-testenv build`` or on first use
+  (:func:`ensure_tool`), never by ``up``.
 
 Each component lives in its own wrapper module so that version selection of one never moves the
 dependencies of another. Binaries are cached outside the repository, keyed by version:
@@ -32,6 +35,8 @@ from pathlib import Path
 KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
+
+HELM_VERSION = "v3.22.0"
 
 K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 ALL_BINARIES = (*K8S_BINARIES, "etcd", "kwok")
@@ -119,10 +124,12 @@ class Toolchain:
         return not self.missing() and all(_is_exe(self.binary(n)) for n in ALL_BINARIES)
 
     def link_bin_dir(self) -> None:
-        """Symlink the built binaries into bin_dir (never an override: bin_dir is shared by clusters)."""
+        """Symlink the built binaries into bin_dir (never an override: bin_dir is shared by clusters).
+        Tools of :data:`GO_TOOLS` that are built are linked too, so `d3os-testenv env` puts them on PATH."""
         self.bin_dir.mkdir(parents=True, exist_ok=True)
-        for name in ALL_BINARIES:
-            target = self._real_binary(name)
+        tools = {t.name: t.binary(self.root) for t in GO_TOOLS.values()}
+        for name in (*ALL_BINARIES, *tools):
+            target = tools[name] if name in tools else self._real_binary(name)
             if not _is_exe(target):
                 continue
             link = self.bin_dir / name
@@ -499,6 +506,128 @@ def _finish(tmp: Path, out_dir: Path) -> None:
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
+
+
+# --------------------------------------------------------------------------- tools (data-driven recipes)
+
+
+@dataclass(frozen=True)
+class GoTool:
+    """A command built from one Go module through a wrapper module (the module's own ``replace`` lines are
+    copied into it, since Go ignores a dependency's). ``ldflags`` may use ``{version}`` and
+    ``{k8s_major}``/``{k8s_minor}`` (the Kubernetes version of the k8s.io/client-go the module requires,
+    as Kubernetes tools stamp it: v0.37.x -> 1, 37)."""
+
+    name: str
+    module: str
+    package: str
+    version: str
+    ldflags: str = "-s -w"
+    version_env: str = ""
+
+    def resolved(self) -> GoTool:
+        """The recipe with the version ``$<version_env>`` asks for, if set."""
+        wanted = os.environ.get(self.version_env) if self.version_env else None
+        return GoTool(self.name, self.module, self.package, wanted, self.ldflags, self.version_env) if wanted else self
+
+    def directory(self, root: Path) -> Path:
+        return root / f"{self.name}-{self.resolved().version}"
+
+    def binary(self, root: Path) -> Path:
+        return self.directory(root) / self.name
+
+
+GO_TOOLS: dict[str, GoTool] = {
+    "helm": GoTool(
+        name="helm",
+        module="helm.sh/helm/v3",
+        package="helm.sh/helm/v3/cmd/helm",
+        version=HELM_VERSION,
+        # as helm's Makefile: the version, and the Kubernetes version `helm template` and `helm lint`
+        # assume without a cluster (else 1.20, which charts with a kubeVersion constraint refuse)
+        ldflags="-s -w -X helm.sh/helm/v3/internal/version.version={version} "
+        "-X helm.sh/helm/v3/internal/version.gitTreeState=clean "
+        "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor={k8s_major} "
+        "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor={k8s_minor} "
+        "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor={k8s_major} "
+        "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={k8s_minor}",
+        version_env="D3OS_TESTENV_HELM_VERSION",
+    ),
+}
+"""Tools beside the control plane: Helm (the chart's tests and the bench install with it)."""
+
+
+def tool_wrapper_gomod(tool: GoTool, tool_go_mod: str) -> str:
+    """The wrapper go.mod for ``tool``: require it, and repeat its own non-local ``replace`` lines."""
+    go_line = re.search(r"^go\s+(\S+)\s*$", tool_go_mod, re.M)
+    replaces = re.findall(r"^replace\s+(\S+(?:\s+\S+)?\s*=>\s*\S+\s+\S+)\s*$", tool_go_mod, re.M)
+    block = re.search(r"^replace\s*\((.*?)^\)", tool_go_mod, re.M | re.S)
+    if block:
+        replaces += [line.split("//")[0].strip() for line in block.group(1).splitlines()]
+    replaces = [r for r in replaces if r and "=>" in r and not r.split("=>")[1].strip().startswith((".", "/"))]
+    parts = [
+        f"// Generated by d3os_testenv.build -- wrapper module to build {tool.name}.",
+        f"module d3os.local/testenv/{tool.name}",
+        "",
+        f"go {go_line.group(1) if go_line else '1.24'}",
+        "",
+        f"require {tool.module} {tool.version}",
+        "",
+    ]
+    if replaces:
+        parts += ["replace (", *[f"\t{r}" for r in replaces], ")", ""]
+    return "\n".join(parts)
+
+
+def build_go_tool(tool: GoTool, root: Path, go: str, progress: ProgressFn | None, jobs: int) -> Path:
+    """Build ``tool`` into ``root/<name>-<version>/`` (idempotent); return the binary."""
+    tool = tool.resolved()
+    v = tool.version
+    out_dir = tool.directory(root)
+    if _is_exe(out_dir / tool.name):
+        _say(progress, f"{tool.name} {v}: cached in {out_dir}")
+        return out_dir / tool.name
+    src = root / "src" / f"{tool.name}-{v}"
+    log = root / "logs" / f"{tool.name}-{v}.log"
+    src.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    _say(progress, f"{tool.name} {v}: fetching {tool.module}@{v} go.mod from the module proxy")
+    raw = _run_go(go, ["mod", "download", "-json", f"{tool.module}@{v}"], src, log,
+                  f"`go mod download {tool.module}@{v}`", progress)
+    info = json.loads(raw[raw.index("{") :])
+    if info.get("Error"):
+        raise BuildError(f"module proxy refused {tool.module}@{v}: {info['Error']}")
+    tool_go_mod = Path(info["GoMod"]).read_text()
+    _write(src / "go.mod", tool_wrapper_gomod(tool, tool_go_mod))
+    client_go = re.search(r"k8s\.io/client-go v0\.(\d+)\.", tool_go_mod)
+    ldflags = tool.ldflags.format(version=v, k8s_major=1, k8s_minor=client_go.group(1) if client_go else "0")
+    _say(progress, f"{tool.name} {v}: resolving dependencies")
+    _run_go(go, ["get", f"{tool.package}@{v}"], src, log, f"resolving {tool.name} {v}", progress)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _compile(go, src, log, f"compiling {tool.name} {v}", progress, jobs, ldflags, tmp / tool.name, [tool.package])
+    _finish(tmp, out_dir)
+    _say(progress, f"{tool.name} {v}: built in {_fmt_secs(time.monotonic() - t0)} -> {out_dir}")
+    return out_dir / tool.name
+
+
+def ensure_tool(
+    name: str, progress: ProgressFn | None = None, jobs: int | None = None, root: Path | None = None
+) -> Path:
+    """The binary of tool ``name`` (see :data:`GO_TOOLS`), built first if missing, and linked into the
+    control plane's bin dir (so ``d3os-testenv env`` puts it on PATH)."""
+    if name not in GO_TOOLS:
+        raise BuildError(f"unknown tool {name!r}: one of {', '.join(GO_TOOLS)}")
+    root = root or cache_root()
+    tool = GO_TOOLS[name]
+    binary = tool.binary(root)
+    if not _is_exe(binary):
+        if jobs is None:
+            jobs = int(os.environ.get("D3OS_TESTENV_BUILD_JOBS", "0")) or min(2, os.cpu_count() or 1)
+        binary = build_go_tool(tool, root, find_go(), progress, jobs)
+    Toolchain(Versions.from_env(), root).link_bin_dir()
+    return binary
 
 
 # --------------------------------------------------------------------------- entry point

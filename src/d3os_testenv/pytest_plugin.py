@@ -6,6 +6,7 @@ Fixtures:
   ``D3OS_TEST_KUBECONFIG`` when set (e.g. a cluster from ``d3os-testenv up``), otherwise starts a
   private ``LocalCluster`` for the session and stops it at the end.
 * ``k8s_namespace`` (function): a fresh namespace (its ``default`` ServiceAccount exists), deleted after.
+* ``helm_binary`` (session): the path of ``helm`` from the toolchain cache, built first if missing.
 
 Every test that uses one of them is marked ``integration`` automatically, so ``-m "not integration"``
 deselects them and ``-m integration`` selects them.
@@ -60,6 +61,13 @@ def k8s_cluster() -> Iterator[Any]:
     )
     with cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def helm_binary() -> str:
+    from d3os_testenv.build import ensure_tool
+
+    return str(ensure_tool("helm", progress=_progress))
 
 
 def _ns_name(nodeid: str) -> str:

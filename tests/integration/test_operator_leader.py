@@ -107,6 +107,10 @@ def test_one_leader_acts_and_a_standby_takes_over_mid_rollout(
         assert "workqueue_depth" in ma
         assert _total(ma, "rest_client_requests_total", method="PATCH", code="200") > 0
         assert _total(ma, "rest_client_requests_total", method="GET", code="200") > 0
+        assert _total(ma, "rest_client_request_duration_seconds_count", verb="PATCH") > 0
+        assert _total(ma, "process_resident_memory_bytes") > 10_000_000
+        assert _total(ma, "process_cpu_seconds_total") > 0
+        assert "workqueue_unfinished_work_seconds" in ma and "workqueue_longest_running_processor_seconds" in ma
         assert _total(ma, "leader_election_master_status", name=LEASE) == 1
         assert _total(mb, "leader_election_master_status", name=LEASE) == 0
         assert _total(mb, "controller_runtime_reconcile_total") == 0

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from d3os_core.crd import crd_manifest
+from d3os_core.yamlout import dump_all
 
 from .helpers import SAMPLE
 
@@ -27,6 +28,7 @@ def d3os(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[st
 def test_checked_in_crd_matches_the_code() -> None:
     assert yaml.safe_load(CRD_FILE.read_text(encoding="utf-8")) == crd_manifest(), (
         "crds/ drifted from the pydantic model: run `d3os crd > crds/d3os-product.com.d3os_dataservices.yaml`")
+    assert CRD_FILE.read_text(encoding="utf-8") == dump_all([crd_manifest()]), "crds/: regenerate with `d3os crd`"
 
 
 def walk(node: Any, path: str = "") -> list[str]:

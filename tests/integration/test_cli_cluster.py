@@ -1,0 +1,110 @@
+"""The command lines against the real local control plane: kubectl finds the ``kubectl d3os`` plugin; a
+forbidden request and a missing object are one-line errors with their documented exit codes; and
+``d3os render`` output reads back the same through kubectl's own YAML reader (go-yaml) for many specs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from d3os_core import DATASERVICE
+from d3os_core.render import Parent, render_component, resolve
+from d3os_core.spec import ENV_NAME_PATTERN
+from d3os_core.validation import parse_spec
+from d3os_core.yamlout import dump_all
+from d3os_operator import clierrors
+
+from ..unit.strategies import specs
+
+pytest_plugins = ("tests.integration.standin",)
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SAMPLE = ROOT / "examples" / "dataservice-sample.yaml"
+
+
+def run(cluster: Any, *cmd: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": f"{BIN}:{cluster.bin_dir}:/usr/bin:/bin", "HOME": "/nonexistent-home",
+           "KUBECONFIG": str(kubeconfig or cluster.kubeconfig)}
+    return subprocess.run(list(cmd), capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+
+
+def one_line(out: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+    assert out.returncode == code, out
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_kubectl_finds_the_plugin(k8s_cluster: Any, k8s_namespace: str, crd: None) -> None:
+    listed = run(k8s_cluster, "kubectl", "plugin", "list")
+    assert str(BIN / "kubectl-d3os") in listed.stdout, listed.stdout + listed.stderr
+    out = run(k8s_cluster, "kubectl", "d3os", "status", "nothing-here", "-n", k8s_namespace)
+    assert out.returncode == 1 and f"DataService {k8s_namespace}/nothing-here: not found" in out.stdout, out
+    version = run(k8s_cluster, "kubectl", "d3os", "--version")
+    assert version.stdout.startswith("kubectl d3os "), version
+
+
+def test_forbidden_names_the_verb_and_resource(k8s_cluster: Any, k8s_namespace: str, crd: None) -> None:
+    kc = k8s_cluster.service_account_kubeconfig(k8s_namespace, "default")
+    try:
+        out = run(k8s_cluster, str(BIN / "d3os"), "status", "x", "-n", k8s_namespace, "--kubeconfig", str(kc))
+        one_line(out, clierrors.EXIT_FORBIDDEN, "forbidden", "cannot get", "dataservices", k8s_namespace)
+        out = run(k8s_cluster, str(BIN / "d3os"), "apply", str(SAMPLE), "-n", k8s_namespace, "--kubeconfig", str(kc))
+        one_line(out, clierrors.EXIT_FORBIDDEN, "forbidden", "cannot patch", "dataservices")
+    finally:
+        Path(kc).unlink(missing_ok=True)
+
+
+def test_not_found_is_exit_6(k8s_cluster: Any, crd: None) -> None:
+    out = run(k8s_cluster, str(BIN / "d3os"), "diff", str(SAMPLE), "-n", "no-such-namespace-d3os")
+    one_line(out, clierrors.EXIT_NOT_FOUND, "not found", "no-such-namespace-d3os")
+
+
+def rendered(spec: dict[str, Any], namespace: str) -> list[dict[str, Any]]:
+    s = parse_spec(spec, DATASERVICE)
+    parent = Parent("dataservice-sample", namespace, "uid-1")
+    states = resolve(parent, s, DATASERVICE)
+    return [dict(o) for key in DATASERVICE.keys
+            for o in render_component(parent, s, DATASERVICE, states, key, {}, "").objects]
+
+
+TRICKY = ("9910e32967671646", "0x1F", "1e3", "yes", "off", "~", "null", "012", "1:20", "2001-12-14", ".inf", "_1")
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck),
+          phases=(Phase.explicit, Phase.generate))
+@given(st.lists(st.tuples(specs(), st.sampled_from(("yes", "no", "on", "y", "null", "e3", "ns-1")),
+                          st.sampled_from(TRICKY)), min_size=3, max_size=3))
+def test_render_reads_back_the_same_in_kubectl(k8s_cluster: Any, cases: list[tuple[dict[str, Any], str, str]]) -> None:
+    docs: list[dict[str, Any]] = []
+    for spec, namespace, value in cases:
+        env = {**(spec["auth"].get("env") or {}), "TRICKY": value}
+        if re.match(ENV_NAME_PATTERN, value.upper()):
+            env[value.upper()] = "v"  # a tricky key too
+        spec["auth"]["env"] = env
+        docs.extend(rendered(spec, namespace))
+    out = subprocess.run([str(k8s_cluster.bin_dir / "kubectl"), f"--kubeconfig={k8s_cluster.kubeconfig}", "apply",
+                          "--dry-run=client", "-o", "json", "-f", "-"], input=dump_all(docs), capture_output=True,
+                         text=True, timeout=120, env={**os.environ})
+    assert out.returncode == 0, out.stderr
+    items, text, decoder = [], out.stdout.strip(), json.JSONDecoder()
+    while text:  # one JSON object per document
+        obj, end = decoder.raw_decode(text)
+        items.extend(obj["items"] if obj.get("kind") == "List" else [obj])
+        text = text[end:].strip()
+    for item in items:  # what apply adds: its record of the applied configuration
+        annotations = item["metadata"].get("annotations") or {}
+        annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
+    assert items == docs

@@ -1,0 +1,124 @@
+"""charts/d3os-operator: its generated files match their sources, and with default values ``helm template``
+renders what ``kubectl kustomize config/default`` does (same kinds but the Namespace, the same CRD, the same
+ClusterRole rules, the same manager container). ``helm lint`` passes for the interesting values.
+
+helm and kubectl come from the toolchain cache (``d3os-testenv build``); without them the render tests are
+skipped (the drift test never is). Installing for real: tests/integration/test_helm.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from d3os_operator import chart, rbac
+
+from .test_kustomize import kustomize
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "d3os-operator"
+
+
+def _helm() -> Path:
+    from d3os_testenv.build import GO_TOOLS, cache_root
+
+    path = GO_TOOLS["helm"].binary(cache_root())
+    if not path.exists():
+        pytest.skip(f"helm not built yet ({path}); run d3os-testenv build")
+    return path
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(_helm()), *args], capture_output=True, text=True, timeout=120)
+
+
+def template(*sets: str, release: str = "d3os-operator") -> list[dict[str, Any]]:
+    flags = [x for s in sets for x in ("--set", s)]
+    out = helm("template", release, str(CHART), "-n", rbac.NAMESPACE, "--include-crds", *flags)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def test_generated_files_match_their_sources() -> None:
+    for name, text in chart.generated_files().items():
+        assert (CHART / name).read_text(encoding="utf-8") == text, (
+            f"charts/d3os-operator/{name} drifted: run `python -m d3os_operator.chart --write charts/d3os-operator`")
+    assert (CHART / chart.CRD_FILE).read_bytes() == (ROOT / chart.CRD_FILE).read_bytes()
+
+
+def test_template_matches_kustomize() -> None:
+    helm_docs, kust = template(), kustomize("default")
+    assert {d["kind"] for d in helm_docs} == {d["kind"] for d in kust} - {"Namespace"}
+    assert {(d["kind"], d["metadata"]["name"]) for d in helm_docs} == {
+        (d["kind"], d["metadata"]["name"]) for d in kust if d["kind"] != "Namespace"}
+    (crd_h,), (crd_k,) = by_kind(helm_docs, "CustomResourceDefinition"), by_kind(kust, "CustomResourceDefinition")
+    assert crd_h["spec"] == crd_k["spec"]
+    (role_h,), (role_k,) = by_kind(helm_docs, "ClusterRole"), by_kind(kust, "ClusterRole")
+    assert role_h["rules"] == role_k["rules"]
+    (lead_h,), (lead_k,) = by_kind(helm_docs, "Role"), by_kind(kust, "Role")
+    assert lead_h["rules"] == lead_k["rules"]
+    (dep_h,), (dep_k,) = by_kind(helm_docs, "Deployment"), by_kind(kust, "Deployment")
+    assert dep_h["spec"]["replicas"] == dep_k["spec"]["replicas"]
+    assert dep_k["metadata"]["labels"].items() <= dep_h["metadata"]["labels"].items()
+    tpl_h, tpl_k = dep_h["spec"]["template"]["metadata"], dep_k["spec"]["template"]["metadata"]
+    assert tpl_k["labels"].items() <= tpl_h["labels"].items()
+    pod_h, pod_k = dep_h["spec"]["template"]["spec"], dep_k["spec"]["template"]["spec"]
+    assert pod_h["securityContext"] == pod_k["securityContext"]
+    (c_h,), (c_k,) = pod_h["containers"], pod_k["containers"]
+    assert c_h == c_k
+
+
+def test_watch_namespaces_give_namespaced_rbac_and_flags() -> None:
+    docs = template("watchNamespaces={team-a,team-b}")
+    assert not by_kind(docs, "ClusterRole") and not by_kind(docs, "ClusterRoleBinding")
+    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in by_kind(docs, "Role")}
+    assert {("team-a", "d3os-operator-manager-role"), ("team-b", "d3os-operator-manager-role")} <= roles
+    manager = next(d for d in by_kind(docs, "Role") if d["metadata"]["namespace"] == "team-a")
+    assert manager["rules"] == [r.manifest() for r in rbac.cluster_rules()]
+    bindings = {d["metadata"]["namespace"]: d for d in by_kind(docs, "RoleBinding")}
+    assert bindings["team-b"]["subjects"][0] == {
+        "kind": "ServiceAccount", "name": rbac.SERVICE_ACCOUNT, "namespace": rbac.NAMESPACE}
+    (dep,) = by_kind(docs, "Deployment")
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-a" in args and "--namespace=team-b" in args
+
+
+def test_values_reach_the_deployment() -> None:
+    docs = template(
+        "image.repository=registry.example.com/d3os-operator", "image.tag=0.2.0", "replicaCount=1",
+        "leaderElection.enabled=false", "probePolicy.allowCIDRs={10.20.0.0/16}",
+        "probePolicy.denyCIDRs={10.20.5.0/24,192.168.0.0/16}", "resources.limits.memory=1Gi",
+        "metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=prom",
+        "imagePullSecrets[0].name=regcred", release="prod",
+    )
+    (dep,) = by_kind(docs, "Deployment")
+    assert dep["metadata"]["name"] == "prod-d3os-operator-controller-manager"
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["image"] == "registry.example.com/d3os-operator:0.2.0" and dep["spec"]["replicas"] == 1
+    assert not [a for a in c["args"] if a.startswith("--leader-elect")]
+    assert [a for a in c["args"] if a.startswith("--probe-")] == [
+        "--probe-allow-cidr=10.20.0.0/16", "--probe-deny-cidr=10.20.5.0/24", "--probe-deny-cidr=192.168.0.0/16"]
+    assert c["resources"]["limits"]["memory"] == "1Gi" and pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert not by_kind(docs, "Role")  # no leader election: no Lease Role
+    (sm,) = by_kind(docs, "ServiceMonitor")
+    (svc,) = by_kind(docs, "Service")
+    assert sm["metadata"]["labels"]["release"] == "prom"
+    assert sm["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"] == pod.get("affinity", {}).get(
+        "podAntiAffinity", {}).get("preferredDuringSchedulingIgnoredDuringExecution", [{}])[0].get(
+        "podAffinityTerm", {}).get("labelSelector", {}).get("matchLabels")
+    assert svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+
+
+@pytest.mark.parametrize("sets", [(), ("watchNamespaces={a,b}",), ("metrics.serviceMonitor.enabled=true",)])
+def test_helm_lint(sets: tuple[str, ...]) -> None:
+    out = helm("lint", "--strict", str(CHART), *[x for s in sets for x in ("--set", s)])
+    assert out.returncode == 0, out.stdout + out.stderr
