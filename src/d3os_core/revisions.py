@@ -44,7 +44,8 @@ def recorded_spec(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def revision_name(parent_name: str, raw: Mapping[str, Any]) -> str:
     """``<dataservice>-<10 hex>``: the same spec always gets the same name (at most 253 characters)."""
-    return f"{parent_name[:242]}-{content_hash(recorded_spec(raw))[:10]}"
+    view = {k: v for k, v in raw.items() if k not in NOT_RECORDED}  # hashed, not kept: no copy
+    return f"{parent_name[:242]}-{content_hash(view)[:10]}"
 
 
 def _int(value: Any) -> int:
