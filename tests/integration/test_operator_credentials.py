@@ -41,7 +41,11 @@ def _state(env: Env, secret: str = SECRET, claim: str = CLAIM) -> dict[str, Any]
 
 def _delete(env: Env, name: str = "dataservice-sample") -> None:
     env.cluster.kubectl("delete", "dataservice", name, "-n", env.namespace, "--wait=false")
-    wait_for("the DataService to be gone", lambda: env.ds(name) is None, 180)
+    try:
+        wait_for("the DataService to be gone", lambda: env.ds(name) is None, 180)
+    except AssertionError:
+        ds = env.ds(name) or {}
+        raise AssertionError(f"{name} not gone: {(ds.get('status') or {}).get('conditions')}") from None
     # the ordered teardown is over; give the garbage collector a chance to take what it would take
     wait_for("the StatefulSet to be gone", lambda: env.obj("StatefulSet", "mysql-dataservice") is None, 60)
 
