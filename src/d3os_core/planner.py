@@ -363,7 +363,10 @@ def _judge(
     work: _Work,
 ) -> ComponentStatus:
     """The component's progress deadline (see :mod:`d3os_core.deadlines`)."""
-    target = content_hash([o["metadata"]["annotations"][api.ANNOTATION_HASH] for o in r.objects])
+    # the step is the workload's desired state: a follow-up write of a side object (the credentials Secret
+    # re-owned by the claim its StatefulSet just made) does not restart the clock
+    workloads = [o for o in r.objects if o["kind"] in WORKLOAD_KINDS] or list(r.objects)
+    target = content_hash([o["metadata"]["annotations"][api.ANNOTATION_HASH] for o in workloads])
     # a step under way, or failed by its own controller's deadline; a refusal or lost credentials is no step
     running = not suspended and (cs.state == "Progressing" or (
         cs.state == "Failed" and not cs.message.startswith((REFUSED, credentials.LOST))))

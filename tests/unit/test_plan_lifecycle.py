@@ -475,4 +475,6 @@ def test_teardown_follows_the_graph_in_force_and_independent_branches_go_togethe
     assert waves[1] == {"web"}, waves
     assert waves[2] == {"gateway-master"}, waves
     assert waves[-1] == {"uuc"}, waves
-    assert [k for k in w.fc.objects] == [("PersistentVolumeClaim", "data-mysql-dataservice-0")]
+    # the data and the credentials that open it stay (issue 12: one lifetime, longer than the DataService's)
+    assert sorted(w.fc.objects) == [("PersistentVolumeClaim", "data-mysql-dataservice-0"),
+                                    ("Secret", "mysql-dataservice-credentials")]
