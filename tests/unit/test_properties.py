@@ -303,9 +303,12 @@ def ready_at_desired(ds: Mapping[str, Any], fc: FakeCluster, key: str) -> bool:
     return result is not None and result.ok
 
 
-def component_hash(objs: tuple[dict[str, Any], ...]) -> str:
-    """The planner's component hash: over the desired-hash annotations of the component's objects."""
-    return content_hash([o["metadata"]["annotations"][ANNOTATION_HASH] for o in objs])
+def component_hash(ds: Mapping[str, Any], key: str, objs: tuple[dict[str, Any], ...]) -> str:
+    """The planner's component hash: over the desired-hash annotations of the component's objects, and for
+    a third party its check too (a result recorded for another check says nothing about this one)."""
+    check = resolve(PARENT, parse_spec(ds["spec"], DATASERVICE), DATASERVICE)[key].check
+    return content_hash([o["metadata"]["annotations"][ANNOTATION_HASH] for o in objs]
+                        + ([repr(check)] if check is not None else []))
 
 
 def status_hash(ds: Mapping[str, Any], key: str) -> str:
@@ -338,13 +341,14 @@ def check_plan(ds: Mapping[str, Any], fc: FakeCluster, p: Plan) -> None:
         blockers = [d for d in deps[comp] if not ready_at_desired(ds, fc, d)]
         if not blockers:
             continue
-        repair = component_hash(want[comp]) == status_hash(ds, comp)
+        repair = component_hash(ds, comp, want[comp]) == status_hash(ds, comp)
         event("applied under the self-heal exception while a dependency was not ready")
         applied = [f"{a.manifest['kind']}/{a.manifest['metadata']['name']}" for a in p.apply if a.component == comp]
         applied += [f"-{r.kind}/{r.name}" for r in p.delete if r.component == comp]
+        want_hash = component_hash(ds, comp, want[comp])
         assert repair, (
             f"{comp} applied {applied} while its dependencies {blockers} are not ready at their desired state "
-            f"(and {comp}'s desired hash {component_hash(want[comp])} is not its status hash {status_hash(ds, comp)!r})"
+            f"(and {comp}'s desired hash {want_hash} is not its status hash {status_hash(ds, comp)!r})"
         )
     for a in p.apply:
         key = (a.manifest["kind"], a.manifest["metadata"]["name"])
