@@ -321,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as e:
             p.error(str(e))
         if args.write:
+            if args.namespace != NAMESPACE:  # the overlay installs config/manager, which lives there
+                p.error(f"--write with --watch-namespace installs the manager in {NAMESPACE}: leave --namespace out")
             out = Path(args.write)
             out.mkdir(parents=True, exist_ok=True)
             for name, text in namespaced_files(watch, args.namespace, args.service_account, args.write).items():

@@ -116,3 +116,9 @@ def test_kustomize_renders_a_complete_namespaced_install() -> None:
     assert [a for a in args if a.startswith("--namespace")] == [f"--namespace={n}" for n in rbac.EXAMPLE_WATCH]
     for d in docs:
         assert d["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == "d3os-operator", d["kind"]
+
+
+def test_the_overlay_keeps_the_managers_namespace(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        rbac.main(["--watch-namespace", "team-a", "--namespace", "elsewhere", "--write", str(tmp_path)])
+    assert not list(tmp_path.iterdir())
