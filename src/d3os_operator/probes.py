@@ -462,6 +462,7 @@ def _error_text(e: BaseException) -> str:
 @dataclass
 class _TargetState:
     scope: anyio.CancelScope
+    started_at: float = field(default_factory=time.monotonic)
     result: ProbeResult | None = None
     changed_at: float = 0.0
     runs: int = 0
@@ -557,6 +558,18 @@ class ProbeManager:
             if state is not None and state.result is not None:
                 out[key] = state.result
         return out
+
+    def first_result_grace(self, parent: Hashable, keys: Sequence[str], grace: float) -> float:
+        """Seconds left until every probe of ``parent`` named by ``keys`` has had ``grace`` seconds to give
+        its first result (0 when all have a result or their grace is over). Never waits."""
+        now = time.monotonic()
+        left = 0.0
+        for key in keys:
+            req = self._requests.get(parent, {}).get(key)
+            state = self._targets.get((req.check, req.period_seconds)) if req is not None else None
+            if state is not None and state.result is None:
+                left = max(left, state.started_at + grace - now)
+        return left
 
     def requests(self, parent: Hashable) -> dict[str, ProbeRequest]:
         return dict(self._requests.get(parent, {}))

@@ -59,6 +59,8 @@ HOLDER_REQUEUE = 0.0
 HOLDER_RECHECK = 10.0
 """Seconds: while a name stays held, re-read the holder at least this often (it may not be watched)."""
 POD = kind_info("v1", "Pod")
+FIRST_PROBE_GRACE = 2.0
+"""Seconds a new check may take to give its first result before a plan is carried out without it."""
 MAX_WRITE_STREAK = 25
 """Reconciles in a row that write objects before the reconciler suspects a plan that never converges."""
 
@@ -189,8 +191,14 @@ class Reconciler:
         plan = self.planner(parent, observed, facts)
         self._trace("plan", key, plan_ms=(time.monotonic() - started) * 1000, applies=len(plan.apply))
         self.probes.ensure(key, plan.probes)
-        # A reconcile never waits for a probe: a check not run yet shows as "checking …", and its first
-        # result enqueues this DataService again (ProbeManager's on_change).
+        # A reconcile never waits for a probe: its first result enqueues this DataService again (the probe
+        # manager's on_change). A check that has just started gets a short grace before the plan is carried
+        # out without it, so the status rests on a result, not on "unknown" (after a restart too) -- but the
+        # worker is released at once; a check still silent after the grace shows as "checking …".
+        unseen = [r.key for r in plan.probes if r.key not in observed.probes]
+        grace_left = self.probes.first_result_grace(key, unseen, FIRST_PROBE_GRACE) if unseen else 0.0
+        if grace_left > 0:
+            return Outcome(requeue_after=grace_left, woke_at=woke_at)
 
         if plan.inspect:
             # A component is past its progress deadline: read its pods (by label, only now) so the status

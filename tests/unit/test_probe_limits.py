@@ -376,3 +376,30 @@ async def test_the_manager_survives_crashing_and_hostile_checks(monkeypatch: pyt
         mgr.ensure("q", [ProbeRequest("q0", "uuc", hostile[0], period_seconds=0.2)])
         assert changes == ["q"]
         tg.cancel_scope.cancel()
+
+
+async def test_first_result_grace_never_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reconciler asks how long a new check may still take for its first result; the answer is
+    immediate, shrinks with time, and is 0 once the check answered or its grace is over."""
+
+    async def hang(address: str, port: int) -> None:
+        await anyio.sleep_forever()
+
+    mgr = ProbeManager(lambda p: None, resolver=resolver_of({"silent.example": ["10.1.2.3"]}))
+    silent = ProbeRequest("s", "uuc", TcpCheck("silent.example", 1, timeout_seconds=300), period_seconds=5)
+    quick = ProbeRequest("q", "uuc", TcpCheck("nowhere.example", 1, timeout_seconds=5), period_seconds=5)
+    monkeypatch.setattr(probes, "connect_tcp", hang)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(mgr.run)
+        await mgr.wait_started()
+        mgr.ensure("p", [silent, quick])
+        first = mgr.first_result_grace("p", ["s", "q"], 0.5)
+        assert 0.3 < first <= 0.5
+        with anyio.fail_after(2):
+            while "q" not in mgr.results("p"):  # DNS name not found: a result at once
+                await anyio.sleep(0.01)
+        assert mgr.first_result_grace("p", ["q"], 0.5) == 0.0
+        await anyio.sleep(0.6)
+        assert mgr.first_result_grace("p", ["s", "q"], 0.5) == 0.0, "the grace is over: plan without it"
+        assert "s" not in mgr.results("p")
+        tg.cancel_scope.cancel()
