@@ -116,6 +116,34 @@ subjects:
     namespace: {{ $.Release.Namespace }}
 {{- end }}
 {{- end }}
+---
+# probe targets: the API server's addresses (the `kubernetes` Service, Endpoints and EndpointSlice in
+# default, by name only), which third-party probes must never reach (config/rbac/probe_targets_role.yaml)
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: <FULLNAME>-probe-targets-role
+  namespace: default
+  labels:
+    <LABELS>
+rules:
+<PROBE_RULES>
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: <FULLNAME>-probe-targets-rolebinding
+  namespace: default
+  labels:
+    <LABELS>
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: <FULLNAME>-probe-targets-role
+subjects:
+  - kind: ServiceAccount
+    name: <SA>
+    namespace: {{ .Release.Namespace }}
 {{- if .Values.leaderElection.enabled }}
 ---
 # leader election: its Lease, in the release namespace only (config/rbac/leader_election_role.yaml)
@@ -153,6 +181,7 @@ def rbac_template() -> str:
     text = (
         RBAC_TEMPLATE.replace("<RULES>", _rules(rbac.cluster_rules()))
         .replace("<LEADER_RULES>", _rules(rbac.leader_rules()))
+        .replace("<PROBE_RULES>", _rules(rbac.probe_target_rules()))
         .replace("<FULLNAME>", FULLNAME)
         .replace("<SA>", SERVICE_ACCOUNT)
         .replace("    <LABELS>", "    " + LABELS)

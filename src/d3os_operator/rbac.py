@@ -27,6 +27,9 @@ Where the verbs come from (``kube.py`` is the operator's one door to the API ser
   to the operator already (env values come from the DataService; credentials are secretKeyRefs).
 * Events: ``create`` only (core/v1 Events, one per transition).
 * Leader election: ``get``, ``create`` and merge ``patch`` of its Lease, in its own namespace only.
+* Probe targets: ``get`` of the ``kubernetes`` Service, Endpoints and EndpointSlice in ``default`` (by
+  name, nothing else there), read once at start so that third-party probes never connect to the API
+  server's addresses (the probe target policy).
 
 No wildcards, no pod writes (exec, attach, create or otherwise), no nodes, no RBAC objects, no ``update``
 it does not send.
@@ -52,6 +55,10 @@ CLUSTER_ROLE = "d3os-operator-manager-role"
 CLUSTER_ROLE_BINDING = "d3os-operator-manager-rolebinding"
 LEADER_ROLE = "d3os-operator-leader-election-role"
 LEADER_ROLE_BINDING = "d3os-operator-leader-election-rolebinding"
+PROBE_TARGETS_ROLE = "d3os-operator-probe-targets-role"
+PROBE_TARGETS_ROLE_BINDING = "d3os-operator-probe-targets-rolebinding"
+API_SERVER_NAMESPACE = "default"
+"""Where the ``kubernetes`` Service (the API server's addresses) lives."""
 LABELS = {"app.kubernetes.io/name": "d3os-operator", "app.kubernetes.io/part-of": "d3os-operator"}
 
 FORBIDDEN_RESOURCES = frozenset(
@@ -82,9 +89,15 @@ class Rule:
     resources: tuple[str, ...]
     verbs: tuple[str, ...]
     why: str
+    names: tuple[str, ...] = ()
+    """resourceNames: the rule grants only these objects (empty: every object)."""
 
     def manifest(self) -> dict[str, Any]:
-        return {"apiGroups": [self.group], "resources": list(self.resources), "verbs": list(self.verbs)}
+        out: dict[str, Any] = {"apiGroups": [self.group], "resources": list(self.resources)}
+        if self.names:
+            out["resourceNames"] = list(self.names)
+        out["verbs"] = list(self.verbs)
+        return out
 
 
 _PLURALS = api.OWNED_PLURALS
@@ -122,6 +135,38 @@ def cluster_rules() -> list[Rule]:
 def leader_rules() -> list[Rule]:
     """The Role in the operator's own namespace: its leader-election Lease."""
     return [Rule("coordination.k8s.io", ("leases",), ("get", "create", "patch"), "leader election")]
+
+
+def probe_target_rules() -> list[Rule]:
+    """The Role in ``default``: the API server's addresses, which the probe policy refuses (by name only)."""
+    why = "the API server's addresses, refused to third-party probes"
+    return [
+        Rule("", ("endpoints", "services"), ("get",), why, ("kubernetes",)),
+        Rule("discovery.k8s.io", ("endpointslices",), ("get",), why, ("kubernetes",)),
+    ]
+
+
+def _probe_target_manifests(subject: list[dict[str, str]]) -> dict[str, list[dict[str, Any]]]:
+    rbac = "rbac.authorization.k8s.io/v1"
+    return {
+        "probe_targets_role.yaml": [
+            {
+                "apiVersion": rbac,
+                "kind": "Role",
+                "metadata": _meta(PROBE_TARGETS_ROLE, API_SERVER_NAMESPACE),
+                "rules": [r.manifest() for r in probe_target_rules()],
+            }
+        ],
+        "probe_targets_role_binding.yaml": [
+            {
+                "apiVersion": rbac,
+                "kind": "RoleBinding",
+                "metadata": _meta(PROBE_TARGETS_ROLE_BINDING, API_SERVER_NAMESPACE),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": PROBE_TARGETS_ROLE},
+                "subjects": subject,
+            }
+        ],
+    }
 
 
 def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
@@ -173,6 +218,7 @@ def manifests(namespace: str = NAMESPACE, service_account: str = SERVICE_ACCOUNT
                 "subjects": subject,
             }
         ],
+        **_probe_target_manifests(subject),
     }
 
 
@@ -248,6 +294,8 @@ def namespaced_manifests(
         ],
         "leader_election_role.yaml": common["leader_election_role.yaml"],
         "leader_election_role_binding.yaml": common["leader_election_role_binding.yaml"],
+        "probe_targets_role.yaml": common["probe_targets_role.yaml"],
+        "probe_targets_role_binding.yaml": common["probe_targets_role_binding.yaml"],
     }
 
 

@@ -63,8 +63,9 @@ def test_template_matches_kustomize() -> None:
     assert crd_h["spec"] == crd_k["spec"]
     (role_h,), (role_k,) = by_kind(helm_docs, "ClusterRole"), by_kind(kust, "ClusterRole")
     assert role_h["rules"] == role_k["rules"]
-    (lead_h,), (lead_k,) = by_kind(helm_docs, "Role"), by_kind(kust, "Role")
-    assert lead_h["rules"] == lead_k["rules"]
+    roles_h = {(d["metadata"]["namespace"], d["metadata"]["name"]): d["rules"] for d in by_kind(helm_docs, "Role")}
+    roles_k = {(d["metadata"]["namespace"], d["metadata"]["name"]): d["rules"] for d in by_kind(kust, "Role")}
+    assert roles_h == roles_k  # the leader-election Role and the probe targets' Role in default
     (dep_h,), (dep_k,) = by_kind(helm_docs, "Deployment"), by_kind(kust, "Deployment")
     assert dep_h["spec"]["replicas"] == dep_k["spec"]["replicas"]
     assert dep_k["metadata"]["labels"].items() <= dep_h["metadata"]["labels"].items()
@@ -108,7 +109,8 @@ def test_values_reach_the_deployment() -> None:
     assert [a for a in c["args"] if a.startswith("--probe-")] == [
         "--probe-allow-cidr=10.20.0.0/16", "--probe-deny-cidr=10.20.5.0/24", "--probe-deny-cidr=192.168.0.0/16"]
     assert c["resources"]["limits"]["memory"] == "1Gi" and pod["imagePullSecrets"] == [{"name": "regcred"}]
-    assert not by_kind(docs, "Role")  # no leader election: no Lease Role
+    # no leader election: no Lease Role (the probe targets' Role in default stays)
+    assert [d["metadata"]["namespace"] for d in by_kind(docs, "Role")] == ["default"]
     (sm,) = by_kind(docs, "ServiceMonitor")
     (svc,) = by_kind(docs, "Service")
     assert sm["metadata"]["labels"]["release"] == "prom"

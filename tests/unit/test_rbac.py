@@ -34,6 +34,8 @@ def test_kustomization_lists_every_file() -> None:
         "role_binding.yaml",
         "leader_election_role.yaml",
         "leader_election_role_binding.yaml",
+        "probe_targets_role.yaml",
+        "probe_targets_role_binding.yaml",
     ]
 
 
@@ -73,7 +75,7 @@ def test_owned_kinds_are_covered_and_claims_never_deleted() -> None:
 
 
 def test_leader_election_is_a_namespaced_role() -> None:
-    objs = {o["kind"]: o for group in rbac.manifests().values() for o in group}
+    objs = {o["kind"]: o for name, group in rbac.manifests().items() for o in group if "probe_targets" not in name}
     assert objs["Role"]["metadata"]["namespace"] == rbac.NAMESPACE
     assert objs["Role"]["rules"] == [
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}
@@ -97,4 +99,20 @@ def test_module_prints_the_yaml(capsys: object) -> None:
     assert isinstance(capsys, pytest.CaptureFixture)
     assert rbac.main([]) == 0
     docs = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
-    assert [d["kind"] for d in docs] == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+    assert [d["kind"] for d in docs] == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+                                         "Role", "RoleBinding"]
+
+
+def test_probe_targets_are_read_by_name_in_default_only() -> None:
+    """The probe policy reads the API server's addresses at start: `get` of exactly the `kubernetes` Service,
+    Endpoints and EndpointSlice in `default`, in both installs, and nothing else there."""
+    for files in (rbac.manifests(), rbac.namespaced_manifests(["team-a"])):
+        roles = [o for o in files["probe_targets_role.yaml"] if o["kind"] == "Role"]
+        assert [r["metadata"]["namespace"] for r in roles] == ["default"]
+        for rule in roles[0]["rules"]:
+            assert rule["verbs"] == ["get"] and rule["resourceNames"] == ["kubernetes"], rule
+        granted = {(g, res) for rule in roles[0]["rules"] for g in rule["apiGroups"] for res in rule["resources"]}
+        assert granted == {("", "services"), ("", "endpoints"), ("discovery.k8s.io", "endpointslices")}
+        binding = files["probe_targets_role_binding.yaml"][0]
+        assert binding["metadata"]["namespace"] == "default"
+        assert binding["roleRef"]["name"] == roles[0]["metadata"]["name"]

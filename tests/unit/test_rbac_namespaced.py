@@ -97,7 +97,7 @@ def test_module_prints_only_namespaced_rbac(capsys: pytest.CaptureFixture[str]) 
     assert rbac.main(["--watch-namespace", "team-a", "--watch-namespace", "team-b"]) == 0
     docs = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
     assert [d["kind"] for d in docs] == ["ServiceAccount", "Role", "Role", "RoleBinding", "RoleBinding", "Role",
-                                        "RoleBinding"]
+                                        "RoleBinding", "Role", "RoleBinding"]
     with pytest.raises(SystemExit):
         rbac.main(["--watch-namespace", "Not_A_Label"])
 
@@ -109,7 +109,7 @@ def test_kustomize_renders_a_complete_namespaced_install() -> None:
     assert {("Namespace", NS), ("Deployment", DEPLOYMENT), ("ServiceAccount", DEPLOYMENT)} <= kinds
     assert not [k for k in kinds if k[0] in ("ClusterRole", "ClusterRoleBinding")]
     roles = sorted((d["kind"], d["metadata"]["namespace"]) for d in docs if d["kind"] in ("Role", "RoleBinding"))
-    want = [(k, n) for n in rbac.EXAMPLE_WATCH for k in ("Role", "RoleBinding")] + [("Role", NS), ("RoleBinding", NS)]
+    want = [(k, n) for n in (*rbac.EXAMPLE_WATCH, NS, rbac.API_SERVER_NAMESPACE) for k in ("Role", "RoleBinding")]
     assert roles == sorted(want)
     dep = next(d for d in docs if d["kind"] == "Deployment")
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
