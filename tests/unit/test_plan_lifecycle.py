@@ -18,7 +18,7 @@ from d3os_core.fake import FakeCluster
 from d3os_core.revisions import changes, revision_name
 from d3os_core.types import PodQuery
 
-from .helpers import FINALIZER, ORDER, condition, sample
+from .helpers import FINALIZER, ORDER, Driver, condition, sample
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 CR = "ControllerRevision"
@@ -28,14 +28,13 @@ def at(seconds: float) -> str:
     return (T0 + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class World:
-    """The fake cluster, the DataService as the API keeps it, and a clock the test moves."""
+class World(Driver):
+    """The fake cluster, the DataService as the API keeps it, and a clock the test moves (converge, change,
+    ready and component as :class:`Driver`'s)."""
 
     def __init__(self, ds: dict[str, Any], fc: FakeCluster | None = None) -> None:
-        self.ds = ds
-        self.fc = fc or FakeCluster()
+        super().__init__(ds, fc)
         self.t = 0.0
-        self.plans: list[Plan] = []
         self.stuck: set[str] = set()
         """Workload names the controllers never finish (unschedulable pods)."""
         self.pods: dict[str, tuple[dict[str, Any], ...]] = {}
@@ -61,24 +60,6 @@ class World:
             if name in self.stuck and kind in ("Deployment", "StatefulSet", "DaemonSet"):
                 obj["status"] = held(obj, self.fc.nodes)
         return p
-
-    def converge(self, limit: int = 60) -> Plan:
-        for _ in range(limit):
-            p = self.step()
-            if not p.apply and not p.delete and self.ready:
-                return p
-        raise AssertionError(f"did not converge: {self.ds['status'].get('message')}")
-
-    def change(self, mutate: Any) -> None:
-        mutate(self.ds["spec"])
-        self.ds["metadata"]["generation"] += 1
-
-    @property
-    def ready(self) -> bool:
-        return condition(self.ds, "Ready")["status"] == "True"
-
-    def component(self, key: str) -> dict[str, Any]:
-        return next(c for c in self.ds["status"]["components"] if c["name"] == key)
 
     def revisions(self) -> dict[str, dict[str, Any]]:
         return {n: o for (k, n), o in self.fc.objects.items() if k == CR}
