@@ -204,6 +204,8 @@ def test_operator_sigkilled_at_random_moments_during_rollouts(
                 assert ds is not None
                 for kind, name in rendered_objects(ds):
                     want[(ns, api.OWNED_PLURALS[kind], name)] = 1
+                # and the revision recorded when it reached Ready (history, not a rendered object)
+                want[(ns, api.OWNED_PLURALS["ControllerRevision"], ds["status"]["currentRevision"])] = 1
             twice = {k: c for k, c in created.items() if c > 1}
             assert not twice, f"created more than once: {twice}"
             # a request cut by the SIGKILL may still have created its object (the audit log then records it as
