@@ -527,7 +527,9 @@ def _plan_component(
                 return status("Ready", str((prev or {}).get("message") or ""), comp_hash)
             return status("Progressing", f"checking {st.check.describe()}")
         if not result.ok:
-            return status("Progressing", f"{st.check.describe()} failed: {result.message}".strip())
+            what = st.check.describe()
+            detail = result.message.removeprefix(f"{what}: ")  # the shell's result names the check too
+            return status("Progressing", f"{what} failed: {detail}".strip())
         return status("Ready", f"{st.check.describe()} succeeded", comp_hash)
     if outdated:
         return status("Progressing", f"applying {', '.join(_names(outdated))}")
