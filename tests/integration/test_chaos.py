@@ -26,7 +26,7 @@ from d3os_operator import harness
 from d3os_operator.kube import DATASERVICE as DS_KIND
 from d3os_operator.kube import kind_info
 
-pytest.register_assert_rewrite("tests.integration.standin", "tests.integration.chaos")
+pytest.register_assert_rewrite("tests.integration.standin", "tests.integration.chaos", "tests.integration.cachetruth")
 from .cachetruth import assert_cache_is_true, in_process_snapshot  # noqa: E402
 from .chaos import (  # noqa: E402
     FULL,
