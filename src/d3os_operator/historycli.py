@@ -55,7 +55,8 @@ def format_history(revisions: Sequence[Revision], current: str, name: str, names
     return "\n".join(_table(rows)) + "\n"
 
 
-def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
+def _load(args: argparse.Namespace, out: TextIO) -> tuple[Any, str, dict[str, Any], list[Revision]] | None:
+    """The client, the namespace, the DataService and its revisions (None, said on ``out``: not found)."""
     from .kube import DATASERVICE
     from .usercli import _client, _get, _namespace
 
@@ -64,8 +65,15 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
     ds = _get(client, DATASERVICE.res, args.name, ns)
     if ds is None:
         out.write(f"DataService {ns}/{args.name}: not found\n")
+        return None
+    return client, ns, ds, _revisions(client, args.name, ns, str(ds["metadata"]["uid"]))
+
+
+def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
+    loaded = _load(args, out)
+    if loaded is None:
         return 1
-    revs = _revisions(client, args.name, ns, str(ds["metadata"]["uid"]))
+    _, ns, ds, revs = loaded
     out.write(format_history(revs, str((ds.get("status") or {}).get("currentRevision") or ""), args.name, ns))
     return 0
 
@@ -99,15 +107,12 @@ def cmd_rollback(args: argparse.Namespace, out: TextIO) -> int:
     from lightkube.types import PatchType
 
     from .kube import DATASERVICE
-    from .usercli import FIELD_MANAGER, _client, _get, _namespace, wait_for_outcome
+    from .usercli import FIELD_MANAGER, wait_for_outcome
 
-    client = _client(args)
-    ns = _namespace(args, client)
-    ds = _get(client, DATASERVICE.res, args.name, ns)
-    if ds is None:
-        out.write(f"DataService {ns}/{args.name}: not found\n")
+    loaded = _load(args, out)
+    if loaded is None:
         return 1
-    revs = _revisions(client, args.name, ns, str(ds["metadata"]["uid"]))
+    client, ns, ds, revs = loaded
     chosen = pick(revs, str((ds.get("status") or {}).get("currentRevision") or ""), args.to_revision)
     if isinstance(chosen, str):
         out.write(f"error: {chosen}\n")
