@@ -18,21 +18,20 @@ from d3os_core.credentials import ANNOTATION_CREDENTIALS, LOST, LOST_REASON
 from d3os_core.fake import FakeCluster
 from d3os_core.types import Plan
 
-from .helpers import sample
+from .helpers import Driver, sample
 
 SECRET = ("Secret", "mysql-dataservice-credentials")
 CLAIM = ("PersistentVolumeClaim", "data-mysql-dataservice-0")
 
 
-class Life:
-    """A namespace over time: DataServices come and go (new uids), the fake cluster stays."""
+class Life(Driver):
+    """A namespace over time: DataServices come and go (new uids), the fake cluster stays (converge and ready
+    as :class:`Driver`'s; each pass draws a new seed)."""
 
     def __init__(self) -> None:
-        self.fc = FakeCluster()
         self.n = 0
         self.uids = 0
-        self.ds = self.new_dataservice()
-        self.plans: list[Plan] = []
+        super().__init__(self.new_dataservice(), FakeCluster())
 
     def new_dataservice(self, spec: dict[str, Any] | None = None) -> dict[str, Any]:
         self.uids += 1
@@ -55,20 +54,8 @@ class Life:
         self.fc.settle()
         return p
 
-    def converge(self, limit: int = 60) -> None:
-        for _ in range(limit):
-            p = self.step()
-            if self.ready and not p.apply and not p.delete:
-                return
-        raise AssertionError(self.ds["status"].get("message"))
-
-    @property
-    def ready(self) -> bool:
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in self.ds["status"].get("conditions") or [])
-
     def change(self, mutate: Callable[[dict[str, Any]], None]) -> None:
-        mutate(self.ds["spec"])
-        self.ds["metadata"]["generation"] += 1
+        super().change(mutate)
         self.converge()
 
     def delete(self, *, finalizer_runs: bool = True) -> None:
