@@ -486,7 +486,7 @@ def build_parser(prog: str = "d3os") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
         description="d3os DataService: offline tools (render, validate, plan, crd, reference) and cluster "
-        "commands (status, diff, apply).",
+        "commands (status, diff, apply, history, rollback).",
         epilog=clierrors.EXIT_CODES_HELP,
     )
     p.add_argument("--version", action="version", version=f"{prog} {__version__}")
