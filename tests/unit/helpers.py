@@ -36,18 +36,22 @@ class Driver:
     def step(self, *, settle: bool | list[str] = True, probe: bool = True) -> Plan:
         self.tick += 1
         p = plan(self.ds, self.fc.observed(), Facts(now=f"2026-01-01T00:00:{self.tick:02d}Z", secret_seed="seed"))
-        self.plans.append(p)
-        if p.finalizer == "add":
-            self.ds["metadata"].setdefault("finalizers", []).append(FINALIZER)
-        elif p.finalizer == "remove":
-            self.ds["metadata"]["finalizers"].remove(FINALIZER)
-        self.ds["status"] = copy.deepcopy(p.status)
+        self.record(p)
         self.fc.carry_out(p, probe=probe)
         if settle is True:
             self.fc.settle()
         elif settle:
             self.fc.settle(settle)
         return p
+
+    def record(self, p: Plan) -> None:
+        """Keep ``p`` and do the shell's part on the parent: its finalizer and its status."""
+        self.plans.append(p)
+        if p.finalizer == "add":
+            self.ds["metadata"].setdefault("finalizers", []).append(FINALIZER)
+        elif p.finalizer == "remove":
+            self.ds["metadata"]["finalizers"].remove(FINALIZER)
+        self.ds["status"] = copy.deepcopy(p.status)
 
     def converge(self, limit: int = 60) -> Plan:
         for _ in range(limit):

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from d3os_core import FINALIZER, Facts, api, plan
+from d3os_core import Facts, api, plan
 from d3os_core.credentials import ANNOTATION_CREDENTIALS, LOST, LOST_REASON
 from d3os_core.fake import FakeCluster
 from d3os_core.types import Plan
@@ -44,12 +44,7 @@ class Life(Driver):
         self.n += 1
         p = plan(self.ds, self.fc.observed(), Facts(now=f"2026-01-01T00:{self.n // 60:02d}:{self.n % 60:02d}Z",
                                                    secret_seed=f"seed-{self.n}"))
-        self.plans.append(p)
-        if p.finalizer == "add":
-            self.ds["metadata"].setdefault("finalizers", []).append(FINALIZER)
-        elif p.finalizer == "remove":
-            self.ds["metadata"]["finalizers"].remove(FINALIZER)
-        self.ds["status"] = copy.deepcopy(p.status)
+        self.record(p)
         self.fc.carry_out(p)
         self.fc.settle()
         return p

@@ -18,7 +18,7 @@ from d3os_core.fake import FakeCluster
 from d3os_core.revisions import changes, revision_name
 from d3os_core.types import PodQuery
 
-from .helpers import FINALIZER, ORDER, Driver, condition, sample
+from .helpers import ORDER, Driver, condition, sample
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 CR = "ControllerRevision"
@@ -47,12 +47,7 @@ class World(Driver):
             pods = {q.component: self.pods[q.component] for q in p.inspect if q.component in self.pods}
             if pods:
                 p = plan(self.ds, dataclasses.replace(observed, pods=pods), Facts(now=at(self.t), secret_seed="seed"))
-        self.plans.append(p)
-        if p.finalizer == "add":
-            self.ds["metadata"].setdefault("finalizers", []).append(FINALIZER)
-        elif p.finalizer == "remove":
-            self.ds["metadata"]["finalizers"].remove(FINALIZER)
-        self.ds["status"] = copy.deepcopy(p.status)
+        self.record(p)
         self.fc.carry_out(p)
         names = [n for (k, n) in self.fc.objects if k in ("Deployment", "StatefulSet", "DaemonSet")]
         self.fc.settle([n for n in names if n not in self.stuck])
