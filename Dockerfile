@@ -3,6 +3,8 @@
 # Multi-stage: the wheel and its dependencies are installed into a virtualenv in the build stage; the
 # final stage is python:3.11-slim with that virtualenv only (no compiler, no pip cache, no sources),
 # running as an unprivileged user. config/manager/manager.yaml runs it with a read-only root filesystem.
+# Runtime only: `pip install .` builds the d3os-operator wheel (d3os_core and d3os_operator); the development
+# side (testenv/: local control plane, pytest plugin, harness, demo, cryptography) is never copied in.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 

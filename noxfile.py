@@ -35,7 +35,9 @@ PYTHON = pick_python()
 
 
 def _install(session: nox.Session, extra: str = "test") -> None:
-    session.install("-e", f".[{extra}]")
+    """The operator (with the extra's tools) and the development-only ``d3os-testenv`` distribution beside it
+    (the local control plane, the pytest plugin, the harness, the demo): never part of the operator's wheel."""
+    session.install("-e", f".[{extra}]", "-e", "./testenv")
 
 
 @nox.session(python=PYTHON)
@@ -57,7 +59,7 @@ def integration(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Everything: lint-free core, unit tests, and integration tests on the local control plane."""
     _install(session, "dev")
-    session.run("ruff", "check", "src", "tests", "noxfile.py")
+    session.run("ruff", "check", "src", "testenv", "tests", "noxfile.py")
     session.run("mypy", "--strict", "src/d3os_core")
     session.run("d3os-testenv", "build")
     session.run("pytest", "tests", "-q", *session.posargs)
@@ -67,7 +69,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff on everything, mypy --strict on the core."""
     _install(session, "dev")
-    session.run("ruff", "check", "src", "tests", "noxfile.py")
+    session.run("ruff", "check", "src", "testenv", "tests", "noxfile.py")
     session.run("mypy", "--strict", "src/d3os_core")
 
 
@@ -75,7 +77,7 @@ def lint(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """Local control plane + operator + the seed's sample, with live progress."""
     _install(session)
-    session.run("python", "-m", "d3os_operator.demo", *session.posargs)
+    session.run("python", "-m", "d3os_testenv.demo", *session.posargs)
 
 
 @nox.session(python=PYTHON)

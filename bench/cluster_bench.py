@@ -2,7 +2,7 @@
 
 Everything runs against one local control plane (d3os_testenv, kwok nodes) that the bench starts under
 its own name, or the cluster of ``$D3OS_TEST_KUBECONFIG``. The seed's uuc is a third party on the internet:
-it points at a local HTTP stand-in (``d3os_operator.standin``), as in the demo and the tests. Each
+it points at a local HTTP stand-in (``d3os_testenv.standin``), as in the demo and the tests. Each
 DataService gets its own web nodePort (the sample's 30180 is unique in a cluster, and many run at once).
 
 Clocks: rollout figures use ``time.monotonic()`` of this process (the in-process operator's trace and
@@ -41,9 +41,9 @@ from d3os_core import parse_spec
 from d3os_core.product import WorkloadKind
 from d3os_core.readiness import rollout
 from d3os_core.render import Parent, resolve
-from d3os_operator import harness
 from d3os_operator.kube import DATASERVICE
-from d3os_operator.standin import StandIn, point_uuc_at
+from d3os_testenv import harness
+from d3os_testenv.standin import StandIn, point_uuc_at
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dataservice-sample.yaml"
 """The seed's sample of this checkout (whatever way the package was installed)."""
@@ -266,7 +266,7 @@ def component_times(
     records: Sequence[dict[str, Any]], workloads: Mapping[str, tuple[str, str]], ds: str
 ) -> tuple[dict[str, float], dict[str, float]]:
     """(first apply sent, first observed ready after it) per component, from the operator's trace -- the
-    same rules as :func:`d3os_operator.harness.step_latencies` (watch event that makes a workload rolled
+    same rules as :func:`d3os_testenv.harness.step_latencies` (watch event that makes a workload rolled
     out by the core's rules, or the third-party probe turning ok)."""
     ready_at: dict[str, float] = {}
     first_apply: dict[str, float] = {}

@@ -103,7 +103,7 @@ def http_snapshot(port: int) -> Callable[[], Snapshot]:
 
 
 def in_process_snapshot(running: Any) -> Callable[[], Snapshot]:
-    """The snapshot of a :class:`d3os_operator.harness.RunningOperator`, taken on its own event loop."""
+    """The snapshot of a :class:`d3os_testenv.harness.RunningOperator`, taken on its own event loop."""
 
     def get() -> Snapshot:
         data: Snapshot = running.portal.call(running.operator.cache_snapshot)

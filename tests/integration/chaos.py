@@ -32,11 +32,10 @@ from lightkube.types import CascadeType, PatchType
 
 from d3os_core import DATASERVICE, api, parse_spec
 from d3os_core.render import Parent, render_component, resolve
-from d3os_operator import harness
 from d3os_operator.kube import DATASERVICE as DS_KIND
 from d3os_operator.kube import kind_info
-from d3os_operator.standin import StandIn, point_uuc_at
-from d3os_testenv import audit
+from d3os_testenv import audit, harness
+from d3os_testenv.standin import StandIn, point_uuc_at
 
 FULL = os.environ.get("D3OS_CHAOS", "").lower() == "full"
 OPERATOR_AGENT = "d3os-operator/"

@@ -22,9 +22,9 @@ import pytest
 from lightkube import ApiError, Client
 
 from d3os_core import api
-from d3os_operator import harness
 from d3os_operator.kube import kind_info
-from d3os_operator.standin import StandIn, point_uuc_at
+from d3os_testenv import harness
+from d3os_testenv.standin import StandIn, point_uuc_at
 
 __all__ = [
     "CHAIN",

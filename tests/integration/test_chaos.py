@@ -22,9 +22,9 @@ from lightkube import ALL_NS, Client
 
 from d3os_core import api
 from d3os_core.readiness import rollout
-from d3os_operator import harness
 from d3os_operator.kube import DATASERVICE as DS_KIND
 from d3os_operator.kube import kind_info
+from d3os_testenv import harness
 
 pytest.register_assert_rewrite("tests.integration.standin", "tests.integration.chaos", "tests.integration.cachetruth")
 from .cachetruth import assert_cache_is_true, in_process_snapshot  # noqa: E402

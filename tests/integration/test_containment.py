@@ -24,7 +24,7 @@ from lightkube import ApiError, Client
 
 from d3os_core import Facts, Observed, Plan, plan
 from d3os_core.planner import ERROR_REASON
-from d3os_operator import harness
+from d3os_testenv import harness
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .chaos import OperatorProc, create_namespaces, delete_namespaces  # noqa: E402

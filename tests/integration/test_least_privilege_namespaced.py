@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from lightkube import ApiError, Client, KubeConfig
 
-from d3os_operator import harness, rbac
+from d3os_operator import rbac
 from d3os_operator.kube import kind_info
 from d3os_operator.logs import JsonFormatter
+from d3os_testenv import harness
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .standin import Env, StandIn, ensure_volumes  # noqa: E402

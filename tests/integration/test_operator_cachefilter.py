@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from d3os_core import api
-from d3os_operator import harness
 from d3os_operator.cachefilter import LAST_APPLIED
+from d3os_testenv import harness
 
 pytest.register_assert_rewrite("tests.integration.standin", "tests.integration.cachetruth")
 from .cachetruth import assert_cache_is_true, in_process_snapshot  # noqa: E402

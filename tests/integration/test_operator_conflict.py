@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from lightkube import Client
 
-from d3os_operator import harness
+from d3os_testenv import harness
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .standin import Env, StandIn, ensure_volumes, events_for, wait_for  # noqa: E402

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from d3os_operator import harness, usercli
+from d3os_operator import usercli
+from d3os_testenv import harness
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .standin import CHAIN, Env, events_for, figures_out, list_kind, wait_for  # noqa: E402

@@ -18,7 +18,8 @@ import pytest
 import yaml
 from lightkube import Client
 
-from d3os_operator import harness, rbac
+from d3os_operator import rbac
+from d3os_testenv import harness
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .standin import StandIn, ensure_volumes, wait_for  # noqa: E402

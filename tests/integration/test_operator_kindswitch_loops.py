@@ -23,8 +23,8 @@ import pytest
 from lightkube import Client
 
 from d3os_core.readiness import rollout
-from d3os_operator import harness
 from d3os_operator.controller import Settings
+from d3os_testenv import harness
 
 pytest.register_assert_rewrite("tests.integration.standin", "tests.integration.cachetruth")
 from .cachetruth import assert_cache_is_true, in_process_snapshot  # noqa: E402

@@ -20,8 +20,7 @@ from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import Secret
 from prometheus_client.parser import text_string_to_metric_families
 
-from d3os_operator import harness
-from d3os_testenv import audit
+from d3os_testenv import audit, harness
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .standin import StandIn, ensure_volumes, figures_out, wait_for  # noqa: E402

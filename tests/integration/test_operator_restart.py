@@ -15,7 +15,7 @@ import pytest
 from lightkube import Client
 
 from d3os_core import api
-from d3os_operator import harness
+from d3os_testenv import harness
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .standin import CHAIN, StandIn, chain, ensure_volumes, expected_phases, list_kind, wait_for  # noqa: E402

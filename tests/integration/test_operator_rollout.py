@@ -21,7 +21,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
 from d3os_core import api
-from d3os_operator import harness
+from d3os_testenv import harness
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .standin import (  # noqa: E402

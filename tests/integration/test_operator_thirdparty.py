@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from d3os_operator import harness
+from d3os_testenv import harness
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .standin import Env, chain, events_for, figures_out, wait_for  # noqa: E402

@@ -22,7 +22,7 @@ from d3os_core import DATASERVICE
 from d3os_core.render import Parent, render_component, resolve
 from d3os_core.validation import parse_spec
 from d3os_core.yamlout import dump_all
-from d3os_operator import harness
+from d3os_testenv import harness
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .standin import StandIn, ensure_volumes, point_uuc_at  # noqa: E402

@@ -17,9 +17,9 @@ from lightkube import Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Service
 
-from d3os_operator import harness
-from d3os_operator.standin import StandIn
+from d3os_testenv import harness
 from d3os_testenv.cluster import ClusterError
+from d3os_testenv.standin import StandIn
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .standin import ensure_volumes, figures_out, point_uuc_at, wait_for  # noqa: E402

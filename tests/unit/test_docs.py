@@ -52,7 +52,7 @@ def test_docs_refer_to_nothing_outside_the_repository(doc: Path) -> None:
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_files_the_docs_name_exist(doc: Path) -> None:
     text = doc.read_text(encoding="utf-8")
-    named = set(re.findall(r"`((?:src|docs|examples|config|charts|crds|tests|bench)/[\w./-]+?)`", text))
+    named = set(re.findall(r"`((?:src|testenv|docs|examples|config|charts|crds|tests|bench)/[\w./-]+?)`", text))
     missing = sorted(p for p in named if "*" not in p and not (ROOT / p.rstrip("/")).exists())
     assert missing == [], f"{doc.name} names files that do not exist"
 

@@ -11,7 +11,7 @@ from d3os_core.probe_policy import ProbePolicy, parse_cidr
 from d3os_core.types import Check, HttpCheck, ProbeRequest, ProbeResult, TcpCheck
 from d3os_operator import probes
 from d3os_operator.probes import ProbeManager
-from d3os_operator.standin import StandIn, _free_port
+from d3os_testenv.standin import StandIn, _free_port
 
 LOCAL = ProbePolicy(allow=(parse_cidr("127.0.0.1/32"),))
 """These stand-ins listen on 127.0.0.1, which the default policy refuses (loopback)."""

@@ -1,6 +1,6 @@
 """The demo: a local control plane, the operator, and the seed's sample rolling out live.
 
-``python -m d3os_operator.demo`` (the nox session ``demo`` runs it):
+``python -m d3os_testenv.demo`` (the nox session ``demo`` runs it):
 
 1. starts a local Kubernetes control plane (d3os_testenv: etcd, kube-apiserver, controllers, scheduler,
    kwok kubelets; the binaries are built from the Go module proxy on first use and cached);
@@ -44,7 +44,7 @@ def step(msg: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m d3os_operator.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m d3os_testenv.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", default="demo", help="local cluster name (default demo)")
     parser.add_argument("--namespace", default="default", help="namespace for the sample (default: default)")
     parser.add_argument("--sample", default=None, help="DataService file (default: examples/dataservice-sample.yaml)")

@@ -9,7 +9,8 @@
 * :func:`install_crd`, :func:`load_sample`, :func:`apiserver_writes` and :func:`step_latencies` are the
   small pieces around them.
 
-Nothing here is used by ``d3os-operator run``.
+It lives in the development-only ``d3os-testenv`` distribution: nothing here is used by
+``d3os-operator run`` nor shipped in its image.
 """
 
 from __future__ import annotations
@@ -34,10 +35,9 @@ from lightkube.types import PatchType
 
 from d3os_core import api
 from d3os_core.probe_policy import ProbePolicy, parse_cidr
-
-from .controller import Operator, Settings
-from .kube import DATASERVICE, Kube, make_client
-from .reconciler import Planner
+from d3os_operator.controller import Operator, Settings
+from d3os_operator.kube import DATASERVICE, Kube, make_client
+from d3os_operator.reconciler import Planner
 
 HARNESS_MANAGER = "d3os-harness"
 
