@@ -75,10 +75,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{comp:24} {s}  (log: {c.log_file(comp)})")
         ok = ok and s.startswith("running")
         if s.startswith("dead"):
-            from .cluster import _tail
+            from .processes import tail
 
-            print("    " + _tail(c.log_file(comp), 10).replace("\n", "\n    "))
-    ready = c._readyz()
+            print("    " + tail(c.log_file(comp), 10).replace("\n", "\n    "))
+    ready = c.readyz()
     print(f"{'/readyz':24} {'ok' if ready else 'NOT ready'}  ({c.server})")
     return 0 if ok and ready else 1
 
