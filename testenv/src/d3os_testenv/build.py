@@ -1,24 +1,23 @@
-"""Build (or find in the cache) the pinned control-plane binaries from the Go module proxy.
+"""Build (or find in the cache) the pinned control-plane binaries and tools from the Go module proxy.
 
-Everything is built with the machine's Go toolchain from modules served by the Go module proxy:
+Every binary is built with the machine's Go toolchain by one function, :func:`build`, from a recipe
+(:class:`Recipe`: a Go module, its main packages, a version, link flags, how its wrapper module is made).
+The recipes are data: :data:`CONTROL_PLANE` (kube-apiserver, kube-controller-manager, kube-scheduler and
+kubectl from ``k8s.io/kubernetes``; etcd; kwok, the simulated kubelet) and :data:`GO_TOOLS` (``helm``,
+built by ``d3os-testenv build`` or on first use through :func:`ensure_tool`, never by ``up``).
 
-* ``k8s.io/kubernetes`` (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) through a
-  wrapper module that replaces every staging module (``k8s.io/api`` ...) with its published ``v0.x``
-  version -- a dependency's own ``replace`` lines are ignored by Go, so the wrapper must add them;
-* ``go.etcd.io/etcd/server/v3`` (etcd) through a second wrapper module (its go.mod has replace lines,
-  so ``go install ...@version`` is refused);
-* ``sigs.k8s.io/kwok/cmd/kwok`` (the simulated kubelet) through a third wrapper module;
-* tools that are not part of the control plane (``helm``) from :data:`GO_TOOLS`, recipes as data: a
-  module, a package, a version and link flags; built by ``d3os-testenv build`` or on first use
-  (:func:`ensure_tool`), never by ``up``.
-
-Each component lives in its own wrapper module so that version selection of one never moves the
-dependencies of another. Binaries are cached outside the repository, keyed by version:
-``${XDG_CACHE_HOME:-~/.cache}/d3os-testenv/<component>-<version>/``.
+Each recipe is built in its own wrapper module, so that version selection of one never moves the
+dependencies of another. Wrappers come in three kinds (:data:`WRAPPERS`): ``kubernetes`` replaces every
+staging module (``k8s.io/api`` ...) with its published ``v0.x`` version (a dependency's own ``replace``
+lines are ignored by Go, so the wrapper must add them), ``replaces`` repeats the module's own non-local
+``replace`` lines (helm), ``bare`` is an empty module that ``go get`` fills (etcd and kwok, whose go.mod
+has replace lines, so ``go install ...@version`` is refused). Binaries are cached outside the repository,
+keyed by name and version: ``${XDG_CACHE_HOME:-~/.cache}/d3os-testenv/<recipe>-<version>/``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -38,9 +37,6 @@ KWOK_VERSION = "v0.8.0"
 
 HELM_VERSION = "v3.22.0"
 
-K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
-ALL_BINARIES = (*K8S_BINARIES, "etcd", "kwok")
-
 ProgressFn = Callable[[str], None]
 
 
@@ -58,86 +54,6 @@ def _staging_version(k8s_version: str) -> str:
     if not m:
         raise BuildError(f"unsupported Kubernetes version {k8s_version!r} (want v1.MINOR.PATCH)")
     return f"v0.{m.group(1)}.{m.group(2)}"
-
-
-@dataclass(frozen=True)
-class Versions:
-    kubernetes: str = KUBERNETES_VERSION
-    etcd: str = ETCD_VERSION
-    kwok: str = KWOK_VERSION
-
-    @classmethod
-    def from_env(cls) -> Versions:
-        return cls(
-            kubernetes=os.environ.get("D3OS_TESTENV_KUBERNETES_VERSION", KUBERNETES_VERSION),
-            etcd=os.environ.get("D3OS_TESTENV_ETCD_VERSION", ETCD_VERSION),
-            kwok=os.environ.get("D3OS_TESTENV_KWOK_VERSION", KWOK_VERSION),
-        )
-
-
-@dataclass
-class Toolchain:
-    """Where the binaries of one set of versions live."""
-
-    versions: Versions = field(default_factory=Versions)
-    root: Path = field(default_factory=cache_root)
-
-    def component_dir(self, component: str) -> Path:
-        version = {
-            "kubernetes": self.versions.kubernetes,
-            "etcd": self.versions.etcd,
-            "kwok": self.versions.kwok,
-        }[component]
-        return self.root / f"{component}-{version}"
-
-    @property
-    def bin_dir(self) -> Path:
-        """One directory with all binaries (symlinks), suitable for PATH."""
-        v = self.versions
-        return self.root / f"bin-{v.kubernetes}-etcd{v.etcd}-kwok{v.kwok}"
-
-    def binary(self, name: str) -> Path:
-        """The executable to run for ``name`` (honours D3OS_TESTENV_ETCD for etcd)."""
-        if name == "etcd" and os.environ.get("D3OS_TESTENV_ETCD"):
-            return Path(os.environ["D3OS_TESTENV_ETCD"])
-        return self.bin_dir / name
-
-    def _real_binary(self, name: str) -> Path:
-        if name in K8S_BINARIES:
-            return self.component_dir("kubernetes") / name
-        return self.component_dir(name) / name
-
-    @property
-    def kwok_stages(self) -> Path:
-        """kwok's default stages (node-initialize, node heartbeat with lease, pod fast) from its module."""
-        return self.component_dir("kwok") / "stages.yaml"
-
-    def missing(self) -> list[str]:
-        out = [n for n in ALL_BINARIES if not _is_exe(self._real_binary(n))]
-        if "etcd" in out and _is_exe(self.binary("etcd")):  # D3OS_TESTENV_ETCD given
-            out.remove("etcd")
-        if "kwok" not in out and not self.kwok_stages.is_file():
-            out.append("kwok")
-        return out
-
-    def is_built(self) -> bool:
-        return not self.missing() and all(_is_exe(self.binary(n)) for n in ALL_BINARIES)
-
-    def link_bin_dir(self) -> None:
-        """Symlink the built binaries into bin_dir (never an override: bin_dir is shared by clusters).
-        Tools of :data:`GO_TOOLS` that are built are linked too, so `d3os-testenv env` puts them on PATH."""
-        self.bin_dir.mkdir(parents=True, exist_ok=True)
-        tools = {t.name: t.binary(self.root) for t in GO_TOOLS.values()}
-        for name in (*ALL_BINARIES, *tools):
-            target = tools[name] if name in tools else self._real_binary(name)
-            if not _is_exe(target):
-                continue
-            link = self.bin_dir / name
-            if link.is_symlink() or link.exists():
-                if link.resolve() == target.resolve():
-                    continue
-                link.unlink()
-            link.symlink_to(target)
 
 
 def _is_exe(p: Path) -> bool:
@@ -270,7 +186,203 @@ def _go_version_line(go: str) -> str:
     return m.group(1) if m else "?"
 
 
-# --------------------------------------------------------------------------- kubernetes
+# --------------------------------------------------------------------------- recipes (data)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One cache entry ``<name>-<version>/``: the ``binaries`` (name, main package) of Go module ``module``.
+
+    ``ldflags`` may use ``{version}``, ``{major}``/``{minor}`` (of ``version``), ``{build_date}`` and
+    ``{k8s_major}``/``{k8s_minor}`` (the Kubernetes version of the k8s.io/client-go the module requires, as
+    Kubernetes tools stamp it: v0.37.x -> 1, 37). ``version_env`` names the variable that overrides the
+    version; ``wrapper`` is a key of :data:`WRAPPERS`; ``note`` is said before compiling (how long).
+    """
+
+    name: str
+    module: str
+    binaries: tuple[tuple[str, str], ...]
+    version: str
+    ldflags: str = "-s -w"
+    version_env: str = ""
+    wrapper: str = "replaces"
+    note: str = ""
+
+    @property
+    def package(self) -> str:
+        """The main package of the first binary (a tool has one)."""
+        return self.binaries[0][1]
+
+    def resolved(self, version: str | None = None) -> Recipe:
+        """The recipe pinned at ``version``, else at the version ``$<version_env>`` asks for, else as it is."""
+        wanted = version or (os.environ.get(self.version_env) if self.version_env else None)
+        return dataclasses.replace(self, version=wanted, version_env="") if wanted else self
+
+    def directory(self, root: Path) -> Path:
+        return root / f"{self.name}-{self.resolved().version}"
+
+    def binary(self, root: Path, name: str | None = None) -> Path:
+        return self.directory(root) / (name or self.binaries[0][0])
+
+    def link_flags(self, module_go_mod: str | None) -> str:
+        m = re.fullmatch(r"v(\d+)\.(\d+)\.(\d+)", self.version)
+        major, minor = (m.group(1), m.group(2)) if m else ("1", "0")
+        client_go = re.search(r"k8s\.io/client-go v0\.(\d+)\.", module_go_mod or "")
+        return self.ldflags.format(
+            version=self.version,
+            major=major,
+            minor=minor,
+            build_date=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            k8s_major=1,
+            k8s_minor=client_go.group(1) if client_go else "0",
+        )
+
+
+K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+
+_K8S_VERSION_FLAGS = " ".join(
+    f"-X {pkg}.{key}={value}"
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+    for key, value in (
+        ("gitVersion", "{version}"),
+        ("gitMajor", "{major}"),
+        ("gitMinor", "{minor}"),
+        ("gitTreeState", "clean"),
+        ("buildDate", "{build_date}"),
+    )
+)
+
+CONTROL_PLANE: dict[str, Recipe] = {
+    "kubernetes": Recipe(
+        name="kubernetes",
+        module="k8s.io/kubernetes",
+        binaries=tuple((b, f"k8s.io/kubernetes/cmd/{b}") for b in K8S_BINARIES),
+        version=KUBERNETES_VERSION,
+        ldflags=f"-s -w {_K8S_VERSION_FLAGS}",
+        version_env="D3OS_TESTENV_KUBERNETES_VERSION",
+        wrapper="kubernetes",
+        note="cold: 10-30 min on 2 cores",
+    ),
+    "etcd": Recipe(
+        name="etcd",
+        module="go.etcd.io/etcd/server/v3",
+        binaries=(("etcd", "go.etcd.io/etcd/server/v3"),),
+        version=ETCD_VERSION,
+        ldflags="-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=module-{version}",
+        version_env="D3OS_TESTENV_ETCD_VERSION",
+        wrapper="bare",
+    ),
+    "kwok": Recipe(
+        name="kwok",
+        module="sigs.k8s.io/kwok",
+        binaries=(("kwok", "sigs.k8s.io/kwok/cmd/kwok"),),
+        version=KWOK_VERSION,
+        version_env="D3OS_TESTENV_KWOK_VERSION",
+        wrapper="bare",
+    ),
+}
+"""The control plane's binaries, by the :class:`Versions` field that pins each."""
+
+ALL_BINARIES = tuple(b for r in CONTROL_PLANE.values() for b, _ in r.binaries)
+
+GO_TOOLS: dict[str, Recipe] = {
+    "helm": Recipe(
+        name="helm",
+        module="helm.sh/helm/v3",
+        binaries=(("helm", "helm.sh/helm/v3/cmd/helm"),),
+        version=HELM_VERSION,
+        # as helm's Makefile: the version, and the Kubernetes version `helm template` and `helm lint`
+        # assume without a cluster (else 1.20, which charts with a kubeVersion constraint refuse)
+        ldflags="-s -w -X helm.sh/helm/v3/internal/version.version={version} "
+        "-X helm.sh/helm/v3/internal/version.gitTreeState=clean "
+        "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor={k8s_major} "
+        "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor={k8s_minor} "
+        "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor={k8s_major} "
+        "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={k8s_minor}",
+        version_env="D3OS_TESTENV_HELM_VERSION",
+    ),
+}
+"""Tools beside the control plane: Helm (the chart's tests and the bench install with it)."""
+
+
+@dataclass(frozen=True)
+class Versions:
+    """The control plane's versions (what a run records in its state.json)."""
+
+    kubernetes: str = KUBERNETES_VERSION
+    etcd: str = ETCD_VERSION
+    kwok: str = KWOK_VERSION
+
+    @classmethod
+    def from_env(cls) -> Versions:
+        """The pinned versions, each overridable by its recipe's ``version_env``."""
+        return cls(**{name: recipe.resolved().version for name, recipe in CONTROL_PLANE.items()})
+
+    def recipe(self, name: str) -> Recipe:
+        """The control-plane recipe ``name`` at this version."""
+        return CONTROL_PLANE[name].resolved(getattr(self, name))
+
+
+@dataclass
+class Toolchain:
+    """Where the binaries of one set of versions live."""
+
+    versions: Versions = field(default_factory=Versions)
+    root: Path = field(default_factory=cache_root)
+
+    def component_dir(self, component: str) -> Path:
+        return self.versions.recipe(component).directory(self.root)
+
+    @property
+    def bin_dir(self) -> Path:
+        """One directory with all binaries (symlinks), suitable for PATH."""
+        v = self.versions
+        return self.root / f"bin-{v.kubernetes}-etcd{v.etcd}-kwok{v.kwok}"
+
+    def binary(self, name: str) -> Path:
+        """The executable to run for ``name`` (honours D3OS_TESTENV_ETCD for etcd)."""
+        if name == "etcd" and os.environ.get("D3OS_TESTENV_ETCD"):
+            return Path(os.environ["D3OS_TESTENV_ETCD"])
+        return self.bin_dir / name
+
+    def _real_binary(self, name: str) -> Path:
+        recipe = next(r for r in CONTROL_PLANE if name in dict(CONTROL_PLANE[r].binaries))
+        return self.component_dir(recipe) / name
+
+    @property
+    def kwok_stages(self) -> Path:
+        """kwok's default stages (node-initialize, node heartbeat with lease, pod fast) from its module."""
+        return self.component_dir("kwok") / "stages.yaml"
+
+    def missing(self) -> list[str]:
+        out = [n for n in ALL_BINARIES if not _is_exe(self._real_binary(n))]
+        if "etcd" in out and _is_exe(self.binary("etcd")):  # D3OS_TESTENV_ETCD given
+            out.remove("etcd")
+        if "kwok" not in out and not self.kwok_stages.is_file():
+            out.append("kwok")
+        return out
+
+    def is_built(self) -> bool:
+        return not self.missing() and all(_is_exe(self.binary(n)) for n in ALL_BINARIES)
+
+    def link_bin_dir(self) -> None:
+        """Symlink the built binaries into bin_dir (never an override: bin_dir is shared by clusters).
+        Tools of :data:`GO_TOOLS` that are built are linked too, so `d3os-testenv env` puts them on PATH."""
+        self.bin_dir.mkdir(parents=True, exist_ok=True)
+        tools = {t.binaries[0][0]: t.binary(self.root) for t in GO_TOOLS.values()}
+        for name in (*ALL_BINARIES, *tools):
+            target = tools[name] if name in tools else self._real_binary(name)
+            if not _is_exe(target):
+                continue
+            link = self.bin_dir / name
+            if link.is_symlink() or link.exists():
+                if link.resolve() == target.resolve():
+                    continue
+                link.unlink()
+            link.symlink_to(target)
+
+
+# --------------------------------------------------------------------------- wrapper modules
 
 
 def kubernetes_wrapper_gomod(k8s_go_mod: str, k8s_version: str) -> str:
@@ -298,120 +410,85 @@ def kubernetes_wrapper_gomod(k8s_go_mod: str, k8s_version: str) -> str:
     return "\n".join(parts)
 
 
-def _ldflags_kubernetes(version: str) -> str:
-    m = re.fullmatch(r"v(\d+)\.(\d+)\.(\d+)", version)
-    major, minor = (m.group(1), m.group(2)) if m else ("1", "0")
-    build_date = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    flags = ["-s", "-w"]
-    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
-        for key, val in (
-            ("gitVersion", version),
-            ("gitMajor", major),
-            ("gitMinor", minor),
-            ("gitTreeState", "clean"),
-            ("buildDate", build_date),
-        ):
-            flags.append(f"-X {pkg}.{key}={val}")
-    return " ".join(flags)
+def tool_wrapper_gomod(tool: Recipe, tool_go_mod: str) -> str:
+    """The wrapper go.mod for ``tool``: require it, and repeat its own non-local ``replace`` lines."""
+    go_line = re.search(r"^go\s+(\S+)\s*$", tool_go_mod, re.M)
+    replaces = re.findall(r"^replace\s+(\S+(?:\s+\S+)?\s*=>\s*\S+\s+\S+)\s*$", tool_go_mod, re.M)
+    block = re.search(r"^replace\s*\((.*?)^\)", tool_go_mod, re.M | re.S)
+    if block:
+        replaces += [line.split("//")[0].strip() for line in block.group(1).splitlines()]
+    replaces = [r for r in replaces if r and "=>" in r and not r.split("=>")[1].strip().startswith((".", "/"))]
+    parts = [
+        f"// Generated by d3os_testenv.build -- wrapper module to build {tool.name}.",
+        f"module d3os.local/testenv/{tool.name}",
+        "",
+        f"go {go_line.group(1) if go_line else '1.24'}",
+        "",
+        f"require {tool.module} {tool.version}",
+        "",
+    ]
+    if replaces:
+        parts += ["replace (", *[f"\t{r}" for r in replaces], ")", ""]
+    return "\n".join(parts)
 
 
-def build_kubernetes(tc: Toolchain, go: str, progress: ProgressFn | None, jobs: int) -> None:
-    v = tc.versions.kubernetes
-    out_dir = tc.component_dir("kubernetes")
-    if all(_is_exe(out_dir / b) for b in K8S_BINARIES):
-        _say(progress, f"kubernetes {v}: cached in {out_dir}")
-        return
-    src = tc.root / "src" / f"kubernetes-{v}"
-    log = tc.root / "logs" / f"kubernetes-{v}.log"
-    src.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
-    _say(progress, f"kubernetes {v}: fetching k8s.io/kubernetes@{v} go.mod from the module proxy")
-    raw = _run_go(
-        go,
-        ["mod", "download", "-json", f"k8s.io/kubernetes@{v}"],
-        src,
-        log,
-        f"`go mod download k8s.io/kubernetes@{v}`",
-        progress,
+def bare_wrapper_gomod(recipe: Recipe, _module_go_mod: str | None) -> str:
+    """An empty module that ``go get`` fills: for modules whose own ``replace`` lines point inside their
+    repository (etcd, kwok): ``go install pkg@version`` refuses those, a dependency's are ignored."""
+    return (
+        f"// Generated by d3os_testenv.build -- wrapper module to build {recipe.name}.\n"
+        f"module d3os.local/testenv/{recipe.name}\n\ngo 1.24\n"
     )
+
+
+WRAPPERS: dict[str, Callable[[Recipe, str | None], str]] = {
+    "kubernetes": lambda r, go_mod: kubernetes_wrapper_gomod(go_mod or "", r.version),
+    "replaces": lambda r, go_mod: tool_wrapper_gomod(r, go_mod or ""),
+    "bare": bare_wrapper_gomod,
+}
+"""How a recipe's wrapper go.mod is made from the module's own go.mod (``bare`` does not fetch it)."""
+
+
+# --------------------------------------------------------------------------- the one build function
+
+
+def _module_go_mod(recipe: Recipe, go: str, src: Path, log: Path, progress: ProgressFn | None) -> str:
+    v = recipe.version
+    _say(progress, f"{recipe.name} {v}: fetching {recipe.module}@{v} go.mod from the module proxy")
+    raw = _run_go(go, ["mod", "download", "-json", f"{recipe.module}@{v}"], src, log,
+                  f"`go mod download {recipe.module}@{v}`", progress)
     info = json.loads(raw[raw.index("{") :])
     if info.get("Error"):
-        raise BuildError(f"module proxy refused k8s.io/kubernetes@{v}: {info['Error']}")
-    gomod_text = Path(info["GoMod"]).read_text()
-    _write(src / "go.mod", kubernetes_wrapper_gomod(gomod_text, v))
-    pkgs = [f"k8s.io/kubernetes/cmd/{b}" for b in K8S_BINARIES]
-    _say(progress, f"kubernetes {v}: resolving dependencies (go get; downloads modules on a cold cache)")
-    _run_go(go, ["get", *[f"{p}@{v}" for p in pkgs]], src, log, "resolving Kubernetes dependencies", progress)
-    _say(progress, f"kubernetes {v}: compiling {', '.join(K8S_BINARIES)} (cold: 10-30 min on 2 cores)")
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    _compile(
-        go, src, log, f"compiling Kubernetes {v}", progress, jobs, _ldflags_kubernetes(v), Path(str(tmp) + "/"), pkgs
-    )
-    _finish(tmp, out_dir)
-    _say(progress, f"kubernetes {v}: built in {_fmt_secs(time.monotonic() - t0)} -> {out_dir}")
+        raise BuildError(f"module proxy refused {recipe.module}@{v}: {info['Error']}")
+    return Path(info["GoMod"]).read_text()
 
 
-# --------------------------------------------------------------------------- etcd
-
-
-def build_etcd(tc: Toolchain, go: str, progress: ProgressFn | None, jobs: int) -> None:
-    v = tc.versions.etcd
-    out_dir = tc.component_dir("etcd")
-    if _is_exe(out_dir / "etcd"):
-        _say(progress, f"etcd {v}: cached in {out_dir}")
-        return
-    src = tc.root / "src" / f"etcd-{v}"
-    log = tc.root / "logs" / f"etcd-{v}.log"
+def build(recipe: Recipe, root: Path, go: str, progress: ProgressFn | None, jobs: int) -> Path:
+    """Build ``recipe`` into ``root/<name>-<version>/`` unless all its binaries are there; return that dir."""
+    v = recipe.version
+    out_dir = recipe.directory(root)
+    names = [b for b, _ in recipe.binaries]
+    if all(_is_exe(out_dir / b) for b in names):
+        _say(progress, f"{recipe.name} {v}: cached in {out_dir}")
+        return out_dir
+    src = root / "src" / f"{recipe.name}-{v}"
+    log = root / "logs" / f"{recipe.name}-{v}.log"
+    src.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    _write(
-        src / "go.mod",
-        "// Generated by d3os_testenv.build -- wrapper module to build etcd.\n"
-        "module d3os.local/testenv/etcd\n\ngo 1.24\n",
-    )
-    _say(progress, f"etcd {v}: resolving go.etcd.io/etcd/server/v3@{v}")
-    _run_go(go, ["get", f"go.etcd.io/etcd/server/v3@{v}"], src, log, f"resolving etcd {v}", progress)
-    _say(progress, f"etcd {v}: compiling")
+    go_mod = None if recipe.wrapper == "bare" else _module_go_mod(recipe, go, src, log, progress)
+    _write(src / "go.mod", WRAPPERS[recipe.wrapper](recipe, go_mod))
+    pkgs = [p for _, p in recipe.binaries]
+    _say(progress, f"{recipe.name} {v}: resolving dependencies (go get; downloads modules on a cold cache)")
+    _run_go(go, ["get", *[f"{p}@{v}" for p in pkgs]], src, log, f"resolving {recipe.name} {v}", progress)
+    _say(progress, f"{recipe.name} {v}: compiling {', '.join(names)}{f' ({recipe.note})' if recipe.note else ''}")
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    ldflags = f"-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=module-{v}"
-    _compile(go, src, log, f"compiling etcd {v}", progress, jobs, ldflags, tmp / "etcd", ["go.etcd.io/etcd/server/v3"])
+    out = tmp / names[0] if len(names) == 1 else Path(str(tmp) + "/")  # `-o dir/`: one binary per package
+    _compile(go, src, log, f"compiling {recipe.name} {v}", progress, jobs, recipe.link_flags(go_mod), out, pkgs)
     _finish(tmp, out_dir)
-    _say(progress, f"etcd {v}: built in {_fmt_secs(time.monotonic() - t0)} -> {out_dir}")
-
-
-# --------------------------------------------------------------------------- kwok
-
-
-def build_kwok(tc: Toolchain, go: str, progress: ProgressFn | None, jobs: int) -> None:
-    v = tc.versions.kwok
-    out_dir = tc.component_dir("kwok")
-    if _is_exe(out_dir / "kwok"):
-        if not tc.kwok_stages.is_file():
-            write_kwok_stages(tc, go, progress)
-        _say(progress, f"kwok {v}: cached in {out_dir}")
-        return
-    src = tc.root / "src" / f"kwok-{v}"
-    log = tc.root / "logs" / f"kwok-{v}.log"
-    t0 = time.monotonic()
-    _write(
-        src / "go.mod",
-        "// Generated by d3os_testenv.build -- wrapper module to build kwok.\n"
-        "module d3os.local/testenv/kwok\n\ngo 1.24\n",
-    )
-    _say(progress, f"kwok {v}: resolving sigs.k8s.io/kwok@{v}")
-    _run_go(go, ["get", f"sigs.k8s.io/kwok/cmd/kwok@{v}"], src, log, f"resolving kwok {v}", progress)
-    _say(progress, f"kwok {v}: compiling")
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    ldflags = "-s -w"
-    _compile(go, src, log, f"compiling kwok {v}", progress, jobs, ldflags, tmp / "kwok", ["sigs.k8s.io/kwok/cmd/kwok"])
-    _finish(tmp, out_dir)
-    write_kwok_stages(tc, go, progress)
-    _say(progress, f"kwok {v}: built in {_fmt_secs(time.monotonic() - t0)} -> {out_dir}")
+    _say(progress, f"{recipe.name} {v}: built in {_fmt_secs(time.monotonic() - t0)} -> {out_dir}")
+    return out_dir
 
 
 # The stages `kwokctl` configures by default (pkg/kwokctl/runtime/cluster.go: getDefaultNodeStages with
@@ -508,108 +585,13 @@ def _finish(tmp: Path, out_dir: Path) -> None:
     tmp.rename(out_dir)
 
 
-# --------------------------------------------------------------------------- tools (data-driven recipes)
+# --------------------------------------------------------------------------- tools and the control plane
 
 
-@dataclass(frozen=True)
-class GoTool:
-    """A command built from one Go module through a wrapper module (the module's own ``replace`` lines are
-    copied into it, since Go ignores a dependency's). ``ldflags`` may use ``{version}`` and
-    ``{k8s_major}``/``{k8s_minor}`` (the Kubernetes version of the k8s.io/client-go the module requires,
-    as Kubernetes tools stamp it: v0.37.x -> 1, 37)."""
-
-    name: str
-    module: str
-    package: str
-    version: str
-    ldflags: str = "-s -w"
-    version_env: str = ""
-
-    def resolved(self) -> GoTool:
-        """The recipe with the version ``$<version_env>`` asks for, if set."""
-        wanted = os.environ.get(self.version_env) if self.version_env else None
-        return GoTool(self.name, self.module, self.package, wanted, self.ldflags, self.version_env) if wanted else self
-
-    def directory(self, root: Path) -> Path:
-        return root / f"{self.name}-{self.resolved().version}"
-
-    def binary(self, root: Path) -> Path:
-        return self.directory(root) / self.name
-
-
-GO_TOOLS: dict[str, GoTool] = {
-    "helm": GoTool(
-        name="helm",
-        module="helm.sh/helm/v3",
-        package="helm.sh/helm/v3/cmd/helm",
-        version=HELM_VERSION,
-        # as helm's Makefile: the version, and the Kubernetes version `helm template` and `helm lint`
-        # assume without a cluster (else 1.20, which charts with a kubeVersion constraint refuse)
-        ldflags="-s -w -X helm.sh/helm/v3/internal/version.version={version} "
-        "-X helm.sh/helm/v3/internal/version.gitTreeState=clean "
-        "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor={k8s_major} "
-        "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor={k8s_minor} "
-        "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor={k8s_major} "
-        "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={k8s_minor}",
-        version_env="D3OS_TESTENV_HELM_VERSION",
-    ),
-}
-"""Tools beside the control plane: Helm (the chart's tests and the bench install with it)."""
-
-
-def tool_wrapper_gomod(tool: GoTool, tool_go_mod: str) -> str:
-    """The wrapper go.mod for ``tool``: require it, and repeat its own non-local ``replace`` lines."""
-    go_line = re.search(r"^go\s+(\S+)\s*$", tool_go_mod, re.M)
-    replaces = re.findall(r"^replace\s+(\S+(?:\s+\S+)?\s*=>\s*\S+\s+\S+)\s*$", tool_go_mod, re.M)
-    block = re.search(r"^replace\s*\((.*?)^\)", tool_go_mod, re.M | re.S)
-    if block:
-        replaces += [line.split("//")[0].strip() for line in block.group(1).splitlines()]
-    replaces = [r for r in replaces if r and "=>" in r and not r.split("=>")[1].strip().startswith((".", "/"))]
-    parts = [
-        f"// Generated by d3os_testenv.build -- wrapper module to build {tool.name}.",
-        f"module d3os.local/testenv/{tool.name}",
-        "",
-        f"go {go_line.group(1) if go_line else '1.24'}",
-        "",
-        f"require {tool.module} {tool.version}",
-        "",
-    ]
-    if replaces:
-        parts += ["replace (", *[f"\t{r}" for r in replaces], ")", ""]
-    return "\n".join(parts)
-
-
-def build_go_tool(tool: GoTool, root: Path, go: str, progress: ProgressFn | None, jobs: int) -> Path:
-    """Build ``tool`` into ``root/<name>-<version>/`` (idempotent); return the binary."""
-    tool = tool.resolved()
-    v = tool.version
-    out_dir = tool.directory(root)
-    if _is_exe(out_dir / tool.name):
-        _say(progress, f"{tool.name} {v}: cached in {out_dir}")
-        return out_dir / tool.name
-    src = root / "src" / f"{tool.name}-{v}"
-    log = root / "logs" / f"{tool.name}-{v}.log"
-    src.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
-    _say(progress, f"{tool.name} {v}: fetching {tool.module}@{v} go.mod from the module proxy")
-    raw = _run_go(go, ["mod", "download", "-json", f"{tool.module}@{v}"], src, log,
-                  f"`go mod download {tool.module}@{v}`", progress)
-    info = json.loads(raw[raw.index("{") :])
-    if info.get("Error"):
-        raise BuildError(f"module proxy refused {tool.module}@{v}: {info['Error']}")
-    tool_go_mod = Path(info["GoMod"]).read_text()
-    _write(src / "go.mod", tool_wrapper_gomod(tool, tool_go_mod))
-    client_go = re.search(r"k8s\.io/client-go v0\.(\d+)\.", tool_go_mod)
-    ldflags = tool.ldflags.format(version=v, k8s_major=1, k8s_minor=client_go.group(1) if client_go else "0")
-    _say(progress, f"{tool.name} {v}: resolving dependencies")
-    _run_go(go, ["get", f"{tool.package}@{v}"], src, log, f"resolving {tool.name} {v}", progress)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    _compile(go, src, log, f"compiling {tool.name} {v}", progress, jobs, ldflags, tmp / tool.name, [tool.package])
-    _finish(tmp, out_dir)
-    _say(progress, f"{tool.name} {v}: built in {_fmt_secs(time.monotonic() - t0)} -> {out_dir}")
-    return out_dir / tool.name
+def _jobs(jobs: int | None) -> int:
+    if jobs is not None:
+        return jobs
+    return int(os.environ.get("D3OS_TESTENV_BUILD_JOBS", "0")) or min(2, os.cpu_count() or 1)
 
 
 def ensure_tool(
@@ -620,17 +602,16 @@ def ensure_tool(
     if name not in GO_TOOLS:
         raise BuildError(f"unknown tool {name!r}: one of {', '.join(GO_TOOLS)}")
     root = root or cache_root()
-    tool = GO_TOOLS[name]
+    tool = GO_TOOLS[name].resolved()
     binary = tool.binary(root)
     if not _is_exe(binary):
-        if jobs is None:
-            jobs = int(os.environ.get("D3OS_TESTENV_BUILD_JOBS", "0")) or min(2, os.cpu_count() or 1)
-        binary = build_go_tool(tool, root, find_go(), progress, jobs)
+        build(tool, root, find_go(), progress, _jobs(jobs))
     Toolchain(Versions.from_env(), root).link_bin_dir()
     return binary
 
 
-# --------------------------------------------------------------------------- entry point
+BUILD_ORDER = ("kwok", "etcd", "kubernetes")
+"""Small ones first: a failure in the proxy shows up quickly."""
 
 
 def ensure_built(
@@ -648,25 +629,23 @@ def ensure_built(
         go = find_go()
         gov = _go_version_line(go)
         _say(progress, f"building {', '.join(missing)} with {go} (go {gov}); cache: {tc.root}")
-        if jobs is None:
-            jobs = int(os.environ.get("D3OS_TESTENV_BUILD_JOBS", "0")) or min(2, os.cpu_count() or 1)
         t0 = time.monotonic()
-        # Small ones first: a failure in the proxy shows up quickly.
-        if "kwok" in missing or not tc.kwok_stages.is_file():
-            build_kwok(tc, go, progress, jobs)
-        if "etcd" in missing:
+        for name in BUILD_ORDER:
+            recipe = tc.versions.recipe(name)
+            if not any(b in missing for b, _ in recipe.binaries):  # kwok is missing too without its stages
+                continue
             try:
-                build_etcd(tc, go, progress, jobs)
+                build(recipe, tc.root, go, progress, _jobs(jobs))
             except BuildError as e:
-                system = _system_etcd()
+                system = _system_etcd() if name == "etcd" else None
                 if system is None:
                     raise
                 # Debian's etcd-server (3.4) as the documented fallback: it runs, but lacks 3.5+
                 # features such as reliable watch progress notifications.
                 _say(progress, f"WARNING: {e}\nWARNING: falling back to the system etcd {system}")
                 os.environ["D3OS_TESTENV_ETCD"] = str(system)
-        if any(b in missing for b in K8S_BINARIES):
-            build_kubernetes(tc, go, progress, jobs)
+            if name == "kwok" and not tc.kwok_stages.is_file():
+                write_kwok_stages(tc, go, progress)
         _say(progress, f"all binaries ready in {_fmt_secs(time.monotonic() - t0)}")
     tc.link_bin_dir()
     still = tc.missing()
