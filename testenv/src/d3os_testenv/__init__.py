@@ -1,9 +1,16 @@
 """d3os_testenv: a real local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler, kwok) built from the Go module proxy, for integration tests.
+kube-scheduler, kwok) built from the Go module proxy, for integration tests; the development-only
+``d3os-testenv`` distribution (testenv/pyproject.toml), never part of the operator's wheel or image.
 
     from d3os_testenv import LocalCluster
     with LocalCluster(name="demo") as c:
         c.kubectl("get", "nodes")
+
+Modules: ``cluster`` (LocalCluster, open_cluster), ``base`` (ClusterBase, what every handle offers),
+``external`` (ExternalCluster), ``processes`` (supervision), ``components`` (command lines), ``bootstrap``
+(health, waits, first API objects), ``build`` (binary recipes), ``certs``, ``audit``, ``cli``
+(``d3os-testenv``), ``pytest_plugin``; for the operator: ``harness`` (RunningOperator, StatusRecorder...),
+``standin`` (a local third party), ``demo`` (``python -m d3os_testenv.demo``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""pytest plugin (registered through the ``pytest11`` entry point ``d3os_testenv``).
+"""pytest plugin (the ``pytest11`` entry point ``d3os_testenv`` of the development-only ``d3os-testenv``
+distribution: it loads only where the development tools are installed, never beside a plain operator install).
 
 Fixtures:
 
