@@ -392,7 +392,7 @@ class LocalCluster(ClusterBase):
         """Stop one component (chaos tests); ``start_component`` brings it back on the same port."""
         self.processes.stop(components.known(comp), sig)
 
-    def start_component(self, comp: str, wait: bool = True) -> None:  # type: ignore[override]
+    def start_component(self, comp: str, wait: bool = True) -> None:
         if self.processes.alive(components.known(comp)):
             return
         if wait:

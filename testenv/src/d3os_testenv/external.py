@@ -35,7 +35,7 @@ class ExternalCluster(ClusterBase):
         cl: dict[str, Any] = next(
             (c["cluster"] for c in cfg.get("clusters", []) if c["name"] == ctx.get("cluster")), {}
         )
-        self._server = cl.get("server", "")
+        self._server = str(cl.get("server", ""))
         self._ca = base64.b64decode(cl["certificate-authority-data"]) if "certificate-authority-data" in cl else None
         if self._ca is None and cl.get("certificate-authority"):
             self._ca = Path(cl["certificate-authority"]).read_bytes()
