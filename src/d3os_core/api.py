@@ -72,12 +72,12 @@ KINDS: Final[tuple[KindDef, ...]] = (
 """The one kinds table: every kind the core renders, the fake cluster stores, the shell watches or writes and
 the RBAC grants (each kind name appears once, so a kind name alone finds its group and version)."""
 
-_BY_KIND: Final[dict[str, KindDef]] = {k.kind: k for k in KINDS}
+KINDS_BY_NAME: Final[dict[str, KindDef]] = {k.kind: k for k in KINDS}
 
 
 def kind_def(kind: str) -> KindDef:
     """The table's entry for ``kind`` (KeyError for a kind the operator does not deal with)."""
-    return _BY_KIND[kind]
+    return KINDS_BY_NAME[kind]
 
 
 OWNED_KINDS: Final[tuple[tuple[str, str], ...]] = tuple((k.api_version, k.kind) for k in KINDS if k.owned)

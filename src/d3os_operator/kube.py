@@ -13,7 +13,6 @@ steady-state check can prove the operator wrote nothing.
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import os
 import socket
 import time
@@ -40,6 +39,7 @@ from lightkube.generic_resource import (
 from lightkube.types import PatchType
 
 from d3os_core import api
+from d3os_core.times import format_time
 from d3os_core.types import Event, ObjectRef
 
 from . import __version__
@@ -141,7 +141,7 @@ def make_client(config: KubeConfig, *, context: str | None = None, timeout: floa
 
 
 def _now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(time.time())
 
 
 def plain(obj: Any) -> dict[str, Any]:
