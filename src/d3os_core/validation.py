@@ -6,6 +6,7 @@ span fields (kinds per middleware, third-party checks, uniqueness, the dependenc
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Mapping
@@ -184,15 +185,45 @@ def parse_spec(raw: Any, product: ProductDef) -> SpecBase:
     try:
         spec = model.model_validate(raw)
     except ValidationError as exc:
-        errors = [
-            FieldError(_path(tuple(e["loc"])), _friendly(e, model, product))
-            for e in exc.errors(include_url=False)
-        ]
-        raise SpecError(errors) from None
+        details = exc.errors(include_url=False)
+        errors = [FieldError(_path(tuple(e["loc"])), _friendly(e, model, product)) for e in details]
+        raise SpecError(errors + _cross_field_despite(raw, details, errors, model, product)) from None
     problems = cross_field_errors(spec, product)
     if problems:
         raise SpecError(problems)
     return spec
+
+
+def _cross_field_despite(
+    raw: Mapping[str, Any], details: list[Any], errors: list[FieldError], model: type[SpecBase], product: ProductDef
+) -> list[FieldError]:
+    """The cross-field rules, also when some fields break the schema: they are judged on the spec without
+    those fields (when it parses so), and only about fields not already reported, so every problem is told
+    at once (``spec.mysql.kind`` beside a bad ``spec.web.nodePort``) and none twice."""
+    pruned = copy.deepcopy(dict(raw))
+    for e in details:
+        *parents, last = tuple(e["loc"])
+        node: Any = pruned
+        for step in parents:
+            node = node[step] if isinstance(node, (dict, list)) and _has(node, step) else None
+        if isinstance(node, (dict, list)) and _has(node, last):
+            if isinstance(node, dict):
+                del node[last]
+            else:
+                node[last] = None
+    try:
+        spec = model.model_validate(pruned)
+    except (ValidationError, ValueError, TypeError):
+        return []
+    told = {e.path for e in errors}
+    return [p for p in cross_field_errors(spec, product)
+            if not any(p.path == t or p.path.startswith(t + ".") or t.startswith(p.path + ".") for t in told)]
+
+
+def _has(node: dict[Any, Any] | list[Any], key: Any) -> bool:
+    if isinstance(node, dict):
+        return key in node
+    return isinstance(key, int) and 0 <= key < len(node)
 
 
 def validate_spec(raw: Any, product: ProductDef) -> list[FieldError]:

@@ -78,12 +78,7 @@ def _unregistered_resource(api_version: str, kind: str, plural: str) -> type[Gen
     return cast(type[GenericNamespacedResource], cls)
 
 
-_PLURALS = {
-    **api.OWNED_PLURALS,
-    "Event": "events",
-    "Pod": "pods",
-    "ServiceAccount": "serviceaccounts",
-}
+_PLURALS = api.PLURALS  # the core's kinds table
 
 DataService = create_namespaced_resource(api.GROUP, api.VERSION, api.KIND, api.PLURAL)
 DATASERVICE = KindInfo(api.API_VERSION, api.KIND, api.PLURAL, DataService)
