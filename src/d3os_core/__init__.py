@@ -1,11 +1,16 @@
 """d3os_core: the pure library behind d3os-operator.
 
 ``plan(parent, observed, facts)`` says what should exist and happen next for a DataService; it does no
-I/O, reads no clock and draws no random numbers, so every rule is a plain unit test.
+I/O, reads no clock and draws no random numbers, so every rule is a plain unit test. ``desired(...)`` (the
+objects a spec wants) and ``up_to_date(desired, live)`` (the operator's test of a live object) are the
+same functions the planner uses, for tools that show what the operator would do (``d3os render``/``diff``).
 """
 
 from .api import API_VERSION, FIELD_MANAGER, FINALIZER, GROUP, KIND, PLURAL, VERSION
+from .caches import Caches
+from .children import up_to_date
 from .dataservice import DATASERVICE
+from .desired import desired
 from .planner import plan
 from .product import ProductDef, WorkloadKind
 from .types import (
@@ -33,6 +38,7 @@ __all__ = [
     "PLURAL",
     "VERSION",
     "Apply",
+    "Caches",
     "Check",
     "Event",
     "Facts",
@@ -47,7 +53,9 @@ __all__ = [
     "SpecError",
     "TcpCheck",
     "WorkloadKind",
+    "desired",
     "parse_spec",
     "plan",
+    "up_to_date",
     "validate_spec",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 GROUP: Final = "d3os-product.com.d3os"
@@ -33,29 +34,63 @@ ANNOTATION_GENERATION: Final = f"{GROUP}/generation"
 ANNOTATION_CONFIG_HASH: Final = f"{GROUP}/config-hash"
 """Hash of the configuration a pod template consumes: a change rolls the pods."""
 
-OWNED_KINDS: Final[tuple[tuple[str, str], ...]] = (
-    ("apps/v1", "Deployment"),
-    ("apps/v1", "StatefulSet"),
-    ("apps/v1", "DaemonSet"),
-    ("v1", "Service"),
-    ("v1", "ConfigMap"),
-    ("v1", "Secret"),
-    ("v1", "PersistentVolumeClaim"),
-    ("apps/v1", "ControllerRevision"),
-)
-"""Kinds the operator creates: the shell watches these (label ``managed-by``) and the RBAC covers them."""
+@dataclass(frozen=True, slots=True)
+class KindDef:
+    """One Kubernetes kind the operator deals with: where its API lives and what the operator does with it."""
 
-OWNED_PLURALS: Final[dict[str, str]] = {
-    "Deployment": "deployments",
-    "StatefulSet": "statefulsets",
-    "DaemonSet": "daemonsets",
-    "Service": "services",
-    "ConfigMap": "configmaps",
-    "Secret": "secrets",
-    "PersistentVolumeClaim": "persistentvolumeclaims",
-    "ControllerRevision": "controllerrevisions",
-}
-"""The API resource (plural) of each owned kind: URLs in the shell, resources in the RBAC rules."""
+    group: str
+    """API group ("" for the core group)."""
+    version: str
+    kind: str
+    plural: str
+    """The API resource: URLs in the shell, ``resources`` in the RBAC rules."""
+    owned: bool = True
+    """Created by the operator for a DataService: watched (label ``managed-by``) and granted in the RBAC."""
+    workload: bool = False
+    """Runs the component's pods (its readiness follows ``kubectl rollout status``)."""
+    deletable: bool = True
+    """The operator may delete it (a claim keeps the data: never)."""
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+KINDS: Final[tuple[KindDef, ...]] = (
+    KindDef("apps", "v1", "Deployment", "deployments", workload=True),
+    KindDef("apps", "v1", "StatefulSet", "statefulsets", workload=True),
+    KindDef("apps", "v1", "DaemonSet", "daemonsets", workload=True),
+    KindDef("", "v1", "Service", "services"),
+    KindDef("", "v1", "ConfigMap", "configmaps"),
+    KindDef("", "v1", "Secret", "secrets"),
+    KindDef("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", deletable=False),
+    KindDef("apps", "v1", "ControllerRevision", "controllerrevisions"),
+    KindDef("", "v1", "Event", "events", owned=False),
+    KindDef("", "v1", "Pod", "pods", owned=False),
+    KindDef("", "v1", "ServiceAccount", "serviceaccounts", owned=False),
+)
+"""The one kinds table: every kind the core renders, the fake cluster stores, the shell watches or writes and
+the RBAC grants (each kind name appears once, so a kind name alone finds its group and version)."""
+
+KINDS_BY_NAME: Final[dict[str, KindDef]] = {k.kind: k for k in KINDS}
+
+
+def kind_def(kind: str) -> KindDef:
+    """The table's entry for ``kind`` (KeyError for a kind the operator does not deal with)."""
+    return KINDS_BY_NAME[kind]
+
+
+OWNED_KINDS: Final[tuple[tuple[str, str], ...]] = tuple((k.api_version, k.kind) for k in KINDS if k.owned)
+"""(apiVersion, kind) of the kinds the operator creates: the shell watches these and the RBAC covers them."""
+
+OWNED_PLURALS: Final[dict[str, str]] = {k.kind: k.plural for k in KINDS if k.owned}
+"""The API resource (plural) of each owned kind."""
+
+PLURALS: Final[dict[str, str]] = {k.kind: k.plural for k in KINDS}
+"""The API resource (plural) of every kind in the table."""
+
+WORKLOAD_KINDS: Final[tuple[str, ...]] = tuple(k.kind for k in KINDS if k.workload)
+"""Kinds that run a component's pods: ``("Deployment", "StatefulSet", "DaemonSet")``."""
 
 
 def owner_instance(obj: Mapping[str, Any]) -> str | None:

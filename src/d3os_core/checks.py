@@ -10,9 +10,16 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from .types import Check, HttpCheck, TcpCheck
+
+if TYPE_CHECKING:  # spec imports this module's patterns: no import cycle at run time
+    from .spec import Middleware
+
+T = TypeVar("T")
 
 _SHELL_META = set(";|&$`<>()\n\r\\")
 
@@ -298,3 +305,38 @@ def endpoint_of(url: str, default_port: int | None = None) -> tuple[str, int]:
     if not port:
         raise CheckError(f"url {url!r} needs a port (HOST:PORT, from 1 to 65535)")
     return host, port
+
+
+def third_party_check(mw: Middleware) -> Check:
+    """The check of a third-party middleware: ``check``, else ``checkCMD`` parsed, else its ``url``.
+
+    Raises :class:`CheckError` only (never another exception), whatever the addresses say.
+    """
+    tp = mw.third_party
+    if tp is None or (not tp.check_cmd and not tp.url and tp.check is None):
+        raise CheckError("kind 3 (thirdParty) needs thirdParty.url, thirdParty.check or thirdParty.checkCMD")
+    if tp.check is not None:
+        if tp.check.http is not None:
+            h = tp.check.http
+            guard(check_url, h.url, what="check.http.url")
+            return HttpCheck(url=h.url, method=h.method, insecure=h.insecure, follow_redirects=h.follow_redirects,
+                             timeout_seconds=h.timeout_seconds, fail_on_http_error=h.fail_on_http_error)
+        if tp.check.tcp is None:
+            raise CheckError("set exactly one of http or tcp")
+        host = guard(check_host, tp.check.tcp.host, what="check.tcp.host")
+        return TcpCheck(host=host, port=tp.check.tcp.port, timeout_seconds=tp.check.tcp.timeout_seconds)
+    if tp.check_cmd:
+        return guard(parse_check_cmd, tp.check_cmd)
+    assert tp.url is not None
+    return guard(check_from_url, tp.url)
+
+
+def guard(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call a check parser; anything but :class:`CheckError` it raises (a bug, an input nobody foresaw)
+    becomes a :class:`CheckError` too, so a bad address is always a refusal with a field path, never a crash."""
+    try:
+        return fn(*args, **kwargs)
+    except CheckError:
+        raise
+    except Exception as exc:
+        raise CheckError(f"cannot be parsed ({type(exc).__name__}: {exc})") from None

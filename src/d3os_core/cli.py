@@ -15,8 +15,9 @@ import yaml
 from . import api
 from .crd import crd_manifest
 from .dataservice import DATASERVICE
+from .desired import desired
 from .planner import plan
-from .render import Parent, render_component, resolve
+from .render import Parent
 from .types import JSON, Facts, ObjKey, Observed, ProbeResult
 from .validation import FieldError, SpecError, metadata_name_errors, parse_spec
 from .yamlload import DuplicateKeyError, load_all
@@ -99,12 +100,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     if errors:
         return EXIT_INVALID
     spec = parse_spec(ds.get("spec"), DATASERVICE)
-    parent = _parent(ds, args.namespace)
-    states = resolve(parent, spec, DATASERVICE)
-    docs: list[JSON] = []
-    for key in DATASERVICE.keys:
-        docs.extend(render_component(parent, spec, DATASERVICE, states, key, {}, "").objects)
-    _dump(docs)
+    _dump(desired(_parent(ds, args.namespace), spec, DATASERVICE))
     return 0
 
 

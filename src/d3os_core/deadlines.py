@@ -12,12 +12,12 @@ waiting: a component that becomes ready is Ready again on the next plan.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .status import ComponentStatus
+from .status import ComponentStatus, find_condition
+from .times import parse_time, seconds_between
 from .types import PodQuery
 
 REASON = "ProgressDeadlineExceeded"
@@ -33,45 +33,6 @@ class Verdict:
     wake_in: float | None = None
     """Seconds until the deadline passes (the plan requeues then), None when no clock runs."""
     inspect: PodQuery | None = None
-
-
-_RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$"
-)
-
-
-def _days_from_civil(y: int, m: int, d: int) -> int:
-    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm: no calendar module)."""
-    y -= m <= 2
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
-def parse_time(text: str) -> float | None:
-    """Seconds since the epoch of an RFC 3339 time (``2026-01-01T00:00:00Z``), or None when it is not one."""
-    m = _RFC3339.match(str(text))
-    if m is None:
-        return None
-    y, mo, d, h, mi, sec = (int(g) for g in m.groups()[:6])
-    if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and sec < 61):
-        return None
-    value = _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec + float(m.group(7) or 0)
-    zone = m.group(8)
-    if zone and zone not in "Zz":
-        sign = 1 if zone[0] == "+" else -1
-        value -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
-    return value
-
-
-def seconds_between(since: str, now: str) -> float:
-    """``now - since`` in seconds (0 when either is not a time: a broken stamp restarts the clock)."""
-    a, b = parse_time(since), parse_time(now)
-    if a is None or b is None:
-        return 0.0
-    return max(0.0, b - a)
 
 
 def judge(
@@ -111,10 +72,7 @@ def judge(
 
 
 def _condition(pod: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == type_:
-            return dict(c)
-    return {}
+    return find_condition((pod.get("status") or {}).get("conditions"), type_)
 
 
 def _short(text: str) -> str:

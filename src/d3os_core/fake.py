@@ -14,9 +14,16 @@ from dataclasses import dataclass, field
 from . import api
 from .types import JSON, ObjKey, Observed, Plan, ProbeResult
 
-WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
+WORKLOADS = api.WORKLOAD_KINDS
 _UIDS = itertools.count(1)
 """uids are unique across every fake cluster of a process, as they are across a real cluster's life."""
+
+
+def _served(api_version: object, kind: str) -> None:
+    """As an API server: only the kinds of the kinds table, each at its own group/version (a 404 otherwise)."""
+    want = api.KINDS_BY_NAME.get(kind)
+    if want is None or want.api_version != api_version:
+        raise LookupError(f"the fake cluster serves no {api_version}/{kind} (see d3os_core.api.KINDS)")
 
 
 @dataclass
@@ -42,6 +49,7 @@ class FakeCluster:
     def put(self, manifest: JSON) -> JSON:
         """Create or update an object as server-side apply would (spec change bumps the generation)."""
         key = (manifest["kind"], manifest["metadata"]["name"])
+        _served(manifest.get("apiVersion"), key[0])
         live = self.objects.get(key)
         new = copy.deepcopy(manifest)
         meta = new["metadata"]
@@ -81,6 +89,7 @@ class FakeCluster:
             self.put(a.manifest)
             self.applied.append((a.manifest["kind"], a.manifest["metadata"]["name"]))
         for ref in plan.delete:
+            _served(ref.api_version, ref.kind)
             key = (ref.kind, ref.name)
             self.delete_requests.append(key)
             live = self.objects.get(key)
@@ -134,7 +143,8 @@ class FakeCluster:
             for i in range(sts["spec"].get("replicas", 1)):
                 name = f"{tpl['metadata']['name']}-{sts['metadata']['name']}-{i}"
                 if ("PersistentVolumeClaim", name) not in self.objects:
-                    self.put({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                    claim = api.kind_def("PersistentVolumeClaim")
+                    self.put({"apiVersion": claim.api_version, "kind": claim.kind,
                               "metadata": {"name": name, "namespace": sts["metadata"]["namespace"],
                                            "labels": dict(tpl["metadata"].get("labels") or {})},
                               "spec": copy.deepcopy(tpl["spec"])})

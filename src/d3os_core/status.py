@@ -1,4 +1,9 @@
-"""Status of a DataService: the seed's phase/message plus standard conditions and per-component entries."""
+"""Status of a DataService: the seed's phase/message, standard conditions, per-component entries, Events.
+
+The status policy lives here, in one place: what phase/message, which condition says what (rolling out,
+invalid spec, planning failed), and which transitions are worth an Event. Status is computed from what
+was observed (component states), never from what is hoped.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .types import JSON
+from . import credentials
+from .types import JSON, Event
 
 State = Literal["Pending", "Waiting", "Progressing", "Ready", "Failed", "Conflict"]
+REFUSED = "the API server refused "
+"""Prefix of a component message about an apply the API server refused (reason ``ApplyRefused``)."""
+ERROR_REASON = "ReconcileError"
+"""Reason of a DataService whose reconcile failed for a reason other than its spec."""
 DEPLOYED = "已部署"
 """The seed's phase suffix: ``mysql已部署`` = "mysql deployed"."""
 
@@ -83,3 +93,133 @@ def condition(
         "observedGeneration": generation,
         "lastTransitionTime": since,
     }
+
+
+def find_condition(conditions: Any, type_: str) -> dict[str, Any]:
+    """The condition of type ``type_`` in a list of conditions (of a status, a pod), or ``{}``."""
+    for c in conditions if isinstance(conditions, list) else []:
+        if isinstance(c, Mapping) and c.get("type") == type_:
+            return dict(c)
+    return {}
+
+
+def rollup(
+    order: Sequence[str],
+    comps: Mapping[str, ComponentStatus],
+    generation: int,
+    now: str,
+    prev: Mapping[str, Any],
+    pruning: int,
+) -> JSON:
+    """The whole status of a DataService whose spec is valid, from its components' states."""
+    phase, message = phase_and_message(order, comps)
+    old = prev.get("conditions") or []
+    ready_n = sum(1 for c in comps.values() if c.ready)
+    total = len(comps)
+    failed = [k for k in order if comps[k].state == "Failed"]
+    conflicts = [k for k in order if comps[k].state == "Conflict"]
+    active = [k for k in order if comps[k].state == "Progressing"]
+    waiting = [k for k in order if comps[k].state == "Waiting"]
+
+    def describe(keys: Sequence[str]) -> str:
+        return "; ".join(f"{k}: {comps[k].message}" for k in keys)
+
+    if ready_n == total:
+        ready = condition("Ready", True, "AllComponentsReady", f"all {total} components are ready",
+                          generation, now, old)
+        progressing = condition("Progressing", bool(pruning), "Pruning" if pruning else "Complete",
+                                f"removing {pruning} objects no longer desired" if pruning
+                                else "rollout complete", generation, now, old)
+    else:
+        reason = "Conflict" if conflicts else "ComponentFailed" if failed else "RollingOut"
+        stuck = conflicts or failed
+        ready = condition("Ready", False, reason, f"{ready_n}/{total} components ready; "
+                          + describe(stuck or active or waiting), generation, now, old)
+        if active:
+            progressing = condition("Progressing", True, "RollingOut", describe(active), generation, now, old)
+        elif stuck:
+            progressing = condition("Progressing", False, "Stalled", describe(stuck), generation, now, old)
+        else:
+            progressing = condition("Progressing", True, "Waiting", describe(waiting), generation, now, old)
+    if conflicts:
+        degraded = condition("Degraded", True, "Conflict", describe(conflicts), generation, now, old)
+    elif failed:
+        refused = any(comps[k].message.startswith(REFUSED) for k in failed)
+        lost = any(comps[k].message.startswith(credentials.LOST) for k in failed)
+        reason = "ApplyRefused" if refused else credentials.LOST_REASON if lost else "ProgressDeadlineExceeded"
+        degraded = condition("Degraded", True, reason, describe(failed), generation, now, old)
+    else:
+        degraded = condition("Degraded", False, "AsExpected", "no component has failed", generation, now, old)
+    return {
+        "phase": phase,
+        "message": message,
+        "ready": f"{ready_n}/{total}",
+        "observedGeneration": generation,
+        "conditions": [ready, progressing, degraded],
+        "components": [comps[k].to_json() for k in order],
+    }
+
+
+def stopped(
+    prev: Mapping[str, Any], generation: int, now: str, reason: str, message: str, progressing: str
+) -> tuple[JSON, bool]:
+    """Status of a DataService that nothing changes for (an invalid spec, a failed plan): Ready False,
+    Progressing False, Degraded True with ``reason``; and whether Degraded already said ``message``
+    with that reason (then no new Event)."""
+    old = prev.get("conditions") or []
+    status = {k: v for k, v in prev.items() if k not in ("conditions", "observedGeneration")}
+    status["observedGeneration"] = generation
+    status["conditions"] = [
+        condition("Ready", False, reason, message, generation, now, old),
+        condition("Progressing", False, reason, progressing, generation, now, old),
+        condition("Degraded", True, reason, message, generation, now, old),
+    ]
+    was = find_condition(old, "Degraded")
+    same = was.get("reason") == reason and was.get("message") == message
+    return status, same
+
+
+def transition_events(
+    order: Sequence[str],
+    comps: Mapping[str, ComponentStatus],
+    prev_comps: Mapping[str, Mapping[str, Any]],
+    prev_status: Mapping[str, Any],
+    status: Mapping[str, Any],
+) -> list[Event]:
+    """An Event for each component whose state or message changed meaningfully, and for Ready."""
+    events: list[Event] = []
+    for key in order:
+        c = comps[key]
+        old = prev_comps.get(key) or {}
+        if old.get("state") == c.state and (c.state not in ("Failed", "Conflict", "Waiting")
+                                             or old.get("message") == c.message):
+            continue
+        if c.state == "Progressing" and old.get("state") != "Progressing":
+            events.append(Event("Normal", "Deploying", f"{key}{DEPLOYED}: {c.message}"))
+        elif c.state == "Ready":
+            events.append(Event("Normal", "ComponentReady", f"{key} is ready: {c.message}"))
+        elif c.state == "Waiting" and _next_in_line(key, order, comps, prev_comps):
+            events.append(Event("Normal", "Waiting", f"{key} {c.message}"))
+        elif c.state == "Failed":
+            events.append(Event("Warning", c.reason or "ComponentFailed", f"{key} failed: {c.message}"))
+        elif c.state == "Conflict":
+            events.append(Event("Warning", "Conflict", f"{key}: {c.message}"))
+    was_ready = find_condition(prev_status.get("conditions"), "Ready").get("status") == "True"
+    now_ready = find_condition(status["conditions"], "Ready").get("status") == "True"
+    if now_ready and not was_ready:
+        events.append(Event("Normal", "Ready", f"all {len(order)} components are ready"))
+    return events
+
+
+def _next_in_line(
+    key: str, order: Sequence[str], comps: Mapping[str, ComponentStatus], prev: Mapping[str, Any]
+) -> bool:
+    """Report waiting only for the component right behind the one holding things up (no event storm)."""
+    i = order.index(key)
+    before = comps[order[i - 1]].state if i > 0 else "Waiting"
+    return before != "Waiting" and (bool(prev) or before != "Progressing")
+
+
+def previous_components(status: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The last status's component entries, by key."""
+    return {c["name"]: c for c in status.get("components") or [] if isinstance(c, Mapping) and "name" in c}

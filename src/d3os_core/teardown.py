@@ -51,7 +51,7 @@ def plan_deletion(
     groups: dict[str, list[tuple[str, str, Mapping[str, Any]]]] = {}
     revisions: list[tuple[str, str, Mapping[str, Any]]] = []
     for (kind, name), obj in sorted(observed.objects.items()):
-        if kind == "PersistentVolumeClaim" or not owned(obj, kind):
+        if kind not in api.OWNED_PLURALS or not api.kind_def(kind).deletable or not owned(obj, kind):
             continue
         if kind == REVISION_KIND:
             revisions.append((kind, name, obj))

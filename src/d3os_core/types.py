@@ -11,11 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import api
 from .redact import redact_url
 
 JSON = dict[str, Any]
 ObjKey = tuple[str, str]
-"""(kind, name) of an object in the DataService's namespace, e.g. ``("Deployment", "web")``."""
+"""(kind, name) of an object in the DataService's namespace, e.g. ``("Deployment", "web")``: the kinds table
+(:data:`d3os_core.api.KINDS`) holds each kind name once, so it names one group/version (:meth:`ObjectRef.of`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,17 @@ class ObjectRef:
     namespace: str
     uid: str | None = None
     component: str = ""
+
+    @classmethod
+    def of(cls, kind: str, name: str, namespace: str, uid: str | None = None, component: str = "") -> ObjectRef:
+        """A reference whose apiVersion comes from the kinds table (never guessed from the kind's name)."""
+        return cls(api.kind_def(kind).api_version, kind, name, namespace, uid, component)
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """(group, version, kind, name): what the object is, whatever the namespace."""
+        group, _, version = self.api_version.rpartition("/")
+        return group, version, self.kind, self.name
 
 
 @dataclass(frozen=True, slots=True)

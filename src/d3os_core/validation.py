@@ -6,15 +6,16 @@ span fields (kinds per middleware, third-party checks, uniqueness, the dependenc
 
 from __future__ import annotations
 
+import copy
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .checks import CheckError, check_from_url, check_host, check_url, parse_check_cmd
+from .checks import CheckError, check_from_url, check_host, check_url, guard, parse_check_cmd, third_party_check
 from .graph import find_cycle
 from .product import ProductDef, WorkloadKind
 from .spec import (
@@ -25,9 +26,7 @@ from .spec import (
     SpecBase,
     spec_model,
 )
-from .types import Check, HttpCheck, TcpCheck
 
-T = TypeVar("T")
 KIND_CHOICES = "0 (Deployment), 1 (StatefulSet), 2 (DaemonSet), 3 (thirdParty)"
 STATEFULSET_NAME_MAX = 52
 """A StatefulSet's pods carry ``controller-revision-hash: <name>-<10 chars>``, a 63-character label."""
@@ -152,11 +151,11 @@ def _address_problem(text: str, field: str, http: bool) -> str:
     """Why a URL or host does not match the CRD's pattern, in the core's words."""
     try:
         if field == "host":
-            _guard(check_host, text, what="host")
+            guard(check_host, text, what="host")
         elif http:
-            _guard(check_url, text, what="url")
+            guard(check_url, text, what="url")
         else:
-            _guard(check_from_url, text)
+            guard(check_from_url, text)
     except CheckError as exc:
         return str(exc)
     forms = ("an ASCII DNS name (xn-- form for internationalised names), an IPv4 or IPv6 address" if field == "host"
@@ -186,15 +185,45 @@ def parse_spec(raw: Any, product: ProductDef) -> SpecBase:
     try:
         spec = model.model_validate(raw)
     except ValidationError as exc:
-        errors = [
-            FieldError(_path(tuple(e["loc"])), _friendly(e, model, product))
-            for e in exc.errors(include_url=False)
-        ]
-        raise SpecError(errors) from None
+        details = exc.errors(include_url=False)
+        errors = [FieldError(_path(tuple(e["loc"])), _friendly(e, model, product)) for e in details]
+        raise SpecError(errors + _cross_field_despite(raw, details, errors, model, product)) from None
     problems = cross_field_errors(spec, product)
     if problems:
         raise SpecError(problems)
     return spec
+
+
+def _cross_field_despite(
+    raw: Mapping[str, Any], details: list[Any], errors: list[FieldError], model: type[SpecBase], product: ProductDef
+) -> list[FieldError]:
+    """The cross-field rules, also when some fields break the schema: they are judged on the spec without
+    those fields (when it parses so), and only about fields not already reported, so every problem is told
+    at once (``spec.mysql.kind`` beside a bad ``spec.web.nodePort``) and none twice."""
+    pruned = copy.deepcopy(dict(raw))
+    for e in details:
+        *parents, last = tuple(e["loc"])
+        node: Any = pruned
+        for step in parents:
+            node = node[step] if isinstance(node, (dict, list)) and _has(node, step) else None
+        if isinstance(node, (dict, list)) and _has(node, last):
+            if isinstance(node, dict):
+                del node[last]
+            else:
+                node[last] = None
+    try:
+        spec = model.model_validate(pruned)
+    except (ValidationError, ValueError, TypeError):
+        return []
+    told = {e.path for e in errors}
+    return [p for p in cross_field_errors(spec, product)
+            if not any(p.path == t or p.path.startswith(t + ".") or t.startswith(p.path + ".") for t in told)]
+
+
+def _has(node: dict[Any, Any] | list[Any], key: Any) -> bool:
+    if isinstance(node, dict):
+        return key in node
+    return isinstance(key, int) and 0 <= key < len(node)
 
 
 def validate_spec(raw: Any, product: ProductDef) -> list[FieldError]:
@@ -204,41 +233,6 @@ def validate_spec(raw: Any, product: ProductDef) -> list[FieldError]:
     except SpecError as exc:
         return exc.errors
     return []
-
-
-def third_party_check(mw: Middleware) -> Check:
-    """The check of a third-party middleware: ``check``, else ``checkCMD`` parsed, else its ``url``.
-
-    Raises :class:`CheckError` only (never another exception), whatever the addresses say.
-    """
-    tp = mw.third_party
-    if tp is None or (not tp.check_cmd and not tp.url and tp.check is None):
-        raise CheckError("kind 3 (thirdParty) needs thirdParty.url, thirdParty.check or thirdParty.checkCMD")
-    if tp.check is not None:
-        if tp.check.http is not None:
-            h = tp.check.http
-            _guard(check_url, h.url, what="check.http.url")
-            return HttpCheck(url=h.url, method=h.method, insecure=h.insecure, follow_redirects=h.follow_redirects,
-                             timeout_seconds=h.timeout_seconds, fail_on_http_error=h.fail_on_http_error)
-        if tp.check.tcp is None:
-            raise CheckError("set exactly one of http or tcp")
-        host = _guard(check_host, tp.check.tcp.host, what="check.tcp.host")
-        return TcpCheck(host=host, port=tp.check.tcp.port, timeout_seconds=tp.check.tcp.timeout_seconds)
-    if tp.check_cmd:
-        return _guard(parse_check_cmd, tp.check_cmd)
-    assert tp.url is not None
-    return _guard(check_from_url, tp.url)
-
-
-def _guard(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Call a check parser; anything but :class:`CheckError` it raises (a bug, an input nobody foresaw)
-    becomes a :class:`CheckError` too, so a bad address is always a refusal with a field path, never a crash."""
-    try:
-        return fn(*args, **kwargs)
-    except CheckError:
-        raise
-    except Exception as exc:
-        raise CheckError(f"cannot be parsed ({type(exc).__name__}: {exc})") from None
 
 
 def cross_field_errors(spec: SpecBase, product: ProductDef) -> list[FieldError]:
@@ -287,12 +281,12 @@ def cross_field_errors(spec: SpecBase, product: ProductDef) -> list[FieldError]:
                     errors.append(FieldError(f"spec.{key}.thirdParty{where}", str(exc)))
                 if tp is not None and tp.url and (tp.check is not None or tp.check_cmd):
                     try:
-                        _guard(check_from_url, tp.url)
+                        guard(check_from_url, tp.url)
                     except CheckError as exc:
                         errors.append(FieldError(f"spec.{key}.thirdParty.url", str(exc)))
             elif tp is not None and tp.check_cmd:
                 try:
-                    _guard(parse_check_cmd, tp.check_cmd)
+                    guard(parse_check_cmd, tp.check_cmd)
                 except CheckError as exc:
                     errors.append(FieldError(f"spec.{key}.thirdParty.checkCMD", str(exc)))
             if c.storage is not None and comp.storage is None:

@@ -13,7 +13,6 @@ steady-state check can prove the operator wrote nothing.
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import os
 import socket
 import time
@@ -40,6 +39,7 @@ from lightkube.generic_resource import (
 from lightkube.types import PatchType
 
 from d3os_core import api
+from d3os_core.times import format_time
 from d3os_core.types import Event, ObjectRef
 
 from . import __version__
@@ -78,12 +78,7 @@ def _unregistered_resource(api_version: str, kind: str, plural: str) -> type[Gen
     return cast(type[GenericNamespacedResource], cls)
 
 
-_PLURALS = {
-    **api.OWNED_PLURALS,
-    "Event": "events",
-    "Pod": "pods",
-    "ServiceAccount": "serviceaccounts",
-}
+_PLURALS = api.PLURALS  # the core's kinds table
 
 DataService = create_namespaced_resource(api.GROUP, api.VERSION, api.KIND, api.PLURAL)
 DATASERVICE = KindInfo(api.API_VERSION, api.KIND, api.PLURAL, DataService)
@@ -141,7 +136,7 @@ def make_client(config: KubeConfig, *, context: str | None = None, timeout: floa
 
 
 def _now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(time.time())
 
 
 def plain(obj: Any) -> dict[str, Any]:

@@ -100,20 +100,19 @@ class Rule:
         return out
 
 
-_PLURALS = api.OWNED_PLURALS
-
 OWNED_VERBS = ("get", "list", "watch", "create", "patch", "delete")
 """Children: read (informer, name look-up), server-side apply (create/patch), take-over patch, prune."""
-NEVER_DELETED = frozenset({"PersistentVolumeClaim"})
+NEVER_DELETED = frozenset(k.kind for k in api.KINDS if k.owned and not k.deletable)
 """Claims keep the data: the operator creates them but never deletes one."""
 
 
 def _owned_rules() -> list[Rule]:
     by_group: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-    for api_version, kind in api.OWNED_KINDS:
-        group = api_version.rpartition("/")[0]
-        verbs = tuple(v for v in OWNED_VERBS if not (v == "delete" and kind in NEVER_DELETED))
-        by_group.setdefault((group, verbs), []).append(_PLURALS[kind])
+    for k in api.KINDS:  # the kinds table: what the operator creates, and whether it may delete it
+        if not k.owned:
+            continue
+        verbs = tuple(v for v in OWNED_VERBS if not (v == "delete" and k.kind in NEVER_DELETED))
+        by_group.setdefault((k.group, verbs), []).append(k.plural)
     return [
         Rule(group, tuple(resources), verbs, "the children it renders")
         for (group, verbs), resources in sorted(by_group.items())
@@ -127,8 +126,8 @@ def cluster_rules() -> list[Rule]:
         Rule(api.GROUP, (f"{api.PLURAL}/status",), ("patch",), "status (server-side apply)"),
         Rule(api.GROUP, (f"{api.PLURAL}/finalizers",), ("update",), "ownerReferences with blockOwnerDeletion"),
         *_owned_rules(),
-        Rule("", ("pods",), ("list",), "why a component past its progress deadline is stuck"),
-        Rule("", ("events",), ("create",), "Events on DataServices"),
+        Rule("", (api.PLURALS["Pod"],), ("list",), "why a component past its progress deadline is stuck"),
+        Rule("", (api.PLURALS["Event"],), ("create",), "Events on DataServices"),
     ]
 
 

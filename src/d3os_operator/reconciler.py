@@ -24,7 +24,6 @@ what the operator itself just wrote.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import secrets
 import time
@@ -37,6 +36,7 @@ import httpx2
 from lightkube.core.exceptions import ApiError
 
 from d3os_core import api
+from d3os_core.times import format_time
 from d3os_core.types import Event, Facts, Observed, Plan, PodQuery
 
 from .events import EventRecorder
@@ -70,7 +70,7 @@ def fmt_key(key: ParentKey) -> str:
 
 
 def utc_now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(time.time())
 
 
 def _strip_none(value: Any) -> Any:

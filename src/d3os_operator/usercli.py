@@ -28,6 +28,8 @@ from typing import Any, TextIO
 
 from d3os_core import api
 from d3os_core import cli as core_cli
+from d3os_core.status import find_condition
+from d3os_core.text import display_width
 from d3os_core.yamlout import dump
 
 from . import __version__, clierrors, completion
@@ -83,18 +85,11 @@ def _get(client: Any, res: Any, name: str, namespace: str) -> dict[str, Any] | N
 
 
 def _cond(status: Mapping[str, Any], type_: str) -> dict[str, Any]:
-    for c in status.get("conditions") or []:
-        if c.get("type") == type_:
-            return dict(c)
-    return {}
+    return find_condition(status.get("conditions"), type_)
 
 
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:
-    from unicodedata import east_asian_width
-
-    def width(s: str) -> int:
-        return sum(2 if east_asian_width(ch) in "WF" else 1 for ch in s)
-
+    width = display_width
     widths = [max(width(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = []
     for r in rows:
@@ -373,10 +368,11 @@ def _child_diffs(client: Any, applied_ds: Mapping[str, Any], namespace: str) -> 
     and for live children the rendering no longer contains (they would be deleted)."""
     from lightkube.types import PatchType
 
+    from d3os_core import desired as desired_objects
+    from d3os_core import up_to_date
     from d3os_core.credentials import retained
     from d3os_core.dataservice import DATASERVICE as PRODUCT
-    from d3os_core.drift import covers
-    from d3os_core.render import Parent, render_component, resolve
+    from d3os_core.render import Parent
     from d3os_core.validation import parse_spec
 
     from .kube import OWNED, kind_info
@@ -392,23 +388,15 @@ def _child_diffs(client: Any, applied_ds: Mapping[str, Any], namespace: str) -> 
                 live[(info.kind, d["metadata"]["name"])] = d
     secrets = {n: o for (k, n), o in live.items() if k == "Secret"}
     claims = {n: str(o["metadata"].get("uid", "")) for (k, n), o in live.items() if k == "PersistentVolumeClaim"}
-    states = resolve(parent, spec, PRODUCT)
-    rendered: list[dict[str, Any]] = []
-    for key in PRODUCT.keys:
-        rendered.extend(
-            dict(o) for o in render_component(parent, spec, PRODUCT, states, key, secrets, "", claims).objects
-        )
+    rendered = desired_objects(parent, spec, PRODUCT, live_secrets=secrets, claims=claims)
     out: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()
     for desired in rendered:
         kind, oname = desired["kind"], desired["metadata"]["name"]
         seen.add((kind, oname))
         current = live.get((kind, oname))
-        if current is not None:
-            want = (desired["metadata"].get("annotations") or {}).get(api.ANNOTATION_HASH)
-            have = (current["metadata"].get("annotations") or {}).get(api.ANNOTATION_HASH)
-            if want == have and covers(current, desired):
-                continue  # the operator's own rule: up to date
+        if current is not None and up_to_date(desired, current):
+            continue  # the operator's own rule
         info = kind_info(desired["apiVersion"], kind)
         after = dict(
             client.patch(

@@ -26,6 +26,8 @@ from d3os_operator.kube import kind_info
 from d3os_testenv import harness
 from d3os_testenv.standin import StandIn, point_uuc_at
 
+from .. import seed_transcript
+
 __all__ = [
     "CHAIN",
     "SEED_OBJECTS",
@@ -52,21 +54,8 @@ __all__ = [
 # pytest shows them for failing tests.
 logging.getLogger("d3os_operator").setLevel(logging.INFO)
 
-CHAIN = (
-    "mysql",
-    "uuc",
-    "eureka",
-    "api-manager",
-    "auth",
-    "ds-adapter",
-    "es-adapter",
-    "trd-adapter",
-    "gateway-master",
-    "gateway-web",
-    "proxy",
-    "web",
-)
-"""The seed's order (its status line spells ``da-adapter``; the component is ``ds-adapter``)."""
+CHAIN = seed_transcript.chain()
+"""The seed's order, read from its transcript (which spells ``da-adapter``; the component is ``ds-adapter``)."""
 
 SEED_PORTS = {
     "api-manager": "9085/TCP",
@@ -108,12 +97,13 @@ WORKLOADS = {
 
 
 def chain(current: str) -> str:
-    return "->".join(f"[{k}]" if k == current else k for k in CHAIN)
+    """The seed's MESSAGE while ``current`` is the step under way (its literal kubectl line)."""
+    return seed_transcript.step(current)[1]
 
 
 def expected_phases() -> list[tuple[str, str]]:
-    """The seed's transcript, step by step: (PHASE, MESSAGE)."""
-    return [(f"{k}已部署", chain(k)) for k in CHAIN]
+    """The seed's transcript, step by step: (PHASE, MESSAGE), its literal kubectl lines."""
+    return seed_transcript.phases()
 
 
 def wait_for(what: str, cond: Callable[[], Any], timeout: float = 120.0, interval: float = 0.1) -> Any:

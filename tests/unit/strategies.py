@@ -2,8 +2,9 @@
 
 Every spec starts from the seed's sample and varies what the rules allow: middleware kinds (mysql 0/1/3,
 uuc and eureka 0-3; kind 3 with a usable ``thirdParty``), images, replicas 0-3, ports, distinct
-nodePorts or null, env maps, names, and an optional ``dependsOn`` that names only components *earlier*
-in the product order, so the graph is always acyclic. A mutation is a small, self-contained change
+nodePorts or null, env maps, names, and an optional ``dependsOn`` that names components in any
+direction of the product order (later ones too) as long as the graph stays acyclic: what the validator
+allows. A mutation is a small, self-contained change
 (kind switch, image change, …) that keeps a valid spec valid, so a test can change the spec mid-way.
 """
 
@@ -60,10 +61,31 @@ def _image(key: str, tag: str) -> str:
     return base.rsplit(":", 1)[0] + ":" + tag
 
 
-def earlier(key: str, mask: int) -> list[str]:
-    """The components before ``key`` in the product order selected by the bits of ``mask``."""
-    before = KEYS[: KEYS.index(key)]
-    return [k for i, k in enumerate(before) if mask >> i & 1]
+DEFAULT_DEPS = DATASERVICE.default_dependencies()
+
+
+def _deps_of(spec: dict[str, Any], key: str) -> list[str]:
+    declared = spec[key].get("dependsOn")
+    return list(declared) if declared is not None else list(DEFAULT_DEPS[key])
+
+
+def _reaches(spec: dict[str, Any], start: str, goal: str) -> bool:
+    seen, todo = set(), [start]
+    while todo:
+        k = todo.pop()
+        if k == goal:
+            return True
+        if k not in seen:
+            seen.add(k)
+            todo.extend(_deps_of(spec, k))
+    return False
+
+
+def depends_on(spec: dict[str, Any], key: str, mask: int) -> list[str]:
+    """The other components selected by the bits of ``mask`` (before or after ``key`` in the product order),
+    less those that depend on ``key`` already (directly or not), which would close a cycle."""
+    others = [k for k in KEYS if k != key]
+    return [k for i, k in enumerate(others) if mask >> i & 1 and not _reaches(spec, k, key)]
 
 
 # -- mutations: ("what", key, value...) tuples, printable in a falsifying example --------------------
@@ -126,7 +148,7 @@ def apply_mutation(spec: dict[str, Any], m: Mutation) -> dict[str, Any]:
         if mask is None:
             spec[key].pop("dependsOn", None)
         else:
-            spec[key]["dependsOn"] = earlier(key, mask)
+            spec[key]["dependsOn"] = depends_on(spec, key, mask)
     elif what == "rename":
         _, key, renamed = m
         base = SEED["spec"][key]["name"]
@@ -168,11 +190,12 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
         spec[key]["port"] = draw(st.sampled_from((SEED["spec"][key]["port"], 80, 8080, 65535)))
         choice = draw(st.integers(-1, 1))
         spec[key]["nodePort"] = None if choice < 0 else node_port_choices(key)[choice]
+    for key in draw(st.permutations(KEYS)):  # in any order: a later component may be made independent first
+        if draw(st.integers(0, 2)) == 0:
+            spec[key]["dependsOn"] = depends_on(spec, key, draw(st.integers(0, 2**11 - 1)))
     for key in KEYS:
         if draw(st.integers(0, 3)) == 0:
             spec[key]["env"] = draw(st.dictionaries(ENV_NAMES, ENV_VALUES, max_size=3))
-        if draw(st.integers(0, 2)) == 0:
-            spec[key]["dependsOn"] = earlier(key, draw(st.integers(0, 2**11 - 1)))
         if draw(st.integers(0, 5)) == 0:
             spec[key] = apply_mutation(spec, ("rename", key, True))[key]
     if draw(st.integers(0, 3)) == 0:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from d3os_core import Facts, Observed, api, plan, planner
+from d3os_core import Facts, Observed, api, caches, plan
 from d3os_core.dataservice import DATASERVICE
 from d3os_core.memo import ENTRY_OVERHEAD, Memo, digest
 from d3os_core.product import ProductDef
@@ -162,33 +162,31 @@ def test_memo_is_bounded_in_bytes_and_entries_least_recently_used_first() -> Non
     assert len(n) == 2 and n.get("4") == 4
 
 
-def test_planner_caches_stay_within_their_byte_budgets_when_big_files_are_edited(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_planner_caches_stay_within_their_byte_budgets_when_big_files_are_edited() -> None:
     """Finding 9's scenario, scaled down (200 KiB of files edited 30 times, budgets of a few MiB)."""
-    for name in ("_PARSED", "_RENDERED", "_COVERED"):
-        real = getattr(planner, name)
+    for name, real in caches.DEFAULT.tables().items():
         assert real.max_bytes is not None, f"{name} has a byte budget"
     MiB = 1024 * 1024
-    monkeypatch.setattr(planner, "_PARSED", Memo(1024, 2 * MiB))
-    monkeypatch.setattr(planner, "_RENDERED", Memo(1024, 4 * MiB))
+    small = caches.Caches.bounded(parsed_bytes=2 * MiB, rendered_bytes=4 * MiB)
     ds = sample()
     for i in range(30):
         ds["spec"]["trd-adapter"]["files"] = {"big.py": f"# edit {i}\n" + "x" * 200_000}
-        p = plan(ds, Observed(), Facts(secret_seed="s"))
+        p = plan(ds, Observed(), Facts(secret_seed="s"), caches=small)
         assert p.apply, "a valid spec: it renders"
-        for memo in (planner._PARSED, planner._RENDERED, planner._COVERED):
+        for memo in small.tables().values():
             assert memo.max_bytes is not None and memo.bytes <= memo.max_bytes
             assert all(len(k) == 64 for k in memo._data), "keys are digests, not spec texts"
-    assert 0 < len(planner._PARSED) < 30 and 0 < len(planner._RENDERED) < 30, "old entries went"
+    assert 0 < len(small.parsed) < 30 and 0 < len(small.rendered) < 30, "old entries went"
 
 
 def test_the_same_spec_is_one_cache_entry_and_hits() -> None:
-    planner._PARSED.clear()
+    mine = caches.Caches.bounded()
     ds = sample()
-    first = plan(ds, Observed(), Facts(secret_seed="s"))
-    again = plan(copy.deepcopy(ds), Observed(), Facts(secret_seed="s"))
-    assert len(planner._PARSED) == 1 and first.apply == again.apply
+    first = plan(ds, Observed(), Facts(secret_seed="s"), caches=mine)
+    again = plan(copy.deepcopy(ds), Observed(), Facts(secret_seed="s"), caches=mine)
+    assert len(mine.parsed) == 1 and len(mine.rendered) == 1 and first.apply == again.apply
+    cold = plan(copy.deepcopy(ds), Observed(), Facts(secret_seed="s"), caches=caches.Caches.bounded())
+    assert cold == first, "a cache changes no result"
 
 
 def test_spec_models_are_keyed_by_the_product_fingerprint_and_bounded() -> None:

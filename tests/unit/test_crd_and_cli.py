@@ -75,8 +75,10 @@ def test_validate_ok_and_invalid(tmp_path: Path) -> None:
     f.write_text(yaml.safe_dump(bad), encoding="utf-8")
     r = d3os("validate", str(f))
     assert r.returncode == 2
-    assert r.stderr.splitlines() == [
-        "spec.web.nodePort: must be from 30000 to 32767 (the NodePort range), got 1"]
+    assert r.stderr.splitlines() == [  # every problem at once: the kind rule too, beside a field's schema error
+        "spec.web.nodePort: must be from 30000 to 32767 (the NodePort range), got 1",
+        "spec.mysql.kind: mysql may not be 2 (DaemonSet) (each node would keep its own copy of the data); "
+        "allowed: 0 (Deployment), 1 (StatefulSet), 3 (thirdParty)"]
     assert "Traceback" not in r.stderr
 
 

@@ -7,11 +7,12 @@ import pytest
 from d3os_core import Facts, Observed, plan
 from d3os_core.fake import FakeCluster
 
+from .. import seed_transcript as seed
 from .helpers import ORDER, Driver, applied_components, condition, sample
 
 
-def seed_message(current: str) -> str:
-    return "->".join(f"[{k}]" if k == current else k for k in ORDER)
+def test_the_seed_transcript_lists_our_order() -> None:
+    assert len(seed.phases()) == 12 and list(seed.chain()) == ORDER
 
 
 def test_full_rollout_reproduces_the_seed_sequence() -> None:
@@ -23,7 +24,7 @@ def test_full_rollout_reproduces_the_seed_sequence() -> None:
         if d.ready and not p.apply:
             break
         assert len(seen) < 30
-    expected = [(f"{k}已部署", seed_message(k)) for k in ORDER]
+    expected = seed.phases()  # the seed's literal kubectl lines
     dedup = [s for i, s in enumerate(seen) if i == 0 or s != seen[i - 1]]
     assert dedup == expected
     assert condition(d.ds, "Ready")["reason"] == "AllComponentsReady"
@@ -58,8 +59,7 @@ def test_an_unready_component_blocks_everything_after_it(stuck: str) -> None:
     assert not created & set(after)
     assert d.component(stuck)["state"] == "Progressing"
     assert all(d.component(k)["state"] == "Waiting" for k in after)
-    assert d.ds["status"]["phase"] == f"{stuck}已部署"
-    assert d.ds["status"]["message"] == seed_message(stuck)
+    assert (d.ds["status"]["phase"], d.ds["status"]["message"]) == seed.step(stuck)
     assert condition(d.ds, "Progressing")["status"] == "True"
     assert stuck in condition(d.ds, "Progressing")["message"]
 
@@ -81,7 +81,7 @@ def test_third_party_down_waits_at_uuc_and_resumes() -> None:
         d.step()
     assert d.component("uuc")["state"] == "Progressing"
     assert "id.cosmoplat.com" in d.component("uuc")["message"]
-    assert d.ds["status"]["message"] == seed_message("uuc")
+    assert (d.ds["status"]["phase"], d.ds["status"]["message"]) == seed.step("uuc")
     prog = condition(d.ds, "Progressing")
     assert prog["status"] == "True" and "uuc" in prog["message"]
     assert not any(k == "Deployment" for k, _ in fc.objects)

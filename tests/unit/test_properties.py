@@ -37,10 +37,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, find, given, settings
 from hypothesis import strategies as st
 
-from d3os_core import DATASERVICE, FINALIZER, Facts, Plan, plan, validate_spec
+from d3os_core import DATASERVICE, FINALIZER, Facts, Plan, api, plan, validate_spec
 from d3os_core.api import ANNOTATION_HASH, LABEL_NAME
 from d3os_core.credentials import opened_with, retained
 from d3os_core.fake import FakeCluster
@@ -51,7 +51,7 @@ from d3os_core.validation import parse_spec
 
 from .strategies import KEYS, Mutation, Op, apply_mutation, histories, mutations, specs
 
-WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
+WORKLOADS = api.WORKLOAD_KINDS
 PVC = "PersistentVolumeClaim"
 REVISION = "ControllerRevision"
 """The revision history: written when the DataService is Ready, not an object of any component."""
@@ -462,3 +462,14 @@ def test_spec_changes_after_ready_roll_in_order(spec: dict[str, Any], changes: l
             w.fc.settle()
     w.converge()
     check_steady(w)
+
+
+def test_generated_specs_depend_on_later_components_too() -> None:
+    """The specs above are not only chains toward earlier components: some name a later one in
+    ``dependsOn`` (what found the teardown-order bug), and every such spec is one the validator accepts."""
+
+    def later(spec: dict[str, Any]) -> bool:
+        return any(KEYS.index(d) > KEYS.index(k) for k in KEYS for d in spec[k].get("dependsOn") or [])
+
+    found = find(specs(), later, settings=settings(database=None, max_examples=2000))
+    assert later(found) and validate_spec(found, DATASERVICE) == []

@@ -102,6 +102,23 @@ def test_all_problems_are_reported_at_once() -> None:
     assert {e.split(":")[0] for e in errors} == {"spec.auth.port", "spec.web.name", "spec.eureka.kind"}
 
 
+def test_cross_field_rules_are_reported_beside_schema_errors() -> None:
+    """A field that breaks the schema hides no rule about other fields (one round trip fixes everything)."""
+    def both(s: dict[str, Any]) -> None:
+        s["mysql"]["kind"] = 2  # a cross-field rule (mysql may not be a DaemonSet)
+        s["web"]["nodePort"] = 1  # a schema rule
+
+    errors = errors_for(both)
+    assert [e.split(":")[0] for e in errors] == ["spec.web.nodePort", "spec.mysql.kind"], errors
+
+    def same_field(s: dict[str, Any]) -> None:
+        s["mysql"]["kind"] = 9  # out of the schema's range: told once, not again by the kind rule
+        s["web"]["nodePort"] = 1
+
+    errors = errors_for(same_field)
+    assert sorted(e.split(":")[0] for e in errors) == ["spec.mysql.kind", "spec.web.nodePort"], errors
+
+
 def test_optional_additions_are_accepted() -> None:
     def extras(s: dict[str, Any]) -> None:
         s["mysql"].update(image="mysql:8.4", port=3307, replica=1,

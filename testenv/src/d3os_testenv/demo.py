@@ -21,11 +21,12 @@ import os
 import subprocess
 import sys
 import time
-import unicodedata
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from d3os_core.text import display_width
 
 from . import harness
 from .standin import StandIn, point_uuc_at
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _width(text: str) -> int:
     """Terminal columns of ``text`` (CJK characters take two)."""
-    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
+    return display_width(text)
 
 
 def _pad(text: str, width: int) -> str:

@@ -35,6 +35,7 @@ from lightkube.types import PatchType
 
 from d3os_core import api
 from d3os_core.probe_policy import ProbePolicy, parse_cidr
+from d3os_core.status import find_condition
 from d3os_operator.controller import Operator, Settings
 from d3os_operator.kube import DATASERVICE, Kube, make_client
 from d3os_operator.reconciler import Planner
@@ -145,10 +146,7 @@ def delete_dataservices(client: Client, namespace: str, timeout: float = 60.0) -
 
 
 def condition(obj: Mapping[str, Any] | None, type_: str) -> dict[str, Any]:
-    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if c.get("type") == type_:
-            return dict(c)
-    return {}
+    return find_condition(((obj or {}).get("status") or {}).get("conditions"), type_)
 
 
 LOOPBACK_STANDIN = ProbePolicy(allow=(parse_cidr("127.0.0.1/32"),))
