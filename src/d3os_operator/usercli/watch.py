@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import threading
 import time
 from collections.abc import Callable, Generator
 from typing import Any
@@ -62,8 +63,10 @@ class DataServiceWatch:
 
         if self._portal is not None:
             raise RuntimeError("this watch is already started")
-        self._portal = anyio.from_thread.start_blocking_portal(name=f"d3os-watch-{self.namespace}/{self.name}")
-        self._task = self._portal.__enter__().start_task_soon(self._run)
+        self._portal = anyio.from_thread.start_blocking_portal()
+        portal = self._portal.__enter__()
+        portal.call(self._name_thread)  # in the event loop's thread, which is running once entered
+        self._task = portal.start_task_soon(self._run)
         return self
 
     def stop(self) -> None:
@@ -79,6 +82,9 @@ class DataServiceWatch:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _name_thread(self) -> None:
+        threading.current_thread().name = f"d3os-watch-{self.namespace}/{self.name}"
 
     async def _run(self) -> None:
         import anyio
