@@ -29,7 +29,8 @@ class DataServiceWatch:
     """Calls ``on_event`` (from the watch thread) for every change of the DataService ``namespace/name``.
 
     ``config`` is a lightkube ``KubeConfig`` (or one context of it). Without ``resource_version`` the
-    watch starts with an ADDED event for the object as it is. ``on_error`` gets every error but 410;
+    watch starts with an ADDED event for the object as it is; after an error it goes on from the last
+    event's resourceVersion. ``on_error`` gets every error but 410;
     it returns True to watch again after ``retry_pause`` seconds (the default: a test harness outlives
     API server restarts), False to end. Use it as a context manager, or call :meth:`start` and
     :meth:`stop`.
@@ -91,11 +92,10 @@ class DataServiceWatch:
         from lightkube import AsyncClient
 
         client = AsyncClient(config=self.config, trust_env=False)
-        rv = self.resource_version
         try:
             while True:
                 try:
-                    rv = await self._watch(client, rv)
+                    await self._watch(client)
                 except Exception as exc:
                     if not self.on_error(exc):
                         return
@@ -104,8 +104,8 @@ class DataServiceWatch:
             with anyio.CancelScope(shield=True):
                 await client.close()
 
-    async def _watch(self, client: Any, rv: str | None) -> str | None:
-        """Watch from ``rv`` until a 410; then read the object afresh and return where to go on from."""
+    async def _watch(self, client: Any) -> None:
+        """Watch from ``self.resource_version`` (kept up to date) until a 410; then read the object afresh."""
         import httpx2
         from lightkube import ApiError
 
@@ -117,13 +117,13 @@ class DataServiceWatch:
                     DATASERVICE.res,
                     namespace=self.namespace,
                     fields={"metadata.name": self.name},
-                    resource_version=rv,
+                    resource_version=self.resource_version,
                     server_timeout=self.server_timeout,
                 )
             ) as events:
                 async for typ, obj in events:
                     data = dict(obj)
-                    rv = data["metadata"]["resourceVersion"]
+                    self.resource_version = data["metadata"]["resourceVersion"]
                     self.on_event(typ, data)
         except httpx2.HTTPStatusError as e:  # an ApiError (watch ERROR event), or the watch request's status
             if (e.status.code if isinstance(e, ApiError) else e.response.status_code) != 410:
@@ -135,8 +135,8 @@ class DataServiceWatch:
             if e.status.code != 404:
                 raise
             current = None
+        self.resource_version = None if current is None else str(current["metadata"]["resourceVersion"])
         self.on_event("RELIST", current)
-        return None if current is None else str(current["metadata"]["resourceVersion"])
 
 
 def states(
