@@ -1,9 +1,11 @@
 """The offline ``d3os`` commands need only the core's dependencies (pydantic, PyYAML): with lightkube, the
-HTTP clients and anyio made unimportable they still run, and ``d3os --help`` lists the offline and the
-cluster commands under their own headings."""
+HTTP clients and anyio made unimportable they still run; ``d3os --help`` lists the offline and the
+cluster commands under their own headings; the CLI's modules import each other without a cycle."""
 
 from __future__ import annotations
 
+import ast
+import graphlib
 import subprocess
 import sys
 import textwrap
@@ -69,3 +71,16 @@ def test_help_lists_each_command_once_under_its_heading() -> None:
         for name in names:
             assert sum(line.split()[:1] == [name] for line in section.splitlines()) == 1, (name, section)
     assert "$D3OS_KUBECONFIG" in text[cluster_at:] and "no cluster needed" in text[offline_at:cluster_at]
+
+
+def test_the_cli_modules_import_each_other_without_a_cycle() -> None:
+    package = ROOT / "src" / "d3os_operator" / "usercli"
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        deps = graph.setdefault(path.stem, set())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:  # `from . import x` / `from .x import y`
+                deps.update([node.module] if node.module else [a.name for a in node.names])
+    deps_of_status = graph["status"]
+    assert "watch" in deps_of_status and "connect" in deps_of_status  # the graph is read, not empty
+    graphlib.TopologicalSorter({m: d - {"__init__"} for m, d in graph.items()}).prepare()  # CycleError if any
