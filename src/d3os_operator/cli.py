@@ -17,8 +17,10 @@ import anyio
 from d3os_core import api
 from d3os_core.probe_policy import ProbePolicy, parse_cidr
 
-from . import __version__, clierrors, completion
+from . import __version__
 from .logs import setup_logging
+from .usercli import completion
+from .usercli import errors as clierrors
 
 log = logging.getLogger("d3os_operator")
 

@@ -21,7 +21,7 @@ from d3os_core.render import Parent, render_component, resolve
 from d3os_core.spec import ENV_NAME_PATTERN
 from d3os_core.validation import parse_spec
 from d3os_core.yamlout import dump_all
-from d3os_operator import clierrors
+from d3os_operator.usercli import errors as clierrors
 
 from ..unit.strategies import specs
 

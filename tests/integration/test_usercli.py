@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import copy
 import io
-import threading
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,27 +43,42 @@ def _write(path: Path, manifest: dict[str, Any]) -> str:
 
 def test_apply_wait_status_and_diff(env: Env, sample: dict[str, Any], tmp_path: Path) -> None:
     name = sample["metadata"]["name"]
-    watch_out = io.StringIO()
-    watcher = threading.Thread(
-        target=usercli.main,
-        args=(
-            [
-                "status",
-                name,
-                "--watch",
-                "--timeout",
-                "45",
-                "-n",
-                env.namespace,
-                "--kubeconfig",
-                str(env.cluster.kubeconfig),
-            ],
-            watch_out,
-        ),
-        daemon=True,
+    # `d3os status --watch` as a person runs it, stopped as a person stops it (Ctrl-C), and waited for
+    watch_file = tmp_path / "status-watch.txt"
+    with watch_file.open("w", encoding="utf-8") as sink:
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "d3os_operator.usercli", "status", name, "--watch", "--timeout", "600",
+             "-n", env.namespace, "--kubeconfig", str(env.cluster.kubeconfig)],
+            stdout=sink, stderr=subprocess.PIPE, text=True,
+        )
+    try:
+        _until(lambda: "--- " in watch_file.read_text(encoding="utf-8") or watcher.poll() is not None, 120)
+        assert watcher.poll() is None, watcher.communicate()[1]
+        applied, screen, diff = _apply_status_and_diff(env, sample, tmp_path)
+        watcher.send_signal(signal.SIGINT)
+        _, err = watcher.communicate(timeout=60)
+        assert watcher.returncode == 0, err
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.communicate()
+    screens = watch_file.read_text(encoding="utf-8")
+    assert screens.count("--- ") >= 3 and "✓ ready" in screens
+    figures_out(
+        "usercli",
+        {"apply_wait": applied, "status": screen, "diff_one_image": diff, "status_watch_last": screens[-3000:]},
     )
-    watcher.start()
 
+
+def _until(done: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"not done after {timeout}s"
+        time.sleep(0.2)
+
+
+def _apply_status_and_diff(env: Env, sample: dict[str, Any], tmp_path: Path) -> tuple[str, str, str]:
+    name = sample["metadata"]["name"]
     code, applied = d3os(env, "apply", _write(tmp_path / "ds.yaml", sample), "--wait", "--timeout", "200")
     assert code == 0, applied
     assert "applied" in applied.splitlines()[0]
@@ -91,14 +109,7 @@ def test_apply_wait_status_and_diff(env: Env, sample: dict[str, Any], tmp_path: 
     assert diff.splitlines()[-1].endswith("would change: Deployment/auth"), diff
     other = [line for line in changes if "image:" not in line and "desired-hash" not in line]
     assert other == [], diff
-
-    watcher.join(timeout=0.5)
-    screens = watch_out.getvalue()
-    assert screens.count("--- ") >= 3 and "✓ ready" in screens
-    figures_out(
-        "usercli",
-        {"apply_wait": applied, "status": screen, "diff_one_image": diff, "status_watch_last": screens[-3000:]},
-    )
+    return applied, screen, diff
 
 
 def test_apply_wait_times_out_without_an_operator(

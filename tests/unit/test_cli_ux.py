@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from d3os_operator import __version__, clierrors
+from d3os_operator import __version__
 from d3os_operator.cli import build_parser as operator_parser
-from d3os_operator.completion import script
 from d3os_operator.usercli import build_parser as user_parser
+from d3os_operator.usercli import errors as clierrors
+from d3os_operator.usercli.completion import script
 from d3os_testenv import cli as testenv_cli
 
 ROOT = Path(__file__).resolve().parents[2]

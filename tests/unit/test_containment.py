@@ -60,8 +60,8 @@ def test_the_cli_refuses_them_without_a_traceback(tmp_path: Path, tp: dict[str, 
     ds["spec"]["uuc"]["thirdParty"] = tp
     f = tmp_path / "ds.yaml"
     f.write_text(yaml.safe_dump(ds, allow_unicode=True), encoding="utf-8")
-    out = subprocess.run([sys.executable, "-m", "d3os_core.cli", command, str(f)], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run([sys.executable, "-m", "d3os_operator.usercli", command, str(f)], capture_output=True,
+                         text=True, timeout=60)
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr and out.stderr.startswith("spec.uuc.thirdParty"), out.stderr
 

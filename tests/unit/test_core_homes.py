@@ -16,11 +16,11 @@ import pytest
 import yaml
 
 from d3os_core import DATASERVICE, Facts, Observed, api, desired, parse_spec, plan, up_to_date
-from d3os_core.cli import main as d3os
 from d3os_core.fake import FakeCluster
 from d3os_core.render import Parent
 from d3os_core.types import ObjectRef, Plan
 from d3os_operator import rbac
+from d3os_operator.usercli import main as d3os
 
 from .helpers import SAMPLE, Driver, sample
 

@@ -21,7 +21,7 @@ CRD_FILE = ROOT / "crds" / "d3os-product.com.d3os_dataservices.yaml"
 
 
 def d3os(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "d3os_core.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "d3os_operator.usercli", *args], capture_output=True, text=True,
                           input=stdin, cwd=ROOT)
 
 

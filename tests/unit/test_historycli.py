@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from d3os_core.revisions import Revision
-from d3os_operator.historycli import format_history, pick, target_spec
+from d3os_operator.usercli.history import format_history, pick, target_spec
 
 
 def rev(n: int, image: str, name: str | None = None) -> Revision:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from d3os_core import cli
+from d3os_operator import usercli as cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = sorted((ROOT / "tests" / "corpus").glob("*.yaml"))

@@ -28,7 +28,7 @@ SEED_SERVICES = {  # name: (type, port, nodePort) from the seed's `kubectl get a
 
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
-    out = subprocess.run([sys.executable, "-m", "d3os_core.cli", "render", str(SAMPLE)],
+    out = subprocess.run([sys.executable, "-m", "d3os_operator.usercli", "render", str(SAMPLE)],
                          capture_output=True, text=True, check=True)
     return list(yaml.safe_load_all(out.stdout))
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from d3os_core import Facts, plan
-from d3os_core.cli import main as d3os
 from d3os_core.dataservice import MYSQL
 from d3os_core.fake import FakeCluster
 from d3os_core.render import SECRET_PLACEHOLDER
 from d3os_core.types import Plan
+from d3os_operator.usercli import main as d3os
 
 from .helpers import SAMPLE, sample
 

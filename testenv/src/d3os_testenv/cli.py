@@ -143,7 +143,7 @@ EPILOG = (
 
 def build_parser() -> argparse.ArgumentParser:
     from d3os_operator import __version__
-    from d3os_operator.completion import add_command
+    from d3os_operator.usercli.completion import add_command
 
     p = argparse.ArgumentParser(prog="d3os-testenv", description=DESCRIPTION, epilog=EPILOG)
     p.add_argument("--version", action="version", version=f"d3os-testenv {__version__}")
@@ -221,13 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from d3os_operator.clierrors import EXIT_BUG, debug_requested
+    from d3os_operator.usercli.errors import EXIT_BUG, debug_requested
 
     debug, rest = debug_requested(list(sys.argv[1:] if argv is None else argv))
     p = build_parser()
     args = p.parse_args(rest)
     if args.cmd == "completion":
-        from d3os_operator.completion import script
+        from d3os_operator.usercli.completion import script
 
         sys.stdout.write(script(args.shell, p))
         return 0

@@ -39,6 +39,7 @@ from d3os_core.status import find_condition
 from d3os_operator.controller import Operator, Settings
 from d3os_operator.kube import DATASERVICE, Kube, make_client
 from d3os_operator.reconciler import Planner
+from d3os_operator.usercli.watch import DataServiceWatch
 
 HARNESS_MANAGER = "d3os-harness"
 
@@ -263,25 +264,24 @@ class StatusRecorder:
         name: str,
         on_change: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        self.client = sync_client(kubeconfig)
         self.namespace = namespace
         self.name = name
         self.on_change = on_change
         self.changes: list[dict[str, Any]] = []
         self.latest: dict[str, Any] | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"status-{name}", daemon=True)
+        self._last_status: Any = object()
+        self._watch = DataServiceWatch(KubeConfig.from_file(str(kubeconfig)), namespace, name, self._record,
+                                       server_timeout=2)
         self._cond = threading.Condition()
         self.deleted = False
 
     def start(self) -> StatusRecorder:
-        self._thread.start()
+        self._watch.start()
         return self
 
     def stop(self) -> None:
-        """Stop recording (the watch thread is a daemon and ends at its next event or reconnect)."""
-        self._stop.set()
-        self._thread.join(timeout=0.2)
+        """Stop recording: the watch is cancelled, its client closed and its thread joined."""
+        self._watch.stop()
 
     def __enter__(self) -> StatusRecorder:
         return self.start()
@@ -289,47 +289,27 @@ class StatusRecorder:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _run(self) -> None:
-        rv: str | None = None
-        last_status: Any = object()
-        while not self._stop.is_set():
-            try:
-                for typ, obj in self.client.watch(
-                    DATASERVICE.res,
-                    namespace=self.namespace,
-                    fields={"metadata.name": self.name},
-                    resource_version=rv,
-                    server_timeout=2,
-                ):
-                    if self._stop.is_set():
-                        return
-                    data = dict(obj)
-                    rv = data["metadata"]["resourceVersion"]
-                    status = data.get("status") or {}
-                    with self._cond:
-                        self.latest = None if typ == "DELETED" else data
-                        self.deleted = typ == "DELETED"
-                        if status != last_status or typ == "DELETED":
-                            last_status = status
-                            change = {
-                                "t": time.monotonic(),
-                                "type": typ,
-                                "phase": status.get("phase", ""),
-                                "message": status.get("message", ""),
-                                "conditions": {c["type"]: c for c in status.get("conditions") or []},
-                                "status": status,
-                                "generation": data["metadata"].get("generation"),
-                            }
-                            self.changes.append(change)
-                            if self.on_change is not None:
-                                self.on_change(change)
-                        self._cond.notify_all()
-            except ApiError as e:
-                if e.status.code == 410:
-                    rv = None
-                time.sleep(0.2)
-            except Exception:
-                time.sleep(0.2)
+    def _record(self, typ: str, data: dict[str, Any] | None) -> None:
+        gone = typ == "DELETED" or data is None  # a relist (after 410 Gone) that found nothing: deleted
+        status = (data or {}).get("status") or {}
+        with self._cond:
+            self.latest = None if gone else data
+            self.deleted = gone
+            if status != self._last_status or gone:
+                self._last_status = status
+                change = {
+                    "t": time.monotonic(),
+                    "type": "DELETED" if gone else typ,
+                    "phase": status.get("phase", ""),
+                    "message": status.get("message", ""),
+                    "conditions": {c["type"]: c for c in status.get("conditions") or []},
+                    "status": status,
+                    "generation": (data or {}).get("metadata", {}).get("generation"),
+                }
+                self.changes.append(change)
+                if self.on_change is not None:
+                    self.on_change(change)
+            self._cond.notify_all()
 
     def wait_for(self, pred: Callable[[dict[str, Any] | None], bool], timeout: float, what: str = "") -> None:
         deadline = time.monotonic() + timeout

@@ -1,6 +1,8 @@
-"""``d3os``: the core on the command line: render, validate, plan (against a fake state) and crd.
+"""The offline commands of ``d3os``: render, validate, plan (against a given cluster state), crd, reference.
 
-Nothing here talks to a cluster: it reads files, calls the pure core and prints YAML.
+Nothing here talks to a cluster: each reads a file, calls the pure core and prints YAML. They live in the
+command line, not in the core, because reading files and printing is I/O; they import neither lightkube
+nor an HTTP client, so they work where only the core's dependencies (pydantic, PyYAML) are installed.
 """
 
 from __future__ import annotations
@@ -12,16 +14,16 @@ from typing import Any, NoReturn
 
 import yaml
 
-from . import api
-from .crd import crd_manifest
-from .dataservice import DATASERVICE
-from .desired import desired
-from .planner import plan
-from .render import Parent
-from .types import JSON, Facts, ObjKey, Observed, ProbeResult
-from .validation import FieldError, SpecError, metadata_name_errors, parse_spec
-from .yamlload import DuplicateKeyError, load_all
-from .yamlout import dump_all
+from d3os_core import api
+from d3os_core.crd import crd_manifest
+from d3os_core.dataservice import DATASERVICE
+from d3os_core.desired import desired
+from d3os_core.planner import plan
+from d3os_core.render import Parent
+from d3os_core.types import JSON, Facts, ObjKey, Observed, ProbeResult
+from d3os_core.validation import FieldError, SpecError, metadata_name_errors, parse_spec
+from d3os_core.yamlload import DuplicateKeyError, load_all
+from d3os_core.yamlout import dump_all
 
 EXIT_INVALID = 2
 
@@ -158,78 +160,7 @@ def cmd_crd(args: argparse.Namespace) -> int:
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
-    from .reference import config_reference
+    from d3os_core.reference import config_reference
 
     sys.stdout.write(config_reference(DATASERVICE))
     return 0
-
-
-COMMANDS: dict[str, tuple[str, str]] = {
-    "render": ("print every object the operator would create for a DataService file (offline)",
-               "Print every desired object of the DataService in FILE as a YAML stream, exactly as the operator "
-               "would apply it (credentials Secrets carry a placeholder). Strings any YAML reader could take for "
-               "something else are quoted, so the output can go to `kubectl apply -f -`."),
-    "validate": ("check a DataService file: exit 0, or 2 with one line per problem naming spec.<path> (offline)",
-                 "Check the DataService in FILE against the rules the operator applies (the CRD's and the core's). "
-                 "Exit 0 when valid; else exit 2 with one line per problem, each naming the field path "
-                 "(spec.mysql.kind) and the allowed values."),
-    "plan": ("print the operator's next actions and status for a DataService and a given cluster state (offline)",
-             "Run the core's planner on the DataService in FILE against the objects in --observed (default: an "
-             "empty namespace) and print what the operator would do next: objects to apply and delete, probes, "
-             "events, status. Get the live objects with `kubectl get deploy,sts,ds,svc,cm,secret,pvc -n NS -l "
-             "app.kubernetes.io/instance=NAME -o yaml > live.yaml`."),
-    "crd": ("print the DataService CustomResourceDefinition (offline)",
-            "Print the CustomResourceDefinition generated from the spec model (what crds/ holds)."),
-    "reference": ("print the configuration reference as Markdown (offline)",
-                  "Print the configuration reference (docs/configuration.md) generated from the spec model."),
-}
-"""Each offline command: its one-line help (in the command list) and its description (in its --help)."""
-
-
-def add_commands(sub: Any) -> None:
-    """Add the offline commands to a parser's subcommands (``d3os`` adds its cluster commands beside)."""
-
-    def add(name: str) -> argparse.ArgumentParser:
-        help_, description = COMMANDS[name]
-        parser: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=description)
-        return parser
-
-    r = add("render")
-    r.add_argument("file", help="YAML file with one DataService ('-' reads stdin)")
-    r.add_argument("-n", "--namespace", help="namespace the objects go to (default: the file's, else default)")
-    r.set_defaults(func=cmd_render)
-    v = add("validate")
-    v.add_argument("file", help="YAML file with one DataService ('-' reads stdin)")
-    v.set_defaults(func=cmd_validate)
-    pl = add("plan")
-    pl.add_argument("file", help="YAML file with one DataService ('-' reads stdin)")
-    pl.add_argument("--observed", help="YAML stream (or List) of live objects; default: an empty namespace")
-    pl.add_argument("-n", "--namespace", help="namespace of the DataService (default: the file's, else default)")
-    pl.add_argument("--third-party", choices=("up", "down", "unknown"), default="up",
-                    help="result of the third-party checks the plan asks for (default: up)")
-    pl.add_argument("--full", action="store_true", help="print whole manifests to apply")
-    pl.add_argument("--no-finalizer", dest="finalizer", action="store_false",
-                    help="treat the resource as not yet carrying the operator's finalizer")
-    pl.add_argument("--now", default="1970-01-01T00:00:00Z", help="time stamp for conditions")
-    pl.set_defaults(func=cmd_plan)
-    add("crd").set_defaults(func=cmd_crd)
-    add("reference").set_defaults(func=cmd_reference)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="d3os", description="d3os DataService tools that need no cluster.")
-    add_commands(p.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        code: int = args.func(args)
-    except BrokenPipeError:
-        return 0
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,17 +14,21 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from d3os_core import api
 from d3os_core.revisions import KIND, NOT_RECORDED, Revision, by_number, changes, observed_revisions
 
+from . import connect
+from .apply import printer, wait_for_outcome
+from .status import table
+
 EXIT_ERROR = 2
 
 
 def _revisions(client: Any, name: str, namespace: str, uid: str) -> list[Revision]:
-    from .kube import kind_info
+    from ..kube import kind_info
 
     info = kind_info("apps/v1", KIND)
     items = client.list(info.res, namespace=namespace,
@@ -38,8 +42,6 @@ def format_history(revisions: Sequence[Revision], current: str, name: str, names
     if not revisions:
         return (f"DataService {namespace}/{name}: no revisions yet (a revision is recorded when a spec "
                 "reaches Ready)\n")
-    from .usercli import _table
-
     rows = [["REVISION", "CURRENT", "READY AT", "GENERATION", "CHANGE"]]
     previous: Revision | None = None
     for r in revisions:
@@ -52,28 +54,27 @@ def format_history(revisions: Sequence[Revision], current: str, name: str, names
             else "initial" if r.number == 1 else "(first revision kept)",
         ])
         previous = r
-    return "\n".join(_table(rows)) + "\n"
+    return "\n".join(table(rows)) + "\n"
 
 
-def _load(args: argparse.Namespace, out: TextIO) -> tuple[Any, str, dict[str, Any], list[Revision]] | None:
-    """The client, the namespace, the DataService and its revisions (None, said on ``out``: not found)."""
-    from .kube import DATASERVICE
-    from .usercli import _client, _get, _namespace
+def _load(args: argparse.Namespace, client: Any, out: TextIO) -> tuple[str, dict[str, Any], list[Revision]] | None:
+    """The namespace, the DataService and its revisions (None, said on ``out``: not found)."""
+    from ..kube import DATASERVICE
 
-    client = _client(args)
-    ns = _namespace(args, client)
-    ds = _get(client, DATASERVICE.res, args.name, ns)
+    ns = connect.namespace(args, client)
+    ds = connect.get(client, DATASERVICE.res, args.name, ns)
     if ds is None:
         out.write(f"DataService {ns}/{args.name}: not found\n")
         return None
-    return client, ns, ds, _revisions(client, args.name, ns, str(ds["metadata"]["uid"]))
+    return ns, ds, _revisions(client, args.name, ns, str(ds["metadata"]["uid"]))
 
 
 def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
-    loaded = _load(args, out)
+    with connect.client(connect.kubeconfig(args)) as client:
+        loaded = _load(args, client, out)
     if loaded is None:
         return 1
-    _, ns, ds, revs = loaded
+    ns, ds, revs = loaded
     out.write(format_history(revs, str((ds.get("status") or {}).get("currentRevision") or ""), args.name, ns))
     return 0
 
@@ -104,15 +105,20 @@ def target_spec(revision: Revision, live_spec: Mapping[str, Any]) -> dict[str, A
 
 
 def cmd_rollback(args: argparse.Namespace, out: TextIO) -> int:
+    config = connect.kubeconfig(args)
+    with connect.client(config) as client:
+        return _rollback(args, config, client, out)
+
+
+def _rollback(args: argparse.Namespace, config: Any, client: Any, out: TextIO) -> int:
     from lightkube.types import PatchType
 
-    from .kube import DATASERVICE
-    from .usercli import FIELD_MANAGER, wait_for_outcome
+    from ..kube import DATASERVICE
 
-    loaded = _load(args, out)
+    loaded = _load(args, client, out)
     if loaded is None:
         return 1
-    client, ns, ds, revs = loaded
+    ns, ds, revs = loaded
     chosen = pick(revs, str((ds.get("status") or {}).get("currentRevision") or ""), args.to_revision)
     if isinstance(chosen, str):
         out.write(f"error: {chosen}\n")
@@ -125,7 +131,7 @@ def cmd_rollback(args: argparse.Namespace, out: TextIO) -> int:
             "metadata": {"name": args.name, "namespace": ns}, "spec": spec}
     def apply(dry_run: bool) -> dict[str, Any]:
         return dict(client.patch(DATASERVICE.res, args.name, body, namespace=ns, patch_type=PatchType.APPLY,
-                                 field_manager=FIELD_MANAGER, force=True, dry_run=dry_run))
+                                 field_manager=connect.FIELD_MANAGER, force=True, dry_run=dry_run))
 
     # One write: server-side apply when it gives exactly the revision's spec (a dry run tells), else an
     # update guarded by resourceVersion (fields other managers own would stay under server-side apply).
@@ -135,43 +141,11 @@ def cmd_rollback(args: argparse.Namespace, out: TextIO) -> int:
     else:
         exact = {k: v for k, v in ds.items() if k != "status"}
         exact["spec"] = spec
-        applied = dict(client.replace(DATASERVICE.res(**exact), field_manager=FIELD_MANAGER))
+        applied = dict(client.replace(DATASERVICE.res(**exact), field_manager=connect.FIELD_MANAGER))
     generation = int(applied["metadata"].get("generation") or 1)
     out.write(f"dataservice.{api.GROUP}/{args.name} rolled back to revision {chosen.number} "
               f"(namespace {ns}, generation {generation})\n")
     out.flush()
     if not args.wait:
         return 0
-
-    def emit(line: str) -> None:
-        out.write(line + "\n")
-        out.flush()
-
-    return wait_for_outcome(client, args.name, ns, generation, args.timeout, emit)
-
-
-def add_commands(sub: Any, cluster: Callable[[argparse.ArgumentParser, str], None]) -> None:
-    """Register ``history`` and ``rollback`` on the ``d3os`` parser."""
-    ns_help = "namespace of the DataService (default: the kubeconfig context's, else default)"
-    hi = sub.add_parser(
-        "history", help="the revisions of a DataService (one per spec that reached Ready)",
-        description="List the revisions of the DataService NAME (ControllerRevisions it owns, one per spec that "
-        "reached Ready): number, when it became Ready, what changed from the one before (images, kinds, "
-        "replicas, env keys), and which is current. Exit 0, or 1 when it does not exist.",
-    )
-    hi.add_argument("name", help="name of the DataService")
-    cluster(hi, ns_help)
-    hi.set_defaults(func=cmd_history)
-    rb = sub.add_parser(
-        "rollback", help="rewrite the spec from an earlier revision (like kubectl rollout undo)",
-        description="Rewrite the spec of the DataService NAME from a recorded revision (default: the one before "
-        "the current) with server-side apply, field manager kubectl-d3os; the operator then rolls it out in "
-        "order. Exit 0, or 1 when the revision does not exist or --wait ends Degraded or timed out.",
-    )
-    rb.add_argument("name", help="name of the DataService")
-    rb.add_argument("--to-revision", type=int, default=None, metavar="N",
-                    help="revision number (default: the one before the current)")
-    rb.add_argument("--wait", action="store_true", help="show progress until Ready (0) or Degraded/timeout (1)")
-    rb.add_argument("--timeout", type=float, default=600.0, help="with --wait, seconds (default 600)")
-    cluster(rb, ns_help)
-    rb.set_defaults(func=cmd_rollback)
+    return wait_for_outcome(config, client, args.name, ns, generation, args.timeout, printer(out))

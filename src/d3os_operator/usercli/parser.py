@@ -1,0 +1,178 @@
+"""The one argument parser of ``d3os`` (and ``kubectl d3os``): every command, flag and help text.
+
+``d3os --help`` lists the commands in two groups, each with a line on what it needs: the offline
+commands read a file (or nothing) and need no cluster; the cluster commands need a kubeconfig.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+
+from .. import __version__
+from . import apply, completion, diff, errors, history, offline, status
+from .connect import FIELD_MANAGER
+
+OFFLINE = ("render", "validate", "plan", "crd", "reference", "completion")
+CLUSTER = ("status", "diff", "apply", "history", "rollback")
+KUBECONFIG_HELP = "kubeconfig file (default: $D3OS_KUBECONFIG, else $KUBECONFIG, else ~/.kube/config)"
+GROUPS = (
+    ("offline commands", "Read a DataService file (or nothing) and print; no cluster needed.", OFFLINE),
+    ("cluster commands", "Talk to the cluster of the kubeconfig: --kubeconfig, else $D3OS_KUBECONFIG, else "
+     "$KUBECONFIG, else ~/.kube/config (--context picks a context).", CLUSTER),
+)
+FILE_HELP = "YAML file with one DataService ('-' reads stdin)"
+NAME_HELP = "name of the DataService"
+NS_OF_NAME = "namespace of the DataService (default: the kubeconfig context's, else default)"
+NS_OF_FILE = "namespace (default: the file's metadata.namespace, else the kubeconfig context's, else default)"
+WAIT_HELP = "show progress until Ready (0) or Degraded/timeout (1)"
+
+
+def _cluster_options(sp: argparse.ArgumentParser, namespace_help: str) -> None:
+    sp.add_argument("-n", "--namespace", help=namespace_help)
+    sp.add_argument("--kubeconfig", default=os.environ.get("D3OS_KUBECONFIG"), help=KUBECONFIG_HELP)
+    sp.add_argument("--context", default=None, help="kubeconfig context (default: the current one)")
+
+
+def _add_offline(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    r = sub.add_parser(
+        "render", help="print every object the operator would create for a DataService file (offline)",
+        description="Print every desired object of the DataService in FILE as a YAML stream, exactly as the "
+        "operator would apply it (credentials Secrets carry a placeholder). Strings any YAML reader could take "
+        "for something else are quoted, so the output can go to `kubectl apply -f -`.",
+    )
+    r.add_argument("file", help=FILE_HELP)
+    r.add_argument("-n", "--namespace", help="namespace the objects go to (default: the file's, else default)")
+    r.set_defaults(func=offline.cmd_render)
+    v = sub.add_parser(
+        "validate", help="check a DataService file: exit 0, or 2 with one line per problem naming spec.<path> "
+        "(offline)",
+        description="Check the DataService in FILE against the rules the operator applies (the CRD's and the "
+        "core's). Exit 0 when valid; else exit 2 with one line per problem, each naming the field path "
+        "(spec.mysql.kind) and the allowed values.",
+    )
+    v.add_argument("file", help=FILE_HELP)
+    v.set_defaults(func=offline.cmd_validate)
+    pl = sub.add_parser(
+        "plan", help="print the operator's next actions and status for a DataService and a given cluster state "
+        "(offline)",
+        description="Run the core's planner on the DataService in FILE against the objects in --observed "
+        "(default: an empty namespace) and print what the operator would do next: objects to apply and delete, "
+        "probes, events, status. Get the live objects with `kubectl get deploy,sts,ds,svc,cm,secret,pvc -n NS "
+        "-l app.kubernetes.io/instance=NAME -o yaml > live.yaml`.",
+    )
+    pl.add_argument("file", help=FILE_HELP)
+    pl.add_argument("--observed", help="YAML stream (or List) of live objects; default: an empty namespace")
+    pl.add_argument("-n", "--namespace", help="namespace of the DataService (default: the file's, else default)")
+    pl.add_argument("--third-party", choices=("up", "down", "unknown"), default="up",
+                    help="result of the third-party checks the plan asks for (default: up)")
+    pl.add_argument("--full", action="store_true", help="print whole manifests to apply")
+    pl.add_argument("--no-finalizer", dest="finalizer", action="store_false",
+                    help="treat the resource as not yet carrying the operator's finalizer")
+    pl.add_argument("--now", default="1970-01-01T00:00:00Z", help="time stamp for conditions")
+    pl.set_defaults(func=offline.cmd_plan)
+    sub.add_parser(
+        "crd", help="print the DataService CustomResourceDefinition (offline)",
+        description="Print the CustomResourceDefinition generated from the spec model (what crds/ holds).",
+    ).set_defaults(func=offline.cmd_crd)
+    sub.add_parser(
+        "reference", help="print the configuration reference as Markdown (offline)",
+        description="Print the configuration reference (docs/configuration.md) generated from the spec model.",
+    ).set_defaults(func=offline.cmd_reference)
+
+
+def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    st = sub.add_parser(
+        "status", help="show a DataService: the chain, each component's state and reason, the conditions",
+        description="Show the DataService NAME as the operator last reported it: phase, the chain with the current "
+        "step, one line per component (kind, object, state, reason) and the conditions. Exit 0, or 1 when it "
+        "does not exist.",
+    )
+    st.add_argument("name", help=NAME_HELP)
+    st.add_argument("-w", "--watch", action="store_true", help="redraw on every change (Ctrl-C to stop)")
+    st.add_argument("--timeout", type=float, default=0, help="with --watch: stop after this many seconds")
+    _cluster_options(st, NS_OF_NAME)
+    st.set_defaults(func=status.cmd_status)
+    df = sub.add_parser(
+        "diff", help="show what applying FILE would change (server-side dry run); exit 1 if anything",
+        description="Dry-run a server-side apply of the DataService in FILE and of every object the operator "
+        "would render for it, and print a unified diff against the live objects (as kubectl diff). Exit 0: no "
+        "change, 1: changes.",
+    )
+    df.add_argument("file", help=FILE_HELP)
+    df.add_argument("--force-conflicts", action="store_true", help="as if taking over fields other managers own")
+    _cluster_options(df, NS_OF_FILE)
+    df.set_defaults(func=diff.cmd_diff)
+    ap = sub.add_parser(
+        "apply", help=f"server-side apply FILE (field manager {FIELD_MANAGER}); --wait shows progress",
+        description=f"Server-side apply the DataService in FILE (field manager {FIELD_MANAGER}). With --wait, "
+        "print progress until Ready (exit 0), Degraded or the timeout (exit 1).",
+    )
+    ap.add_argument("file", help=FILE_HELP)
+    ap.add_argument("--wait", action="store_true", help=WAIT_HELP)
+    ap.add_argument("--timeout", type=float, default=600.0, help="with --wait, seconds (default 600)")
+    ap.add_argument("--force-conflicts", action="store_true", help="take over fields another field manager owns")
+    _cluster_options(ap, NS_OF_FILE)
+    ap.set_defaults(func=apply.cmd_apply)
+    hi = sub.add_parser(
+        "history", help="the revisions of a DataService (one per spec that reached Ready)",
+        description="List the revisions of the DataService NAME (ControllerRevisions it owns, one per spec that "
+        "reached Ready): number, when it became Ready, what changed from the one before (images, kinds, "
+        "replicas, env keys), and which is current. Exit 0, or 1 when it does not exist.",
+    )
+    hi.add_argument("name", help=NAME_HELP)
+    _cluster_options(hi, NS_OF_NAME)
+    hi.set_defaults(func=history.cmd_history)
+    rb = sub.add_parser(
+        "rollback", help="rewrite the spec from an earlier revision (like kubectl rollout undo)",
+        description="Rewrite the spec of the DataService NAME from a recorded revision (default: the one before "
+        "the current) with server-side apply, field manager kubectl-d3os; the operator then rolls it out in "
+        "order. Exit 0, or 1 when the revision does not exist or --wait ends Degraded or timed out.",
+    )
+    rb.add_argument("name", help=NAME_HELP)
+    rb.add_argument("--to-revision", type=int, default=None, metavar="N",
+                    help="revision number (default: the one before the current)")
+    rb.add_argument("--wait", action="store_true", help=WAIT_HELP)
+    rb.add_argument("--timeout", type=float, default=600.0, help="with --wait, seconds (default 600)")
+    _cluster_options(rb, NS_OF_NAME)
+    rb.set_defaults(func=history.cmd_rollback)
+
+
+def _group_in_help(
+    parser: argparse.ArgumentParser,
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    groups: Sequence[tuple[str, str, Sequence[str]]],
+) -> None:
+    """List the subcommands in ``--help`` under one heading per group, each with its description.
+
+    argparse lists all of a parser's subcommands under one heading. Each group here holds help-only
+    entries (the subcommands' own listing entries, which parsing never sees), and the subcommand
+    argument leaves its default group, so each command is listed once, under its heading.
+    """
+    entries = {entry.dest: entry for entry in sub._choices_actions}
+    listed = [name for _, _, names in groups for name in names]
+    if sorted(listed) != sorted(entries):
+        raise ValueError(f"every command in exactly one group: {sorted(listed)} != {sorted(entries)}")
+    for group in parser._action_groups:
+        if sub in group._group_actions:
+            group._group_actions.remove(sub)
+    for title, description, names in groups:
+        parser.add_argument_group(title, description)._group_actions.extend(entries[n] for n in names)
+
+
+def build_parser(prog: str = "d3os") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="d3os DataService: offline commands check, render and plan a DataService file with the "
+        "operator's own rules; cluster commands show, diff, apply and roll back DataServices on a cluster.",
+        epilog=errors.EXIT_CODES_HELP,
+    )
+    p.add_argument("--version", action="version", version=f"{prog} {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_offline(sub)
+    _add_cluster(sub)
+    completion.add_command(sub, prog).set_defaults(func=None)
+    _group_in_help(p, sub, GROUPS)
+    return p

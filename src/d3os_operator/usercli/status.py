@@ -1,0 +1,123 @@
+"""``d3os status NAME [--watch]``: the chain, each component's state and reason, the conditions."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+from d3os_core.status import find_condition
+from d3os_core.text import display_width
+
+from . import connect, watch
+
+STATE_WORDS = {
+    "Ready": "ready",
+    "Progressing": "rolling",
+    "Waiting": "waiting",
+    "Pending": "waiting",
+    "Failed": "failed",
+    "Conflict": "failed",
+}
+STATE_MARKS = {"ready": "✓", "rolling": "↻", "waiting": "…", "failed": "✗"}
+
+
+def condition(status: Mapping[str, Any], type_: str) -> dict[str, Any]:
+    """The condition ``type_`` of a status, or {}."""
+    return find_condition(status.get("conditions"), type_)
+
+
+text_width = display_width
+"""Terminal columns of a string: CJK characters (the seed's PHASE, ``mysql已部署``) take two."""
+
+
+def table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows as left-aligned columns two spaces apart, aligned in terminal columns."""
+    widths = [max(text_width(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for r in rows:
+        cells = [c + " " * (widths[i] - text_width(c)) for i, c in enumerate(r)]
+        out.append("  ".join(cells).rstrip())
+    return out
+
+
+def format_status(ds: Mapping[str, Any] | None, name: str, namespace: str) -> str:
+    """The screen of ``d3os status``: header, chain, components, conditions."""
+    if ds is None:
+        return f"DataService {namespace}/{name}: not found\n"
+    meta = ds.get("metadata") or {}
+    status = ds.get("status") or {}
+    comps = status.get("components") or []
+    ready = sum(1 for c in comps if c.get("ready"))
+    lines = [
+        f"DataService {namespace}/{name}   generation {meta.get('generation')}, "
+        f"observed {status.get('observedGeneration', '-')}   {ready}/{len(comps)} ready",
+        f"PHASE    {status.get('phase') or '-'}",
+        f"CHAIN    {status.get('message') or '-'}",
+        "",
+    ]
+    if meta.get("deletionTimestamp"):
+        lines.insert(1, "DELETING (children go in reverse order, then the finalizer is removed)")
+    if comps:
+        rows = [["COMPONENT", "KIND", "OBJECT", "STATE", "REASON"]]
+        for c in comps:
+            word = STATE_WORDS.get(str(c.get("state")), str(c.get("state", "?")).lower())
+            rows.append(
+                [
+                    str(c.get("name", "")),
+                    str(c.get("kind", "")),
+                    str(c.get("object", "")),
+                    f"{STATE_MARKS.get(word, '?')} {word}",
+                    str(c.get("message", "")),
+                ]
+            )
+        lines += [*table(rows), ""]
+    else:
+        lines += ["(no component status yet: is the operator running?)", ""]
+    conds = status.get("conditions") or []
+    if conds:
+        rows = [["CONDITION", "STATUS", "REASON", "SINCE", "MESSAGE"]]
+        for c in conds:
+            rows.append(
+                [
+                    str(c.get("type", "")),
+                    str(c.get("status", "")),
+                    str(c.get("reason", "")),
+                    str(c.get("lastTransitionTime", "")),
+                    str(c.get("message", "")),
+                ]
+            )
+        lines += table(rows)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    from ..kube import DATASERVICE
+
+    config = connect.kubeconfig(args)
+    with connect.client(config) as client:
+        ns = connect.namespace(args, client)
+        ds = connect.get(client, DATASERVICE.res, args.name, ns)
+    if not args.watch:
+        out.write(format_status(ds, args.name, ns))
+        return 0 if ds is not None else 1
+    tty = out.isatty()
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    last = None
+    with contextlib.suppress(KeyboardInterrupt), contextlib.closing(
+        watch.states(config, ds, ns, args.name, deadline)
+    ) as states:
+        for state in states:
+            screen = format_status(state, args.name, ns)
+            if screen == last:
+                continue
+            last = screen
+            if tty:
+                out.write("\x1b[H\x1b[2J")
+            else:
+                out.write(f"--- {time.strftime('%H:%M:%S')}\n")
+            out.write(screen)
+            out.flush()
+    return 0
