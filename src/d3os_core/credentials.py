@@ -68,7 +68,7 @@ def label_owned(obj: Mapping[str, Any], kind: str, instance: str) -> bool:
 
 def claim_owner_reference(name: str, uid: str) -> dict[str, Any]:
     """The Secret's ownerReference to its claim: garbage collection only (no controller, no blocking)."""
-    return {"apiVersion": "v1", "kind": CLAIM_KIND, "name": name, "uid": uid}
+    return {"apiVersion": api.kind_def(CLAIM_KIND).api_version, "kind": CLAIM_KIND, "name": name, "uid": uid}
 
 
 def standing(secret: Mapping[str, Any], parent_uid: str, claim_uid: str | None) -> Standing:

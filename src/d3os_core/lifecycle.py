@@ -164,7 +164,7 @@ def finish(
             out.events.append(Event("Normal", "RevisionRecorded",
                                     f"revision {rec.number} ({rec.name}) is the current revision"))
         out.delete.extend(
-            ObjectRef("apps/v1", "ControllerRevision", r.name, namespace, r.uid, "") for r in rec.prune
+            ObjectRef.of("ControllerRevision", r.name, namespace, r.uid, "") for r in rec.prune
         )
         status["currentRevision"] = rec.name
     if suspended:

@@ -191,7 +191,7 @@ def render_secret(
     if with_data and claim_uid:
         meta["ownerReferences"] = [claim_owner_reference(claim_name(st), claim_uid)]
     return stamp({
-        "apiVersion": "v1",
+        "apiVersion": api.kind_def("Secret").api_version,
         "kind": "Secret",
         "metadata": meta,
         "type": "Opaque",
@@ -201,7 +201,7 @@ def render_secret(
 
 def _configmap(parent: Parent, product: ProductDef, key: str, name: str, data: Mapping[str, str]) -> JSON:
     return stamp({
-        "apiVersion": "v1",
+        "apiVersion": api.kind_def("ConfigMap").api_version,
         "kind": "ConfigMap",
         "metadata": _meta(parent, product, key, name),
         "data": dict(data),
@@ -295,7 +295,7 @@ def _claim(parent: Parent, product: ProductDef, st: ComponentState, c: Any, secr
     if secret_uid:  # the credentials this data was opened with (see d3os_core.credentials)
         meta["annotations"] = {ANNOTATION_CREDENTIALS: secret_uid}
     return stamp({
-        "apiVersion": "v1",
+        "apiVersion": api.kind_def("PersistentVolumeClaim").api_version,
         "kind": "PersistentVolumeClaim",
         "metadata": meta,
         "spec": _claim_spec(st, c),
@@ -313,7 +313,7 @@ def _service(parent: Parent, product: ProductDef, st: ComponentState, c: Any) ->
     if node_port is not None:
         port["nodePort"] = node_port
     return stamp({
-        "apiVersion": "v1",
+        "apiVersion": api.kind_def("Service").api_version,
         "kind": "Service",
         "metadata": _meta(parent, product, st.key, st.name),
         "spec": {
@@ -435,7 +435,7 @@ def _workload(
     else:
         kind = "DaemonSet"
     return stamp({
-        "apiVersion": "apps/v1",
+        "apiVersion": api.kind_def(kind).api_version,
         "kind": kind,
         "metadata": _meta(parent, product, st.key, st.name),
         "spec": body,

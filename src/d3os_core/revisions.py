@@ -20,7 +20,7 @@ from .hashing import content_hash
 from .types import JSON
 
 KIND = "ControllerRevision"
-API_VERSION = "apps/v1"
+API_VERSION = api.kind_def(KIND).api_version
 NOT_RECORDED = ("suspend",)
 """Top-level spec fields a revision does not record."""
 

@@ -100,6 +100,8 @@ class Rule:
         return out
 
 
+_PLURALS = api.OWNED_PLURALS
+
 OWNED_VERBS = ("get", "list", "watch", "create", "patch", "delete")
 """Children: read (informer, name look-up), server-side apply (create/patch), take-over patch, prune."""
 NEVER_DELETED = frozenset(k.kind for k in api.KINDS if k.owned and not k.deletable)

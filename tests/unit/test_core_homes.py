@@ -108,3 +108,24 @@ def test_rbac_rules_for_children_are_the_kinds_table() -> None:
             assert group == k.group, k
             assert ("delete" in granted[k.plural]) == k.deletable, k
     assert {"pods", "events"} <= set(granted)
+
+
+@pytest.mark.parametrize("seconds", [0, 59.999, 951782400, 1767225599.5, 4102444800, -86401])
+def test_utc_stamps_have_one_home_and_agree_with_the_calendar(seconds: float) -> None:
+    import datetime as dt
+
+    from d3os_core.times import format_time, parse_time
+
+    want = (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=seconds // 1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert format_time(seconds) == want
+    assert parse_time(want) == seconds // 1
+
+
+def test_display_width_counts_cjk_as_two_columns() -> None:
+    from d3os_core.status import find_condition
+    from d3os_core.text import display_width
+
+    assert display_width("mysql已部署") == 11 and display_width("web") == 3
+    conditions = [{"type": "Ready", "status": "True"}, "junk", {"type": "Degraded", "status": "False"}]
+    assert find_condition(conditions, "Degraded") == {"type": "Degraded", "status": "False"}
+    assert find_condition(conditions, "Progressing") == {} and find_condition(None, "Ready") == {}
