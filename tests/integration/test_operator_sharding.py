@@ -2,7 +2,8 @@
 Lease, roll out two DataServices at once: kube-apiserver's audit log shows that each shard wrote only in its
 own DataService's namespace and never sent a request naming the other's DataService. Then a DataService moves
 from shard1 to shard2 by relabelling: shard2 takes it (its cache, its writes on a spec change), shard1 drops
-it and writes nothing more -- no restart of either. Deleting both at the end: shard2 removes the finalizers."""
+it and writes nothing more -- no restart of either -- and back again. Deleting both at the end: each shard
+removes its own DataService's finalizer."""
 
 from __future__ import annotations
 
@@ -141,11 +142,27 @@ def test_two_shards_split_the_dataservices_and_one_moves_without_a_restart(
             assert p.p.poll() is None, "no restart"
             assert sum(1 for x in p.lines() if x.get("msg") == "became leader") == 1
 
-        # deleting both: shard2 holds them now and removes the finalizers (none has to be stripped)
+        # and back: the server tells shard1 ADDED for the DataService it saw DELETED (left its selector) before
+        t_back = time.time()
+        k8s_cluster.kubectl("label", "-n", ns_a, "dataservice", NAME, f"{SHARD_KEY}=shard1", "--overwrite")
+        wait_for("shard1 to take A back", lambda: (ns_a, NAME) in _cached_dataservices(s1), 60)
+        wait_for("shard2 to drop A", lambda: _cached_dataservices(s2) == {(ns_b, NAME)}, 60)
+        patch = {"spec": {"api-manager": {"env": {"writer": "back"}}}}
+        got = client.patch(DATASERVICE.res, NAME, patch, namespace=ns_a, patch_type=PatchType.MERGE)
+        wait_for("A Ready again", lambda: _ready(client, ns_a, int(got.metadata.generation)), 240, interval=0.5)
+        back1 = [r for r in _requests(k8s_cluster, t_back, id1) if r.is_write and r.resource != "leases"]
+        back2 = [r for r in _requests(k8s_cluster, t_back, id2) if r.is_write and r.resource != "leases"]
+        assert ("deployments", "api-manager") in {(r.resource, r.name) for r in back1 if r.namespace == ns_a}
+        assert not [r for r in back2 if r.namespace == ns_a], f"shard2 wrote to A after it left: {back2[:5]}"
+
+        # deleting both: each shard removes its own DataService's finalizer (none has to be stripped)
         t_del = time.time()
         assert harness.delete_dataservices(client, ns_a, timeout=120) == []
         assert harness.delete_dataservices(client, ns_b, timeout=120) == []
-        assert not [r for r in _requests(k8s_cluster, t_del, id1) if r.is_write and r.resource != "leases"]
+        del1 = [r for r in _requests(k8s_cluster, t_del, id1) if r.is_write and r.resource != "leases"]
+        del2 = [r for r in _requests(k8s_cluster, t_del, id2) if r.is_write and r.resource != "leases"]
+        assert {r.namespace for r in del1} == {ns_a} and {r.namespace for r in del2} == {ns_b}
+        assert {(r.resource, r.namespace) for r in del1 if r.verb == "patch"} >= {(api.PLURAL, ns_a)}
         figures_out(
             "sharding",
             {
