@@ -21,6 +21,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import Namespace
 from lightkube.types import PatchType
+from prometheus_client.parser import text_string_to_metric_families
 
 from d3os_core import api
 from d3os_operator import harness
@@ -49,6 +50,18 @@ def _cached_dataservices(p: Proc) -> set[tuple[str, str]]:
     port = next(int(x["port"]) for x in p.lines() if x.get("msg") == "serving health probes")
     rows = httpx2.get(f"http://127.0.0.1:{port}/debug/cache", timeout=5, trust_env=False).json()[api.KIND]
     return {(r["namespace"], r["name"]) for r in rows}
+
+
+def _reported(p: Proc) -> set[str]:
+    """Namespaces of the DataServices whose components the shard reports in /metrics."""
+    port = next(int(x["port"]) for x in p.lines() if x.get("msg") == "serving metrics")
+    text = httpx2.get(f"http://127.0.0.1:{port}/metrics", timeout=5, trust_env=False).text
+    return {
+        s.labels["namespace"]
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+        if s.name == "d3os_component_ready"
+    }
 
 
 def _ready(client: Client, ns: str, generation: int = 1) -> bool:
@@ -104,6 +117,7 @@ def test_two_shards_split_the_dataservices_and_one_moves_without_a_restart(
         both_ready_s = time.time() - t_apply
         assert _cached_dataservices(s1) == {(ns_a, NAME)}
         assert _cached_dataservices(s2) == {(ns_b, NAME)}
+        assert (_reported(s1), _reported(s2)) == ({ns_a}, {ns_b})
 
         r1, r2 = _requests(k8s_cluster, t0, id1), _requests(k8s_cluster, t0, id2)
         w1 = [r for r in r1 if r.is_write and r.resource != "leases"]
@@ -136,6 +150,7 @@ def test_two_shards_split_the_dataservices_and_one_moves_without_a_restart(
         after1 = [r for r in _requests(k8s_cluster, t_move, id1) if r.is_write and r.resource != "leases"]
         after2 = [r for r in _requests(k8s_cluster, t_move, id2) if r.is_write and r.resource != "leases"]
         assert not after1, f"shard1 wrote after A left it: {after1[:5]}"
+        assert (_reported(s1), _reported(s2)) == (set(), {ns_a, ns_b}), "shard1 forgot A (its metrics too)"
         assert {(r.resource, r.name) for r in after2 if r.namespace == ns_a} >= {("deployments", "api-manager")}
         assert any(r.resource == api.PLURAL and r.subresource == "status" and r.namespace == ns_a for r in after2)
         for p in (s1, s2):
@@ -177,7 +192,8 @@ def test_two_shards_split_the_dataservices_and_one_moves_without_a_restart(
     finally:
         for p in (s1, s2):
             p.stop()
-        with contextlib.suppress(ApiError):
+        with contextlib.suppress(ApiError):  # after a failure: strip what is left, so the namespaces can go
+            harness.delete_dataservices(client, ns_a, timeout=5)
             harness.delete_dataservices(client, ns_b, timeout=5)
             client.delete(Namespace, ns_b)
     for p in (s1, s2):
