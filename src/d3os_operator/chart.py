@@ -209,6 +209,13 @@ args:
   {{- range .Values.watchNamespaces }}
   - --namespace={{ . }}
   {{- end }}
+  {{- if $shard }}
+  - {{ printf "--watch-label-selector=%s=%s" .Values.sharding.key $shard | quote }}
+  {{- else if .Values.watchLabelSelector }}
+  - {{ printf "--watch-label-selector=%s" .Values.watchLabelSelector | quote }}
+  {{- else if .Values.sharding.shards }}
+  - {{ printf "--watch-label-selector=%s notin (%s)" .Values.sharding.key (join "," .Values.sharding.shards) | quote }}
+  {{- end }}
   {{- range .Values.probePolicy.allowCIDRs }}
   - --probe-allow-cidr={{ . }}
   {{- end }}
@@ -222,17 +229,26 @@ args:
 _BLOCKS = {
     "'@@LABELS@@'": '{{- include "d3os-operator.labels" . | nindent <N> }}',
     "'@@SELECTOR@@'": '{{- include "d3os-operator.selectorLabels" . | nindent <N> }}',
+    # A shard's Deployment selects its pods by their shard label too; the release's own keeps its selector
+    # (immutable: turning sharding on must not need a delete), which then also covers the shards' pods --
+    # harmless, as each ReplicaSet is owned by its Deployment and selects by its pod-template-hash.
+    "'@@SHARD_SELECTOR@@'": (
+        '{{- include "d3os-operator.selectorLabels" . | nindent <N> }}\n'
+        '<I>{{- if $shard }}\n<I>sharding.d3os.io/shard: {{ $shard | quote }}\n<I>{{- end }}'
+    ),
     "'@@MANAGER_LABELS@@'": (
         '{{- include "d3os-operator.labels" . | nindent <N> }}\n<I>app.kubernetes.io/component: manager'
     ),
     "'@@POD_LABELS@@'": (
-        '{{- include "d3os-operator.selectorLabels" . | nindent <N> }}\n<I>app.kubernetes.io/part-of: d3os-operator'
+        '{{- include "d3os-operator.selectorLabels" . | nindent <N> }}\n<I>app.kubernetes.io/part-of: d3os-operator\n'
+        '<I>{{- if $shard }}\n<I>sharding.d3os.io/shard: {{ $shard | quote }}\n'
+        '<I>{{- else if .Values.sharding.shards }}\n<I>sharding.d3os.io/shard: default\n<I>{{- end }}'
     ),
     "'@@RESOURCES@@'": "{{- toYaml .Values.resources | nindent <N> }}",
 }
 """Placeholders of a whole mapping value: replaced by a template that writes it, indented under its key."""
 _SCALARS = {
-    "'@@NAME@@'": f"{FULLNAME}-controller-manager",
+    "'@@NAME@@'": f"{FULLNAME}-controller-manager{{{{ if $shard }}}}-{{{{ $shard }}}}{{{{ end }}}}",
     "'@@NAMESPACE@@'": "{{ .Release.Namespace }}",
     "'@@REPLICAS@@'": "{{ .Values.replicaCount }}",
     "'@@IMAGE@@'": '"{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"',
@@ -251,7 +267,7 @@ def deployment_template(manager: Path = MANAGER) -> str:
     meta.update(name="@@NAME@@", namespace="@@NAMESPACE@@", labels="@@MANAGER_LABELS@@")
     spec = d["spec"]
     spec["replicas"] = "@@REPLICAS@@"
-    spec["selector"]["matchLabels"] = "@@SELECTOR@@"
+    spec["selector"]["matchLabels"] = "@@SHARD_SELECTOR@@"
     pod = spec["template"]
     pod["metadata"]["labels"] = "@@POD_LABELS@@"
     pod["metadata"]["annotations"]["prometheus.io/port"] = "@@METRICS_PORT_STR@@"
@@ -286,8 +302,25 @@ def deployment_template(manager: Path = MANAGER) -> str:
         text = text.replace(token, value)
     if "@@" in text:
         raise ValueError(f"unreplaced placeholder in the deployment template: {text[text.index('@@') - 40:][:80]}")
+    # one Deployment per shard: the release's own ("" -- every DataService no listed shard takes), then one
+    # for each name in sharding.shards (docs/operations.md, Sharding); inside the range `$` is the root
+    text = _rooted(text)
     # comments of the source (why two replicas, why /readyz...) are in config/manager/manager.yaml
-    return HEADER.format(src="config/manager/manager.yaml") + text
+    return (
+        HEADER.format(src="config/manager/manager.yaml")
+        + '{{- range $shard := prepend (.Values.sharding.shards | default list) "" }}\n'
+        + '{{- if and $shard (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $shard)) }}\n'
+        + '{{- fail (printf "sharding.shards: %q must be a DNS label (lowercase letters, digits, \'-\')" $shard) }}\n'
+        + "{{- end }}\n---\n"
+        + text
+        + "{{- end }}\n"
+    )
+
+
+def _rooted(text: str) -> str:
+    """The template body with the root context as ``$`` (it runs inside ``range``, where ``.`` is the item)."""
+    text = re.sub(r"(?<![\w$])\.(Values|Release|Chart)\b", r"$.\1", text)
+    return re.sub(r'(include "d3os-operator\.[\w]+") \.', r"\1 $", text)
 
 
 def generated_files() -> dict[str, str]:

@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NS",
         help="watch only this namespace (repeatable; default: all namespaces, or $WATCH_NAMESPACE, comma separated)",
     )
+    run.add_argument(
+        "--watch-label-selector",
+        default=None,
+        metavar="SELECTOR",
+        help="reconcile only the DataServices whose labels match SELECTOR (kubectl -l syntax, e.g. "
+        "'sharding.d3os.io/key=shard1', or '!sharding.d3os.io/key' for the shard of the unlabelled ones): "
+        "one operator Deployment per shard splits the DataServices (default: all). See docs/operations.md, "
+        "Sharding",
+    )
     run.add_argument("--workers", type=int, default=4, help="DataServices reconciled in parallel (default 4)")
     run.add_argument(
         "--field-manager",
@@ -81,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="namespace of the Lease (default: the pod's namespace in cluster, else default)",
     )
     run.add_argument(
-        "--leader-election-id", default=None, help="name of the Lease (default d3os-operator.d3os-product.com.d3os)"
+        "--leader-election-id",
+        default=None,
+        help="name of the Lease (default d3os-operator.d3os-product.com.d3os; with --watch-label-selector "
+        "sharding.d3os.io/key=NAME: d3os-operator-NAME.d3os-product.com.d3os; with another selector: "
+        "d3os-operator-sel-<digest of the selector>.d3os-product.com.d3os, so each shard has its own Lease)",
     )
     run.add_argument(
         "--leader-elect-lease-duration",
@@ -164,6 +177,7 @@ def probe_policy(args: argparse.Namespace) -> ProbePolicy:
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse flag values that cannot work, naming the flag (before anything starts)."""
     from .endpoints import parse_address
+    from .sharding import check_lease_name, parse_selector
 
     for flag in ("metrics_bind_address", "health_probe_bind_address"):
         try:
@@ -172,6 +186,12 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             parser.error(f"--{flag.replace('_', '-')}: {e}")
     try:
         probe_policy(args)
+    except ValueError as e:
+        parser.error(str(e))
+    try:
+        parse_selector(args.watch_label_selector)
+        if args.leader_election_id is not None:
+            check_lease_name(args.leader_election_id)
     except ValueError as e:
         parser.error(str(e))
     if args.workers < 1:
@@ -216,24 +236,27 @@ async def run_operator(args: argparse.Namespace) -> int:
     from .endpoints import PROMETHEUS, TEXT, Response, Route, listen, parse_address, serve
     from .kube import USER_AGENT, Kube, load_config, make_client
     from .leader import DEFAULT_ID, LeaderElector, LostLeadership, new_identity
+    from .sharding import lease_name, parse_selector
 
     config = load_config(args.kubeconfig, in_cluster=args.in_cluster)
     client = make_client(config, context=args.context)
     await _preflight(client)
     identity = new_identity()
+    selector = parse_selector(args.watch_label_selector)
     kube = Kube(client, field_manager=args.field_manager, user_agent=f"{USER_AGENT} ({identity})")
     settings = Settings(
         namespaces=_namespaces(args.namespace),
         workers=args.workers,
         resync_period=args.resync_period,
         probe_policy=probe_policy(args),
+        watch_label_selector=selector,
     )
     operator = Operator(kube, settings)
     elector: LeaderElector | None = None
     if args.leader_elect:
         elector = LeaderElector(
             client,
-            name=args.leader_election_id or DEFAULT_ID,
+            name=lease_name(selector, args.leader_election_id, DEFAULT_ID),
             namespace=args.leader_election_namespace,
             identity=identity,
             lease_duration=args.leader_elect_lease_duration,

@@ -37,6 +37,7 @@ from .kube import DATASERVICE, OWNED, Kube, api_error_text
 from .metrics import Metrics
 from .probes import ProbeManager
 from .reconciler import ParentKey, Planner, Reconciler, Tracer, fmt_key
+from .sharding import LabelSelector
 from .workqueue import WorkQueue
 
 log = logging.getLogger("d3os_operator.controller")
@@ -62,6 +63,8 @@ class Settings:
     probe_policy: ProbePolicy | None = None
     """Where third-party probes may connect (None: the default policy); the API server's and the
     operator's own addresses are added at start (:mod:`d3os_operator.probe_targets`)."""
+    watch_label_selector: LabelSelector | None = None
+    """Only DataServices matching it are listed, watched and reconciled (a shard: :mod:`d3os_operator.sharding`)."""
 
 
 def owners_of(obj: Mapping[str, Any]) -> list[ParentKey]:
@@ -107,6 +110,7 @@ class Operator:
             DATASERVICE,
             namespaces,
             handler=self._on_parent,
+            labels=s.watch_label_selector.as_labels() if s.watch_label_selector else None,
             transform=strip,
             server_timeout=s.watch_timeout,
             resync_period=s.resync_period,
@@ -213,6 +217,7 @@ class Operator:
             "starting",
             extra={
                 "namespaces": ",".join(s.namespaces) if s.namespaces else "*",
+                "selector": str(s.watch_label_selector or "") or "*",
                 "workers": s.workers,
                 "field_manager": self.kube.field_manager,
             },

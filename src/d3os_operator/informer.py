@@ -45,6 +45,7 @@ import httpx2
 from lightkube.core.exceptions import ApiError
 
 from .kube import ALL_NAMESPACES, KindInfo, Kube, api_error_text
+from .sharding import labels_match
 
 log = logging.getLogger("d3os_operator.informer")
 
@@ -126,8 +127,8 @@ class Informer:
         self._by_ns: dict[str, dict[str, dict[str, Any]]] = {}
         self._seen_rv: dict[str, int] = {}
         """Per scope: the resourceVersion up to which the watch (or the list) has told us everything."""
-        self._tombstones: OrderedDict[str, StoreKey] = OrderedDict()
-        """uid -> key of objects known deleted."""
+        self._tombstones: OrderedDict[str, tuple[StoreKey, int | None]] = OrderedDict()
+        """uid -> (key, resourceVersion as of which it is gone; None: for good) of objects known deleted."""
         self.synced = anyio.Event()
         self._synced_scopes: set[str] = set()
         self.relists = 0
@@ -159,17 +160,25 @@ class Informer:
         n = _rv_int(resource_version(obj))
         return n is not None and n <= self._seen_rv.get(self._scope_of(store_key(obj)), -1)
 
-    def _bury(self, obj: Mapping[str, Any], uid: str = "") -> None:
+    def _bury(self, obj: Mapping[str, Any], uid: str = "", at: str | None = None) -> None:
+        """Remember ``obj`` as gone as of resourceVersion ``at`` (None: for good, e.g. after a 404)."""
         uid = uid or uid_of(obj)
         if uid:
-            self._tombstones[uid] = store_key(obj)
+            self._tombstones[uid] = (store_key(obj), _rv_int(at) if at is not None else None)
             self._tombstones.move_to_end(uid)
             while len(self._tombstones) > TOMBSTONES:
                 self._tombstones.popitem(last=False)
 
     def _buried(self, obj: Mapping[str, Any]) -> bool:
+        """A version of a gone object no later than its burial. A later version can only be the same object
+        back in a label-filtered watch (the server sends DELETED when an object leaves the selector, e.g. a
+        DataService moved to another shard, and ADDED when it comes back): that one is not buried."""
         uid = uid_of(obj)
-        return bool(uid) and uid in self._tombstones
+        if not uid or uid not in self._tombstones:
+            return False
+        at = self._tombstones[uid][1]
+        rv = _rv_int(resource_version(obj))
+        return at is None or rv is None or rv <= at
 
     def _wanted(self, obj: Mapping[str, Any]) -> bool:
         return self.keep is None or self.keep(obj)
@@ -242,7 +251,7 @@ class Informer:
                 continue  # written through after the list was taken: newer than the list, keep it
             gone = self._pop(key)
             assert gone is not None
-            self._bury(gone)
+            self._bury(gone, at=rv)
             self._emit("DELETED", gone, gone)
         self._advance(scope, rv)
         for key, obj in fresh.items():
@@ -297,7 +306,7 @@ class Informer:
         if typ in ("ADDED", "MODIFIED", "DELETED"):
             self._advance(self._scope_of(key), resource_version(obj))
         if typ == "DELETED":
-            self._bury(obj)
+            self._bury(obj, at=resource_version(obj))
             old = self.store.get(key)
             if old is not None and not self._same_or_older(old, obj):
                 old = None  # the cached one is a re-created namesake (or newer): it stays
@@ -339,11 +348,8 @@ class Informer:
         key = store_key(obj)
         if ALL_NAMESPACES not in self.scopes and key[0] not in self.scopes:
             return False
-        if self.labels:
-            labels = (obj.get("metadata") or {}).get("labels") or {}
-            for k, v in self.labels.items():
-                if k not in labels or (v is not None and labels[k] != v):
-                    return False
+        if self.labels and not labels_match(self.labels, (obj.get("metadata") or {}).get("labels") or {}):
+            return False
         if not self._wanted(obj) or self._buried(obj) or self._seen(obj):
             return False
         old = self.store.get(key)
