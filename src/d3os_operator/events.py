@@ -8,8 +8,10 @@ Aggregation (client-go's ``EventCorrelator``): one Event object per DataService 
 Event's reason (``Deploying``, ``ComponentReady``...), a Warning's reason and message (each distinct
 problem stays readable on its own). The first occurrence is created at once; a repeat only bumps the
 series in memory (count, last time, latest message) and the existing Event is patched at most once per
-:data:`SERIES_INTERVAL` seconds per series, so ``kubectl describe`` shows ``(xN over …)`` and the latest
-message, at most that many seconds behind. An Event that expired (404) is created again with the count.
+:data:`SERIES_INTERVAL` seconds per series, and at once when the DataService comes to rest
+(:meth:`EventRecorder.settle`: its rollout is complete or stalled), so ``kubectl describe`` shows
+``(xN over …)`` and the latest message, behind by at most that interval while a rollout runs and exact once
+it rests. An Event that expired (404) is created again with the count.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ class EventRecorder:
         self.kube = kube
         self.interval = interval
         self.clock = clock
-        self._send, self._receive = anyio.create_memory_object_stream[tuple[dict[str, Any], Event, str]](buffer)
+        self._send, self._receive = anyio.create_memory_object_stream[tuple[dict[str, Any], Event | None, str]](buffer)
         self.sent = 0
         """Event writes (creates and patches)."""
         self.failed = 0
@@ -114,6 +116,16 @@ class EventRecorder:
             self.dropped += 1
             log.warning("event dropped: too many queued", extra={"ds": _ds(ref), "reason": event.reason})
             return
+        self._busy(+1)
+
+    def settle(self, parent: Mapping[str, Any]) -> None:
+        """The DataService came to rest: write its series' repeats now rather than at their interval."""
+        meta = parent.get("metadata") or {}
+        ref = {"metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}}
+        try:
+            self._send.send_nowait((ref, None, ""))
+        except anyio.WouldBlock:
+            return  # the interval writes them anyway
         self._busy(+1)
 
     @property
@@ -141,20 +153,24 @@ class EventRecorder:
             while True:
                 due = self._next_due()
                 timeout = None if due is None else max(0.0, due - self.clock())
-                item: tuple[dict[str, Any], Event, str] | None = None
+                item: tuple[dict[str, Any], Event | None, str] | None = None
                 with anyio.move_on_after(timeout if timeout is not None else float("inf")):
                     try:
                         item = await self._receive.receive()
                     except anyio.EndOfStream:
                         return
                 if item is not None:
+                    parent, event, stamp = item
                     try:
-                        await self._occurred(*item)
+                        if event is None:
+                            await self.flush_due(parent)
+                        else:
+                            await self.occurred(parent, event, stamp)
                     finally:
                         self._busy(-1)
-                await self._flush_due()
+                await self.flush_due()
 
-    async def _occurred(self, parent: dict[str, Any], event: Event, stamp: str) -> None:
+    async def occurred(self, parent: dict[str, Any], event: Event, stamp: str) -> None:
         # The Events are the rollout's story (Deploying, ComponentReady, Ready, warnings): at INFO
         # they make an ordinary rollout about two lines per component. "Waiting" is noise there.
         log.log(
@@ -182,10 +198,15 @@ class EventRecorder:
         if series.name is None or self.clock() - series.sent_at >= self.interval:
             await self._write(series)
 
-    async def _flush_due(self) -> None:
+    async def flush_due(self, parent: Mapping[str, Any] | None = None) -> None:
+        """Write the series whose interval has passed; with ``parent``: every series of that DataService."""
         now = self.clock()
-        for series in list(self._series.values()):
-            if series.dirty and series.name is not None and now - series.sent_at >= self.interval:
+        meta = (parent or {}).get("metadata") or {}
+        whose = (meta.get("namespace"), meta.get("uid") or meta.get("name")) if parent is not None else None
+        for key, series in list(self._series.items()):
+            if not series.dirty or series.name is None:
+                continue
+            if key[:2] == whose or now - series.sent_at >= self.interval:
                 await self._write(series)
 
     async def _write(self, series: Series) -> None:

@@ -97,6 +97,11 @@ def status_differs(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -
     return bool(_strip_none(dict(desired)) != _strip_none(dict(live)))
 
 
+def _progressing(status: Mapping[str, Any]) -> bool:
+    """The core's verdict: is this DataService's rollout still moving (condition Progressing=True)?"""
+    return any(c.get("type") == "Progressing" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
 # -- the contract with the worker ---------------------------------------------------------------------------
 
 
@@ -302,6 +307,8 @@ class Reconciler:
         else:
             return Result(requeue_after=0.0)  # still learning (a holder per plan): look again at once
         state.last_error = None
+        if not _progressing(plan.status):
+            self.events.settle(parent)  # complete or stalled: its Events' counts are written now
         return Result(requeue_after=self._requeue_after(key, state, plan, done))
 
     def _plan(self, key: ParentKey, parent: Mapping[str, Any], observed: Observed, facts: Facts) -> Plan:
