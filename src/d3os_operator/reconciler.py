@@ -68,6 +68,8 @@ FIRST_PROBE_GRACE = 2.0
 """Seconds a new check may take to give its first result before a plan is carried out without it."""
 MAX_WRITE_STREAK = 25
 """Reconciles in a row that write objects before the reconciler suspects a plan that never converges."""
+PROGRESS_STATUS_INTERVAL = 10.0
+"""Seconds between two status writes that change only progress text (see :func:`step_boundary`)."""
 MAX_PLANS = 4
 """Plans in one pass at most: the first, and re-plans with what carrying it out revealed (pods, a holder,
 a refusal). Past it the DataService is queued again at once."""
@@ -95,6 +97,27 @@ def status_differs(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -
     if desired == live:
         return False
     return bool(_strip_none(dict(desired)) != _strip_none(dict(live)))
+
+
+def _progress_text_only(status: Mapping[str, Any]) -> Any:
+    """``status`` without its progress text: condition messages and the message of a Progressing component."""
+    st = _strip_none(dict(status))
+    return {
+        **st,
+        "conditions": [{k: v for k, v in c.items() if k != "message"} for c in st.get("conditions") or []],
+        "components": [
+            {k: v for k, v in c.items() if not (k == "message" and c.get("state") == "Progressing")}
+            for c in st.get("components") or []
+        ],
+    }
+
+
+def step_boundary(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
+    """True when writing ``desired`` changes more than progress text ("0 of 1 updated replicas available"
+    becoming "1 of 1 …" while the component stays Progressing): a phase, a state, a condition's status or
+    reason, a count... Such a status is written at once; progress text alone at most every
+    :data:`PROGRESS_STATUS_INTERVAL` seconds."""
+    return bool(_progress_text_only(desired) != _progress_text_only(live or {}))
 
 
 def _progressing(status: Mapping[str, Any]) -> bool:
@@ -148,6 +171,8 @@ class ParentState:
     """Passes in a row that wrote objects (a plan that never converges is slowed down)."""
     last_error: str | None = None
     """The last refusal reported as a Warning Event (each distinct message once)."""
+    status_at: float = -PROGRESS_STATUS_INTERVAL
+    """Monotonic time of the last status write."""
 
 
 @dataclass
@@ -161,6 +186,8 @@ class _Pass:
     evicted: int = 0
     """Cached copies dropped after a 404/409 said they are gone (the next plan must not see them)."""
     started_step: bool = False
+    status_due: float | None = None
+    """Seconds until a status that changed only progress text is written (None: nothing held back)."""
 
     @property
     def wrote_objects(self) -> bool:
@@ -257,7 +284,7 @@ class Reconciler:
             if refusal is not None:
                 # planned again with the refusal observed: write just that status, so kubectl shows why
                 try:
-                    await self._write_status(key, parent, plan)
+                    await self._write_status(key, state, parent, plan, None)
                 except ApiError as e:
                     log.warning("status not written", extra={"ds": fmt_key(key), "error": api_error_text(e)})
                 raise refusal
@@ -336,6 +363,8 @@ class Reconciler:
             after = plan.requeue_after
         if state.holders:
             after = HOLDER_RECHECK if after is None else min(after, HOLDER_RECHECK)
+        if done.status_due is not None:
+            after = done.status_due if after is None else min(after, done.status_due)
         return after
 
     async def _observe(
@@ -459,7 +488,7 @@ class Reconciler:
                 },
             )
 
-        parent = await self._write_status(key, parent, plan)
+        parent = await self._write_status(key, state, parent, plan, done)
 
         for event in plan.events:
             self.events.record(parent, event)
@@ -477,10 +506,19 @@ class Reconciler:
                 log.info("finalizer removed", extra={"ds": ds, "finalizer": api.FINALIZER})
         return parent
 
-    async def _write_status(self, key: ParentKey, parent: dict[str, Any], plan: Plan) -> dict[str, Any]:
+    async def _write_status(
+        self, key: ParentKey, state: ParentState, parent: dict[str, Any], plan: Plan, done: _Pass | None
+    ) -> dict[str, Any]:
+        """Write the plan's status if it differs: at once at a step boundary, else (progress text only) at
+        most every :data:`PROGRESS_STATUS_INTERVAL` seconds (``done`` is told when, to requeue then)."""
         if not plan.status or not status_differs(plan.status, parent.get("status")):
             return parent
+        wait = state.status_at + PROGRESS_STATUS_INTERVAL - time.monotonic()
+        if done is not None and wait > 0 and not step_boundary(plan.status, parent.get("status")):
+            done.status_due = wait
+            return parent
         parent = await self.kube.apply_status(parent, plan.status)
+        state.status_at = time.monotonic()
         self.parents.write_through(parent)
         self._trace("status", key, phase=plan.status.get("phase"), message=plan.status.get("message"))
         log.debug(
