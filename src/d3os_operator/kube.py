@@ -300,6 +300,12 @@ class Kube:
         """Called with (method, host, seconds from sending to the response headers) for every response."""
 
     @property
+    def http(self) -> httpx2.AsyncClient:
+        """A plain httpx client to the API server (base URL, credentials, counted), for paths lightkube has no
+        resource for (``/api``, ``/.well-known``...)."""
+        return self._raw_http
+
+    @property
     def http2(self) -> bool:
         """True when ordinary requests go over HTTP/2 (watches always use HTTP/1.1 connections of their own)."""
         return self.connection.requests.http2
