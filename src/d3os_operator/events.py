@@ -34,7 +34,7 @@ from .kube import Kube, api_error_text
 
 QUIET = frozenset({"Waiting"})
 """Normal Event reasons logged at DEBUG (still recorded as Events)."""
-SERIES_INTERVAL = 30.0
+SERIES_INTERVAL = 120.0
 """Seconds between two writes of one series' Event: repeats in between are sent together (count, latest)."""
 MAX_SERIES = 4096
 """Series remembered (least recently used dropped first): client-go's correlator cache holds 4096 too."""
