@@ -7,11 +7,13 @@ never fail it: a refused or dropped Event is logged and forgotten.
 Aggregation (client-go's ``EventCorrelator``): one Event object per DataService and *series* -- a Normal
 Event's reason (``Deploying``, ``ComponentReady``...), a Warning's reason and message (each distinct
 problem stays readable on its own). The first occurrence is created at once; a repeat only bumps the
-series in memory (count, last time, latest message) and the existing Event is patched at most once per
-:data:`SERIES_INTERVAL` seconds per series, and at once when the DataService comes to rest
-(:meth:`EventRecorder.settle`: its rollout is complete or stalled), so ``kubectl describe`` shows
-``(xN over …)`` and the latest message, behind by at most that interval while a rollout runs and exact once
-it rests. An Event that expired (404) is created again with the count.
+series in memory (count, last time, latest message) and the existing Event is patched when the series'
+interval has passed since its last write -- :data:`FIRST_INTERVAL` seconds, doubling with each write up to
+:data:`SERIES_INTERVAL`, back to the first after a quiet spell -- and at once when the DataService comes to
+rest (:meth:`EventRecorder.settle`: its rollout is complete or stalled). So ``kubectl describe`` shows
+``(xN over …)`` and the latest message: a few seconds behind at a burst's start (a rollout stuck at its
+second step says why at once), at most :data:`SERIES_INTERVAL` behind in a long one, exact at rest. An Event
+that expired (404) is created again with the count.
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ from .kube import Kube, api_error_text
 
 QUIET = frozenset({"Waiting"})
 """Normal Event reasons logged at DEBUG (still recorded as Events)."""
-SERIES_INTERVAL = 120.0
-"""Seconds between two writes of one series' Event: repeats in between are sent together (count, latest)."""
+FIRST_INTERVAL = 5.0
+"""Seconds after a series' first write before a repeat is written (doubles with each write)."""
+SERIES_INTERVAL = 60.0
+"""Longest wait between two writes of one series' Event: repeats in between are sent together (count, latest);
+a series quiet for that long starts again at :data:`FIRST_INTERVAL`."""
 MAX_SERIES = 4096
 """Series remembered (least recently used dropped first): client-go's correlator cache holds 4096 too."""
 COMBINED = "(combined from similar events): "
@@ -69,6 +74,10 @@ class Series:
     """``count`` as last written."""
     sent_at: float = 0.0
     """Clock time of the last write (create or patch)."""
+    interval: float = FIRST_INTERVAL
+    """Seconds after ``sent_at`` before the next write of a repeat."""
+    seen_at: float = 0.0
+    """Clock time of the last occurrence."""
 
     @property
     def dirty(self) -> bool:
@@ -87,11 +96,13 @@ class EventRecorder:
         kube: Kube,
         buffer: int = 1000,
         *,
-        interval: float = SERIES_INTERVAL,
+        first_interval: float = FIRST_INTERVAL,
+        max_interval: float = SERIES_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube = kube
-        self.interval = interval
+        self.first_interval = first_interval
+        self.max_interval = max_interval
         self.clock = clock
         self._send, self._receive = anyio.create_memory_object_stream[tuple[dict[str, Any], Event | None, str]](buffer)
         self.sent = 0
@@ -145,7 +156,7 @@ class EventRecorder:
             self._idle = anyio.Event()
 
     def _next_due(self) -> float | None:
-        due = [s.sent_at + self.interval for s in self._series.values() if s.dirty and s.name is not None]
+        due = [s.sent_at + s.interval for s in self._series.values() if s.dirty and s.name is not None]
         return min(due) if due else None
 
     async def run(self) -> None:
@@ -180,8 +191,9 @@ class EventRecorder:
         )
         key = series_key(parent, event)
         series = self._series.get(key)
+        now = self.clock()
         if series is None:
-            series = Series(parent, event, first=stamp, last=stamp)
+            series = Series(parent, event, first=stamp, last=stamp, interval=self.first_interval, seen_at=now)
             self._series[key] = series
             while len(self._series) > MAX_SERIES:
                 self._series.popitem(last=False)
@@ -189,13 +201,16 @@ class EventRecorder:
             return
         self._series.move_to_end(key)
         self.aggregated += 1
+        if now - series.seen_at >= self.max_interval:
+            series.interval = self.first_interval  # a new burst after a quiet spell
+        series.seen_at = now
         if event.message != series.event.message and not event.message.startswith(COMBINED):
             event = dataclasses.replace(event, message=COMBINED + event.message)
         series.event = event
         series.parent = parent
         series.count += 1
         series.last = stamp
-        if series.name is None or self.clock() - series.sent_at >= self.interval:
+        if series.name is None or now - series.sent_at >= series.interval:
             await self._write(series)
 
     async def flush_due(self, parent: Mapping[str, Any] | None = None) -> None:
@@ -206,7 +221,7 @@ class EventRecorder:
         for key, series in list(self._series.items()):
             if not series.dirty or series.name is None:
                 continue
-            if key[:2] == whose or now - series.sent_at >= self.interval:
+            if key[:2] == whose or now - series.sent_at >= series.interval:
                 await self._write(series)
 
     async def _write(self, series: Series) -> None:
@@ -232,6 +247,8 @@ class EventRecorder:
             )
         finally:
             series.sent_count = series.count  # a failed write is not retried: the next repeat carries the count
+            if series.sent_at:
+                series.interval = min(self.max_interval, series.interval * 2)
             series.sent_at = self.clock()
 
 

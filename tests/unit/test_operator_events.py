@@ -42,7 +42,7 @@ class Clock:
 
 def _recorder() -> tuple[EventRecorder, FakeKube, Clock]:
     kube, clock = FakeKube(), Clock()
-    return EventRecorder(kube, interval=30.0, clock=clock), kube, clock  # type: ignore[arg-type]
+    return EventRecorder(kube, first_interval=30.0, max_interval=30.0, clock=clock), kube, clock  # type: ignore[arg-type]
 
 
 @pytest.mark.anyio
@@ -100,3 +100,21 @@ async def test_a_dataservice_at_rest_gets_its_counts_written_at_once() -> None:
     clock.t += 1
     await rec.flush_due(PARENT)
     assert kube.calls[2:] == [("patch", "ev1", COMBINED + "web is ready", 2)], "only the DataService at rest"
+
+
+@pytest.mark.anyio
+async def test_the_interval_doubles_within_a_burst_and_starts_again_after_a_quiet_spell() -> None:
+    kube, clock = FakeKube(), Clock()
+    rec = EventRecorder(kube, first_interval=5.0, max_interval=20.0, clock=clock)  # type: ignore[arg-type]
+    writes: list[float] = []
+    for _ in range(40):  # one repeat a second
+        await rec.occurred(PARENT, Event("Normal", "Deploying", "x"), "2026-01-01T00:00:00Z")
+        await rec.flush_due()
+        if len(kube.calls) > len(writes):
+            writes.append(clock.t - 1000)
+        clock.t += 1
+    assert writes == [0, 5, 15, 35], "5 s, then 10, then 20 (the cap)"
+    clock.t += 25  # quiet for longer than the cap: a new burst is written at once, then after 5 s
+    await rec.occurred(PARENT, Event("Normal", "Deploying", "y"), "2026-01-01T00:01:00Z")
+    assert kube.calls[-1][0] == "patch" and kube.calls[-1][3] == 41
+    assert rec._series[next(iter(rec._series))].interval == 10.0
