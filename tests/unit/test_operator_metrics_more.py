@@ -73,9 +73,8 @@ async def test_kube_reports_each_request_duration() -> None:
     """The operator's transport times every request (a local server stands in for the API server)."""
     from lightkube import KubeConfig
 
-    from d3os_operator.kube import make_client
-
     from d3os_operator.endpoints import TEXT, listen, serve
+    from d3os_operator.kube import make_client
 
     listener = await listen("127.0.0.1", 0)
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
