@@ -5,8 +5,9 @@
   DataService are stored (:func:`owned_by_a_dataservice`). Claims (made by a StatefulSet's
   volumeClaimTemplates, re-adopted by label) and Secrets (credentials may outlive their DataService) carry
   no such reference by design: for those kinds the label stays the selection, still bounded to the watched
-  namespaces. A stranger's object under a name we want is then not cached: the reconciler finds it with a
-  GET before creating and reports it (``Reconciler.holders``), as for any object it does not watch.
+  namespaces. A stranger's object under a name we want is then not cached: the reconciler's create-only
+  apply is refused (409), it reads the holder and reports it (``ParentState.holders``), as for any object
+  it does not watch.
 * **How much of each.** ``metadata.managedFields`` (often larger than the object itself) and the
   ``kubectl.kubernetes.io/last-applied-configuration`` annotation (a second copy of the whole object) are
   dropped before storing, as controller-runtime's ``cache.TransformStripManagedFields`` does. Only a

@@ -1,15 +1,17 @@
 """The running operator: informers feed a work queue, workers reconcile, probes feed back.
 
-Wiring (the shape of controller-runtime's ``For(DataService).Owns(...)``):
+Wiring, declared in :data:`WATCHES` (controller-runtime's ``For(DataService).Owns(...)``):
 
-* an informer on DataServices (all of them in the watched namespaces) enqueues ``(namespace, name)``;
-* one informer per owned kind, filtered by ``app.kubernetes.io/managed-by=d3os-operator`` and (but for
-  claims and Secrets) by an ownerReference to a DataService, enqueues the DataService named by the object's
-  ownerReference (and by its instance label), plus any DataService that found that name held by someone
-  else; informers store objects without managedFields (:mod:`d3os_operator.cachefilter`);
+* ``For`` DataServices (all of them in the watched namespaces): an event enqueues ``(namespace, name)``;
+* ``Owns`` each owned kind, filtered by ``app.kubernetes.io/managed-by=d3os-operator`` and (but for
+  claims and Secrets) by an ownerReference to a DataService: an event enqueues the DataService named by the
+  object's ownerReference (and by its instance label), plus any DataService that found that name held by
+  someone else; informers store objects without managedFields (:mod:`d3os_operator.cachefilter`);
 * the probe manager enqueues a DataService when one of its third-party checks changes result;
-* N workers take keys from the queue; a key is never reconciled by two workers at once; errors are
-  retried with exponential backoff; plans' ``requeue_after`` become timed requeues.
+* N workers take keys from the queue; a key is never reconciled by two workers at once. The worker alone
+  maps a reconcile's answer onto the queue: a :class:`~d3os_operator.reconciler.Result` becomes a timed
+  requeue (or none), a transient or refused error a retry with exponential backoff, a terminal error no
+  retry, anything else is contained (:mod:`d3os_operator.containment`) and retried with backoff.
 """
 
 from __future__ import annotations
@@ -19,11 +21,9 @@ import math
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import anyio
-import httpx2
-from lightkube.core.exceptions import ApiError
 
 from d3os_core import api
 from d3os_core.probe_policy import ProbePolicy
@@ -33,10 +33,19 @@ from .cachefilter import keep_for, strip
 from .containment import report_reconcile_error
 from .events import EventRecorder
 from .informer import Informer, store_key
-from .kube import DATASERVICE, OWNED, Kube, api_error_text
+from .kube import DATASERVICE, OWNED, KindInfo, Kube
 from .metrics import Metrics
 from .probes import ProbeManager
-from .reconciler import ParentKey, Planner, Reconciler, Tracer, fmt_key
+from .reconciler import (
+    ParentKey,
+    Planner,
+    Reconciler,
+    RefusedError,
+    TerminalError,
+    Tracer,
+    TransientError,
+    fmt_key,
+)
 from .sharding import LabelSelector
 from .workqueue import WorkQueue
 
@@ -65,6 +74,19 @@ class Settings:
     operator's own addresses are added at start (:mod:`d3os_operator.probe_targets`)."""
     watch_label_selector: LabelSelector | None = None
     """Only DataServices matching it are listed, watched and reconciled (a shard: :mod:`d3os_operator.sharding`)."""
+
+
+@dataclass(frozen=True)
+class Watch:
+    """One informer of the controller: ``For`` the reconciled kind (an event queues the object itself) or
+    ``Owns`` a kind of its children (an event queues the owning DataService)."""
+
+    role: Literal["For", "Owns"]
+    kind: KindInfo
+
+
+WATCHES: tuple[Watch, ...] = (Watch("For", DATASERVICE), *(Watch("Owns", info) for info in OWNED))
+"""What the operator watches: For(DataService).Owns(every owned kind)."""
 
 
 def owners_of(obj: Mapping[str, Any]) -> list[ParentKey]:
@@ -105,29 +127,9 @@ class Operator:
             base_delay=s.backoff_base, max_delay=s.backoff_max, observer=self.metrics
         )
         self.metrics.in_flight(self.queue.processing_seconds)
-        self.parents = Informer(
-            kube,
-            DATASERVICE,
-            namespaces,
-            handler=self._on_parent,
-            labels=s.watch_label_selector.as_labels() if s.watch_label_selector else None,
-            transform=strip,
-            server_timeout=s.watch_timeout,
-            resync_period=s.resync_period,
-        )
-        self.owned = {
-            info.kind: Informer(
-                kube,
-                info,
-                namespaces,
-                handler=self._owned_handler(info.kind),
-                labels={api.LABEL_MANAGED_BY: api.MANAGED_BY},
-                keep=keep_for(info.kind),
-                transform=strip,
-                server_timeout=s.watch_timeout,
-            )
-            for info in OWNED
-        }
+        informers = [(w, self._informer(w, namespaces)) for w in WATCHES]
+        self.parents = next(i for w, i in informers if w.role == "For")
+        self.owned = {w.kind.kind: i for w, i in informers if w.role == "Owns"}
         self.probes = ProbeManager(
             self._on_probe_change, on_result=self._on_probe_result, policy=s.probe_policy or ProbePolicy()
         )
@@ -145,6 +147,31 @@ class Operator:
         self.ready = anyio.Event()
         self.errors = 0
         self.reconcile_seconds: list[float] = []
+
+    def _informer(self, watch: Watch, namespaces: list[str] | None) -> Informer:
+        """The informer of one entry of :data:`WATCHES`."""
+        s = self.settings
+        if watch.role == "For":
+            return Informer(
+                self.kube,
+                watch.kind,
+                namespaces,
+                handler=self._on_parent,
+                labels=s.watch_label_selector.as_labels() if s.watch_label_selector else None,
+                transform=strip,
+                server_timeout=s.watch_timeout,
+                resync_period=s.resync_period,
+            )
+        return Informer(
+            self.kube,
+            watch.kind,
+            namespaces,
+            handler=self._owned_handler(watch.kind.kind),
+            labels={api.LABEL_MANAGED_BY: api.MANAGED_BY},
+            keep=keep_for(watch.kind.kind),
+            transform=strip,
+            server_timeout=s.watch_timeout,
+        )
 
     # -- event handlers (synchronous, called by informers and probes) ------------------------------------
 
@@ -281,15 +308,19 @@ class Operator:
             try:
                 with anyio.fail_after(self.settings.reconcile_timeout):
                     outcome = await self.reconciler.reconcile(key, woke_at=self.queue.picked_since(key))
-            except (ApiError, httpx2.HTTPError, OSError, TimeoutError) as e:
+            except (TransientError, RefusedError, TimeoutError) as e:
                 self.errors += 1
                 delay = self.queue.add_rate_limited(key)
-                text = api_error_text(e)
+                text = str(e) or type(e).__name__
                 log.warning(
                     "reconcile failed, retrying: %s",
                     text,
                     extra={"ds": fmt_key(key), "error": text, "retry_in_s": round(delay, 3)},
                 )
+            except TerminalError as e:
+                self.errors += 1
+                self.queue.forget(key)  # not retried: the DataService's next change queues it again
+                log.error("reconcile failed, not retrying", extra={"ds": fmt_key(key), "error": str(e)})
             except Exception as e:
                 # containment: whatever one DataService makes go wrong stays in its status, never leaves here
                 self.errors += 1
@@ -324,7 +355,8 @@ class Operator:
             "writes": {f"{verb}:{kind}": n for (verb, kind), n in self.kube.writes.items()},
             "http_requests": dict(self.kube.http_requests),
             "queue": len(self.queue),
-            "events": {"sent": self.events.sent, "failed": self.events.failed, "dropped": self.events.dropped},
+            "events": {"sent": self.events.sent, "failed": self.events.failed, "dropped": self.events.dropped,
+                       "aggregated": self.events.aggregated},
             "probes": self.probes.stats(),
             "relists": {i.kind: i.relists for i in (self.parents, *self.owned.values())},
         }

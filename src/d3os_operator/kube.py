@@ -16,6 +16,7 @@ import collections
 import os
 import socket
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ import anyio
 import httpx2
 import msgspec
 from lightkube import AsyncClient, KubeConfig
+from lightkube.config.client_adapter import user_auth, verify_cluster
+from lightkube.config.kubeconfig import SingleConfig
 from lightkube.core import decoders
 from lightkube.core import resource as lkres
 from lightkube.core.exceptions import ApiError
@@ -103,6 +106,35 @@ def kind_info(api_version: str, kind: str) -> KindInfo:
     return found
 
 
+def collection_path(info: KindInfo, namespace: str) -> str:
+    """The REST path of a kind's collection in ``namespace`` (or every namespace: :data:`ALL_NAMESPACES`)."""
+    root = f"/apis/{info.api_version}" if "/" in info.api_version else f"/api/{info.api_version}"
+    if namespace == ALL_NAMESPACES:
+        return f"{root}/{info.plural}"
+    return f"{root}/namespaces/{namespace}/{info.plural}"
+
+
+def object_path(info: KindInfo, namespace: str, name: str) -> str:
+    return f"{collection_path(info, namespace)}/{name}"
+
+
+class WatchEvent(msgspec.Struct):
+    type: str
+    object: dict[str, Any]
+
+
+def raise_for_status(resp: httpx2.Response) -> None:
+    """Raise an answer of 400 or more as lightkube's ApiError (a Status body) or httpx's own error."""
+    if resp.status_code < 400:
+        return
+    try:
+        error = ApiError(request=resp.request, response=resp)
+    except Exception:  # not a Status body (a proxy's page, say)
+        resp.raise_for_status()
+        raise
+    raise error
+
+
 def load_config(kubeconfig: str | None = None, context: str | None = None, in_cluster: bool = False) -> KubeConfig:
     """Client configuration: ``--kubeconfig`` file, else the service account (in cluster),
     else ``$KUBECONFIG``, else ``~/.kube/config`` (lightkube's order)."""
@@ -119,20 +151,104 @@ def service_account_dir() -> str:
 
 
 POOL = httpx2.Limits(max_connections=None, max_keepalive_connections=64, keepalive_expiry=60.0)
-"""Connections to the API server: unbounded, because every informer holds one watch open per namespace
-(8 kinds x N namespaces with ``--namespace``); httpx's default of 100 starved lists and writes past 12
-namespaces (PoolTimeout). Idle ones are kept longer, so busy workers do not pay a TLS handshake each."""
+"""Connections for watches (HTTP/1.1, one each): unbounded, because every informer holds one watch open per
+namespace (8 kinds x N namespaces with ``--namespace``); httpx's default of 100 starved lists and writes past
+12 namespaces (PoolTimeout)."""
+REQUESTS_POOL = httpx2.Limits(max_connections=8, max_keepalive_connections=8, keepalive_expiry=120.0)
+"""Connections for every other request: HTTP/2 multiplexes them over one connection (no TLS handshake and no
+pool wait per request); with HTTP/1.1 (h2 not installed, or a server without it) they share 8."""
+REQUEST_TIMEOUT = httpx2.Timeout(15.0)
+WATCH_TIMEOUT = httpx2.Timeout(15.0, read=None)
+"""A watch stream may stay silent between events: no read timeout (the informer bounds each watch itself)."""
 
 
-def make_client(config: KubeConfig, *, context: str | None = None, timeout: float = 15.0) -> AsyncClient:
-    single = config.get(context) if context else config.get()
-    client = AsyncClient(single, timeout=httpx2.Timeout(timeout), trust_env=False)
-    # lightkube builds the httpx client with the default pool; swap in a transport with the same TLS
-    # settings (CA, client certificate) and our limits.
-    http = client._client._client
-    ssl_context = http._transport._pool._ssl_context
-    http._transport = httpx2.AsyncHTTPTransport(verify=ssl_context or True, trust_env=False, limits=POOL)
+def _http2_available() -> bool:
+    try:
+        import h2  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class ApiTransport(httpx2.AsyncBaseTransport):
+    """The operator's connections to the API server, built from the kubeconfig with public APIs only.
+
+    TLS comes from lightkube's own ``verify_cluster`` (CA, client certificate), so it matches what lightkube
+    would use. Every request passes through :meth:`handle_async_request`, which stamps the User-Agent and
+    reports each request (counting, ``rest_client_*`` metrics) to the :class:`Kube` listening.
+    """
+
+    def __init__(self, config: SingleConfig, *, http2: bool, limits: httpx2.Limits) -> None:
+        if config.user is None:
+            raise ValueError("the kubeconfig context names no user")
+        verify = verify_cluster(config.cluster, config.user, config.abs_file, trust_env=False)
+        self.http2 = http2 and _http2_available()
+        self._inner = httpx2.AsyncHTTPTransport(verify=verify, http2=self.http2, limits=limits, trust_env=False)
+        self.user_agent = USER_AGENT
+        self.on_request: Callable[[httpx2.Request], None] | None = None
+        self.on_response: Callable[[httpx2.Request, httpx2.Response, float], None] | None = None
+        self._closed = False
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        request.headers["User-Agent"] = self.user_agent
+        if self.on_request is not None:
+            self.on_request(request)
+        sent = time.monotonic()
+        response = await self._inner.handle_async_request(request)
+        if self.on_response is not None:
+            self.on_response(request, response, time.monotonic() - sent)
+        return response
+
+    async def aclose(self) -> None:
+        if not self._closed:  # shared by two clients: close once
+            self._closed = True
+            await self._inner.aclose()
+
+
+@dataclass
+class Connection:
+    """What :class:`Kube` needs besides lightkube's client: the raw client for watches (HTTP/1.1, a
+    connection each) and the transports whose requests it counts."""
+
+    config: SingleConfig
+    requests: ApiTransport
+    watches: ApiTransport
+
+    def raw_client(self, *, watches: bool) -> httpx2.AsyncClient:
+        """A plain httpx client on one of the transports, for what lightkube's API does not offer
+        (a watch stream as it comes, a delete with preconditions)."""
+        return httpx2.AsyncClient(
+            base_url=self.config.cluster.server, auth=user_auth(self.config.user),
+            transport=self.watches if watches else self.requests,
+            timeout=WATCH_TIMEOUT if watches else REQUEST_TIMEOUT, trust_env=False,
+        )
+
+
+_CONNECTIONS: weakref.WeakKeyDictionary[AsyncClient, Connection] = weakref.WeakKeyDictionary()
+
+
+def make_client(
+    config: KubeConfig | SingleConfig, *, context: str | None = None, timeout: float = 15.0, http2: bool = True
+) -> AsyncClient:
+    """lightkube's client on our transport (HTTP/2 when the ``h2`` package is there): lightkube's public
+    ``transport`` parameter, never its private attributes."""
+    single = config if isinstance(config, SingleConfig) else (config.get(context) if context else config.get())
+    if single is None:
+        raise ValueError("the kubeconfig has no current context")
+    conn = Connection(
+        single,
+        ApiTransport(single, http2=http2, limits=REQUESTS_POOL),
+        ApiTransport(single, http2=False, limits=POOL),
+    )
+    client = AsyncClient(single, timeout=httpx2.Timeout(timeout), trust_env=False, transport=conn.requests)
+    _CONNECTIONS[client] = conn
     return client
+
+
+CREATE_ONLY_VERSION = "1"
+"""resourceVersion sent with a create-only server-side apply. The API server creates a missing object
+whatever resourceVersion the apply carries, and refuses one that exists unless its resourceVersion matches
+(409 Conflict). No object ever has resourceVersion 1: etcd's first write is revision 2."""
 
 
 def _now_rfc3339() -> str:
@@ -157,38 +273,55 @@ class Kube:
         self.http_requests: collections.Counter[str] = collections.Counter()
         """Requests sent, by HTTP method (GET/POST/PATCH/PUT/DELETE), watches included."""
         self.writes: collections.Counter[tuple[str, str]] = collections.Counter()
-        """Write requests sent, by (verb, kind): verb in apply/apply-status/patch/create/delete."""
+        """Write requests sent, by (verb, kind): verb in apply/create/apply-status/patch/delete/..."""
         self.reporting_instance = os.environ.get("POD_NAME") or socket.gethostname()
-        http = self._http()
-        http.headers["User-Agent"] = user_agent
-        http.event_hooks["request"].append(self._count_request)
-        http.event_hooks["response"].append(self._count_response)
+        conn = _CONNECTIONS.get(client)
+        if conn is None:  # a client made elsewhere: its requests are not counted, watches get their own transport
+            config = client.config
+            if config is None:
+                raise ValueError("the client has no configuration")
+            conn = Connection(config, ApiTransport(config, http2=False, limits=REQUESTS_POOL),
+                              ApiTransport(config, http2=False, limits=POOL))
+        self.connection = conn
+        for transport in (conn.requests, conn.watches):
+            transport.user_agent = user_agent
+            transport.on_request = self._count_request
+            transport.on_response = self._count_response
+        self._watch_http = conn.raw_client(watches=True)
+        self._raw_http = conn.raw_client(watches=False)
         self.on_response: Callable[[int, str, str], None] | None = None
         """Called with (status code, method, host) for every response (``rest_client_requests_total``)."""
         self.on_duration: Callable[[str, str, float], None] | None = None
         """Called with (method, host, seconds from sending to the response headers) for every response."""
 
-    def _http(self) -> httpx2.AsyncClient:
-        return self.client._client._client
+    @property
+    def http(self) -> httpx2.AsyncClient:
+        """A plain httpx client to the API server (base URL, credentials, counted), for paths lightkube has no
+        resource for (``/api``, ``/.well-known``...)."""
+        return self._raw_http
 
-    async def _count_request(self, request: httpx2.Request) -> None:
+    @property
+    def http2(self) -> bool:
+        """True when ordinary requests go over HTTP/2 (watches always use HTTP/1.1 connections of their own)."""
+        return self.connection.requests.http2
+
+    def _count_request(self, request: httpx2.Request) -> None:
         self.http_requests[request.method] += 1
-        request.extensions["d3os_sent_at"] = time.monotonic()
 
-    async def _count_response(self, response: httpx2.Response) -> None:
-        req = response.request
-        host = req.url.netloc.decode("ascii", "replace")
+    def _count_response(self, request: httpx2.Request, response: httpx2.Response, seconds: float) -> None:
+        host = request.url.netloc.decode("ascii", "replace")
         if self.on_response is not None:
-            self.on_response(response.status_code, req.method, host)
-        sent = req.extensions.get("d3os_sent_at")
-        if self.on_duration is not None and sent is not None:
-            self.on_duration(req.method, host, time.monotonic() - sent)
+            self.on_response(response.status_code, request.method, host)
+        if self.on_duration is not None:
+            self.on_duration(request.method, host, seconds)
 
     @property
     def write_count(self) -> int:
         return sum(self.writes.values())
 
     async def aclose(self) -> None:
+        await self._watch_http.aclose()
+        await self._raw_http.aclose()
         await self.client.aclose()
 
     # -- reads -------------------------------------------------------------------------------------------
@@ -221,27 +354,28 @@ class Kube:
         error, a 410 above all, whether it comes as an HTTP status or as an ERROR event. BOOKMARK events
         (requested) are yielded too, so the caller can keep its resourceVersion fresh.
         """
-        inner = self.client._client
         params: dict[str, Any] = {
+            "watch": "true",
             "timeoutSeconds": server_timeout,
             "allowWatchBookmarks": "true",
-            "resourceVersion": resource_version or None,
-            "labelSelector": build_selector(dict(labels)) if labels else None,
         }
-        br = inner.prepare_request("list", res=info.res, namespace=namespace, watch=True, params=params)
-        req = inner._client.build_request(br.method, br.url, params=br.params, timeout=inner._watch_timeout)
-        resp = await inner.send(req, stream=True)  # type: ignore[no-untyped-call]
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        if labels:
+            params["labelSelector"] = build_selector(dict(labels))
+        req = self._watch_http.build_request("GET", collection_path(info, namespace), params=params)
+        resp = await self._watch_http.send(req, stream=True)
         try:
             if resp.status_code >= 400:
                 await resp.aread()
-                inner.raise_for_status(resp)  # type: ignore[no-untyped-call]
+                raise_for_status(resp)
             async for line in resp.aiter_lines():
                 if not line.strip():
                     continue
-                event = decoders.decode_watch_event(line)
+                event = msgspec.json.decode(line, type=WatchEvent)
                 if event.type == "ERROR":
-                    raise ApiError(status=decoders.decode_status(event.object))
-                yield event.type, msgspec.json.decode(event.object)
+                    raise ApiError(status=decoders.decode_status(msgspec.json.encode(event.object)))
+                yield event.type, event.object
         finally:
             with anyio.CancelScope(shield=True):
                 await resp.aclose()
@@ -318,15 +452,27 @@ class Kube:
         )
         return plain(out)
 
-    async def apply(self, manifest: Mapping[str, Any], *, force: bool = True) -> dict[str, Any]:
-        """Server-side apply ``manifest`` (a fresh desired object carrying apiVersion/kind/metadata)."""
+    async def apply(
+        self, manifest: Mapping[str, Any], *, force: bool = True, create_only: bool = False
+    ) -> dict[str, Any]:
+        """Server-side apply ``manifest`` (a fresh desired object carrying apiVersion/kind/metadata).
+
+        ``create_only``: create the object, or fail with 409 Conflict if anything already holds the name
+        (:data:`CREATE_ONLY_VERSION`) -- one request instead of a GET then an apply, and still never a
+        take-over of a stranger's object. The object is created by server-side apply, so its fields are
+        owned by our Apply entry exactly as after any later apply (a POST would make them an Update entry's,
+        which a later apply could never remove).
+        """
         info = kind_info(manifest["apiVersion"], manifest["kind"])
         meta = manifest["metadata"]
-        self.writes[("apply", info.kind)] += 1
+        body = dict(manifest)
+        if create_only:
+            body["metadata"] = {**meta, "resourceVersion": CREATE_ONLY_VERSION}
+        self.writes[("create" if create_only else "apply", info.kind)] += 1
         out = await self.client.patch(
             info.res,
             meta["name"],
-            dict(manifest),
+            body,
             namespace=meta["namespace"],
             patch_type=PatchType.APPLY,
             field_manager=self.field_manager,
@@ -348,21 +494,17 @@ class Kube:
         }
         if ref.uid:
             body["preconditions"] = {"uid": ref.uid}
-        inner = self.client._client
-        br = inner.prepare_request("delete", res=info.res, name=ref.name, namespace=ref.namespace)
-        br.data = body
         self.writes[("delete", info.kind)] += 1
-        req = inner.build_adapter_request(br)
-        resp = await inner.send(req)  # type: ignore[no-untyped-call]
+        resp = await self._raw_http.request(
+            "DELETE", object_path(info, ref.namespace, ref.name), content=msgspec.json.encode(body),
+            headers={"Content-Type": "application/json"},
+        )
+        if resp.status_code == 404:
+            return None
+        raise_for_status(resp)
         try:
-            inner.raise_for_status(resp)  # type: ignore[no-untyped-call]
-        except ApiError as e:
-            if e.status.code == 404:
-                return None
-            raise
-        try:
-            answer = resp.json()
-        except ValueError:
+            answer = msgspec.json.decode(resp.content)
+        except msgspec.DecodeError:
             return {}
         return answer if isinstance(answer, dict) else {}
 
@@ -398,8 +540,11 @@ class Kube:
         )
         return plain(out)
 
-    async def create_event(self, parent: Mapping[str, Any], event: Event) -> None:
-        """Record a core/v1 Event on the DataService."""
+    async def create_event(
+        self, parent: Mapping[str, Any], event: Event, *, count: int = 1, first: str | None = None,
+        last: str | None = None,
+    ) -> str:
+        """Record a core/v1 Event on the DataService; returns its name (for :meth:`update_event`)."""
         meta = parent["metadata"]
         now = _now_rfc3339()
         body: dict[str, Any] = {
@@ -421,12 +566,20 @@ class Kube:
             "source": {"component": api.FIELD_MANAGER},
             "reportingComponent": api.FIELD_MANAGER,
             "reportingInstance": self.reporting_instance[:128],
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
+            "firstTimestamp": first or now,
+            "lastTimestamp": last or now,
+            "count": count,
         }
         self.writes[("create", "Event")] += 1
-        await self.client.create(EVENT.res(**body))
+        out = await self.client.create(EVENT.res(**body))
+        return str(plain(out)["metadata"]["name"])
+
+    async def update_event(self, namespace: str, name: str, *, count: int, last: str, message: str) -> None:
+        """Bring an Event up to date with its repeats (count, lastTimestamp, latest message), as client-go's
+        event correlator does; raises ApiError 404 when the Event expired meanwhile."""
+        body = {"count": count, "lastTimestamp": last, "message": message[:1024]}
+        self.writes[("patch", "Event")] += 1
+        await self.client.patch(EVENT.res, name, body, namespace=namespace, patch_type=PatchType.MERGE)
 
 
 HAND_EDIT_MANAGERS = ("kubectl", "before-first-apply")

@@ -40,7 +40,7 @@ async def protected_addresses(
         if text and text.lower() != "none" and (text, what) not in found:
             found.append((text, what))
 
-    http = kube._http()
+    http = kube.http
     host = http.base_url.host
     if host:
         literal = ip_literal(host)

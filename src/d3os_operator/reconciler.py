@@ -1,29 +1,37 @@
 """One reconcile: cache -> ``d3os_core.plan`` -> carry the plan out. No business rule lives here.
 
-The reconciler reads only its caches (plus a GET of names the plan wants to create, see below), asks
-the core what to do, and does exactly that, in this order:
+It speaks controller-runtime's contract: :meth:`Reconciler.reconcile` returns a :class:`Result` (requeue
+after some seconds, or not) or raises a typed error -- :class:`TransientError` (retry with backoff),
+:class:`RefusedError` (the API server refused a request: 400/403/422, named in status, retried with
+backoff), :class:`TerminalError` (no retry until the object changes) -- like controller-runtime's
+``reconcile.Result``/``reconcile.TerminalError`` and kopf's ``TemporaryError``/``PermanentError``. Only the
+worker (:mod:`d3os_operator.controller`) maps them onto the queue.
+
+One pass reads only the caches, asks the core for a plan and carries it out, in this order:
 
 1. finalizer "add" (JSON merge patch of ``metadata.finalizers``, guarded by resourceVersion);
-2. ``apply`` in the plan's order with server-side apply (``force``, the operator's field manager). The
-   manifests marked ``create`` are first looked up (GETs, all at once): an object the operator does not
-   watch may hold the name. If one does, nothing of this plan is carried out: the holder is reported to
-   the core as observed (re-read on every later reconcile, so its removal is seen) and the DataService
-   is planned again at once;
+2. ``apply`` in the plan's order with server-side apply (``force``, the operator's field manager). A
+   manifest marked ``create`` (not in the cache) is sent as a *create-only* apply: it creates the object or
+   fails with 409 when anything holds the name -- one request, no GET first. A name held by an object the
+   operator does not watch is read (GET, only then) and reported to the core as observed (re-read on later
+   passes, so its removal is seen); nothing more of that plan is carried out;
 3. ``delete`` with a uid precondition and foreground propagation (404 and a failed precondition mean
    the object is already gone or replaced: fine);
 4. status through the status subresource, only when it differs from the live one;
-5. Events on the DataService, queued to the :class:`~d3os_operator.events.EventRecorder` (sent in order
-   off the reconcile path, never failing it);
-6. finalizer "remove";
-7. requeue: at once after applies/deletes (to observe their effect from the updated cache), else as
-   the plan says.
+5. Events on the DataService, queued to the :class:`~d3os_operator.events.EventRecorder` (sent and
+   aggregated off the reconcile path, never failing it);
+6. finalizer "remove".
 
-Every write's response is written through to the cache, so the next plan never acts on a stale copy of
-what the operator itself just wrote.
+A pass plans once, and again only when the plan cannot be carried out as it is (bounded by
+:data:`MAX_PLANS`): the plan asked for pods to read, a name it wanted was held, or the API server refused
+an apply (then only the status that names the refusal is written). Every write's response is written
+through to the cache, so the next plan never acts on a stale copy of what the operator itself just wrote.
+What the shell remembers about one DataService between passes is one :class:`ParentState`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
@@ -31,13 +39,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 import httpx2
 from lightkube.core.exceptions import ApiError
 
 from d3os_core import api
 from d3os_core.times import format_time
-from d3os_core.types import Event, Facts, Observed, Plan, PodQuery
+from d3os_core.types import Event, Facts, ObjKey, Observed, Plan, PodQuery
 
 from .events import EventRecorder
 from .informer import Informer, store_key
@@ -54,8 +61,6 @@ Tracer = Callable[[dict[str, Any]], None]
 
 REFUSALS = (400, 403, 422)
 """API answers that retrying the same request cannot change: named in status, retried with backoff."""
-HOLDER_REQUEUE = 0.0
-"""Seconds: requeue after finding a name held by an object the operator does not own (plan again now)."""
 HOLDER_RECHECK = 10.0
 """Seconds: while a name stays held, re-read the holder at least this often (it may not be watched)."""
 POD = kind_info("v1", "Pod")
@@ -63,6 +68,11 @@ FIRST_PROBE_GRACE = 2.0
 """Seconds a new check may take to give its first result before a plan is carried out without it."""
 MAX_WRITE_STREAK = 25
 """Reconciles in a row that write objects before the reconciler suspects a plan that never converges."""
+PROGRESS_STATUS_INTERVAL = 10.0
+"""Seconds between two status writes that change only progress text (see :func:`step_boundary`)."""
+MAX_PLANS = 4
+"""Plans in one pass at most: the first, and re-plans with what carrying it out revealed (pods, a holder,
+a refusal). Past it the DataService is queued again at once."""
 
 
 def fmt_key(key: ParentKey) -> str:
@@ -89,26 +99,57 @@ def status_differs(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -
     return bool(_strip_none(dict(desired)) != _strip_none(dict(live)))
 
 
-@dataclass
-class Outcome:
-    """What a reconcile did, for the worker and for tests."""
+def _progress_text_only(status: Mapping[str, Any]) -> Any:
+    """``status`` without its progress text: condition messages and the message of a Progressing component."""
+    st = _strip_none(dict(status))
+    return {
+        **st,
+        "conditions": [{k: v for k, v in c.items() if k != "message"} for c in st.get("conditions") or []],
+        "components": [
+            {k: v for k, v in c.items() if not (k == "message" and c.get("state") == "Progressing")}
+            for c in st.get("components") or []
+        ],
+    }
+
+
+def step_boundary(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
+    """True when writing ``desired`` changes more than progress text ("0 of 1 updated replicas available"
+    becoming "1 of 1 …" while the component stays Progressing): a phase, a state, a condition's status or
+    reason, a count... Such a status is written at once; progress text alone at most every
+    :data:`PROGRESS_STATUS_INTERVAL` seconds."""
+    return bool(_progress_text_only(desired) != _progress_text_only(live or {}))
+
+
+def _progressing(status: Mapping[str, Any]) -> bool:
+    """The core's verdict: is this DataService's rollout still moving (condition Progressing=True)?"""
+    return any(c.get("type") == "Progressing" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
+# -- the contract with the worker ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    """A pass that succeeded: ``requeue_after`` seconds until the next one (0: at once), None: only on events."""
 
     requeue_after: float | None = None
-    applied: int = 0
-    deleted: int = 0
-    status_written: bool = False
-    events: int = 0
-    finalizer: str | None = None
-    held: list[str] = field(default_factory=list)
-    gone: bool = False
-    woke_at: float | None = None
-    started_step: bool = False
-    evicted: int = 0
-    """Cached copies dropped after a 404/409 said they are gone (the next plan must not see them)."""
 
-    @property
-    def wrote_objects(self) -> bool:
-        return bool(self.applied or self.deleted or self.finalizer or self.evicted)
+
+class ReconcileError(Exception):
+    """A pass that failed; the worker decides what the queue does with the key."""
+
+
+class TransientError(ReconcileError):
+    """Worth retrying as it is (the API server away, a conflict, a timeout): retried with backoff."""
+
+
+class RefusedError(ReconcileError):
+    """The API server refused a request (400/403/422): the status names it; retried with backoff, since a
+    change elsewhere (RBAC, a freed NodePort) may let it through."""
+
+
+class TerminalError(ReconcileError):
+    """Retrying cannot help until the DataService changes: not retried (its next event queues it again)."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +157,50 @@ class Holder:
     api_version: str
     kind: str
     name: str
+
+
+@dataclass
+class ParentState:
+    """What the shell remembers about one DataService between passes (dropped as one when it is gone)."""
+
+    holders: set[Holder] = field(default_factory=set)
+    """Names the plan wanted that an object the operator does not own holds."""
+    refused: dict[ObjKey, str] = field(default_factory=dict)
+    """Applies the API server refused (400/403/422), shown to the core so status names them."""
+    write_streak: int = 0
+    """Passes in a row that wrote objects (a plan that never converges is slowed down)."""
+    last_error: str | None = None
+    """The last refusal reported as a Warning Event (each distinct message once)."""
+    status_at: float = -PROGRESS_STATUS_INTERVAL
+    """Monotonic time of the last status write."""
+
+
+@dataclass
+class _Pass:
+    """What one pass did (for the requeue decision and the step-latency metric)."""
+
+    woke_at: float | None = None
+    applied: int = 0
+    deleted: int = 0
+    finalizer: bool = False
+    evicted: int = 0
+    """Cached copies dropped after a 404/409 said they are gone (the next plan must not see them)."""
+    started_step: bool = False
+    status_due: float | None = None
+    """Seconds until a status that changed only progress text is written (None: nothing held back)."""
+
+    @property
+    def wrote_objects(self) -> bool:
+        return bool(self.applied or self.deleted or self.finalizer or self.evicted)
+
+
+class _NameHeld(Exception):
+    """A create-only apply found the name taken (the holder, read after the 409, or None if gone since)."""
+
+    def __init__(self, holder: Holder, live: dict[str, Any] | None) -> None:
+        super().__init__(f"{holder.kind}/{holder.name}")
+        self.holder = holder
+        self.live = live
 
 
 class Reconciler:
@@ -145,11 +230,7 @@ class Reconciler:
         self.events = events
         self.planner = planner
         self.tracer = tracer
-        self.holders: dict[ParentKey, set[Holder]] = {}
-        self.refused: dict[ParentKey, dict[tuple[str, str], str]] = {}
-        """Applies the API server refused (400/403/422), shown to the core so status names them."""
-        self._write_streak: dict[ParentKey, int] = {}
-        self._last_error: dict[ParentKey, str] = {}
+        self.states: dict[ParentKey, ParentState] = {}
         self.reconciles = 0
 
     # -- helpers used by the operator's event handlers ---------------------------------------------------
@@ -158,9 +239,16 @@ class Reconciler:
         """DataServices that found (kind, name) in ``namespace`` held by someone else."""
         return [
             key
-            for key, held in self.holders.items()
-            if key[0] == namespace and any(h.kind == kind and h.name == name for h in held)
+            for key, state in self.states.items()
+            if key[0] == namespace and any(h.kind == kind and h.name == name for h in state.holders)
         ]
+
+    def forget(self, key: ParentKey) -> None:
+        """The DataService is gone: drop everything kept about it."""
+        self.states.pop(key, None)
+        self.probes.forget(key)
+        if self.metrics is not None:
+            self.metrics.forget(*key)
 
     def _trace(self, what: str, key: ParentKey, **fields: Any) -> None:
         if self.tracer is not None:
@@ -168,115 +256,147 @@ class Reconciler:
 
     # -- the reconcile -----------------------------------------------------------------------------------
 
-    async def reconcile(self, key: ParentKey, woke_at: float | None = None) -> Outcome:
-        """``woke_at``: monotonic time of the event that queued this reconcile (for the step-latency metric)."""
-        ns, name = key
-        ds = fmt_key(key)
+    async def reconcile(self, key: ParentKey, woke_at: float | None = None) -> Result:
+        """One pass. ``woke_at``: monotonic time of the event that queued it (for the step-latency metric)."""
         self.reconciles += 1
+        try:
+            return await self._reconcile(key, woke_at)
+        except ApiError as e:
+            text = api_error_text(e)
+            raise (RefusedError(text) if e.status.code in REFUSALS else TransientError(text)) from e
+        except (httpx2.HTTPError, OSError) as e:
+            raise TransientError(api_error_text(e)) from e
+
+    async def _reconcile(self, key: ParentKey, woke_at: float | None) -> Result:
+        ns, name = key
         parent = self.parents.get(ns, name)
         if parent is None:
-            self.probes.forget(key)
-            self.holders.pop(key, None)
-            self.refused.pop(key, None)
-            self._write_streak.pop(key, None)
-            self._last_error.pop(key, None)
-            if self.metrics is not None:
-                self.metrics.forget(ns, name)
-            log.debug("gone", extra={"ds": ds})
-            return Outcome(gone=True)
-
-        observed = await self._observe(key, ns)
+            self.forget(key)
+            log.debug("gone", extra={"ds": fmt_key(key)})
+            return Result()
+        state = self.states.setdefault(key, ParentState())
         facts = Facts(now=utc_now(), secret_seed=secrets.token_urlsafe(32))
+        observed = await self._observe(key, state)
+        done = _Pass(woke_at=woke_at)
+        refusal: ApiError | None = None
+        for attempt in range(MAX_PLANS):
+            plan = self._plan(key, parent, observed, facts)
+            if refusal is not None:
+                # planned again with the refusal observed: write just that status, so kubectl shows why
+                try:
+                    await self._write_status(key, state, parent, plan, None)
+                except ApiError as e:
+                    log.warning("status not written", extra={"ds": fmt_key(key), "error": api_error_text(e)})
+                raise refusal
+            if attempt == 0:
+                self.probes.ensure(key, plan.probes)
+                # A reconcile never waits for a probe: its first result enqueues this DataService again (the
+                # probe manager's on_change). A check that has just started gets a short grace before the plan
+                # is carried out without it, so the status rests on a result, not on "unknown" (after a
+                # restart too) -- but the worker is released at once; a check still silent after the grace
+                # shows as "checking …".
+                unseen = [r.key for r in plan.probes if r.key not in observed.probes]
+                grace_left = self.probes.first_result_grace(key, unseen, FIRST_PROBE_GRACE) if unseen else 0.0
+                if grace_left > 0:
+                    return Result(requeue_after=grace_left)
+            if plan.inspect and not observed.pods:
+                # A component is past its progress deadline: read its pods (by label, only now) so the status
+                # can say why (the scheduler's reason, a container's waiting reason), and plan once more.
+                pods = await self._pods(key, plan.inspect)
+                if pods:
+                    observed = dataclasses.replace(observed, pods=pods)
+                    continue
+            if self.metrics is not None and plan.status:
+                comps = plan.status.get("components") or []
+                self.metrics.components(ns, name, {str(c["name"]): bool(c.get("ready")) for c in comps})
+            try:
+                parent = await self._execute(key, state, parent, plan, done)
+            except _NameHeld as held:
+                # The plan was made without knowing this holder: nothing more of it is carried out (a workload
+                # must never start on a stranger's ConfigMap); show the holder to the core and plan again.
+                h = held.holder
+                if held.live is not None:
+                    state.holders.add(h)
+                log.warning("name already taken: not applying, planning again",
+                            extra={"ds": fmt_key(key), "obj": f"{h.kind}/{h.name}"})
+                parent = self.parents.get(ns, name) or parent
+                observed = await self._observe(key, state, {h: held.live} if held.live is not None else None)
+                continue
+            except ApiError as e:
+                await self._report_api_error(key, state, parent, e)
+                if e.status.code in REFUSALS and state.refused and attempt + 1 < MAX_PLANS:
+                    refusal = e
+                    parent = self.parents.get(ns, name) or parent
+                    observed = await self._observe(key, state)
+                    continue
+                raise
+            break
+        else:
+            return Result(requeue_after=0.0)  # still learning (a holder per plan): look again at once
+        state.last_error = None
+        if not _progressing(plan.status):
+            self.events.settle(parent)  # complete or stalled: its Events' counts are written now
+        return Result(requeue_after=self._requeue_after(key, state, plan, done))
+
+    def _plan(self, key: ParentKey, parent: Mapping[str, Any], observed: Observed, facts: Facts) -> Plan:
         started = time.monotonic()
         plan = self.planner(parent, observed, facts)
-        self._trace("plan", key, plan_ms=(time.monotonic() - started) * 1000, applies=len(plan.apply))
-        self.probes.ensure(key, plan.probes)
-        # A reconcile never waits for a probe: its first result enqueues this DataService again (the probe
-        # manager's on_change). A check that has just started gets a short grace before the plan is carried
-        # out without it, so the status rests on a result, not on "unknown" (after a restart too) -- but the
-        # worker is released at once; a check still silent after the grace shows as "checking …".
-        unseen = [r.key for r in plan.probes if r.key not in observed.probes]
-        grace_left = self.probes.first_result_grace(key, unseen, FIRST_PROBE_GRACE) if unseen else 0.0
-        if grace_left > 0:
-            return Outcome(requeue_after=grace_left, woke_at=woke_at)
+        if self.tracer is not None:
+            extra = {"inspected": sorted(observed.pods)} if observed.pods else {}
+            self._trace("plan", key, plan_ms=(time.monotonic() - started) * 1000, applies=len(plan.apply), **extra)
+        return plan
 
-        if plan.inspect:
-            # A component is past its progress deadline: read its pods (by label, only now) so the status
-            # can say why (the scheduler's reason, a container's waiting reason), and plan once more.
-            pods = await self._pods(key, ns, plan.inspect)
-            if pods:
-                observed = Observed(objects=observed.objects, probes=observed.probes, refused=observed.refused,
-                                    pods=pods)
-                started = time.monotonic()
-                plan = self.planner(parent, observed, facts)
-                self._trace("plan", key, plan_ms=(time.monotonic() - started) * 1000, applies=len(plan.apply),
-                            inspected=sorted(pods))
-
-        if self.metrics is not None and plan.status:
-            comps = plan.status.get("components") or []
-            self.metrics.components(ns, name, {str(c["name"]): bool(c.get("ready")) for c in comps})
-        out = Outcome(woke_at=woke_at)
-        try:
-            parent = await self._execute(key, parent, plan, out)
-        except ApiError as e:
-            await self._report_api_error(key, parent, e)
-            if e.status.code in REFUSALS and self.refused.get(key):
-                await self._status_after_refusal(key, parent, facts)
-            raise
-        self._last_error.pop(key, None)
-
-        # Requeue: after object writes re-plan at once from the written-through cache; holders are
-        # re-read soon (they may not be watched); otherwise as the plan says.
-        if out.wrote_objects:
-            streak = self._write_streak.get(key, 0) + 1
-            self._write_streak[key] = streak
-            if streak > MAX_WRITE_STREAK:
-                log.warning(
-                    "plan keeps writing: slowing down",
-                    extra={"ds": ds, "streak": streak},
-                )
-                out.requeue_after = min(30.0, 0.1 * (streak - MAX_WRITE_STREAK))
+    def _requeue_after(self, key: ParentKey, state: ParentState, plan: Plan, done: _Pass) -> float | None:
+        """After object writes, plan again at once from the written-through cache; holders are re-read soon
+        (they may not be watched); otherwise as the plan says."""
+        after: float | None
+        if done.wrote_objects:
+            state.write_streak += 1
+            if state.write_streak > MAX_WRITE_STREAK:
+                log.warning("plan keeps writing: slowing down",
+                            extra={"ds": fmt_key(key), "streak": state.write_streak})
+                after = min(30.0, 0.1 * (state.write_streak - MAX_WRITE_STREAK))
             else:
-                out.requeue_after = 0.0
+                after = 0.0
         else:
-            self._write_streak.pop(key, None)
-            out.requeue_after = plan.requeue_after
-        if out.held:
-            out.requeue_after = HOLDER_REQUEUE if out.requeue_after is None else min(out.requeue_after, HOLDER_REQUEUE)
-        elif self.holders.get(key):
-            out.requeue_after = HOLDER_RECHECK if out.requeue_after is None else min(out.requeue_after, HOLDER_RECHECK)
-        return out
+            state.write_streak = 0
+            after = plan.requeue_after
+        if state.holders:
+            after = HOLDER_RECHECK if after is None else min(after, HOLDER_RECHECK)
+        if done.status_due is not None:
+            after = done.status_due if after is None else min(after, done.status_due)
+        return after
 
-    async def _observe(self, key: ParentKey, ns: str) -> Observed:
-        objects: dict[tuple[str, str], Mapping[str, Any]] = {}
+    async def _observe(
+        self, key: ParentKey, state: ParentState, fetched: Mapping[Holder, dict[str, Any]] | None = None
+    ) -> Observed:
+        """The cache's objects of the namespace, holders of wanted names (read again unless ``fetched``)."""
+        ns = key[0]
+        objects: dict[ObjKey, Mapping[str, Any]] = {}
         for kind, informer in self.owned.items():
             for obj in informer.in_namespace(ns):
                 objects[(kind, store_key(obj)[1])] = obj
-        held = self.holders.get(key)
-        if held:
-            for h in sorted(held, key=lambda h: (h.kind, h.name)):
-                if (h.kind, h.name) in objects:
-                    # now in the cache (it carries our label): the cache tells the core about it
-                    held.discard(h)
-                    continue
+        for h in sorted(state.holders, key=lambda h: (h.kind, h.name)):
+            if (h.kind, h.name) in objects:
+                # now in the cache (it carries our label): the cache tells the core about it
+                state.holders.discard(h)
+                continue
+            live = (fetched or {}).get(h)
+            if live is None:
                 live = await self.kube.get(h.api_version, h.kind, ns, h.name)
-                if live is None:
-                    held.discard(h)
-                    log.info("name is free again", extra={"ds": fmt_key(key), "obj": f"{h.kind}/{h.name}"})
-                else:
-                    objects[(h.kind, h.name)] = live
-            if not held:
-                self.holders.pop(key, None)
-        return Observed(objects=objects, probes=self.probes.results(key), refused=dict(self.refused.get(key) or {}))
+            if live is None:
+                state.holders.discard(h)
+                log.info("name is free again", extra={"ds": fmt_key(key), "obj": f"{h.kind}/{h.name}"})
+            else:
+                objects[(h.kind, h.name)] = live
+        return Observed(objects=objects, probes=self.probes.results(key), refused=dict(state.refused))
 
-    async def _pods(
-        self, key: ParentKey, ns: str, queries: Sequence[PodQuery]
-    ) -> dict[str, tuple[dict[str, Any], ...]]:
+    async def _pods(self, key: ParentKey, queries: Sequence[PodQuery]) -> dict[str, tuple[dict[str, Any], ...]]:
         """The pods the plan asked about; a refused or failed list just leaves that component's detail out."""
         out: dict[str, tuple[dict[str, Any], ...]] = {}
         for q in queries:
             try:
-                items, _ = await self.kube.list_objects(POD, ns, labels=q.labels)
+                items, _ = await self.kube.list_objects(POD, key[0], labels=q.labels)
             except (ApiError, httpx2.HTTPError, OSError) as e:
                 log.debug("pods not read", extra={"ds": fmt_key(key), "component": q.component,
                                                   "error": api_error_text(e)})
@@ -284,7 +404,9 @@ class Reconciler:
             out[q.component] = tuple(items)
         return out
 
-    async def _execute(self, key: ParentKey, parent: dict[str, Any], plan: Plan, out: Outcome) -> dict[str, Any]:
+    async def _execute(
+        self, key: ParentKey, state: ParentState, parent: dict[str, Any], plan: Plan, done: _Pass
+    ) -> dict[str, Any]:
         ds = fmt_key(key)
         ns = key[0]
         meta = parent["metadata"]
@@ -295,43 +417,8 @@ class Reconciler:
                 parent = await self.kube.set_finalizers(parent, [*finalizers, api.FINALIZER])
                 self.parents.write_through(parent)
                 meta = parent["metadata"]
-                out.finalizer = "add"
+                done.finalizer = True
                 log.info("finalizer added", extra={"ds": ds, "finalizer": api.FINALIZER})
-
-        # Names the plan wants to create: make sure they are free, all lookups at once.
-        holders: dict[int, dict[str, Any] | None] = {}
-        creates = [(i, step.manifest) for i, step in enumerate(plan.apply) if step.create]
-        if creates:
-
-            async def look(i: int, m: Mapping[str, Any]) -> None:
-                holders[i] = await self.kube.get(m["apiVersion"], m["kind"], ns, m["metadata"]["name"])
-
-            try:
-                async with anyio.create_task_group() as tg:
-                    for i, m in creates:
-                        tg.start_soon(look, i, m)
-            except BaseExceptionGroup as group:
-                # one lookup failed (the API server away, a 429...): raise it as itself, so the worker
-                # treats it as the transient error it is rather than as a crash
-                leaf: BaseException = group
-                while isinstance(leaf, BaseExceptionGroup):
-                    leaf = leaf.exceptions[0]
-                raise leaf from None
-
-        taken = [(plan.apply[i], obj) for i, obj in sorted(holders.items()) if obj is not None]
-        if taken:
-            # The plan was made without knowing these holders: carry out none of it (a workload must
-            # never start on a stranger's ConfigMap), show them to the core and plan again at once.
-            for step, _ in taken:
-                m = step.manifest
-                kind, name = m["kind"], m["metadata"]["name"]
-                self.holders.setdefault(key, set()).add(Holder(m["apiVersion"], kind, name))
-                out.held.append(f"{kind}/{name}")
-                log.warning(
-                    "name already taken: not applying, planning again",
-                    extra={"ds": ds, "obj": f"{kind}/{name}", "component": step.component},
-                )
-            return parent
 
         for step in plan.apply:
             m = step.manifest
@@ -344,20 +431,22 @@ class Reconciler:
                     log.info("took over hand-edited fields", extra={"ds": ds, "obj": f"{kind}/{name}"})
             self._trace("apply", key, kind=kind, name=name, component=step.component, create=step.create)
             t0 = time.monotonic()
-            if step.create and not out.started_step and out.woke_at is not None and self.metrics is not None:
-                out.started_step = True  # the first object of a component not there yet: a rollout step begins
-                self.metrics.step_started(t0 - out.woke_at)
+            if step.create and not done.started_step and done.woke_at is not None and self.metrics is not None:
+                done.started_step = True  # the first object of a component not there yet: a rollout step begins
+                self.metrics.step_started(t0 - done.woke_at)
             try:
-                live = await self.kube.apply(m)
+                live = await self.kube.apply(m, create_only=step.create)
             except ApiError as e:
+                if step.create and e.status.code == 409:
+                    holder = Holder(m["apiVersion"], kind, name)
+                    raise _NameHeld(holder, await self.kube.get(m["apiVersion"], kind, ns, name)) from e
                 if e.status.code in REFUSALS:
-                    self.refused.setdefault(key, {})[(kind, name)] = api_error_text(e)
+                    state.refused[(kind, name)] = api_error_text(e)
                 raise
-            if self.refused.get(key, {}).pop((kind, name), None) is not None and not self.refused[key]:
-                self.refused.pop(key, None)
+            state.refused.pop((kind, name), None)
             if informer is not None:
                 informer.write_through(live)
-            out.applied += 1
+            done.applied += 1
             log.debug(  # INFO has the step's Event ("Deploying: applying …"); this is per object
                 "applied",
                 extra={
@@ -376,19 +465,19 @@ class Reconciler:
             except ApiError as e:
                 if e.status.code == 409:  # uid precondition failed: a namesake replaced it, leave it
                     if informer is not None and ref.uid and informer.evict(ns, ref.name, ref.uid):
-                        out.evicted += 1  # the cache still had the replaced one: plan again without it
+                        done.evicted += 1  # the cache still had the replaced one: plan again without it
                     log.info(
                         "delete skipped: object was replaced",
                         extra={"ds": ds, "obj": f"{ref.kind}/{ref.name}", "uid": ref.uid},
                     )
                     continue
                 raise
-            out.deleted += 1
+            done.deleted += 1
             self._trace("delete", key, kind=ref.kind, name=ref.name, component=ref.component)
             if informer is not None and result is not None and (result.get("metadata") or {}).get("deletionTimestamp"):
                 informer.write_through(result)  # still there, finalizing: show the core it is going
             elif informer is not None and ref.uid and informer.evict(ns, ref.name, ref.uid):
-                out.evicted += 1  # gone already (404) or at once: the cache must not wait for the DELETED event
+                done.evicted += 1  # gone already (404) or at once: the cache must not wait for the DELETED event
             log.info(
                 "deleted" if result is not None else "delete: already gone",
                 extra={
@@ -399,19 +488,10 @@ class Reconciler:
                 },
             )
 
-        if plan.status and status_differs(plan.status, parent.get("status")):
-            parent = await self.kube.apply_status(parent, plan.status)
-            self.parents.write_through(parent)
-            out.status_written = True
-            self._trace("status", key, phase=plan.status.get("phase"), message=plan.status.get("message"))
-            log.debug(
-                "status written",
-                extra={"ds": ds, "phase": plan.status.get("phase"), "detail": plan.status.get("message")},
-            )
+        parent = await self._write_status(key, state, parent, plan, done)
 
         for event in plan.events:
             self.events.record(parent, event)
-            out.events += 1
 
         if plan.finalizer == "remove":
             finalizers = list(parent["metadata"].get("finalizers") or [])
@@ -422,24 +502,33 @@ class Reconciler:
                 except ApiError as e:
                     if e.status.code != 404:
                         raise
-                out.finalizer = "remove"
+                done.finalizer = True
                 log.info("finalizer removed", extra={"ds": ds, "finalizer": api.FINALIZER})
         return parent
 
-    async def _status_after_refusal(self, key: ParentKey, parent: Mapping[str, Any], facts: Facts) -> None:
-        """Plan again with the refusal observed and write just that status, so kubectl shows why."""
-        current = self.parents.get(*key) or parent
-        observed = await self._observe(key, key[0])
-        plan = self.planner(current, observed, facts)
-        if plan.status and status_differs(plan.status, current.get("status")):
-            try:
-                written = await self.kube.apply_status(dict(current), plan.status)
-            except ApiError as e:
-                log.warning("status not written", extra={"ds": fmt_key(key), "error": api_error_text(e)})
-                return
-            self.parents.write_through(written)
+    async def _write_status(
+        self, key: ParentKey, state: ParentState, parent: dict[str, Any], plan: Plan, done: _Pass | None
+    ) -> dict[str, Any]:
+        """Write the plan's status if it differs: at once at a step boundary, else (progress text only) at
+        most every :data:`PROGRESS_STATUS_INTERVAL` seconds (``done`` is told when, to requeue then)."""
+        if not plan.status or not status_differs(plan.status, parent.get("status")):
+            return parent
+        wait = state.status_at + PROGRESS_STATUS_INTERVAL - time.monotonic()
+        if done is not None and wait > 0 and not step_boundary(plan.status, parent.get("status")):
+            done.status_due = wait
+            return parent
+        parent = await self.kube.apply_status(parent, plan.status)
+        state.status_at = time.monotonic()
+        self.parents.write_through(parent)
+        self._trace("status", key, phase=plan.status.get("phase"), message=plan.status.get("message"))
+        log.debug(
+            "status written",
+            extra={"ds": fmt_key(key), "phase": plan.status.get("phase"), "detail": plan.status.get("message")},
+        )
+        return parent
 
-    async def _report_api_error(self, key: ParentKey, parent: Mapping[str, Any], e: ApiError) -> None:
+    async def _report_api_error(self, key: ParentKey, state: ParentState, parent: Mapping[str, Any],
+                                e: ApiError) -> None:
         """Record a request the API refused (invalid, forbidden) as a Warning Event, once per message.
 
         Transient failures (conflicts, timeouts, server errors) are only retried with backoff.
@@ -447,7 +536,7 @@ class Reconciler:
         if e.status.code not in (400, 403, 404, 422):
             return
         message = api_error_text(e)
-        if self._last_error.get(key) == message:
+        if state.last_error == message:
             return
-        self._last_error[key] = message
+        state.last_error = message
         self.events.record(parent, Event("Warning", "RequestRefused", message[:1024]))

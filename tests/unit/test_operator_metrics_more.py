@@ -70,10 +70,11 @@ async def test_unfinished_work_and_longest_running_processor() -> None:
 
 @pytest.mark.anyio
 async def test_kube_reports_each_request_duration() -> None:
-    """The hooks on the HTTP client time every request (a local server stands in for the API server)."""
-    from lightkube import AsyncClient, KubeConfig
+    """The operator's transport times every request (a local server stands in for the API server)."""
+    from lightkube import KubeConfig
 
     from d3os_operator.endpoints import TEXT, listen, serve
+    from d3os_operator.kube import make_client
 
     listener = await listen("127.0.0.1", 0)
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
@@ -87,10 +88,10 @@ async def test_kube_reports_each_request_duration() -> None:
     codes: list[int] = []
     async with anyio.create_task_group() as tg:
         tg.start_soon(serve, listener, {"/version": lambda: (200, b"{}", TEXT)})
-        kube = Kube(AsyncClient(config, trust_env=False))
+        kube = Kube(make_client(config))
         kube.on_duration = lambda method, host, s: seen.append((method, host, s))
         kube.on_response = lambda code, method, host: codes.append(code)
-        r = await kube._http().get("/version")
+        r = await kube.connection.raw_client(watches=False).get("/version")
         assert r.status_code == 200
         await kube.aclose()
         tg.cancel_scope.cancel()
