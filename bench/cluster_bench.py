@@ -652,7 +652,15 @@ def bench_scale(
                 result["steady"] = steady_state(env, op, steady_seconds)
             result["peak_rss_bytes"] = max(filter(None, [sampler.peak_rss(), proc_stats(op.pid).get("VmHWM")]),
                                            default=None)
+            result["rss_at_end_bytes"] = proc_stats(op.pid).get("VmRSS")
             result["cpu_s_total"] = proc_stats(op.pid).get("cpu_s")
+            if done:
+                try:  # what the informers store per object (after the timed part: it costs the API server)
+                    import footprint
+
+                    result["cache_footprint"] = footprint.measure(env.client, namespaces)
+                except Exception as e:
+                    result["cache_footprint"] = {"error": f"{type(e).__name__}: {e}"}
             result["queue_depth_max"] = sampler.depth_max if sampler.depth_seen else None
             result["reconciles"] = reconciles(sampler.last_metrics)
             result["samples"] = len(sampler.samples)

@@ -324,6 +324,22 @@ def table(res: dict[str, Any], sizes: list[int]) -> str:
             lines.append(f"\nN={n}, CPU seconds until all Ready: {procs}; whole machine busy "
                          f"{_fmt((cpu.get('machine_busy_fraction') or 0) * 100, ' %', 0)} of "
                          f"{cpu.get('machine_cpu_s_available')} CPU s")
+    for n, s in scale.items():
+        fp = s.get("cache_footprint") or {}
+        if fp.get("kinds"):
+            lines += ["", f"**what the informers store** at N={n} (live objects through `{fp.get('transform')}`; "
+                      f"{fp['per_dataservice_objects']} objects and "
+                      f"{fp['per_dataservice_heap_bytes'] / 1000:.0f} kB of Python heap per DataService, "
+                      f"{fp['heap_bytes_stored'] / MB:.0f} MB in all; RSS at all Ready "
+                      f"{_fmt((s.get('rss_at_ready_bytes') or 0) / MB, ' MB', 0)}, at the end "
+                      f"{_fmt((s.get('rss_at_end_bytes') or 0) / MB, ' MB', 0)}, peak "
+                      f"{_fmt((s.get('peak_rss_bytes') or 0) / MB, ' MB', 0)})", "",
+                      "| kind | objects | JSON B raw → stored | heap B stored | heaviest stored fields (JSON B) |",
+                      "|---|---:|---:|---:|---|"]
+            for kind, k in fp["kinds"].items():
+                heavy = ", ".join(f"{f} {b}" for f, b in k["heaviest_fields_json_bytes"].items())
+                lines.append(f"| {kind} | {k['objects']} | {k['json_bytes_raw']} → {k['json_bytes_stored']} | "
+                             f"{k['heap_bytes_stored']} | {heavy} |")
     stdy = res.get("steady")
     if stdy and stdy.get("source"):
         lines += ["", f"**steady state** N={stdy.get('n')}, {stdy['window_s']:.0f} s idle: writes {stdy['writes']} "
