@@ -400,10 +400,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def measured_sizes(res: dict[str, Any], asked: list[int]) -> list[int]:
+    """Every N with a figure in ``res`` (scale or a baseline; a --merge run adds to earlier ones), else ``asked``."""
+    found = {int(k) for part in ("scale", "alone", "helm") for k in (res.get(part) or {}) if str(k).isdigit()}
+    return sorted(found | set(asked)) if found else asked
+
+
 def report(path: Path, args: argparse.Namespace) -> int:
     """The table of an earlier run, without running anything."""
     res = json.loads(path.read_text(encoding="utf-8"))
-    sizes = [int(n) for n in res.get("scale") or {}] or args.size_list
+    sizes = measured_sizes(res, [])
     seed_n = (res.get("seed") or {}).get("many", {}).get("n") or args.seed_n
     res["goals"] = goals(res, sizes, seed_n)
     print(table(res, sizes))
@@ -452,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save() -> None:
         res["load_average_at_end"] = list(os.getloadavg())
-        res["goals"] = goals(res, args.size_list, args.seed_n)
+        res["goals"] = goals(res, measured_sizes(res, args.size_list), args.seed_n)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(cb.dumps(res) + "\n", encoding="utf-8")
 
@@ -482,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             cb.close_env(env)
     save()
-    print(table(res, args.size_list))
+    print(table(res, measured_sizes(res, args.size_list)))
     print(f"\nwrote {args.out}")
     return 1 if res["errors"] else 0
 
