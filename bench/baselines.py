@@ -35,14 +35,17 @@ from pathlib import Path
 from typing import Any
 
 from lightkube import ALL_NS, ApiError, Client, KubeConfig
-from lightkube.codecs import from_dict
+from lightkube.core.resource_registry import resource_registry
 from lightkube.resources.apps_v1 import DaemonSet, Deployment, StatefulSet
+from lightkube.types import PatchType
 
 from d3os_core import DATASERVICE as PRODUCT
 from d3os_core import parse_spec
 from d3os_core.readiness import rollout
 from d3os_core.render import Parent, render_component, resolve
 
+REQUEST_TIMEOUT = 120.0
+"""Seconds a baseline's request may take: on a loaded machine the API server answers slowly, not never."""
 ALONE_AGENT = "d3os-bench-alone/1"
 ALONE_MANAGER = "d3os-bench-alone"
 HELM_AGENT = "Helm/"
@@ -163,7 +166,8 @@ class RolloutWatcher:
 
 
 def alone_client(kubeconfig: Path) -> Client:
-    client = Client(config=KubeConfig.from_file(str(kubeconfig)), field_manager=ALONE_MANAGER, trust_env=False)
+    client = Client(config=KubeConfig.from_file(str(kubeconfig)), field_manager=ALONE_MANAGER, trust_env=False,
+                    timeout=REQUEST_TIMEOUT)  # type: ignore[arg-type]  # httpx takes seconds too
     client._client._client.headers["User-Agent"] = ALONE_AGENT  # so the audit log tells its requests apart
     return client
 
@@ -174,7 +178,10 @@ def apply_objects(clients: Sequence[Client], objects: Sequence[Mapping[str, Any]
 
     def chunk(i: int) -> None:
         for obj in objects[i::len(clients)]:
-            clients[i].apply(from_dict(dict(obj)), namespace=obj["metadata"]["namespace"], force=True)
+            # the manifest as it is (no typed model in between: the client's CPU must not be what is measured)
+            meta = obj["metadata"]
+            clients[i].patch(resource_registry.load(obj["apiVersion"], obj["kind"]), meta["name"], dict(obj),
+                             namespace=meta["namespace"], patch_type=PatchType.APPLY, force=True)
 
     with concurrent.futures.ThreadPoolExecutor(len(clients)) as pool:
         list(pool.map(chunk, range(len(clients))))
