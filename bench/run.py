@@ -225,6 +225,12 @@ def _x(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}×"
 
 
+def _cp_cpu(run: dict[str, Any] | None) -> float | None:
+    """CPU seconds of the control-plane processes during a run (the operator's excluded)."""
+    by = _get(run, "cpu_during_rollout", "cpu_s_by_process")
+    return sum(v for k, v in by.items() if k != "d3os-operator") if by else None
+
+
 def baseline_table(res: dict[str, Any], sizes: list[int]) -> list[str]:
     """Cluster alone, Helm and ours side by side (same run), then requests per DataService by verb/resource."""
     if not (res.get("alone") or res.get("helm")):
@@ -239,6 +245,15 @@ def baseline_table(res: dict[str, Any], sizes: list[int]) -> list[str]:
         lines.append(f"| {r['n']} | {_fmt(r['alone_s'], ' s')} | {_fmt(r['helm_s'], ' s')} | "
                      f"{_fmt(r['helm_core_rules_s'], ' s')} | {_fmt(r['ours_s'], ' s')} | "
                      f"{_x(r['ours_over_alone'])} | {_x(r['ours_over_helm'])} |")
+    lines += ["", "**work done**, CPU seconds until all were Ready / installed (less sensitive to a busy machine "
+              "than wall time): control plane = kube-apiserver + etcd + kube-controller-manager + kube-scheduler + "
+              "kwok; client = the operator, or the helm processes", "",
+              "| N | cluster alone: control plane | Helm: control plane / client | ours: control plane / client |",
+              "|---:|---:|---:|---:|"]
+    for n in sizes:
+        a, h, o = _get(res, "alone", str(n)), _get(res, "helm", str(n)), ours_at(res, n)
+        lines.append(f"| {n} | {_fmt(_cp_cpu(a))} | {_fmt(_cp_cpu(h))} / {_fmt(_get(h, 'helm_cpu_s'))} | "
+                     f"{_fmt(_cp_cpu(o))} / {_fmt(_get(o, 'cpu_s_during_rollout'))} |")
     big = str(max(sizes)) if sizes else None
     _, ours = requests_per_ds(ours_at(res, int(big))) if big else (None, {})
     helm = _get(res, "helm", big, "requests", "per_dataservice_by_verb_resource") or {}
