@@ -82,7 +82,8 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks on the local control plane: prints a markdown table and writes bench/results.json."""
+    """Benchmarks on the local control plane -- the operator beside the cluster alone and Helm, same run:
+    prints a markdown table and writes bench/results.json (helm is built on first use, like the binaries)."""
     _install(session)
     session.run("d3os-testenv", "build")
     session.run("python", "bench/run.py", "--out", "bench/results.json", *session.posargs)

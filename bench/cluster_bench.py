@@ -25,7 +25,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,10 +184,29 @@ def cleanup(env: Env, namespaces: Sequence[str], wait: float = 0.0) -> bool:
     return not left
 
 
-def apply_all(env: Env, manifests: Sequence[tuple[str, dict[str, Any]]], threads: int = 8) -> None:
-    """Create the DataServices "at once": as fast as a small pool of clients can send them."""
-    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda nm: harness.apply_dataservice(env.client, nm[1], nm[0]), manifests))
+def apply_all(env: Env, manifests: Sequence[tuple[str, dict[str, Any]]], clients: Sequence[Client]) -> None:
+    """Create the DataServices "at once": as fast as a small pool of clients can send them (one thread per
+    client, see :func:`make_clients`)."""
+
+    def chunk(i: int) -> None:
+        for ns, manifest in manifests[i::len(clients)]:
+            harness.apply_dataservice(clients[i], manifest, ns)
+
+    with concurrent.futures.ThreadPoolExecutor(len(clients)) as pool:
+        list(pool.map(chunk, range(len(clients))))
+
+
+@contextlib.contextmanager
+def make_clients(env: Env, threads: int = 8) -> Iterator[list[Client]]:
+    """Clients for :func:`apply_all`, made before the clock starts: one per thread (a TLS connection shared
+    by threads breaks under load)."""
+    clients = [harness.sync_client(env.kubeconfig) for _ in range(threads)]
+    try:
+        yield clients
+    finally:
+        for c in clients:
+            with contextlib.suppress(Exception):
+                c.close()
 
 
 class ReadyWatcher:
@@ -462,10 +481,12 @@ class CpuLedger:
     """CPU seconds spent by the operator, each control-plane process and the whole machine between
     ``start()`` and ``stop()``: where the time of a scale run went (a profile by process)."""
 
-    def __init__(self, env: Env, operator_pid: int) -> None:
+    def __init__(self, env: Env, operator_pid: int | None) -> None:
         read = getattr(env.cluster, "_read_pid", None)  # only a LocalCluster knows its processes
         comps = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-        self.pids = {"d3os-operator": operator_pid, **{c: read(c) for c in comps if read and read(c)}}
+        self.pids = {c: read(c) for c in comps if read and read(c)}
+        if operator_pid is not None:  # None: a baseline, no operator
+            self.pids = {"d3os-operator": operator_pid, **self.pids}
         self._start: dict[str, float] = {}
         self._busy0 = (0.0, 0.0)
 
@@ -600,12 +621,13 @@ def bench_scale(
     result: dict[str, Any] = {"n": n, "operator_command": " ".join(op.cmd[1:]), "scrape_period_s": scrape_period}
     try:
         op.wait_ready()
-        with Sampler(op, scrape_period) as sampler, ReadyWatcher(env, harness.is_ready, prefix) as watcher:
+        with Sampler(op, scrape_period) as sampler, ReadyWatcher(env, harness.is_ready, prefix) as watcher, \
+                make_clients(env) as clients:
             base = proc_stats(op.pid)
             ledger = CpuLedger(env, op.pid)
             ledger.start()
             t0_wall, t0 = time.time(), time.monotonic()
-            apply_all(env, manifests)
+            apply_all(env, manifests, clients)
             created_s = time.monotonic() - t0
             done = watcher.wait(n, timeout, alive=op.check)
             t_ready, ready_wall = time.monotonic(), time.time()
@@ -630,7 +652,15 @@ def bench_scale(
                 result["steady"] = steady_state(env, op, steady_seconds)
             result["peak_rss_bytes"] = max(filter(None, [sampler.peak_rss(), proc_stats(op.pid).get("VmHWM")]),
                                            default=None)
+            result["rss_at_end_bytes"] = proc_stats(op.pid).get("VmRSS")
             result["cpu_s_total"] = proc_stats(op.pid).get("cpu_s")
+            if done:
+                try:  # what the informers store per object (after the timed part: it costs the API server)
+                    import footprint
+
+                    result["cache_footprint"] = footprint.measure(env.client, namespaces)
+                except Exception as e:
+                    result["cache_footprint"] = {"error": f"{type(e).__name__}: {e}"}
             result["queue_depth_max"] = sampler.depth_max if sampler.depth_seen else None
             result["reconciles"] = reconciles(sampler.last_metrics)
             result["samples"] = len(sampler.samples)
@@ -716,9 +746,10 @@ def seed_many(env: Env, n: int, timeout: float) -> dict[str, Any]:
     env.cluster.ensure_pvs(n + 4)
     manifests = [(ns, env.sample()) for ns in namespaces]
     try:
-        with SeedBaseline(env.kubeconfig) as seed, ReadyWatcher(env, is_seed_done, prefix) as watcher:
+        with SeedBaseline(env.kubeconfig) as seed, ReadyWatcher(env, is_seed_done, prefix) as watcher, \
+                make_clients(env) as clients:
             t0 = time.monotonic()
-            apply_all(env, manifests)
+            apply_all(env, manifests, clients)
             finished = watcher.wait(n, timeout)
             elapsed = time.monotonic() - t0
             per_ds = sorted(t - t0 for t in watcher.ready_at.values())
@@ -735,3 +766,74 @@ def seed_many(env: Env, n: int, timeout: float) -> dict[str, Any]:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False, default=str)
+
+
+# -- 6. baselines: the cluster alone and Helm (bench/baselines.py) ------------------------------------------------
+
+
+def _baseline_objects(env: Env, n: int, tag: str) -> tuple[list[str], dict[str, list[dict[str, Any]]]]:
+    """N fresh namespaces (created, claims' volumes provided) and the rendered objects of one sample each."""
+    import baselines
+
+    prefix = f"bench-{tag}{n}-{uuid.uuid4().hex[:4]}-"
+    namespaces = [f"{prefix}{i:03d}" for i in range(n)]
+    create_namespaces(env.client, namespaces)
+    env.cluster.ensure_pvs(n + 4)
+    return namespaces, {ns: baselines.rendered_objects(env.sample(), ns) for ns in namespaces}
+
+
+def _requests_of(env: Env, agent: str, since: float, until: float, n: int) -> dict[str, Any] | None:
+    """Requests whose User-Agent contains ``agent`` in [since, until), from the audit log, with per-DataService
+    counts by verb and resource."""
+    if env.audit_log is None:
+        return None
+    from d3os_testenv import audit
+
+    time.sleep(1.0)  # the audit backend writes a completed request shortly after
+    reqs = [r for r in audit.read(env.audit_log, since=since, agent=agent) if r.at < until]
+    s = audit.summary(reqs)
+    s["per_dataservice"] = round(s["total"] / n, 1)
+    s["per_dataservice_by_verb_resource"] = {k: round(v / n, 2) for k, v in s["by_verb_resource"].items()}
+    return s
+
+
+def bench_alone(env: Env, n: int, *, timeout: float = 900.0, threads: int = 8) -> dict[str, Any]:
+    """The cluster alone: every rendered object of N samples applied at once (SSA, no order, no operator)."""
+    import baselines
+
+    namespaces, per_ns = _baseline_objects(env, n, "a")
+    try:
+        ledger = CpuLedger(env, None)
+        ledger.start()
+        t0_wall, t0 = time.time(), time.monotonic()
+        out = {"n": n, **baselines.run_alone(env.kubeconfig, per_ns, threads=threads, timeout=timeout)}
+        out["cpu_during_rollout"] = ledger.stop(time.monotonic() - t0)
+        out["requests"] = _requests_of(env, baselines.ALONE_AGENT, t0_wall, time.time(), n)
+        return out
+    finally:
+        cleanup(env, namespaces, wait=300.0)
+
+
+def bench_helm(env: Env, n: int, *, timeout: float = 900.0, parallel: int = 10) -> dict[str, Any]:
+    """Helm: one release per DataService's objects, ``helm install --wait``, ``parallel`` at a time."""
+    import baselines
+
+    namespaces, per_ns = _baseline_objects(env, n, "h")
+    try:
+        ledger = CpuLedger(env, None)
+        ledger.start()
+        t0_wall, t0 = time.time(), time.monotonic()
+        out = {"n": n, **baselines.run_helm(env.kubeconfig, per_ns, parallel=min(parallel, n), timeout=timeout)}
+        out["cpu_during_rollout"] = ledger.stop(time.monotonic() - t0)
+        out["per_release_s"] = summarize(out["per_release_s"])
+        out["requests"] = _requests_of(env, baselines.HELM_AGENT, t0_wall, time.time(), n)
+        return out
+    finally:
+        cleanup(env, namespaces, wait=300.0)
+
+
+def repeat(fn: Callable[[], dict[str, Any]], runs: int, key: str) -> dict[str, Any]:
+    """``runs`` runs of a sample baseline (one discarded warm-up first) and the summary of ``key``."""
+    warm = fn()
+    out = [fn() for _ in range(runs)]
+    return {"warmup": warm.get(key), "runs": out, key: summarize([r[key] for r in out if r.get(key) is not None])}

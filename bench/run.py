@@ -1,16 +1,21 @@
-"""``nox -s bench``: every benchmark of issue 7 in one run; writes JSON and prints a markdown table.
+"""``nox -s bench``: every benchmark in one run; writes JSON and prints a markdown table.
 
-    python bench/run.py [--out bench/results.json] [--only core,rollout,scale,steady,seed]
+    python bench/run.py [--out bench/results.json] [--only core,rollout,alone,helm,scale,steady,seed]
                         [--sizes 50,200] [--steady-seconds 300] [--runs 3] [--seed-n 50]
-                        [--seed-timeout 600] [--quick]
+                        [--seed-timeout 600] [--helm-parallel 10] [--quick]
 
 1. core      ``plan`` and render time (median, p99): the seed's sample, synthetic products of 12/50/200.
 2. rollout   the sample, apply -> Ready, in-process operator with a trace: per step the cluster's time
              (apply -> component ready) and the operator's added time (dependency ready -> next apply).
 3. scale     N DataServices in N namespaces at once; ``d3os-operator run`` as a subprocess: time to all
-             Ready, peak RSS, CPU seconds, API requests by verb (audit log), highest queue depth.
+             Ready, peak RSS, CPU seconds, API requests by verb and resource (audit log), highest queue depth.
 4. steady    after N=max(sizes) are Ready: writes and non-watch reads in an idle window (audit log).
 5. seed      the seed's loop (bench/seed_baseline.py) on the sample and on N DataServices, side by side.
+6. alone     the cluster alone (bench/baselines.py): every rendered object of the sample / of N DataServices
+             applied at once with server-side apply, no order, no operator; time until every workload is
+             rolled out by the core's rules -- the physical limit, measured before each ``scale`` run.
+7. helm      the same objects as a chart, one release per DataService, ``helm install --wait``
+             (``--helm-parallel`` releases at a time), on the sample and on N.
 
 Results are written after every part, so an interrupted run keeps what it measured. Goals are reported,
 never asserted (DESIGN.md §4).
@@ -40,7 +45,7 @@ from d3os_core import Observed, plan
 from d3os_operator import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("core", "rollout", "scale", "steady", "seed")
+PARTS = ("core", "rollout", "alone", "helm", "scale", "steady", "seed")
 CORE_SIZES = (12, 50, 200)
 MB = 1_000_000
 
@@ -114,39 +119,82 @@ def _get(d: Any, *path: Any) -> Any:
     return d
 
 
+def ours_at(res: dict[str, Any], n: int) -> dict[str, Any] | None:
+    """The operator's run at N (the scale part, or the seed part's own run of ours)."""
+    s = _get(res, "scale", str(n))
+    if s is None and _get(res, "seed", "ours_many", "n") == n:
+        s = _get(res, "seed", "ours_many")
+    return s
+
+
+def requests_per_ds(run: dict[str, Any] | None) -> tuple[float | None, dict[str, float]]:
+    """(total, by "verb resource") requests per DataService of a scale run (operator) from the audit log."""
+    reqs = _get(run, "requests_during_rollout")
+    n = _get(run, "n")
+    if not reqs or not n:
+        return None, {}
+    return reqs["total"] / n, {k: v / n for k, v in reqs["by_verb_resource"].items()}
+
+
+def side_by_side(res: dict[str, Any], sizes: list[int]) -> list[dict[str, Any]]:
+    """Per N (1 = the sample): cluster alone, Helm and ours, with the ratios of ours to each."""
+    rows = []
+    alone1, helm1 = _get(res, "alone", "sample", "all_ready_s", "p50"), _get(res, "helm", "sample",
+                                                                               "all_installed_s", "p50")
+    helm1_core = _get(res, "helm", "sample", "core_rules_all_ready_s", "p50")
+    ours1 = _get(res, "rollout", "apply_to_ready_s", "p50")
+    rows.append({"n": 1, "alone_s": alone1, "helm_s": helm1, "helm_core_rules_s": helm1_core, "ours_s": ours1})
+    for n in sizes:
+        a, h, o = _get(res, "alone", str(n)), _get(res, "helm", str(n)), ours_at(res, n)
+        rows.append({"n": n, "alone_s": _get(a, "all_ready_s"), "helm_s": _get(h, "all_installed_s")
+                     if _get(h, "all_installed") else None,
+                     "helm_core_rules_s": _get(h, "core_rules_all_ready_s"), "ours_s": _get(o, "all_ready_s")})
+    for r in rows:
+        r["ours_over_alone"] = r["ours_s"] / r["alone_s"] if r["ours_s"] and r["alone_s"] else None
+        r["ours_over_helm"] = r["ours_s"] / r["helm_s"] if r["ours_s"] and r["helm_s"] else None
+    return rows
+
+
 def goals(res: dict[str, Any], sizes: list[int], seed_n: int) -> list[dict[str, Any]]:
-    """The issue's goals, each with what was measured and whether it was met (None: not measured)."""
+    """The goals (issue 14, and the seed comparison), each with what was measured and whether it was met
+    (None: not measured). Reported, never asserted."""
     rows: list[dict[str, Any]] = []
 
     def add(goal: str, target: str, value: Any, shown: str, met: bool | None) -> None:
         rows.append({"goal": goal, "target": target, "measured": value, "shown": shown, "met": met})
 
-    med = _get(res, "rollout", "added_ms_per_step", "p50")
-    add("per-step added latency, median", "≤ 50 ms", med, f"{med:.1f} ms" if med is not None else "not run",
-        med <= 50 if med is not None else None)
-    ratio = _get(res, "rollout", "ratio", "p50")
-    add("apply→Ready / sum of cluster times (median of runs)", "≤ 1.2", ratio,
-        f"{ratio:.2f}" if ratio is not None else "not run", ratio <= 1.2 if ratio is not None else None)
-    big = str(max(sizes)) if sizes else None
-    s = _get(res, "scale", big) if big else None
-    t = _get(s, "all_ready_s")
-    partial = "not run" if s is None else f"{s.get('ready')}/{big} in {s.get('timeout_s')} s"
-    add(f"N={big} all Ready", "≤ 120 s", t, f"{t:.1f} s" if t is not None else partial,
-        (t <= 120) if t is not None else (False if s else None))
+    sbs = {r["n"]: r for r in side_by_side(res, sizes)}
+    for n in sizes:
+        r = sbs[n]
+        q = r["ours_over_alone"]
+        add(f"N={n} all Ready / cluster alone (same run)", "≤ 1.3", q,
+            f"{q:.2f} ({r['ours_s']:.1f} s vs {r['alone_s']:.1f} s)" if q else "not run", q <= 1.3 if q else None)
+    big = max(sizes) if sizes else None
+    s = ours_at(res, big) if big else None
+    per, _ = requests_per_ds(s)
+    add(f"operator requests per DataService, N={big}", "≤ 60", per,
+        f"{per:.1f}" if per is not None else "not run", per <= 60 if per is not None else None)
     rss = _get(s, "peak_rss_bytes")
-    add(f"operator peak RSS at N={big}", "≤ 250 MB", rss, f"{rss / MB:.0f} MB" if rss else "not run",
-        rss <= 250 * MB if rss else None)
-    w = _get(res, "steady", "writes")
+    add(f"operator peak RSS at N={big}", "≤ 150 MB", rss, f"{rss / MB:.0f} MB" if rss else "not run",
+        rss <= 150 * MB if rss else None)
+    ratio = _get(res, "rollout", "ratio", "p50")
+    add("sample apply→Ready / Σ cluster times (median of runs)", "≤ 1.2", ratio,
+        f"{ratio:.2f}" if ratio is not None else "not run", ratio <= 1.2 if ratio is not None else None)
+    p95, med = _get(res, "rollout", "added_ms_per_step", "p95"), _get(res, "rollout", "added_ms_per_step", "p50")
+    add("operator-added latency per step, p95", "≤ 50 ms", p95,
+        f"{p95:.1f} ms (p50 {med:.1f} ms)" if p95 is not None else "not run", p95 <= 50 if p95 is not None else None)
+    w, reads = _get(res, "steady", "writes"), _get(res, "steady", "non_watch_reads")
     win = _get(res, "steady", "window_s")
-    add("steady-state writes", "0", w, f"{w} in {win:.0f} s" if w is not None else "not run",
-        w == 0 if w is not None else None)
+    add("steady state: writes and polling (non-watch) reads", "0 and 0", [w, reads],
+        f"{w} writes, {reads} reads in {win:.0f} s" if w is not None else "not run",
+        (w == 0 and reads == 0) if w is not None else None)
     ours = _get(res, "rollout", "apply_to_ready_s", "p50")
     seed = _get(res, "seed", "sample", "apply_to_done_s")
     up = seed / ours if ours and seed else None
     add("speed-up over the seed, sample", "> 1×", up,
         f"{up:.1f}× ({seed:.1f} s vs {ours:.1f} s)" if up else "not run", up > 1 if up else None)
     sm = _get(res, "seed", "many")
-    ours_n = _get(res, "scale", str(seed_n), "all_ready_s") or _get(res, "seed", "ours_many", "all_ready_s")
+    ours_n = _get(ours_at(res, seed_n), "all_ready_s")
     if sm and ours_n:
         seed_t = sm.get("all_done_s")
         if seed_t:
@@ -157,7 +205,7 @@ def goals(res: dict[str, Any], sizes: list[int], seed_n: int) -> list[dict[str, 
             shown = (f"> {up_n:.1f}× (seed: {sm['done']}/{seed_n} done, did not finish in {sm['timeout_s']:.0f} s"
                      f"{rate}; ours {ours_n:.1f} s)")
         add(f"speed-up over the seed, N={seed_n}", "> 1×", up_n, shown, up_n > 1)
-    else:
+    elif "seed" in res:
         add(f"speed-up over the seed, N={seed_n}", "> 1×", None, "not run", None)
     return rows
 
@@ -171,6 +219,69 @@ def _ms(r: dict[str, float] | None) -> str:
 
 def _fmt(v: Any, unit: str = "", digits: int = 1) -> str:
     return "-" if v is None else f"{v:.{digits}f}{unit}"
+
+
+def _x(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}×"
+
+
+def _cp_cpu(run: dict[str, Any] | None) -> float | None:
+    """CPU seconds of the control-plane processes during a run (the operator's excluded)."""
+    by = _get(run, "cpu_during_rollout", "cpu_s_by_process")
+    return sum(v for k, v in by.items() if k != "d3os-operator") if by else None
+
+
+def baseline_table(res: dict[str, Any], sizes: list[int]) -> list[str]:
+    """Cluster alone, Helm and ours side by side (same run), then requests per DataService by verb/resource."""
+    if not (res.get("alone") or res.get("helm")):
+        return []
+    hp = _get(res, "helm", "parallel")
+    lines = ["", "**side by side** (same run, same control plane; N = 1 is the sample, median of runs; Helm "
+             f"installs {hp or '?'} releases at a time and its time is `helm install --wait`, i.e. Helm's "
+             "readiness rules, its 2 s polling included)", "",
+             "| N | cluster alone | Helm `--wait` | Helm, core's rules met | ours | ours / alone | ours / Helm |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in side_by_side(res, sizes):
+        lines.append(f"| {r['n']} | {_fmt(r['alone_s'], ' s')} | {_fmt(r['helm_s'], ' s')} | "
+                     f"{_fmt(r['helm_core_rules_s'], ' s')} | {_fmt(r['ours_s'], ' s')} | "
+                     f"{_x(r['ours_over_alone'])} | {_x(r['ours_over_helm'])} |")
+    lines += ["", "**work done**, CPU seconds until all were Ready / installed (less sensitive to a busy machine "
+              "than wall time): control plane = kube-apiserver + etcd + kube-controller-manager + kube-scheduler + "
+              "kwok; client = the operator, or the helm processes", "",
+              "| N | cluster alone: control plane | Helm: control plane / client | ours: control plane / client |",
+              "|---:|---:|---:|---:|"]
+    for n in sizes:
+        a, h, o = _get(res, "alone", str(n)), _get(res, "helm", str(n)), ours_at(res, n)
+        lines.append(f"| {n} | {_fmt(_cp_cpu(a))} | {_fmt(_cp_cpu(h))} / {_fmt(_get(h, 'helm_cpu_s'))} | "
+                     f"{_fmt(_cp_cpu(o))} / {_fmt(_get(o, 'cpu_s_during_rollout'))} |")
+    big = str(max(sizes)) if sizes else None
+    _, ours = requests_per_ds(ours_at(res, int(big))) if big else (None, {})
+    helm = _get(res, "helm", big, "requests", "per_dataservice_by_verb_resource") or {}
+    alone = _get(res, "alone", big, "requests", "per_dataservice_by_verb_resource") or {}
+    if ours or helm or alone:
+        def most(k: str) -> float:
+            return max(ours.get(k, 0), helm.get(k, 0), alone.get(k, 0))
+
+        # what rounds to 0.0 everywhere (a few watches over N DataServices) is left out of the rows
+        keys = sorted((k for k in set(ours) | set(helm) | set(alone) if most(k) >= 0.05), key=lambda k: -most(k))
+        tot = [sum(d.values()) if d else None for d in (ours, helm, alone)]
+        lines += ["", f"**requests per DataService** at N={big} (kube-apiserver audit log, by User-Agent; "
+                  "until all were Ready / installed)", "",
+                  "| verb resource | ours | Helm | cluster alone |", "|---|---:|---:|---:|"]
+        for k in keys:
+            cells = [_fmt(d.get(k), "", 1) if d else "-" for d in (ours, helm, alone)]
+            lines.append(f"| {k} | {' | '.join(cells)} |")
+        lines.append(f"| **total** | {_fmt(tot[0])} | {_fmt(tot[1])} | {_fmt(tot[2])} |")
+    for name, part in (("cluster alone", "alone"), ("Helm", "helm")):
+        for n, r in (res.get(part) or {}).items():
+            cpu = (r.get("cpu_during_rollout") or {}) if isinstance(r, dict) else {}
+            if cpu.get("cpu_s_by_process"):
+                procs = ", ".join(f"{k} {v:.1f}" for k, v in cpu["cpu_s_by_process"].items())
+                extra = f", helm processes {r['helm_cpu_s']:.1f}" if r.get("helm_cpu_s") is not None else ""
+                lines.append(f"\n{name} N={n}, CPU seconds: {procs}{extra}; whole machine busy "
+                             f"{_fmt((cpu.get('machine_busy_fraction') or 0) * 100, ' %', 0)} of "
+                             f"{cpu.get('machine_cpu_s_available')} CPU s")
+    return lines
 
 
 def table(res: dict[str, Any], sizes: list[int]) -> str:
@@ -191,6 +302,7 @@ def table(res: dict[str, Any], sizes: list[int]) -> str:
     for g in res.get("goals", []):
         met = {True: "yes", False: "**no**", None: "-"}[g["met"]]
         lines.append(f"| {g['goal']} | {g['target']} | {g['shown']} | {met} |")
+    lines += baseline_table(res, sizes)
     core = res.get("core")
     if core:
         lines += ["", "**core** (ms, median / p99 per call)", "",
@@ -230,6 +342,22 @@ def table(res: dict[str, Any], sizes: list[int]) -> str:
             lines.append(f"\nN={n}, CPU seconds until all Ready: {procs}; whole machine busy "
                          f"{_fmt((cpu.get('machine_busy_fraction') or 0) * 100, ' %', 0)} of "
                          f"{cpu.get('machine_cpu_s_available')} CPU s")
+    for n, s in scale.items():
+        fp = s.get("cache_footprint") or {}
+        if fp.get("kinds"):
+            lines += ["", f"**what the informers store** at N={n} (live objects through `{fp.get('transform')}`; "
+                      f"{fp['per_dataservice_objects']} objects and "
+                      f"{fp['per_dataservice_heap_bytes'] / 1000:.0f} kB of Python heap per DataService, "
+                      f"{fp['heap_bytes_stored'] / MB:.0f} MB in all; RSS at all Ready "
+                      f"{_fmt((s.get('rss_at_ready_bytes') or 0) / MB, ' MB', 0)}, at the end "
+                      f"{_fmt((s.get('rss_at_end_bytes') or 0) / MB, ' MB', 0)}, peak "
+                      f"{_fmt((s.get('peak_rss_bytes') or 0) / MB, ' MB', 0)})", "",
+                      "| kind | objects | JSON B raw → stored | heap B stored | heaviest stored fields (JSON B) |",
+                      "|---|---:|---:|---:|---|"]
+            for kind, k in fp["kinds"].items():
+                heavy = ", ".join(f"{f} {b}" for f, b in k["heaviest_fields_json_bytes"].items())
+                lines.append(f"| {kind} | {k['objects']} | {k['json_bytes_raw']} → {k['json_bytes_stored']} | "
+                             f"{k['heap_bytes_stored']} | {heavy} |")
     stdy = res.get("steady")
     if stdy and stdy.get("source"):
         lines += ["", f"**steady state** N={stdy.get('n')}, {stdy['window_s']:.0f} s idle: writes {stdy['writes']} "
@@ -254,7 +382,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
-    ap.add_argument("--sizes", default=None, help="scale sizes (default 50,200; --quick 5,10)")
+    ap.add_argument("--sizes", default=None, nargs="+",
+                    help="scale sizes, comma- or space-separated (default 50,200; --quick 5,10)")
+    ap.add_argument("--helm-parallel", type=int, default=10,
+                    help="Helm baseline: releases installed at a time (default 10)")
+    ap.add_argument("--alone-threads", type=int, default=8,
+                    help="cluster-alone baseline: client threads sending the applies (default 8)")
     ap.add_argument("--steady-seconds", type=float, default=None, help="idle window (default 300; --quick 30)")
     ap.add_argument("--runs", type=int, default=None, help="rollout repetitions (default 3; --quick 2)")
     ap.add_argument("--seed-n", type=int, default=None, help="DataServices for the seed comparison (default 50)")
@@ -276,7 +409,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.parts) - set(PARTS)
     if unknown:
         ap.error(f"unknown parts {sorted(unknown)}; choose from {','.join(PARTS)}")
-    args.size_list = [int(x) for x in (args.sizes or ("5,10" if q else "50,200")).split(",")]
+    sizes = ",".join(args.sizes) if args.sizes else ("5,10" if q else "50,200")
+    args.size_list = [int(x) for x in sizes.replace(" ", ",").split(",") if x]
     args.steady_seconds = args.steady_seconds if args.steady_seconds is not None else (30.0 if q else 300.0)
     args.runs = args.runs or (2 if q else 3)
     args.seed_n = args.seed_n or (min(args.size_list) if q else 50)
@@ -284,10 +418,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def measured_sizes(res: dict[str, Any], asked: list[int]) -> list[int]:
+    """Every N with a figure in ``res`` (scale or a baseline; a --merge run adds to earlier ones), else ``asked``."""
+    found = {int(k) for part in ("scale", "alone", "helm") for k in (res.get(part) or {}) if str(k).isdigit()}
+    return sorted(found | set(asked)) if found else asked
+
+
 def report(path: Path, args: argparse.Namespace) -> int:
     """The table of an earlier run, without running anything."""
     res = json.loads(path.read_text(encoding="utf-8"))
-    sizes = [int(n) for n in res.get("scale") or {}] or args.size_list
+    sizes = measured_sizes(res, [])
     seed_n = (res.get("seed") or {}).get("many", {}).get("n") or args.seed_n
     res["goals"] = goals(res, sizes, seed_n)
     print(table(res, sizes))
@@ -336,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save() -> None:
         res["load_average_at_end"] = list(os.getloadavg())
-        res["goals"] = goals(res, args.size_list, args.seed_n)
+        res["goals"] = goals(res, measured_sizes(res, args.size_list), args.seed_n)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(cb.dumps(res) + "\n", encoding="utf-8")
 
@@ -366,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             cb.close_env(env)
     save()
-    print(table(res, args.size_list))
+    print(table(res, measured_sizes(res, args.size_list)))
     print(f"\nwrote {args.out}")
     return 1 if res["errors"] else 0
 
@@ -376,6 +516,22 @@ def run_cluster_parts(args: argparse.Namespace, env: cb.Env, res: dict[str, Any]
     """Rollout, seed, scale and steady, lightest first: each heavy run cleans up before the next begins."""
     if "rollout" in args.parts:
         part("rollout", lambda: res.__setitem__("rollout", cb.bench_rollout(env, args.runs)))
+    if "alone" in args.parts:
+        res.setdefault("alone", {})
+        part("alone sample", lambda: res["alone"].__setitem__("sample", cb.repeat(
+            lambda: cb.bench_alone(env, 1, timeout=args.scale_timeout, threads=args.alone_threads), args.runs,
+            "all_ready_s")))
+    if "helm" in args.parts:
+        res.setdefault("helm", {})
+        res["helm"]["parallel"] = args.helm_parallel
+
+        def helm_sample() -> None:
+            out = cb.repeat(lambda: cb.bench_helm(env, 1, timeout=args.scale_timeout), args.runs, "all_installed_s")
+            out["core_rules_all_ready_s"] = cb.summarize([r["core_rules_all_ready_s"] for r in out["runs"]
+                                                          if r.get("core_rules_all_ready_s") is not None])
+            res["helm"]["sample"] = out
+
+        part("helm sample", helm_sample)
     if "seed" in args.parts:
         res["seed"] = {}
         part("seed sample", lambda: res["seed"].__setitem__("sample", cb.seed_sample(env)))
@@ -389,14 +545,31 @@ def run_cluster_parts(args: argparse.Namespace, env: cb.Env, res: dict[str, Any]
         res.setdefault("scale", {})
         sizes = args.size_list if "scale" in args.parts else [max(args.size_list)]
         for n in sizes:
+            _baselines(env, res, n, args, part)
             steady = args.steady_seconds if "steady" in args.parts and n == max(sizes) else None
             part(f"scale N={n}", lambda n=n, steady=steady: _scale(env, res, n, steady, args))
+    else:
+        for n in args.size_list:
+            _baselines(env, res, n, args, part)
 
 
     if args.profile_n:
         part(f"profile N={args.profile_n}", lambda: res.__setitem__(
             "profile", cb.bench_scale(env, args.profile_n, timeout=args.scale_timeout, profile=True,
                                      scrape_period=args.scrape_period)))
+
+
+def _baselines(env: cb.Env, res: dict[str, Any], n: int, args: argparse.Namespace,
+               part: Callable[[str, Callable[[], Any]], None]) -> None:
+    """Cluster alone and Helm at N, just before the operator's run at N (same control plane, same hour)."""
+    if "alone" in args.parts:
+        res.setdefault("alone", {})
+        part(f"alone N={n}", lambda: res["alone"].__setitem__(str(n), cb.bench_alone(
+            env, n, timeout=args.scale_timeout, threads=args.alone_threads)))
+    if "helm" in args.parts:
+        res.setdefault("helm", {})
+        part(f"helm N={n}", lambda: res["helm"].__setitem__(str(n), cb.bench_helm(
+            env, n, timeout=args.scale_timeout, parallel=args.helm_parallel)))
 
 
 def _scale(env: cb.Env, res: dict[str, Any], n: int, steady: float | None, args: argparse.Namespace) -> None:
