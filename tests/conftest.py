@@ -1,0 +1,119 @@
+"""Guards for every test: nothing a test starts outlives it, and no test hangs forever.
+
+* An exception in a thread the test left running fails the run (``PytestUnhandledThreadExceptionWarning``
+  is an error), instead of a warning at the end of the session that names no test.
+* A thread or a child process started while a test ran (its setup, call or teardown) and still alive
+  after its teardown fails that test. What a session- or module-scoped fixture starts (the local control
+  plane) lives as long as its fixture and is left out; a thread gets a few seconds to finish, a child
+  that exited but was never waited for (a zombie) counts as left behind.
+* Each test has a timeout (pytest-timeout): integration tests ``INTEGRATION_TIMEOUT`` s, others
+  ``UNIT_TIMEOUT`` s, unless the test sets its own ``timeout`` marker or ``--timeout`` is given.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+INTEGRATION_TIMEOUT = 900
+UNIT_TIMEOUT = 300
+THREAD_GRACE = 10.0
+"""Seconds a thread or process the test asked to stop gets to end, after its teardown."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("filterwarnings", "error::pytest.PytestUnhandledThreadExceptionWarning")
+
+
+@pytest.hookimpl(trylast=True)  # after the testenv plugin has marked the integration tests
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("timeout", None) is not None:
+        return
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            limit = INTEGRATION_TIMEOUT if item.get_closest_marker("integration") else UNIT_TIMEOUT
+            item.add_marker(pytest.mark.timeout(limit))
+
+
+# -- what is running ---------------------------------------------------------------------------------------
+
+
+def _children() -> dict[int, tuple[str, str]]:
+    """This process's children: pid -> (state, command line)."""
+    me = os.getpid()
+    out: dict[int, tuple[str, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        if int(fields[1]) != me:
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            cmd = ""
+        out[int(entry.name)] = (fields[0], cmd or stat[stat.index("(") : stat.rindex(")") + 1])
+    return out
+
+
+def _threads() -> set[threading.Thread]:
+    return set(threading.enumerate())
+
+
+_long_lived_threads: set[threading.Thread] = set()
+_long_lived_pids: set[int] = set()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> Generator[None, Any, Any]:
+    if fixturedef.scope == "function":
+        return (yield)
+    threads, pids = _threads(), set(_children())
+    try:
+        return (yield)
+    finally:
+        _long_lived_threads.update(_threads() - threads)
+        _long_lived_pids.update(set(_children()) - pids)
+
+
+_before: dict[str, tuple[set[threading.Thread], set[int]]] = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, Any, Any]:
+    _before[item.nodeid] = (_threads(), set(_children()))
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
+    result = yield
+    threads0, pids0 = _before.pop(item.nodeid, (set(), set()))
+    deadline = time.monotonic() + THREAD_GRACE
+    while True:
+        threads = {t for t in _threads() - threads0 - _long_lived_threads if t.is_alive()}
+        children = {pid: v for pid, v in _children().items() if pid not in pids0 and pid not in _long_lived_pids}
+        if (not threads and not children) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if threads or children:
+        lines = [f"thread {t.name!r} (daemon={t.daemon})" for t in sorted(threads, key=lambda t: t.name)]
+        lines += [
+            f"child process {pid} ({'exited, never waited for' if state == 'Z' else 'running'}): {cmd[:200]}"
+            for pid, (state, cmd) in sorted(children.items())
+        ]
+        head = f"left running after the test ({THREAD_GRACE:.0f}s after teardown):"
+        raise AssertionError("\n  ".join([head, *lines]))
+    return result
