@@ -29,6 +29,9 @@ THREAD_GRACE = 10.0
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("filterwarnings", "error::pytest.PytestUnhandledThreadExceptionWarning")
+    # as a plugin, not as this conftest's hooks: pytest asks a conftest only about nodes under its directory,
+    # and a session-scoped fixture is set up for the session node
+    config.pluginmanager.register(LeakGuard(), "d3os-leak-guard")
 
 
 @pytest.hookimpl(trylast=True)  # after the testenv plugin has marked the integration tests
@@ -70,50 +73,51 @@ def _threads() -> set[threading.Thread]:
     return set(threading.enumerate())
 
 
-_long_lived_threads: set[threading.Thread] = set()
-_long_lived_pids: set[int] = set()
+class LeakGuard:
+    """See the module docstring."""
 
+    def __init__(self) -> None:
+        self.long_lived_threads: set[threading.Thread] = set()
+        self.long_lived_pids: set[int] = set()
+        self.before: dict[str, tuple[set[threading.Thread], set[int]]] = {}
 
-@pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup(
-    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
-) -> Generator[None, Any, Any]:
-    if fixturedef.scope == "function":
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+    ) -> Generator[None, Any, Any]:
+        if fixturedef.scope == "function":
+            return (yield)
+        threads, pids = _threads(), set(_children())
+        try:
+            return (yield)
+        finally:
+            self.long_lived_threads.update(_threads() - threads)
+            self.long_lived_pids.update(set(_children()) - pids)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        self.before[item.nodeid] = (_threads(), set(_children()))
         return (yield)
-    threads, pids = _threads(), set(_children())
-    try:
-        return (yield)
-    finally:
-        _long_lived_threads.update(_threads() - threads)
-        _long_lived_pids.update(set(_children()) - pids)
 
-
-_before: dict[str, tuple[set[threading.Thread], set[int]]] = {}
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item: pytest.Item) -> Generator[None, Any, Any]:
-    _before[item.nodeid] = (_threads(), set(_children()))
-    return (yield)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
-    result = yield
-    threads0, pids0 = _before.pop(item.nodeid, (set(), set()))
-    deadline = time.monotonic() + THREAD_GRACE
-    while True:
-        threads = {t for t in _threads() - threads0 - _long_lived_threads if t.is_alive()}
-        children = {pid: v for pid, v in _children().items() if pid not in pids0 and pid not in _long_lived_pids}
-        if (not threads and not children) or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    if threads or children:
-        lines = [f"thread {t.name!r} (daemon={t.daemon})" for t in sorted(threads, key=lambda t: t.name)]
-        lines += [
-            f"child process {pid} ({'exited, never waited for' if state == 'Z' else 'running'}): {cmd[:200]}"
-            for pid, (state, cmd) in sorted(children.items())
-        ]
-        head = f"left running after the test ({THREAD_GRACE:.0f}s after teardown):"
-        raise AssertionError("\n  ".join([head, *lines]))
-    return result
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
+        result = yield
+        threads0, pids0 = self.before.pop(item.nodeid, (set(), set()))
+        deadline = time.monotonic() + THREAD_GRACE
+        while True:
+            threads = {t for t in _threads() - threads0 - self.long_lived_threads if t.is_alive()}
+            children = {
+                pid: v for pid, v in _children().items() if pid not in pids0 and pid not in self.long_lived_pids
+            }
+            if (not threads and not children) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        if threads or children:
+            lines = [f"thread {t.name!r} (daemon={t.daemon})" for t in sorted(threads, key=lambda t: t.name)]
+            lines += [
+                f"child process {pid} ({'exited, never waited for' if state == 'Z' else 'running'}): {cmd[:200]}"
+                for pid, (state, cmd) in sorted(children.items())
+            ]
+            head = f"left running after the test ({THREAD_GRACE:.0f}s after teardown):"
+            raise AssertionError("\n  ".join([head, *lines]))
+        return result

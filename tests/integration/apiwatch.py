@@ -274,3 +274,70 @@ def env_of(obj: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
     for c in pod_template(obj).get("spec", {}).get("containers", []):
         for e in c.get("env") or []:
             yield e.get("name", ""), e.get("value", e.get("valueFrom"))
+
+
+# -- watches in the background, stopped for real -------------------------------------------------------------
+
+
+class Background:
+    """Runs watch loops (``async def loop(client)``) as tasks on a private event loop with one client.
+
+    :meth:`stop` cancels them, closes the client and joins the loop's thread: unlike a thread blocked in
+    a synchronous watch, nothing is left running when the ``with`` block ends.
+    """
+
+    def __init__(self, kubeconfig: str | Path, *loops: Callable[[AsyncClient], Any]) -> None:
+        self.kubeconfig = Path(kubeconfig)
+        self.loops = loops
+        self._portal_cm: Any = None
+        self._portal: anyio.from_thread.BlockingPortal | None = None
+        self._client: AsyncClient | None = None
+        self._tasks: list[Future[Any]] = []
+
+    def start(self) -> Background:
+        self._portal_cm = anyio.from_thread.start_blocking_portal()
+        self._portal = self._portal_cm.__enter__()
+
+        async def make() -> AsyncClient:
+            return AsyncClient(config=KubeConfig.from_file(str(self.kubeconfig)))
+
+        self._client = self._portal.call(make)
+        self._tasks = [self._portal.start_task_soon(loop, self._client) for loop in self.loops]
+        return self
+
+    def stop(self) -> None:
+        if self._portal is None:
+            return
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                task.result(timeout=30)
+        if self._client is not None:
+            self._portal.call(self._client.close)
+        self._portal_cm.__exit__(None, None, None)
+        self._portal = None
+
+    def __enter__(self) -> Background:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def follow(res: Any, on_event: Callable[[str, dict[str, Any]], None], namespace: str | None = None) -> Callable[
+    [AsyncClient], Any
+]:
+    """A :class:`Background` loop: watch ``res`` (every namespace by default) and hand each event to
+    ``on_event``; on trouble (the API server away, 410) start over, a fresh watch listing everything again."""
+    from lightkube import ALL_NS
+
+    async def loop(client: AsyncClient) -> None:
+        while True:
+            try:
+                async for typ, obj in client.watch(res, namespace=namespace or ALL_NS, server_timeout=60):
+                    on_event(typ, dict(obj))
+            except Exception:
+                await anyio.sleep(0.3)
+
+    return loop
