@@ -4,8 +4,9 @@
   is an error), instead of a warning at the end of the session that names no test.
 * A thread or a child process started while a test ran (its setup, call or teardown) and still alive
   after its teardown fails that test. What a session- or module-scoped fixture starts (the local control
-  plane) lives as long as its fixture and is left out; a thread gets a few seconds to finish, a child
-  that exited but was never waited for (a zombie) counts as left behind.
+  plane) lives as long as its fixture and is left out, also when a test restarts it (the same command
+  line); a thread gets a few seconds to finish; a child that exited but was never waited for (a zombie)
+  counts as left behind.
 * Each test has a timeout (pytest-timeout): integration tests ``INTEGRATION_TIMEOUT`` s, others
   ``UNIT_TIMEOUT`` s, unless the test sets its own ``timeout`` marker or ``--timeout`` is given.
 """
@@ -81,6 +82,8 @@ class LeakGuard:
     def __init__(self) -> None:
         self.long_lived_threads: set[threading.Thread] = set()
         self.long_lived_pids: set[int] = set()
+        self.long_lived_commands: set[str] = set()
+        """Command lines of those processes: a test that restarts one (an API server outage) starts it again."""
         self.before: dict[str, tuple[set[threading.Thread], set[int]]] = {}
 
     @pytest.hookimpl(wrapper=True)
@@ -94,7 +97,10 @@ class LeakGuard:
             return (yield)
         finally:
             self.long_lived_threads.update(_threads() - threads)
-            self.long_lived_pids.update(set(_children()) - pids)
+            for pid, (_, cmd) in _children().items():
+                if pid not in pids:
+                    self.long_lived_pids.add(pid)
+                    self.long_lived_commands.add(cmd)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
@@ -109,7 +115,9 @@ class LeakGuard:
         while True:
             threads = {t for t in _threads() - threads0 - self.long_lived_threads if t.is_alive()}
             children = {
-                pid: v for pid, v in _children().items() if pid not in pids0 and pid not in self.long_lived_pids
+                pid: (state, cmd)
+                for pid, (state, cmd) in _children().items()
+                if pid not in pids0 and pid not in self.long_lived_pids and cmd not in self.long_lived_commands
             }
             if (not threads and not children) or time.monotonic() > deadline:
                 break
