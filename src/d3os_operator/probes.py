@@ -462,7 +462,7 @@ def _error_text(e: BaseException) -> str:
 @dataclass
 class _TargetState:
     scope: anyio.CancelScope
-    started_at: float = field(default_factory=time.monotonic)
+    started_at: float
     result: ProbeResult | None = None
     changed_at: float = 0.0
     runs: int = 0
@@ -485,7 +485,12 @@ class ProbeManager:
         on_result: Callable[[Hashable, str, ProbeResult, float], None] | None = None,
         policy: ProbePolicy = DEFAULT_POLICY,
         resolver: Resolver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
+        # ``clock`` and ``sleep`` (between a target's probes) go together: a test passes a fake pair
+        self._clock = clock
+        self._sleep = sleep
         self._on_change = on_change
         self._on_result = on_result
         self._retry_min = retry_min
@@ -535,7 +540,7 @@ class ProbeManager:
             if state is None:
                 if self._tg is None:
                     raise RuntimeError("ProbeManager.run() is not running")
-                state = _TargetState(scope=anyio.CancelScope())
+                state = _TargetState(scope=anyio.CancelScope(), started_at=self._clock())
                 self._targets[target] = state
                 self._tg.start_soon(self._run_target, target, state)
                 log.info(
@@ -562,7 +567,7 @@ class ProbeManager:
     def first_result_grace(self, parent: Hashable, keys: Sequence[str], grace: float) -> float:
         """Seconds left until every probe of ``parent`` named by ``keys`` has had ``grace`` seconds to give
         its first result (0 when all have a result or their grace is over). Never waits."""
-        now = time.monotonic()
+        now = self._clock()
         left = 0.0
         for key in keys:
             req = self._requests.get(parent, {}).get(key)
@@ -603,14 +608,14 @@ class ProbeManager:
                     self.crashes += 1
                     log.exception("probe crashed", extra={"check": _describe(check)})
                     delay = period
-                await anyio.sleep(max(delay, 0.05))
+                await self._sleep(max(delay, 0.05))
 
     async def _probe_once(self, target: Target, state: _TargetState) -> ProbeResult:
         check, _ = target
         result = await run_check(check, policy=self.policy, resolver=self.resolver)
         state.runs += 1
         state.failures = 0 if result.ok else state.failures + 1
-        now = time.monotonic()
+        now = self._clock()
         if result != state.result:
             state.result = result
             state.changed_at = now

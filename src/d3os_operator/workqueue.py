@@ -18,7 +18,7 @@ import heapq
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
 import anyio
@@ -35,6 +35,15 @@ class QueueObserver(Protocol):
     def queue_retried(self) -> None: ...
 
 
+async def wait_event(event: anyio.Event, timeout: float | None) -> None:
+    """Until ``event`` is set or ``timeout`` seconds have passed (None: no limit)."""
+    if timeout is None:
+        await event.wait()
+        return
+    with anyio.move_on_after(timeout):
+        await event.wait()
+
+
 class WorkQueue(Generic[K]):
     """See the module docstring. Call :meth:`run` in a task to drive delayed adds."""
 
@@ -44,8 +53,12 @@ class WorkQueue(Generic[K]):
         base_delay: float = 0.05,
         max_delay: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[anyio.Event, float | None], Awaitable[None]] = wait_event,
         observer: QueueObserver | None = None,
     ) -> None:
+        # ``clock`` and ``wait`` (how :meth:`run` waits for the next due key) go together: a test passes
+        # a fake pair and moves time itself
+        self._wait = wait
         self._observer = observer
         self._base_delay = base_delay
         self._max_delay = max_delay
@@ -194,11 +207,7 @@ class WorkQueue(Generic[K]):
                     self.add(key)
             timeout = self._waiting[0][0] - now if self._waiting else None
             changed = self._timer_changed
-            if timeout is None:
-                await changed.wait()
-            else:
-                with anyio.move_on_after(timeout):
-                    await changed.wait()
+            await self._wait(changed, timeout)
             if changed is self._timer_changed and changed.is_set():
                 self._timer_changed = anyio.Event()
 

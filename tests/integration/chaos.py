@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -36,6 +37,8 @@ from d3os_operator.kube import DATASERVICE as DS_KIND
 from d3os_operator.kube import kind_info
 from d3os_testenv import audit, harness
 from d3os_testenv.standin import StandIn, point_uuc_at
+
+from .apiwatch import Background, follow
 
 FULL = os.environ.get("D3OS_CHAOS", "").lower() == "full"
 OPERATOR_AGENT = "d3os-operator/"
@@ -321,23 +324,20 @@ class UidWatch:
     given namespaces, each UID it saw, deletions, and (for Secrets) each distinct content of ``data``."""
 
     def __init__(self, kubeconfig: Path, api_version: str, kind: str, namespaces: Iterable[str]) -> None:
-        self.client = harness.sync_client(kubeconfig)
         self.res = kind_info(api_version, kind).res
         self.kind = kind
         self.namespaces = set(namespaces)
         self.seen: dict[tuple[str, str], Seen] = collections.defaultdict(Seen)
         self.events = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"uidwatch-{kind}", daemon=True)
+        self._watch = Background(kubeconfig, follow(self.res, self._record))
 
     def __enter__(self) -> UidWatch:
-        self._thread.start()
+        self._watch.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=0.5)
+        self._watch.stop()
 
     def _record(self, typ: str, obj: Mapping[str, Any]) -> None:
         meta = obj["metadata"]
@@ -353,18 +353,6 @@ class UidWatch:
             elif self.kind == "Secret":
                 s.digests.setdefault(meta["uid"], set()).add(data_digest(obj))
 
-    def _run(self) -> None:
-        from lightkube import ALL_NS
-
-        while not self._stop.is_set():
-            try:
-                for typ, obj in self.client.watch(self.res, namespace=ALL_NS, server_timeout=5):
-                    self._record(typ, dict(obj))
-                    if self._stop.is_set():
-                        return
-            except Exception:  # apiserver away, 410: start over (a fresh watch lists everything again)
-                time.sleep(0.3)
-
     def snapshot(self) -> dict[tuple[str, str], Seen]:
         with self._lock:
             return {
@@ -377,43 +365,30 @@ class PhaseWatch:
     """Every distinct (PHASE, MESSAGE) of every DataService in the given namespaces, from one watch."""
 
     def __init__(self, kubeconfig: Path, namespaces: Iterable[str]) -> None:
-        self.client = harness.sync_client(kubeconfig)
         self.namespaces = set(namespaces)
         self.phases: dict[str, list[tuple[float, str, str]]] = collections.defaultdict(list)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="phasewatch", daemon=True)
+        self._watch = Background(kubeconfig, follow(DS_KIND.res, self._record))
 
     def __enter__(self) -> PhaseWatch:
-        self._thread.start()
+        self._watch.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=0.5)
+        self._watch.stop()
 
-    def _run(self) -> None:
-        from lightkube import ALL_NS
-
-        while not self._stop.is_set():
-            try:
-                for _typ, obj in self.client.watch(DS_KIND.res, namespace=ALL_NS, server_timeout=5):
-                    d = dict(obj)
-                    ns = d["metadata"].get("namespace")
-                    if ns not in self.namespaces:
-                        continue
-                    st = d.get("status") or {}
-                    pair = (st.get("phase", ""), st.get("message", ""))
-                    if pair == ("", ""):
-                        continue
-                    with self._lock:
-                        seq = self.phases[ns]
-                        if not seq or seq[-1][1:] != pair:
-                            seq.append((time.monotonic(), *pair))
-                    if self._stop.is_set():
-                        return
-            except Exception:
-                time.sleep(0.3)
+    def _record(self, _typ: str, d: dict[str, Any]) -> None:
+        ns = d["metadata"].get("namespace")
+        if ns not in self.namespaces:
+            return
+        st = d.get("status") or {}
+        pair = (st.get("phase", ""), st.get("message", ""))
+        if pair == ("", ""):
+            return
+        with self._lock:
+            seq = self.phases[ns]
+            if not seq or seq[-1][1:] != pair:
+                seq.append((time.monotonic(), *pair))
 
     def sequence(self, ns: str) -> list[tuple[str, str]]:
         with self._lock:
@@ -497,45 +472,30 @@ class ReadyWatch:
         self.became_ready: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
         self._ready: dict[tuple[str, str], bool] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._run, args=(kind,), name=f"readywatch-{kind}", daemon=True)
-            for kind in ("Deployment", "StatefulSet")
-        ]
+        self._watch = Background(
+            kubeconfig,
+            *(follow(kind_info("apps/v1", kind).res, functools.partial(self._record, kind))
+              for kind in ("Deployment", "StatefulSet")),
+        )
 
     def __enter__(self) -> ReadyWatch:
-        for t in self._threads:
-            t.start()
+        self._watch.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=0.5)
+        self._watch.stop()
 
-    def _run(self, kind: str) -> None:
-        from lightkube import ALL_NS
-
+    def _record(self, kind: str, typ: str, d: dict[str, Any]) -> None:
         from d3os_core.readiness import rollout
 
-        client = harness.sync_client(self.kubeconfig)
-        res = kind_info("apps/v1", kind).res
-        while not self._stop.is_set():
-            try:
-                for typ, obj in client.watch(res, namespace=ALL_NS, server_timeout=5):
-                    d = dict(obj)
-                    key = (d["metadata"].get("namespace", ""), d["metadata"]["name"])
-                    if key[0] not in self.namespaces:
-                        continue
-                    ready = typ != "DELETED" and rollout(d, kind).ready
-                    with self._lock:
-                        if ready and not self._ready.get(key):
-                            self.became_ready[key].append(time.monotonic())
-                        self._ready[key] = ready
-                    if self._stop.is_set():
-                        return
-            except Exception:
-                time.sleep(0.3)
+        key = (d["metadata"].get("namespace", ""), d["metadata"]["name"])
+        if key[0] not in self.namespaces:
+            return
+        ready = typ != "DELETED" and rollout(d, kind).ready
+        with self._lock:
+            if ready and not self._ready.get(key):
+                self.became_ready[key].append(time.monotonic())
+            self._ready[key] = ready
 
     def ready_times(self, namespace: str, name: str) -> list[float]:
         with self._lock:

@@ -13,9 +13,9 @@ import pytest
 from lightkube import Client, KubeConfig
 from lightkube.types import PatchType
 
-from d3os_operator import harness
 from d3os_operator.kube import DATASERVICE
 from d3os_operator.usercli.watch import DataServiceWatch
+from d3os_testenv import harness
 
 pytest_plugins = ("tests.integration.standin",)
 pytestmark = pytest.mark.integration

@@ -5,7 +5,6 @@ namespaces -- both Ready."""
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any
 
 import pytest
@@ -41,13 +40,24 @@ def test_second_dataservice_reports_conflict_and_first_is_untouched(deployed: En
         deg = harness.condition(ds, "Degraded")
         return ds if deg.get("status") == "True" and deg.get("reason") == "Conflict" else None
 
-    ds = wait_for("the second DataService to report a Conflict", conflict, 60)
+    ds = wait_for("the second DataService to report a Conflict", conflict, 120)
     deg = harness.condition(ds, "Degraded")
     print("\nDegraded:", deg["message"])
     assert "mysql-dataservice" in deg["message"], deg
     assert "dataservice-sample" in deg["message"], "names the owner"
     assert harness.condition(ds, "Ready").get("status") == "False"
-    time.sleep(3)  # give a wrong operator time to do damage
+    # no fixed pause: make the operator plan the second one again (a new generation) and wait until its
+    # status shows that generation planned, still in Conflict; anything it would write, it has written by then
+    again = copy.deepcopy(second)
+    again["spec"]["web"]["env"] = {"touch": "1"}
+    env.apply(again)
+
+    def replanned() -> dict[str, Any] | None:
+        ds = conflict()
+        observed = ((ds or {}).get("status") or {}).get("observedGeneration")
+        return ds if ds is not None and observed == ds["metadata"]["generation"] >= 2 else None
+
+    wait_for("the second DataService planned again, still in Conflict", replanned, 120)
     applied_for_second = [
         r
         for r in env.operator.records[mark:]

@@ -11,14 +11,17 @@ from __future__ import annotations
 import copy
 import io
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from d3os_core import api
 from d3os_operator import usercli
 from d3os_testenv import harness
 
 pytest.register_assert_rewrite("tests.integration.standin")
+from .apiwatch import ApiWatch, Event  # noqa: E402
 from .standin import CHAIN, Env, events_for, figures_out, list_kind, wait_for  # noqa: E402
 
 pytest_plugins = ("tests.integration.standin",)
@@ -213,27 +216,49 @@ def test_suspend_then_resume(env: Env, sample: dict[str, Any]) -> None:
     held = copy.deepcopy(sample)
     held["spec"]["suspend"] = True
     held["spec"]["web"]["image"] = held["spec"]["web"]["image"].replace(":v1.4", ":v1.5")
-    mark = len(env.operator.trace())
-    env.apply(held)
 
-    def suspended() -> dict[str, Any] | None:
-        ds = env.ds()
-        prog = harness.condition(ds, "Progressing")
-        if ds and ds["status"].get("observedGeneration") == 2 and prog.get("reason") == "Suspended":
-            return ds
-        return None
+    def suspended(generation: int) -> Callable[[], dict[str, Any] | None]:
+        def check() -> dict[str, Any] | None:
+            ds = env.ds()
+            prog = harness.condition(ds, "Progressing")
+            if ds and ds["status"].get("observedGeneration") == generation and prog.get("reason") == "Suspended":
+                return ds
+            return None
 
-    ds = wait_for("Progressing=False Suspended", suspended, 60)
-    print("\n$ kubectl get dsvc -o jsonpath=… (conditions)\n" + _kubectl_describe_conditions(env))
-    web = next(c for c in ds["status"]["components"] if c["name"] == "web")
-    assert web["state"] == "Waiting" and "would apply Deployment/web" in web["message"], web
-    time.sleep(3)  # a few more reconciles' worth: still nothing written to any child
-    writes = [r for r in env.operator.trace()[mark:] if r["what"] in ("apply", "delete")]
+        return check
+
+    with ApiWatch(env.cluster.kubeconfig, env.namespace) as watch:
+        env.apply(held)
+        ds = wait_for("Progressing=False Suspended", suspended(2), 60)
+        print("\n$ kubectl get dsvc -o jsonpath=… (conditions)\n" + _kubectl_describe_conditions(env))
+        web = next(c for c in ds["status"]["components"] if c["name"] == "web")
+        assert web["state"] == "Waiting" and "would apply Deployment/web" in web["message"], web
+        # no fixed pause: a second suspended generation, planned in turn, proves the operator went on planning
+        held["spec"]["web"]["env"] = {"touch": "1"}
+        env.apply(held)
+        wait_for("generation 3 planned, still Suspended", suspended(3), 60)
+        watch.sync()
+        timeline = watch.timeline()
+    # from the API server: no child created, deleted, or changed in spec or annotations while suspended
+    last: dict[tuple[str, str], Event] = {}
+    writes = []
+    for e in timeline:
+        if e.kind in ("Pod", api.KIND) or e.name.startswith("apiwatch-sync-"):
+            continue
+        prev = last.get((e.kind, e.name))
+        last[(e.kind, e.name)] = e
+        if e.type == "LISTED":
+            continue
+        if prev is None or e.type != "MODIFIED" or (
+            e.meta.get("generation") != prev.meta.get("generation")
+            or e.meta.get("annotations") != prev.meta.get("annotations")
+        ):
+            writes.append(str(e))
     assert writes == [], writes
     assert env.obj("Deployment", "web")["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v1.4")
     held["spec"]["suspend"] = False
     env.apply(held)
-    env.wait_ready(generation=3)
+    env.wait_ready(generation=4)
     assert env.obj("Deployment", "web")["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v1.5")
     reasons = [e["reason"] for e in events_for(env.client, env.namespace, NAME)]
     assert "Suspended" in reasons and "Resumed" in reasons, reasons

@@ -119,5 +119,6 @@ def test_in_cluster_with_the_generated_rbac(
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
         if harness.get_dataservice(client, k8s_namespace, "dataservice-sample") is not None:
             harness.delete_dataservices(client, k8s_namespace, timeout=1)

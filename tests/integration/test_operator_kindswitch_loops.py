@@ -3,7 +3,8 @@
 Each round switches mysql 1 -> 3 -> 1, 1 -> 0 -> 1 and 1 -> 0 -> 3 -> 1 (so 1->3, 3->1, 1->0, 0->1 and
 0->3 each happen). After every switch: the DataService is Ready at the new generation, mysql's workload of
 the chosen kind exists and is rolled out (kind 3: the third party's check succeeds), the old workload goes,
-and it was asked to go once; the data claim keeps its UID throughout. After every round the operator's
+and it was asked to go once (the API server's audit log: one DELETE from the operator); the data claim
+keeps its UID throughout. After every round the operator's
 caches equal a fresh LIST. ``D3OS_KINDSWITCH_ROUNDS`` sets the number of rounds (default 2).
 
 The third party is a TCP stand-in on 127.0.0.1. Operator settings are in :data:`OPERATOR_SETTINGS`: a
@@ -24,7 +25,8 @@ from lightkube import Client
 
 from d3os_core.readiness import rollout
 from d3os_operator.controller import Settings
-from d3os_testenv import harness
+from d3os_operator.kube import USER_AGENT
+from d3os_testenv import audit, harness
 
 pytest.register_assert_rewrite("tests.integration.standin", "tests.integration.cachetruth")
 from .cachetruth import assert_cache_is_true, in_process_snapshot  # noqa: E402
@@ -74,11 +76,20 @@ def _claim_uid(env: Env) -> str:
     return str(claim["metadata"]["uid"])
 
 
-def _deletes(env: Env, since: int) -> collections.Counter[tuple[str, str]]:
-    return collections.Counter((r["kind"], r["name"]) for r in env.operator.records[since:] if r["what"] == "delete")
+PLURAL = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
 
 
-def _check_switch(env: Env, kind: int, previous: int, claim_uid: str, mark: int) -> None:
+def _deletes(env: Env, since: float) -> collections.Counter[tuple[str, str]]:
+    """DELETE requests the operator sent in this namespace since ``since`` (epoch s), by the API server's audit
+    log: kind (plural) and name."""
+    return collections.Counter(
+        (r.resource, r.name)
+        for r in audit.read(env.cluster.audit_log, since=since, agent=USER_AGENT)
+        if r.verb == "delete" and r.namespace == env.namespace
+    )
+
+
+def _check_switch(env: Env, kind: int, previous: int, claim_uid: str, mark: float) -> None:
     ds = env.ds()
     assert ds is not None and harness.is_ready(ds)
     mysql = next(c for c in ds["status"]["components"] if c["name"] == "mysql")
@@ -94,7 +105,10 @@ def _check_switch(env: Env, kind: int, previous: int, claim_uid: str, mark: int)
     old = WORKLOAD.get(previous)
     if old is not None and old != WORKLOAD.get(kind):
         wait_for(f"{old}/{NAME} to go", lambda: env.obj(old, NAME) is None, 120)
-        asked = _deletes(env, mark)[(old, NAME)]
+        # the audit backend writes in batches (at most a second late): wait for the DELETE, then a flush more
+        wait_for(f"the audit log to show {old}/{NAME}'s DELETE", lambda: _deletes(env, mark)[(PLURAL[old], NAME)], 30)
+        time.sleep(1.5)
+        asked = _deletes(env, mark)[(PLURAL[old], NAME)]
         assert asked == 1, f"{old}/{NAME} was asked to go {asked} times in this switch"
     for other in WORKLOAD.values():
         if other != WORKLOAD.get(kind):
@@ -114,7 +128,7 @@ def test_mysql_kind_switches_back_and_forth_with_four_workers(env4: Env, sample:
     with StandIn(path="/") as tp:
         for r in range(ROUNDS):
             for new in ROUND:
-                mark = len(env.operator.records)
+                mark = time.time()  # the audit log stamps requests with the API server's clock: this machine's
                 gen = env.ds()["metadata"]["generation"]  # type: ignore[index]
                 t0 = time.monotonic()
                 env.apply(_manifest(sample, new, tp))

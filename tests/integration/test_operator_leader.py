@@ -77,13 +77,15 @@ def test_one_leader_acts_and_a_standby_takes_over_mid_rollout(
     ensure_volumes(client)
     t0 = time.time()
     extra = ["--leader-elect", "--leader-election-namespace", ns, "--log-level", "debug"]
-    a = Proc(k8s_cluster.kubeconfig, ns, tmp_path / "a.log", extra)
-    wait_for("a to lead", lambda: _first(a, "became leader"), 30)
-    b = Proc(k8s_cluster.kubeconfig, ns, tmp_path / "b.log", extra)
-    procs = [a, b]
+    procs: list[Proc] = []
     try:
+        a = Proc(k8s_cluster.kubeconfig, ns, tmp_path / "a.log", extra)
+        procs.append(a)
+        wait_for("a to lead", lambda: _first(a, "became leader"), 60)
+        b = Proc(k8s_cluster.kubeconfig, ns, tmp_path / "b.log", extra)
+        procs.append(b)
         wait_for(
-            "b to sync and wait", lambda: _first(b, "caches synced; waiting for leadership before reconciling"), 30
+            "b to sync and wait", lambda: _first(b, "caches synced; waiting for leadership before reconciling"), 60
         )
         id_a = str(_first(a, "became leader")["identity"])  # type: ignore[index]
         id_b = str(_first(b, "waiting for leadership")["identity"])  # type: ignore[index]
@@ -97,7 +99,9 @@ def test_one_leader_acts_and_a_standby_takes_over_mid_rollout(
         wait_for("the rollout to be half way", lambda: _ready_components(client, ns) >= 4, 120)
         # the leader's metrics during the rollout
         assert _get(pa["health probes"], "/readyz").status_code == 200
+        ready_before = _ready_components(client, ns)
         ma = _series(_get(pa["metrics"], "/metrics").text)
+        ready_after_scrape = _ready_components(client, ns)
         mb = _series(_get(pb["metrics"], "/metrics").text)
         assert _total(ma, "controller_runtime_reconcile_total", controller="dataservice") > 0
         assert _total(ma, "controller_runtime_reconcile_time_seconds_count", controller="dataservice") > 0
@@ -113,19 +117,22 @@ def test_one_leader_acts_and_a_standby_takes_over_mid_rollout(
         assert _total(ma, "leader_election_master_status", name=LEASE) == 1
         assert _total(mb, "leader_election_master_status", name=LEASE) == 0
         assert _total(mb, "controller_runtime_reconcile_total") == 0
+        # the metric says what the status said around the scrape (the rollout goes on meanwhile: no fixed window)
         ready = _total(ma, "d3os_component_ready", namespace=ns, name="dataservice-sample")
-        assert 4 <= ready < 12, ready
+        assert 4 <= ready_before <= ready <= ready_after_scrape, (ready_before, ready, ready_after_scrape)
         assert _total(ma, "d3os_step_latency_seconds_count") >= 3
         assert _total(ma, "d3os_writes_total", verb="apply") > 0
 
         a.p.send_signal(signal.SIGKILL)
         a.p.wait(10)
         killed_wall, killed = time.time(), time.monotonic()
-        wait_for("b to take over", lambda: _first(b, "became leader"), 30)
+        wait_for("b to take over", lambda: _first(b, "became leader"), 60)
         took = time.monotonic() - killed
-        wait_for("Ready", lambda: harness.is_ready(harness.get_dataservice(client, ns, "dataservice-sample")), 120)
+        wait_for("Ready", lambda: harness.is_ready(harness.get_dataservice(client, ns, "dataservice-sample")), 180)
         ready_after = time.monotonic() - killed
-        assert took <= 15 + 2 + 3, f"took over after {took:.1f}s (lease 15 s, retry 2 s)"
+        # the Lease expires at most 15 s after the kill and b retries every 2 s; 10 s more for a busy machine
+        # (the exact order -- no write of b before it held the Lease -- is judged from the audit log below)
+        assert took <= 15 + 2 + 10, f"took over after {took:.1f}s (lease 15 s, retry 2 s)"
         mb = _series(_get(pb["metrics"], "/metrics").text)
         assert _total(mb, "leader_election_master_status", name=LEASE) == 1
         assert _total(mb, "controller_runtime_reconcile_total", controller="dataservice") > 0

@@ -24,10 +24,9 @@ from lightkube.types import PatchType
 from prometheus_client.parser import text_string_to_metric_families
 
 from d3os_core import api
-from d3os_operator import harness
 from d3os_operator.kube import DATASERVICE
 from d3os_operator.sharding import SHARD_KEY, lease_name, parse_selector
-from d3os_testenv import audit
+from d3os_testenv import audit, harness
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .standin import StandIn, ensure_volumes, figures_out, wait_for  # noqa: E402

@@ -1,5 +1,9 @@
 """Issue 4, "Done when" 3: change every image tag; each component is updated only after its predecessor
-is ready at its new version; no two components roll at once in the default chain."""
+is ready at its new version; no two components roll at once in the default chain.
+
+Order is judged from what the API server showed (a watch opened before the change, events in
+resourceVersion order: :mod:`tests.integration.apiwatch`), not from the operator's own trace.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,11 @@ import pytest
 from d3os_core.readiness import rollout
 
 pytest.register_assert_rewrite("tests.integration.standin")
+from .apiwatch import ApiWatch, Event, image  # noqa: E402
 from .standin import CHAIN, Env, figures_out  # noqa: E402
 
 pytest_plugins = ("tests.integration.standin",)
 pytestmark = pytest.mark.integration
-
-
-def _image(obj: dict[str, Any]) -> str:
-    return obj["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
 def test_upgrade_rolls_one_component_at_a_time_in_order(deployed: Env, sample: dict[str, Any]) -> None:
@@ -30,38 +31,49 @@ def test_upgrade_rolls_one_component_at_a_time_in_order(deployed: Env, sample: d
     for k in micro:
         new["spec"][k]["image"] = new["spec"][k]["image"].replace(":v1.4", ":v1.5")
     rec = env.record()
-    mark = len(env.operator.records)
     old_gen = env.ds()["metadata"]["generation"]  # type: ignore[index]
-    env.apply(new)
-    env.wait_ready(generation=old_gen + 1)
+    with ApiWatch(env.cluster.kubeconfig, env.namespace) as watch:
+        env.apply(new)
+        env.wait_ready(generation=old_gen + 1)
+        watch.sync()
+        timeline = watch.timeline()
 
-    records = env.operator.records[mark:]
-    first_apply: dict[str, float] = {}
-    ready_new: dict[str, float] = {}
-    for r in records:
-        if r["what"] == "apply" and r["kind"] == "Deployment" and r["component"] not in first_apply:
-            first_apply[r["component"]] = r["t"]
-        elif r["what"] == "event" and r["kind"] == "Deployment" and r["type"] != "DELETED":
-            obj = r["obj"]
-            comp = obj["metadata"]["labels"].get("app.kubernetes.io/component")
-            if (
-                comp in micro
-                and comp not in ready_new
-                and _image(obj).endswith(":v1.5")
-                and rollout(obj, "Deployment").ready
-            ):
-                ready_new[comp] = r["t"]
-    assert list(first_apply) == micro, f"upgrade order {list(first_apply)}"
+    def deployment_of(e: Event) -> str | None:
+        comp = e.component
+        return comp if e.kind == "Deployment" and e.type in ("ADDED", "MODIFIED") and comp in micro else None
+
+    updated: dict[str, Event] = {}  # the first event showing the component's Deployment asking for v1.5
+    ready_new: dict[str, Event] = {}  # the first showing it rolled out at v1.5 (kubectl rollout status rules)
+    for e in timeline:
+        comp = deployment_of(e)
+        if comp is None or not image(e.obj).endswith(":v1.5"):
+            continue
+        updated.setdefault(comp, e)
+        if comp not in ready_new and rollout(e.obj, "Deployment").ready:
+            ready_new[comp] = e
+    assert list(updated) == micro, f"upgrade order as the API server saw it: {[str(e) for e in updated.values()]}"
     gaps = []
     for prev, comp in itertools.pairwise(micro):
-        assert prev in ready_new, f"{prev} never observed ready at v1.5"
-        assert first_apply[comp] > ready_new[prev], f"{comp} was updated before {prev} was ready at v1.5"
-        gaps.append({"step": f"{prev} -> {comp}", "latency_ms": round((first_apply[comp] - ready_new[prev]) * 1000, 1)})
+        assert prev in ready_new, f"{prev} never shown ready at v1.5"
+        assert updated[comp].rv > ready_new[prev].rv, (
+            f"{comp} was updated ({updated[comp]}) before {prev} was ready at v1.5 ({ready_new[prev]})"
+        )
+        gaps.append({"step": f"{prev} -> {comp}", "latency_ms": round((updated[comp].t - ready_new[prev].t) * 1000, 1)})
+    # never two Deployments rolling at once: at each update, every other component is rolled out (or untouched)
+    rolled_out: dict[str, bool] = {}
+    for e in timeline:
+        comp = deployment_of(e)
+        if comp is None:
+            continue
+        if e is updated.get(comp):
+            busy = [c for c, ok in rolled_out.items() if not ok and c != comp]
+            assert busy == [], f"{comp} began rolling while {busy} were still rolling ({e})"
+        rolled_out[comp] = rollout(e.obj, "Deployment").ready
     # independently, from the status the API showed: never two components rolling at once
     for change in rec.changes:
         rolling = [c["name"] for c in change["status"].get("components", []) if c["state"] == "Progressing"]
         assert len(rolling) <= 1, rolling
     for k in micro:
         dep = env.obj("Deployment", sample["spec"][k]["name"])
-        assert dep is not None and _image(dep).endswith(":v1.5"), k
+        assert dep is not None and image(dep).endswith(":v1.5"), k
     figures_out("upgrade_steps", gaps)

@@ -1,4 +1,7 @@
-"""The operator's work queue: dedup, one worker per key, delayed and rate-limited adds."""
+"""The operator's work queue: dedup, one worker per key, delayed and rate-limited adds.
+
+Delays are judged on a fake clock (:mod:`tests.unit.fakeclock`), never on elapsed wall time.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import anyio
 import pytest
 
 from d3os_operator.workqueue import WorkQueue
+
+from .fakeclock import FakeClock, until
 
 pytestmark = pytest.mark.anyio
 
@@ -15,12 +20,8 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
+def fake_queue(clock: FakeClock, **kw: float) -> WorkQueue[str]:
+    return WorkQueue(clock=clock, wait=clock.wait, **kw)
 
 
 async def test_add_deduplicates_waiting_keys() -> None:
@@ -84,16 +85,14 @@ async def test_one_key_never_processed_concurrently_with_many_workers() -> None:
 
 async def test_parallel_keys_run_in_parallel() -> None:
     q: WorkQueue[int] = WorkQueue()
-    concurrent = 0
-    peak = 0
+    holding: set[int] = set()
+    release = anyio.Event()
 
     async def worker() -> None:
-        nonlocal concurrent, peak
         while (key := await q.get()) is not None:
-            concurrent += 1
-            peak = max(peak, concurrent)
-            await anyio.sleep(0.05)
-            concurrent -= 1
+            holding.add(key)
+            await release.wait()
+            holding.discard(key)
             q.done(key)
 
     async with anyio.create_task_group() as tg:
@@ -101,36 +100,44 @@ async def test_parallel_keys_run_in_parallel() -> None:
             tg.start_soon(worker)
         for k in range(3):
             q.add(k)
-        await anyio.sleep(0.02)
-        assert peak == 3
-        await anyio.sleep(0.1)
+        # three different keys are held by three workers at once (none waits for another to finish)
+        await until("three keys processed at once", lambda: holding == {0, 1, 2})
+        assert q.processing == {0, 1, 2}
+        release.set()
+        await until("every key done", lambda: not q.processing)
         q.shutdown()
 
 
 async def test_add_after_fires_once_and_earliest_wins() -> None:
-    q: WorkQueue[str] = WorkQueue()
+    clock = FakeClock()
+    q = fake_queue(clock)
     async with anyio.create_task_group() as tg:
         tg.start_soon(q.run)
-        q.add_after("a", 0.3)
-        q.add_after("a", 0.05)  # earlier wins
-        q.add_after("a", 0.2)  # later is ignored while an earlier one is pending
-        assert q.waiting.keys() == {"a"}
-        with anyio.fail_after(1):
-            assert await q.get() == "a"
+        q.add_after("a", 0.375)  # (binary fractions: the fake clock's sums stay exact)
+        q.add_after("a", 0.0625)  # earlier wins
+        q.add_after("a", 0.25)  # later is ignored while an earlier one is pending
+        assert q.waiting == {"a": 1000.0625}
+        await clock.advance(0.03125)
+        assert len(q) == 0, "not due yet"
+        await clock.advance(0.03125)
+        assert len(q) == 1
+        assert await q.get() == "a"
         q.done("a")
-        await anyio.sleep(0.35)
-        assert len(q) == 0, "superseded delays must not fire again"
+        await clock.advance(0.5)
+        assert len(q) == 0 and q.waiting == {}, "superseded delays must not fire again"
         q.shutdown()
 
 
 async def test_add_after_zero_is_immediate_and_delayed_keys_dedup_with_queued() -> None:
-    q: WorkQueue[str] = WorkQueue()
+    clock = FakeClock()
+    q = fake_queue(clock)
     async with anyio.create_task_group() as tg:
         tg.start_soon(q.run)
         q.add_after("a", 0)
         assert len(q) == 1
-        q.add_after("a", 0.02)
-        await anyio.sleep(0.06)
+        q.add_after("a", 0.125)
+        await clock.advance(0.125)
+        assert q.waiting == {}, "the delayed add fell due"
         assert len(q) == 1, "a due key that is already queued is not queued twice"
         q.shutdown()
 
@@ -146,16 +153,33 @@ async def test_rate_limited_backoff_grows_exponentially_and_forget_resets() -> N
 
 
 async def test_delayed_key_fires_after_its_delay() -> None:
-    q: WorkQueue[str] = WorkQueue()
+    clock = FakeClock()
+    q = fake_queue(clock)
     async with anyio.create_task_group() as tg:
         tg.start_soon(q.run)
-        start = anyio.current_time()
-        q.add_after("slow", 0.2)
-        q.add_after("fast", 0.05)
-        with anyio.fail_after(1):
-            assert await q.get() == "fast"
-            assert await q.get() == "slow"
-        assert anyio.current_time() - start >= 0.19
+        q.add_after("slow", 0.25)  # (binary fractions: the fake clock's sums stay exact)
+        q.add_after("fast", 0.125)
+        await clock.advance(0.125)
+        assert await q.get() == "fast"
+        await clock.advance(0.0625)
+        assert len(q) == 0, "slow is not due before its 0.25 s"
+        await clock.advance(0.0625)
+        assert await q.get() == "slow"
+        q.shutdown()
+
+
+async def test_a_sooner_add_after_wakes_the_timer() -> None:
+    """A new, earlier due time must not wait for the later one the timer was sleeping towards."""
+    clock = FakeClock()
+    q = fake_queue(clock)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(q.run)
+        q.add_after("late", 60)
+        await anyio.wait_all_tasks_blocked()  # the timer now waits for +60 s
+        q.add_after("soon", 1)
+        await clock.advance(1)
+        assert await q.get() == "soon"
+        assert q.waiting == {"late": 1060.0}
         q.shutdown()
 
 
@@ -169,7 +193,7 @@ async def test_shutdown_releases_waiting_workers_and_ignores_adds() -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(worker)
         tg.start_soon(worker)
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()  # both wait in get()
         q.shutdown()
     assert results == [None, None]
     q.add("x")
@@ -181,6 +205,6 @@ async def test_added_at_records_latest_add() -> None:
     q: WorkQueue[str] = WorkQueue(clock=clock)
     q.add("a")
     assert q.added_at("a") == 1000.0
-    clock.t = 1001.0
+    clock.now = 1001.0
     q.add("a")
     assert q.added_at("a") == 1001.0

@@ -6,6 +6,7 @@ resolved by a fake resolver, so no DNS and no internet.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import gzip
@@ -80,7 +81,10 @@ class RawServer:
             conn.close()
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked in _serve (a close alone does not)
         self.sock.close()
+        self._thread.join(10)
 
 
 @pytest.fixture
