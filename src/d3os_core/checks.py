@@ -11,13 +11,18 @@ import ipaddress
 import re
 import shlex
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from .types import Check, HttpCheck, TcpCheck
 
-if TYPE_CHECKING:  # spec imports this module's patterns: no import cycle at run time
-    from .spec import Middleware
+
+class ThirdPartyHolder(Protocol):
+    """What :func:`third_party_check` reads of a middleware (``spec.Middleware``; the spec model imports this
+    module's patterns, so the check grammar names no spec class)."""
+
+    @property
+    def third_party(self) -> Any: ...
 
 T = TypeVar("T")
 
@@ -307,7 +312,7 @@ def endpoint_of(url: str, default_port: int | None = None) -> tuple[str, int]:
     return host, port
 
 
-def third_party_check(mw: Middleware) -> Check:
+def third_party_check(mw: ThirdPartyHolder) -> Check:
     """The check of a third-party middleware: ``check``, else ``checkCMD`` parsed, else its ``url``.
 
     Raises :class:`CheckError` only (never another exception), whatever the addresses say.

@@ -17,9 +17,7 @@ from typing import Any
 
 import yaml
 
-
-class ClusterError(RuntimeError):
-    """The cluster could not be started/stopped; the message says what was not ready and why."""
+from .errors import ClusterError
 
 
 def kubeconfig_dict(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .base import ClusterError
+from .errors import ClusterError
 
 STORAGE_CLASS = "standard"
 MANAGED_LABEL = "d3os-testenv.d3os.io/managed"

@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from . import bootstrap, certs, components
-from .base import ClusterBase, ClusterError, kubeconfig_dict, write_yaml
+from .base import ClusterBase, kubeconfig_dict, write_yaml
 from .bootstrap import ensure_pvs
 from .build import ProgressFn, Toolchain, Versions, cache_root, ensure_built
 from .components import COMPONENTS
+from .errors import ClusterError
 from .external import ExternalCluster
 from .processes import Supervisor, flock, free_port, pid_alive, tail
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import yaml
 
-from .base import ClusterBase, ClusterError, kubectl_on_path
+from .base import ClusterBase, kubectl_on_path
 from .build import Toolchain, Versions
+from .errors import ClusterError
 
 
 class ExternalCluster(ClusterBase):

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import ClusterError
+from .errors import ClusterError
 
 
 def free_port(exclude: set[int]) -> int:
