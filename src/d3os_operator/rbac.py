@@ -25,7 +25,8 @@ Where the verbs come from (``kube.py`` is the operator's one door to the API ser
 * Pods: ``list`` only, by the component's labels, and only for a component past its progress deadline:
   the scheduler's reason for a Pending pod, a container's waiting reason. Nothing a pod holds is secret
   to the operator already (env values come from the DataService; credentials are secretKeyRefs).
-* Events: ``create`` only (core/v1 Events, one per transition).
+* Events: ``create`` and ``patch`` (core/v1 Events; a repeat of a reason patches its count, as client-go's
+  event correlator does).
 * Leader election: ``get``, ``create`` and merge ``patch`` of its Lease, in its own namespace only.
 * Probe targets: ``get`` of the ``kubernetes`` Service, Endpoints and EndpointSlice in ``default`` (by
   name, nothing else there), read once at start so that third-party probes never connect to the API
@@ -129,7 +130,7 @@ def cluster_rules() -> list[Rule]:
         Rule(api.GROUP, (f"{api.PLURAL}/finalizers",), ("update",), "ownerReferences with blockOwnerDeletion"),
         *_owned_rules(),
         Rule("", (api.PLURALS["Pod"],), ("list",), "why a component past its progress deadline is stuck"),
-        Rule("", (api.PLURALS["Event"],), ("create",), "Events on DataServices"),
+        Rule("", (api.PLURALS["Event"],), ("create", "patch"), "Events on DataServices (a repeat patches the count)"),
     ]
 
 

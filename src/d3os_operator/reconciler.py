@@ -306,9 +306,6 @@ class Reconciler:
                 if pods:
                     observed = dataclasses.replace(observed, pods=pods)
                     continue
-            if self.metrics is not None and plan.status:
-                comps = plan.status.get("components") or []
-                self.metrics.components(ns, name, {str(c["name"]): bool(c.get("ready")) for c in comps})
             try:
                 parent = await self._execute(key, state, parent, plan, done)
             except _NameHeld as held:
@@ -333,6 +330,10 @@ class Reconciler:
             break
         else:
             return Result(requeue_after=0.0)  # still learning (a holder per plan): look again at once
+        if self.metrics is not None and plan.status:
+            # after the pass: the metric never runs ahead of the status it was carried out with
+            comps = plan.status.get("components") or []
+            self.metrics.components(ns, name, {str(c["name"]): bool(c.get("ready")) for c in comps})
         state.last_error = None
         if not _progressing(plan.status):
             self.events.settle(parent)  # complete or stalled: its Events' counts are written now

@@ -69,7 +69,7 @@ def test_owned_kinds_are_covered_and_claims_never_deleted() -> None:
         assert ("delete" in verbs) == (kind != "PersistentVolumeClaim"), kind
     assert granted[(api.GROUP, api.PLURAL)] == {"list", "watch", "patch"}
     assert granted[(api.GROUP, f"{api.PLURAL}/status")] == {"patch"}
-    assert granted[("", "events")] == {"create"}
+    assert granted[("", "events")] == {"create", "patch"}
     # secrets are granted on the operator's own children only in the sense of verbs it sends; no "update"
     assert all("update" not in v for (g, r), v in granted.items() if r != f"{api.PLURAL}/finalizers")
 
