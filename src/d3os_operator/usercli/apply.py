@@ -27,6 +27,28 @@ def body(ds: Mapping[str, Any], namespace: str) -> dict[str, Any]:
     return out
 
 
+def apply_dataservice(
+    client: Any, ds: Mapping[str, Any], namespace: str, force: bool, dry_run: bool = False
+) -> dict[str, Any]:
+    """Server-side apply of the DataService ``ds`` as a person (``d3os apply``; ``d3os diff`` with ``dry_run``)."""
+    from lightkube.types import PatchType
+
+    from ..kube import DATASERVICE
+
+    return dict(
+        client.patch(
+            DATASERVICE.res,
+            ds["metadata"]["name"],
+            body(ds, namespace),
+            namespace=namespace,
+            patch_type=PatchType.APPLY,
+            field_manager=connect.FIELD_MANAGER,
+            force=force,
+            dry_run=dry_run,
+        )
+    )
+
+
 def progress_line(elapsed: float, ds: Mapping[str, Any]) -> str:
     status = ds.get("status") or {}
     comps = status.get("components") or []
@@ -93,26 +115,14 @@ def printer(out: TextIO) -> Callable[[str], None]:
 
 
 def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
-    from lightkube.types import PatchType
 
-    from ..kube import DATASERVICE
 
     ds = load(args.file)
     config = connect.kubeconfig(args)
     with connect.client(config) as client:
         ns = connect.namespace(args, client, ds)
         name = ds["metadata"]["name"]
-        applied = dict(
-            client.patch(
-                DATASERVICE.res,
-                name,
-                body(ds, ns),
-                namespace=ns,
-                patch_type=PatchType.APPLY,
-                field_manager=connect.FIELD_MANAGER,
-                force=args.force_conflicts,
-            )
-        )
+        applied = apply_dataservice(client, ds, ns, args.force_conflicts)
         generation = int(applied["metadata"].get("generation") or 1)
         out.write(f"dataservice.{api.GROUP}/{name} applied (namespace {ns}, generation {generation})\n")
         out.flush()

@@ -14,7 +14,7 @@ from d3os_core import api
 from d3os_core.yamlout import dump
 
 from . import connect
-from .apply import body, load
+from .apply import apply_dataservice, load
 
 EXIT_CHANGES = 1
 EXIT_ERROR = 2
@@ -106,8 +106,6 @@ def _child_diffs(client: Any, applied_ds: Mapping[str, Any], namespace: str) -> 
 
 
 def cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
-    from lightkube.types import PatchType
-
     from d3os_core.validation import SpecError
 
     from ..kube import DATASERVICE
@@ -117,18 +115,7 @@ def cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
         ns = connect.namespace(args, client, ds)
         name = ds["metadata"]["name"]
         live = connect.get(client, DATASERVICE.res, name, ns)
-        after = dict(
-            client.patch(
-                DATASERVICE.res,
-                name,
-                body(ds, ns),
-                namespace=ns,
-                patch_type=PatchType.APPLY,
-                field_manager=connect.FIELD_MANAGER,
-                force=args.force_conflicts,
-                dry_run=True,
-            )
-        )
+        after = apply_dataservice(client, ds, ns, args.force_conflicts, dry_run=True)
         changed = False
         text = unified(live, after, f"DataService/{name}")
         if text:
