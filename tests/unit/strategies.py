@@ -146,7 +146,9 @@ def apply_mutation(spec: dict[str, Any], m: Mutation) -> dict[str, Any]:
     elif what == "dependsOn":
         _, key, mask = m
         if mask is None:
-            spec[key].pop("dependsOn", None)
+            # back to the product's default, unless a default dependency now depends on ``key`` (a cycle)
+            if not any(_reaches(spec, d, key) for d in DEFAULT_DEPS[key]):
+                spec[key].pop("dependsOn", None)
         else:
             spec[key]["dependsOn"] = depends_on(spec, key, mask)
     elif what == "rename":

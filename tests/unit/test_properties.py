@@ -49,7 +49,7 @@ from d3os_core.planner import probe_key
 from d3os_core.render import Parent, render_component, resolve
 from d3os_core.validation import parse_spec
 
-from .strategies import KEYS, Mutation, Op, apply_mutation, histories, mutations, specs
+from .strategies import KEYS, Mutation, Op, apply_mutation, histories, mutations, seed_spec, specs
 
 WORKLOADS = api.WORKLOAD_KINDS
 PVC = "PersistentVolumeClaim"
@@ -473,3 +473,15 @@ def test_generated_specs_depend_on_later_components_too() -> None:
 
     found = find(specs(), later, settings=settings(database=None, max_examples=2000))
     assert later(found) and validate_spec(found, DATASERVICE) == []
+
+
+def test_resetting_depends_on_never_closes_a_cycle() -> None:
+    """Dropping a component's ``dependsOn`` (back to the product's default, its predecessor) after a later
+    component was made to depend on it would close a cycle: the history generator must not do that."""
+    spec = seed_spec()
+    a, b = KEYS[-2], KEYS[-1]  # b's default dependency is a
+    spec = apply_mutation(spec, ("dependsOn", b, 0))  # b depends on nothing
+    spec = apply_mutation(spec, ("dependsOn", a, 1 << [k for k in KEYS if k != a].index(b)))  # a depends on b
+    assert b in spec[a]["dependsOn"]
+    spec = apply_mutation(spec, ("dependsOn", b, None))  # back to the default would be b -> a -> b
+    assert validate_spec(spec, DATASERVICE) == []
