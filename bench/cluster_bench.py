@@ -648,6 +648,9 @@ def bench_scale(
             result["requests_source"] = "kube-apiserver audit log" if reqs is not None else "unavailable"
             if reqs is not None:
                 result["requests_during_rollout"] = audit.summary(reqs)
+                if done:  # and the writes that follow all Ready (the Events' counts at rest): a rollout's whole cost
+                    rest = audit_requests(env, t0_wall, wait_quiet(env, quiet=15.0) + 0.001)
+                    result["requests_to_rest"] = audit.summary(rest or [])
             if steady_seconds and done:
                 result["steady"] = steady_state(env, op, steady_seconds)
             result["peak_rss_bytes"] = max(filter(None, [sampler.peak_rss(), proc_stats(op.pid).get("VmHWM")]),

@@ -128,8 +128,9 @@ def ours_at(res: dict[str, Any], n: int) -> dict[str, Any] | None:
 
 
 def requests_per_ds(run: dict[str, Any] | None) -> tuple[float | None, dict[str, float]]:
-    """(total, by "verb resource") requests per DataService of a scale run (operator) from the audit log."""
-    reqs = _get(run, "requests_during_rollout")
+    """(total, by "verb resource") requests per DataService of a scale run (operator) from the audit log, until
+    the operator went quiet after all Ready when measured (the Events' counts written at rest count too)."""
+    reqs = _get(run, "requests_to_rest") or _get(run, "requests_during_rollout")
     n = _get(run, "n")
     if not reqs or not n:
         return None, {}

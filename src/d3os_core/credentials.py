@@ -9,11 +9,14 @@ database. So the two share one lifetime:
   claim) when a DataService of the same name comes back, or when mysql is renamed and renamed back;
 * once the claim exists, the Secret carries an ownerReference to the claim (no ``controller``, no
   ``blockOwnerDeletion``): deleting the claim lets Kubernetes' garbage collector delete the Secret;
-* the claim records the uid of the Secret its data was opened with (annotation
-  :data:`ANNOTATION_CREDENTIALS`). A claim that records credentials which are gone keeps data that new
-  credentials would not open: the planner then generates none and says how to recover (restore the
-  Secret, or delete the claim). A claim that records nothing is new (just created, or re-created empty by
-  the StatefulSet controller after its predecessor was deleted): it gets fresh credentials;
+* the claim records the name of the Secret its data is opened with (annotation
+  :data:`ANNOTATION_CREDENTIALS`), written with the claim in the same pass, right after that Secret (a
+  failed write stops the pass before the claim): so neither object waits for the other's uid but the
+  Secret's ownerReference, and a first rollout writes the claim once. A claim that records credentials
+  which are gone keeps data that new credentials would not open: the planner then generates none and says
+  how to recover (restore the Secret, or delete the claim). A claim that records nothing is new (or
+  re-created empty by the StatefulSet controller after its predecessor was deleted): it gets fresh
+  credentials;
 * a Secret whose claim is gone (garbage collection pending) is waited out, never reused.
 
 Neither object is ever deleted by the operator.
@@ -27,8 +30,10 @@ from typing import Any, Literal
 from . import api
 
 CLAIM_KIND = "PersistentVolumeClaim"
-ANNOTATION_CREDENTIALS = f"{api.GROUP}/credentials-uid"
-"""On a claim: uid of the credentials Secret its data was opened with."""
+ANNOTATION_CREDENTIALS = f"{api.GROUP}/credentials"
+"""On a claim: name of the credentials Secret its data is opened with."""
+ANNOTATION_CREDENTIALS_UID = f"{api.GROUP}/credentials-uid"
+"""What earlier versions wrote instead (the Secret's uid, known one pass later): still read as a record."""
 LOST_REASON = "CredentialsLost"
 """Degraded reason when a claim's credentials Secret is gone."""
 LOST = "credentials lost: "
@@ -87,8 +92,9 @@ def standing(secret: Mapping[str, Any], parent_uid: str, claim_uid: str | None) 
 
 
 def opened_with(claim: Mapping[str, Any]) -> str:
-    """The uid of the credentials Secret the claim's data was opened with ("" when none is recorded)."""
-    return str((_meta(claim).get("annotations") or {}).get(ANNOTATION_CREDENTIALS) or "")
+    """The credentials Secret the claim's data is opened with, as recorded ("" when none is recorded)."""
+    notes = _meta(claim).get("annotations") or {}
+    return str(notes.get(ANNOTATION_CREDENTIALS) or notes.get(ANNOTATION_CREDENTIALS_UID) or "")
 
 
 def lost_message(secret: str, claim: str, keys: list[str], instance: str) -> str:

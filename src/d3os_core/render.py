@@ -264,8 +264,9 @@ def render_component(
     config_hash = content_hash([cm["data"] for cm in configmaps])
 
     if st.kind is not WorkloadKind.THIRD_PARTY:
-        secret_uid = str(((live_secret or {}).get("metadata") or {}).get("uid") or "") if secret else ""
-        claim = _claim(parent, product, st, c, secret_uid) if comp.storage is not None else None
+        # the claim records its credentials Secret by name: it is applied after that Secret, in the same pass
+        secret_ref = secret["metadata"]["name"] if secret is not None else ""
+        claim = _claim(parent, product, st, c, secret_ref) if comp.storage is not None else None
         if claim is not None and st.kind is not WorkloadKind.DAEMONSET:
             objects.append(claim)
         objects.append(_service(parent, product, st, c))
@@ -289,11 +290,11 @@ def _claim_spec(st: ComponentState, c: Any) -> JSON:
     return spec
 
 
-def _claim(parent: Parent, product: ProductDef, st: ComponentState, c: Any, secret_uid: str = "") -> JSON:
+def _claim(parent: Parent, product: ProductDef, st: ComponentState, c: Any, secret: str = "") -> JSON:
     # No ownerReference: the garbage collector would delete the data with the DataService.
     meta = _meta(parent, product, st.key, claim_name(st), owned=False)
-    if secret_uid:  # the credentials this data was opened with (see d3os_core.credentials)
-        meta["annotations"] = {ANNOTATION_CREDENTIALS: secret_uid}
+    if secret:  # the credentials this data is opened with (see d3os_core.credentials)
+        meta["annotations"] = {ANNOTATION_CREDENTIALS: secret}
     return stamp({
         "apiVersion": api.kind_def("PersistentVolumeClaim").api_version,
         "kind": "PersistentVolumeClaim",

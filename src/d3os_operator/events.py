@@ -6,14 +6,21 @@ never fail it: a refused or dropped Event is logged and forgotten.
 
 Aggregation (client-go's ``EventCorrelator``): one Event object per DataService and *series* -- a Normal
 Event's reason (``Deploying``, ``ComponentReady``...), a Warning's reason and message (each distinct
-problem stays readable on its own). The first occurrence is created at once; a repeat only bumps the
-series in memory (count, last time, latest message) and the existing Event is patched when the series'
-interval has passed since its last write -- :data:`FIRST_INTERVAL` seconds, doubling with each write up to
-:data:`SERIES_INTERVAL`, back to the first after a quiet spell -- and at once when the DataService comes to
-rest (:meth:`EventRecorder.settle`: its rollout is complete or stalled). So ``kubectl describe`` shows
-``(xN over …)`` and the latest message: a few seconds behind at a burst's start (a rollout stuck at its
-second step says why at once), at most :data:`SERIES_INTERVAL` behind in a long one, exact at rest. An Event
-that expired (404) is created again with the count.
+problem stays readable on its own). The first occurrence of a series is created at once; a repeat only
+bumps the series in memory (count, last time, latest message) and the existing Event is patched later:
+
+* a Warning's repeat when the series' interval has passed since its last write -- :data:`FIRST_INTERVAL`
+  seconds, doubling with each write up to :data:`SERIES_INTERVAL`, back to the first after a quiet spell;
+* a Normal repeat (a rollout's ordinary story: one ``Deploying`` and one ``ComponentReady`` per component)
+  is folded until its DataService comes to rest (:meth:`EventRecorder.settle`: its rollout is complete or
+  stalled), or has recorded nothing for :data:`LULL` seconds (it waits on something: a third party's
+  failing check, a slow workload), or :data:`SERIES_INTERVAL` after the series' last write; the first
+  repeat after a quiet spell (a new rollout) is written at once.
+
+So a rollout costs one create per reason and one patch per reason at its end, ``kubectl describe`` shows
+``(xN over …)`` and the latest message: exact at rest, at most :data:`LULL` seconds behind while the
+DataService waits, at most :data:`SERIES_INTERVAL` behind in a long burst. An Event that expired (404) is
+created again with the count.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ FIRST_INTERVAL = 5.0
 SERIES_INTERVAL = 60.0
 """Longest wait between two writes of one series' Event: repeats in between are sent together (count, latest);
 a series quiet for that long starts again at :data:`FIRST_INTERVAL`."""
+LULL = 10.0
+"""Seconds without a new occurrence for a DataService after which its folded Normal repeats are written."""
 MAX_SERIES = 4096
 """Series remembered (least recently used dropped first): client-go's correlator cache holds 4096 too."""
 COMBINED = "(combined from similar events): "
@@ -98,11 +107,13 @@ class EventRecorder:
         *,
         first_interval: float = FIRST_INTERVAL,
         max_interval: float = SERIES_INTERVAL,
+        lull: float = LULL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube = kube
         self.first_interval = first_interval
         self.max_interval = max_interval
+        self.lull = lull
         self.clock = clock
         self._send, self._receive = anyio.create_memory_object_stream[tuple[dict[str, Any], Event | None, str]](buffer)
         self.sent = 0
@@ -155,9 +166,25 @@ class EventRecorder:
         elif self._idle.is_set():
             self._idle = anyio.Event()
 
+    def _due(self, series: Series, ds_seen: float) -> float:
+        """Clock time at which a dirty series' repeats are written (see the module docstring)."""
+        if series.event.type == "Normal":
+            return min(series.sent_at + self.max_interval, ds_seen + self.lull)
+        return series.sent_at + series.interval
+
+    def _seen(self) -> dict[tuple[str, str], float]:
+        """Clock time of each DataService's last occurrence (of any series)."""
+        seen: dict[tuple[str, str], float] = {}
+        for key, s in self._series.items():
+            seen[key[:2]] = max(seen.get(key[:2], 0.0), s.seen_at)
+        return seen
+
     def _next_due(self) -> float | None:
-        due = [s.sent_at + s.interval for s in self._series.values() if s.dirty and s.name is not None]
-        return min(due) if due else None
+        dirty = [(k, s) for k, s in self._series.items() if s.dirty and s.name is not None]
+        if not dirty:
+            return None
+        seen = self._seen()
+        return min(self._due(s, seen[k[:2]]) for k, s in dirty)
 
     async def run(self) -> None:
         async with self._receive:
@@ -201,8 +228,10 @@ class EventRecorder:
             return
         self._series.move_to_end(key)
         self.aggregated += 1
-        if now - series.seen_at >= self.max_interval:
-            series.interval = self.first_interval  # a new burst after a quiet spell
+        # a new burst after a quiet spell: its first occurrence is told at once, like a new series'
+        burst = now - series.seen_at >= self.max_interval
+        if burst:
+            series.interval = self.first_interval
         series.seen_at = now
         if event.message != series.event.message and not event.message.startswith(COMBINED):
             event = dataclasses.replace(event, message=COMBINED + event.message)
@@ -210,18 +239,20 @@ class EventRecorder:
         series.parent = parent
         series.count += 1
         series.last = stamp
-        if series.name is None or now - series.sent_at >= series.interval:
+        warning_due = event.type != "Normal" and now - series.sent_at >= series.interval
+        if series.name is None or burst or warning_due:
             await self._write(series)
 
     async def flush_due(self, parent: Mapping[str, Any] | None = None) -> None:
-        """Write the series whose interval has passed; with ``parent``: every series of that DataService."""
+        """Write the dirty series that are due; with ``parent``: every dirty series of that DataService."""
         now = self.clock()
         meta = (parent or {}).get("metadata") or {}
         whose = (meta.get("namespace"), meta.get("uid") or meta.get("name")) if parent is not None else None
+        seen = self._seen()
         for key, series in list(self._series.items()):
             if not series.dirty or series.name is None:
                 continue
-            if key[:2] == whose or now - series.sent_at >= series.interval:
+            if key[:2] == whose or now >= self._due(series, seen[key[:2]]):
                 await self._write(series)
 
     async def _write(self, series: Series) -> None:

@@ -53,7 +53,7 @@ def _delete(env: Env, name: str = "dataservice-sample") -> None:
 def test_bound_to_the_claim(deployed: Env) -> None:
     st = _state(deployed)
     assert st["secret_owners"] == [("PersistentVolumeClaim", CLAIM, st["claim_uid"])]
-    assert st["claim_records"] == st["secret_uid"]
+    assert st["claim_records"] == SECRET
     ds = deployed.ds()
     assert ds is not None
     owners = {r["uid"] for r in deployed.obj("Secret", SECRET)["metadata"].get("ownerReferences") or []}  # type: ignore[index]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from d3os_core import Facts, api, plan
-from d3os_core.credentials import ANNOTATION_CREDENTIALS, LOST, LOST_REASON
+from d3os_core.credentials import ANNOTATION_CREDENTIALS, ANNOTATION_CREDENTIALS_UID, LOST, LOST_REASON, opened_with
 from d3os_core.fake import FakeCluster
 from d3os_core.types import Plan
 
@@ -45,6 +45,12 @@ class Life(Driver):
         p = plan(self.ds, self.fc.observed(), Facts(now=f"2026-01-01T00:{self.n // 60:02d}:{self.n % 60:02d}Z",
                                                    secret_seed=f"seed-{self.n}"))
         self.record(p)
+        written = set(self.fc.objects)
+        for a in p.apply:  # a claim records only credentials that exist or were written before it
+            key = (a.manifest["kind"], a.manifest["metadata"]["name"])
+            if key[0] == CLAIM[0] and opened_with(a.manifest):
+                assert ("Secret", opened_with(a.manifest)) in written, f"{key} records unwritten credentials"
+            written.add(key)
         self.fc.carry_out(p)
         self.fc.settle()
         return p
@@ -105,16 +111,26 @@ def test_the_secret_is_owned_by_its_claim_and_written_before_it() -> None:
     ]
     assert "ownerReferences" not in claim["metadata"]
     first_claim = next(a.manifest for a in first.apply if a.manifest["kind"] == "PersistentVolumeClaim")
-    assert ANNOTATION_CREDENTIALS not in first_claim["metadata"]["annotations"], "the Secret's uid is not known yet"
-    assert claim["metadata"]["annotations"][ANNOTATION_CREDENTIALS] == secret["metadata"]["uid"], (
-        "the claim records the credentials its data was opened with")
+    assert first_claim["metadata"]["annotations"][ANNOTATION_CREDENTIALS] == SECRET[1], (
+        "the claim records the credentials its data is opened with, written after them in the same pass")
+    assert claim["metadata"]["annotations"][ANNOTATION_CREDENTIALS] == secret["metadata"]["name"]
     for obj in (secret, claim):
         labels = obj["metadata"]["labels"]
         assert labels["app.kubernetes.io/managed-by"] == "d3os-operator"
         assert labels["app.kubernetes.io/instance"] == "dataservice-sample"
-    for kind in ("Secret", "PersistentVolumeClaim"):
-        writes = [a for p in life.plans for a in p.apply if a.manifest["kind"] == kind]
-        assert len(writes) == 2, f"{kind}: written once, then tied to its partner once: no more"
+    writes = {kind: len([a for p in life.plans for a in p.apply if a.manifest["kind"] == kind])
+              for kind in ("Secret", "PersistentVolumeClaim")}
+    assert writes == {"Secret": 2, "PersistentVolumeClaim": 1}, (
+        "the Secret is written once, then tied to its claim once (its uid is known only then); the claim once")
+
+
+def test_a_first_rollout_writes_every_object_once_but_the_secret_tied_to_its_claim() -> None:
+    life = Life()
+    life.converge()
+    applied = [(a.manifest["kind"], a.manifest["metadata"]["name"]) for p in life.plans for a in p.apply]
+    twice = sorted({k for k in applied if applied.count(k) > 1})
+    assert twice == [SECRET], f"objects applied more than once in a first rollout: {twice}"
+    assert applied.count(SECRET) == 2
 
 
 def _rename(name: str) -> Callable[[dict[str, Any]], None]:
@@ -281,4 +297,16 @@ def test_an_install_of_an_earlier_version_is_taken_over_with_its_password(life: 
     life.converge()
     assert password(life.fc) == before
     assert [r["kind"] for r in life.fc.objects[SECRET]["metadata"]["ownerReferences"]] == ["PersistentVolumeClaim"]
-    assert life.fc.objects[CLAIM]["metadata"]["annotations"][ANNOTATION_CREDENTIALS] == uid(life.fc, SECRET)
+    assert life.fc.objects[CLAIM]["metadata"]["annotations"][ANNOTATION_CREDENTIALS] == SECRET[1]
+
+
+def test_a_claim_recorded_by_uid_by_an_earlier_version_still_keeps_its_data_from_new_credentials(life: Life) -> None:
+    """Earlier versions recorded the Secret's uid (annotation ``credentials-uid``): still a record."""
+    claim = life.fc.objects[CLAIM]
+    claim["metadata"]["annotations"].pop(ANNOTATION_CREDENTIALS)
+    claim["metadata"]["annotations"][ANNOTATION_CREDENTIALS_UID] = uid(life.fc, SECRET)
+    life.fc.touch(CLAIM)
+    life.fc.remove(*SECRET)
+    p = life.step()
+    assert not [a for a in p.apply if a.component == "mysql"], "no new credentials for data opened with others"
+    assert life.component("mysql")["message"].startswith(LOST)
