@@ -396,7 +396,9 @@ def _has_flag(flag: str) -> bool:
 class OperatorProcess:
     """``d3os-operator run`` as a subprocess, so its memory and CPU are its own and can be read from /proc."""
 
-    def __init__(self, env: Env, log_path: Path, profile_out: Path | None = None) -> None:
+    def __init__(
+        self, env: Env, log_path: Path, profile_out: Path | None = None, extra_args: Sequence[str] = ()
+    ) -> None:
         self.metrics_port = free_port()
         self.health_port = free_port() if _has_flag("--health-probe-bind-address") else None
         # under cProfile when asked: it writes its stats when the operator exits on SIGTERM
@@ -408,6 +410,7 @@ class OperatorProcess:
             cmd += ["--health-probe-bind-address", f"127.0.0.1:{self.health_port}"]
         if _has_flag("--probe-allow-cidr"):  # the third-party stand-in listens on loopback
             cmd += ["--probe-allow-cidr", "127.0.0.1/32"]
+        cmd += list(extra_args)  # e.g. a shard's --watch-label-selector (bench/shard_bench.py)
         self.cmd = cmd
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path

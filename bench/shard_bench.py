@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -26,47 +24,6 @@ import cluster_bench as cb
 from d3os_operator.sharding import SHARD_KEY
 
 SELECTORS = {1: [None], 2: [f"{SHARD_KEY}=shard1", f"{SHARD_KEY} notin (shard1)"]}
-
-
-class Shard:
-    """One ``d3os-operator run`` subprocess, optionally restricted to a label selector."""
-
-    def __init__(self, env: cb.Env, selector: str | None, log_path: Path) -> None:
-        self.metrics_port, self.health_port = cb.free_port(), cb.free_port()
-        cmd = [sys.executable, "-m", "d3os_operator.cli", "run", "--kubeconfig", str(env.kubeconfig),
-               "--log-format", "json", "--log-level", "warning", "--probe-allow-cidr", "127.0.0.1/32",
-               "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}",
-               "--health-probe-bind-address", f"127.0.0.1:{self.health_port}"]
-        if selector:
-            cmd += ["--watch-label-selector", selector]
-        self.selector = selector
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_path
-        with open(log_path, "ab") as fh:
-            self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
-        self.pid = self.proc.pid
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check()
-            if cb.http_status(f"http://127.0.0.1:{self.health_port}/readyz") == 200:
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"operator not ready after {timeout}s; log: {self.log_path}")
-
-    def check(self) -> None:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"operator exited {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 def run(env: cb.Env, n: int, shards: int, timeout: float) -> dict[str, Any]:
@@ -83,11 +40,15 @@ def run(env: cb.Env, n: int, shards: int, timeout: float) -> dict[str, Any]:
             m["metadata"]["labels"] = {SHARD_KEY: "shard1"}
         manifests.append((ns, m))
     logs = Path(env.kubeconfig).parent / "logs"
-    procs = [Shard(env, sel, logs / f"shard-bench-{shards}-{k}-{n}.log") for k, sel in enumerate(SELECTORS[shards])]
+    procs = [
+        cb.OperatorProcess(env, logs / f"shard-bench-{shards}-{k}-{n}.log",
+                           extra_args=["--watch-label-selector", sel] if sel else [])
+        for k, sel in enumerate(SELECTORS[shards])
+    ]
     out: dict[str, Any] = {"n": n, "shards": shards, "selectors": SELECTORS[shards]}
     try:
         for p in procs:
-            p.wait_ready()
+            p.wait_ready(120.0)
         ledger = cb.CpuLedger(env, procs[0].pid)
         if shards == 2:
             ledger.pids["d3os-operator-2"] = procs[1].pid
