@@ -485,7 +485,8 @@ class CpuLedger:
     ``start()`` and ``stop()``: where the time of a scale run went (a profile by process)."""
 
     def __init__(self, env: Env, operator_pid: int | None) -> None:
-        read = getattr(env.cluster, "_read_pid", None)  # only a LocalCluster knows its processes
+        procs = getattr(env.cluster, "processes", None)  # only a LocalCluster knows its processes
+        read = getattr(procs, "read_pid", None)
         comps = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
         self.pids = {c: read(c) for c in comps if read and read(c)}
         if operator_pid is not None:  # None: a baseline, no operator
