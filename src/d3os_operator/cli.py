@@ -233,7 +233,7 @@ async def _preflight(client: object) -> None:
 
 async def run_operator(args: argparse.Namespace) -> int:
     from .controller import Operator, Settings
-    from .endpoints import PROMETHEUS, TEXT, Response, Route, listen, parse_address, serve
+    from .endpoints import PROMETHEUS, TEXT, Query, Response, Route, listen, parse_address, serve
     from .kube import USER_AGENT, Kube, load_config, make_client
     from .leader import DEFAULT_ID, LeaderElector, LostLeadership, new_identity
     from .sharding import lease_name, parse_selector
@@ -265,10 +265,10 @@ async def run_operator(args: argparse.Namespace) -> int:
             on_change=operator.metrics.leading,
         )
 
-    def healthz() -> Response:
+    def healthz(query: Query) -> Response:
         return 200, b"ok\n", TEXT
 
-    def readyz() -> Response:
+    def readyz(query: Query) -> Response:
         # A standby is ready as soon as its caches are synced: it serves (probes, metrics) and can take
         # over at once. Before that, or on a leader whose caches are not synced, 503.
         if not operator.ready.is_set():
@@ -277,10 +277,13 @@ async def run_operator(args: argparse.Namespace) -> int:
             return 200, b"ok (standby: waiting for the lease)\n", TEXT
         return 200, b"ok\n", TEXT
 
-    def metrics() -> Response:
-        return 200, operator.metrics.text(), PROMETHEUS
+    def metrics(query: Query) -> Response:
+        # ?name[]=workqueue_depth&name[]=... renders those metrics only (prometheus_client's convention): a
+        # cheap way to poll one figure often; a full render costs the event loop time in proportion to the
+        # DataServices (d3os_component_ready has a series per component)
+        return 200, operator.metrics.text(query.get("name[]", ())), PROMETHEUS
 
-    def debug_cache() -> Response:
+    def debug_cache(query: Query) -> Response:
         return 200, json.dumps(operator.cache_snapshot()).encode(), "application/json"
 
     health_routes: dict[str, Route] = {"/healthz": healthz, "/readyz": readyz}

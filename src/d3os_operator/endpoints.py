@@ -8,7 +8,8 @@ A deliberately small HTTP/1.0 server on anyio: one request per connection, GET o
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
 
 import anyio
 import anyio.abc
@@ -17,7 +18,9 @@ log = logging.getLogger("d3os_operator.endpoints")
 
 Response = tuple[int, bytes, str]
 """(status code, body, content type)."""
-Route = Callable[[], Response]
+Query = Mapping[str, Sequence[str]]
+"""The request's query parameters, each with its values in order (``?name[]=a&name[]=b``)."""
+Route = Callable[[Query], Response]
 
 TEXT = "text/plain; charset=utf-8"
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
@@ -58,13 +61,14 @@ async def serve(listener: anyio.abc.SocketListener, routes: Mapping[str, Route],
                             break
                         data += chunk
                     parts = data.split(b" ", 2)
-                    path = parts[1].decode(errors="replace").split("?", 1)[0] if len(parts) > 1 else "/"
+                    target = parts[1].decode(errors="replace") if len(parts) > 1 else "/"
+                    path, _, query = target.partition("?")
                     route = routes.get(path)
                     if route is None:
                         code, body, ctype = 404, b"not found\n", TEXT
                     else:
                         try:
-                            code, body, ctype = route()
+                            code, body, ctype = route(urllib.parse.parse_qs(query))
                         except Exception:
                             log.exception("endpoint failed", extra={"path": path})
                             code, body, ctype = 500, b"internal error\n", TEXT

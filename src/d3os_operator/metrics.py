@@ -291,5 +291,8 @@ class Metrics:
         """Export the operator's own counters (writes by kind, relists, events, checks) at scrape time."""
         self.registry.register(_Snapshot(read))
 
-    def text(self) -> bytes:
-        return generate_latest(self.registry)
+    def text(self, names: Iterable[str] = ()) -> bytes:
+        """The exposition text: every metric, or only the samples named in ``names`` (a sample's full name,
+        e.g. ``workqueue_depth`` or ``controller_runtime_reconcile_total``)."""
+        wanted = list(names)
+        return generate_latest(self.registry.restricted_registry(wanted) if wanted else self.registry)

@@ -5,6 +5,8 @@ Loopback only; no API server involved.
 
 from __future__ import annotations
 
+import re
+
 import anyio
 import httpx2
 import pytest
@@ -120,13 +122,18 @@ def test_parse_address() -> None:
 async def test_endpoints_serve_routes() -> None:
     ready = False
 
-    def readyz() -> tuple[int, bytes, str]:
+    def readyz(query: object) -> tuple[int, bytes, str]:
         return (200, b"ok\n", TEXT) if ready else (503, b"caches not synced\n", TEXT)
 
     m = Metrics()
+    m.queue_depth_is(3)
     listener = await listen("127.0.0.1", 0)
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    routes = {"/readyz": readyz, "/metrics": lambda: (200, m.text(), PROMETHEUS), "/boom": lambda: 1 / 0}
+    routes = {
+        "/readyz": readyz,
+        "/metrics": lambda q: (200, m.text(q.get("name[]", ())), PROMETHEUS),
+        "/boom": lambda q: 1 / 0,
+    }
     async with anyio.create_task_group() as tg:
         tg.start_soon(serve, listener, routes)
         async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as c:
@@ -136,6 +143,11 @@ async def test_endpoints_serve_routes() -> None:
             r = await c.get("/metrics")
             assert r.status_code == 200 and "workqueue_depth" in r.text
             assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+            r = await c.get("/metrics?name[]=workqueue_depth&name[]=controller_runtime_reconcile_total")
+            names = {line.split("{")[0].split(" ")[0] for line in r.text.splitlines() if not line.startswith("#")}
+            assert names == {"workqueue_depth", "controller_runtime_reconcile_total"}, r.text
+            # the bench reads the depth this way (bench/cluster_bench.py _DEPTH)
+            assert re.search(r'^workqueue_depth\{[^}]*name="dataservice"[^}]*\}\s+3\.0$', r.text, re.M), r.text
             assert (await c.get("/nope")).status_code == 404
             assert (await c.get("/boom")).status_code == 500
         tg.cancel_scope.cancel()

@@ -87,7 +87,7 @@ async def test_kube_reports_each_request_duration() -> None:
     seen: list[tuple[str, str, float]] = []
     codes: list[int] = []
     async with anyio.create_task_group() as tg:
-        tg.start_soon(serve, listener, {"/version": lambda: (200, b"{}", TEXT)})
+        tg.start_soon(serve, listener, {"/version": lambda q: (200, b"{}", TEXT)})
         kube = Kube(make_client(config))
         kube.on_duration = lambda method, host, s: seen.append((method, host, s))
         kube.on_response = lambda code, method, host: codes.append(code)

@@ -5,6 +5,7 @@ anything."""
 from __future__ import annotations
 
 import functools
+import os
 import re
 import subprocess
 from collections.abc import Callable, Mapping
@@ -117,7 +118,7 @@ def _kube_apiserver(lay: Layout) -> list[str]:
         "--authorization-mode=RBAC",
         "--allow-privileged=true",
         "--endpoint-reconciler-type=none",
-        "--profiling=false",
+        _profiling(),
         "--goaway-chance=0",
         # Bound the HTTP server shutdown to 2 s (default: --request-timeout, 60 s, while watch
         # connections are open) so stop_component/down are quick.
@@ -133,6 +134,12 @@ def _kube_apiserver(lay: Layout) -> list[str]:
         "--audit-log-mode=batch",
         "--audit-log-batch-max-wait=1s",
     ]
+
+
+def _profiling() -> str:
+    """Go's pprof endpoints (``/debug/pprof``) are off unless ``D3OS_TESTENV_PROFILING=1``: the bench turns
+    them on to see where the API server's CPU goes (``kubectl get --raw '/debug/pprof/profile?seconds=30'``)."""
+    return f"--profiling={'true' if os.environ.get('D3OS_TESTENV_PROFILING') == '1' else 'false'}"
 
 
 def _kube_component(lay: Layout, comp: str, kubeconfig: str) -> list[str]:
