@@ -40,12 +40,13 @@ from typing import Any
 import cluster_bench as cb
 import plan_bench
 import synthetic
+import write_cost
 
 from d3os_core import Observed, plan
 from d3os_operator import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("core", "rollout", "alone", "helm", "scale", "steady", "seed")
+PARTS = ("core", "writes", "rollout", "alone", "helm", "scale", "steady", "seed")
 CORE_SIZES = (12, 50, 200)
 MB = 1_000_000
 
@@ -285,6 +286,22 @@ def baseline_table(res: dict[str, Any], sizes: list[int]) -> list[str]:
     return lines
 
 
+def writes_table(w: dict[str, Any] | None) -> list[str]:
+    """What one write costs the API server, by kind (the ``writes`` part)."""
+    if not w or not w.get("writes"):
+        return []
+    rows = w["writes"]
+    base = (rows.get("ConfigMap apply (create)") or {}).get("apiserver_cpu_ms")
+    lines = ["", f"**what one write costs the API server** ({w['n']} of each, one client, no operator running; CPU "
+             "per request from /proc; × = API-server CPU relative to a ConfigMap apply)", "",
+             "| write | API server CPU | × ConfigMap | etcd CPU | wall |", "|---|---:|---:|---:|---:|"]
+    for label, r in rows.items():
+        rel = f"{r['apiserver_cpu_ms'] / base:.1f}×" if base else "-"
+        lines.append(f"| {label} | {r['apiserver_cpu_ms']:.1f} ms | {rel} | {r['etcd_cpu_ms']:.1f} ms | "
+                     f"{r['wall_ms']:.1f} ms |")
+    return lines
+
+
 def table(res: dict[str, Any], sizes: list[int]) -> str:
     """Markdown: goals first, then the details of each part that ran."""
     m = res["machine"]
@@ -304,6 +321,7 @@ def table(res: dict[str, Any], sizes: list[int]) -> str:
         met = {True: "yes", False: "**no**", None: "-"}[g["met"]]
         lines.append(f"| {g['goal']} | {g['target']} | {g['shown']} | {met} |")
     lines += baseline_table(res, sizes)
+    lines += writes_table(res.get("writes"))
     core = res.get("core")
     if core:
         lines += ["", "**core** (ms, median / p99 per call)", "",
@@ -515,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_cluster_parts(args: argparse.Namespace, env: cb.Env, res: dict[str, Any],
                       part: Callable[[str, Callable[[], Any]], None]) -> None:
     """Rollout, seed, scale and steady, lightest first: each heavy run cleans up before the next begins."""
+    if "writes" in args.parts:
+        part("writes", lambda: res.__setitem__("writes", write_cost.bench_write_cost(env, 30 if args.quick else 100)))
     if "rollout" in args.parts:
         part("rollout", lambda: res.__setitem__("rollout", cb.bench_rollout(env, args.runs)))
     if "alone" in args.parts:

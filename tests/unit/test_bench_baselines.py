@@ -106,3 +106,27 @@ def test_shared_strings_are_counted_once() -> None:
     first = footprint.deep_size(a, seen)
     assert footprint.deep_size(b, seen) < first  # the keys and the value are a's
     assert footprint.deep_size(b) == first  # alone, b weighs what a does
+
+
+def test_write_cost_uses_the_statuses_and_objects_of_a_real_rollout() -> None:
+    """The ``writes`` part times the statuses the core writes step by step (the seed's transcript: one per
+    component, then Ready) and objects it renders, not made-up bodies."""
+    import write_cost
+
+    statuses, objects = write_cost.rollout_statuses(sample())
+    phases = [s.get("phase") for s in statuses]
+    order = [c.key for c in PRODUCT.components]
+    assert [p for i, p in enumerate(phases) if p and p not in phases[:i]] == [f"{k}已部署" for k in order]
+    assert any(c.get("type") == "Ready" and c.get("status") == "True" for c in statuses[-1]["conditions"])
+    kinds = {o["kind"] for o in objects}
+    assert {"ConfigMap", "Service", "Deployment", "StatefulSet"} <= kinds
+
+
+def test_writes_table_shows_each_write_relative_to_a_configmap() -> None:
+    w = {"n": 10, "writes": {
+        "DataService status: apply (next step)": {"apiserver_cpu_ms": 30.0, "etcd_cpu_ms": 2.0, "wall_ms": 40.0},
+        "ConfigMap apply (create)": {"apiserver_cpu_ms": 3.0, "etcd_cpu_ms": 1.0, "wall_ms": 5.0},
+    }}
+    text = "\n".join(run.writes_table(w))
+    assert "| DataService status: apply (next step) | 30.0 ms | 10.0× |" in text
+    assert run.writes_table(None) == [] and run.writes_table({"skipped": "x"}) == []
