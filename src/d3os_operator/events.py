@@ -13,15 +13,15 @@ in memory (count, last time, latest message) and the existing Event is patched l
   seconds, doubling with each write up to :data:`SERIES_INTERVAL`, back to the first after a quiet spell;
 * a Normal repeat (a rollout's ordinary story: one ``Deploying`` per component) is folded until its
   DataService comes to rest (:meth:`EventRecorder.settle`: its rollout is complete or stalled), however
-  long the rollout takes, or :data:`NORMAL_INTERVAL` after the series' last write (a rollout that never
-  comes to rest is never told that late); the first repeat after the DataService was at rest (a new
-  rollout, a repair) is written at once.
+  long the rollout takes -- but never longer than :data:`NORMAL_INTERVAL` after the series' last write, so
+  an Event of a rollout that does not come to rest is never older than that; the first repeat after the
+  DataService was at rest (a new rollout, a repair) is written at once.
 
 So a rollout costs one create per reason and one patch per reason at its end, whether it lasts 10 s or
-5 minutes. ``kubectl describe`` shows ``(xN over …)`` and the latest message: exact at rest; while the
-rollout goes on, each reason's Event shows its first occurrence in the rollout, at most
-:data:`NORMAL_INTERVAL` behind (the DataService's status tells the current step; anything going wrong is
-a Warning, written at once). An Event that expired (404) is created again with the count.
+5 minutes. ``kubectl describe`` shows ``(xN over …)`` and the latest message: exact at rest;
+while the rollout goes on, a Normal Event may show an earlier occurrence of its reason, at most
+:data:`NORMAL_INTERVAL` behind (the status tells the current step, and anything going wrong is a Warning,
+written within seconds). An Event that expired (404) is created again with the count.
 """
 
 from __future__ import annotations
