@@ -193,7 +193,6 @@ def suspended_status(cs: ComponentStatus, applies: Sequence[str], deletes: Seque
                    message="suspended (spec.suspend): would " + " and ".join(would))
 
 
-
 def told_by_ready(events: Sequence[Event]) -> list[Event]:
     """``events`` with a ``RevisionRecorded`` of the pass that made the DataService Ready told by its ``Ready``
     Event (one Event for the end of a rollout, as a step's ``Deploying`` tells that its predecessor is ready)."""

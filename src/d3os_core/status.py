@@ -206,12 +206,13 @@ def transition_events(
         old = prev_comps.get(key) or {}
         if old.get("state") == c.state and (not _problem(c.state, c.reason) or old.get("message") == c.message):
             continue
-        if c.state == "Progressing" and c.reason == CHECK_FAILED:
-            events.append(Event("Warning", CHECK_FAILED, f"{key}: {c.message}"))
-        elif c.state == "Progressing" and old.get("state") != "Progressing":
-            events.append(Event("Normal", "Deploying", f"{key}{DEPLOYED}: {c.message}"
-                                + _ready_note(told_later, comps)))
-            told_later = []
+        if c.state == "Progressing":
+            if old.get("state") != "Progressing":
+                events.append(Event("Normal", "Deploying", f"{key}{DEPLOYED}: {c.message}"
+                                    + _ready_note(told_later, comps)))
+                told_later = []
+            if c.reason == CHECK_FAILED:
+                events.append(Event("Warning", CHECK_FAILED, f"{key}: {c.message}"))
         elif c.state == "Ready" and _problem(str(old.get("state") or ""), str(old.get("reason") or "")):
             events.append(Event("Normal", "ComponentReady", f"{key} is ready: {c.message}"))
         elif c.state == "Ready":

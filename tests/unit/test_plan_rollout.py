@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from d3os_core import Facts, Observed, plan
@@ -148,6 +150,11 @@ def test_a_third_party_failing_its_check_is_a_warning_and_its_recovery_is_news()
     assert [(e.reason, e.message) for e in warnings] == [("CheckFailed", f"uuc: {uuc['message']}")], (
         "told once, when it starts failing; a check failing the same way again is no news")
     assert "refused" in warnings[0].message and "id.cosmoplat.com" in warnings[0].message
+    # a status that had it waiting still (written before a restart): the step and its failing check, both told
+    stale = copy.deepcopy(d.ds)
+    next(c for c in stale["status"]["components"] if c["name"] == "uuc").update(state="Waiting", message="w")
+    p = plan(stale, fc.observed(), Facts(now="2026-01-01T00:01:00Z", secret_seed="seed"))
+    assert [(e.type, e.reason) for e in p.events] == [("Normal", "Deploying"), ("Warning", "CheckFailed")]
     fc.third_party_up = True
     d.step()  # the probe result arrives
     p = d.step()
