@@ -253,7 +253,8 @@ _COMPONENT_STATUS: JSON = {
         "since": {"type": "string", "description": "When the current step began: the first apply of the "
                   "desired state, or a third party's first failed check (the progress deadline counts from it)."},
         "target": {"type": "string", "description": "Desired-state hash the current step works towards."},
-        "reason": {"type": "string", "description": "Why it failed or waits: ProgressDeadlineExceeded, Suspended."},
+        "reason": {"type": "string", "description": "Why it failed, waits or is not ready yet: "
+                   "ProgressDeadlineExceeded, Suspended, CheckFailed (a third party's check fails)."},
     },
 }
 

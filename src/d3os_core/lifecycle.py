@@ -24,6 +24,7 @@ from .types import JSON, Apply, Event, Facts, ObjectRef
 SUSPENDED = "Suspended"
 ROLLED_BACK = "RolledBack"
 ROLLING_BACK = "RollingBack"
+REVISION_RECORDED = "RevisionRecorded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +162,7 @@ def finish(
                                 history_limit)
         if rec.write is not None:
             out.apply.append(Apply(rec.write, "", create=rec.create))
-            out.events.append(Event("Normal", "RevisionRecorded",
+            out.events.append(Event("Normal", REVISION_RECORDED,
                                     f"revision {rec.number} ({rec.name}) is the current revision"))
         out.delete.extend(
             ObjectRef.of("ControllerRevision", r.name, namespace, r.uid, "") for r in rec.prune
@@ -191,3 +192,13 @@ def suspended_status(cs: ComponentStatus, applies: Sequence[str], deletes: Seque
     return replace(cs, state="Waiting", reason=SUSPENDED, since="", target="",
                    message="suspended (spec.suspend): would " + " and ".join(would))
 
+
+def told_by_ready(events: Sequence[Event]) -> list[Event]:
+    """``events`` with a ``RevisionRecorded`` of the pass that made the DataService Ready told by its ``Ready``
+    Event (one Event for the end of a rollout, as a step's ``Deploying`` tells that its predecessor is ready)."""
+    ready = [e for e in events if e.type == "Normal" and e.reason == "Ready"]
+    recorded = [e for e in events if e.type == "Normal" and e.reason == REVISION_RECORDED]
+    if len(ready) != 1 or len(recorded) != 1:
+        return list(events)
+    told = replace(ready[0], message=f"{ready[0].message}; {recorded[0].message}"[:1024])
+    return [told if e is ready[0] else e for e in events if e is not recorded[0]]

@@ -11,7 +11,7 @@ date is :mod:`d3os_core.children`'s; what status and Events say is :mod:`d3os_co
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import api, children, credentials, deadlines, lifecycle
@@ -23,7 +23,7 @@ from .product import ProductDef
 from .readiness import rollout
 from .render import ComponentState, Parent, Rendered, resolve, selector
 from .spec import SpecBase
-from .status import REFUSED, ComponentStatus, State, previous_components
+from .status import CHECK_FAILED, REFUSED, ComponentStatus, State, previous_components
 from .types import Apply, Event, Facts, ObjectRef, Observed, PodQuery, ProbeRequest
 
 WORKLOAD_KINDS = api.WORKLOAD_KINDS
@@ -226,7 +226,7 @@ def _plan_component(
         if not result.ok:
             what = st.check.describe()
             detail = result.message.removeprefix(f"{what}: ")  # the shell's result names the check too
-            return status("Progressing", f"{what} failed: {detail}".strip())
+            return replace(status("Progressing", f"{what} failed: {detail}".strip()), reason=CHECK_FAILED)
         return status("Ready", f"{st.check.describe()} succeeded", comp_hash)
     if outdated:
         return status("Progressing", f"applying {', '.join(children.names(outdated))}")

@@ -176,8 +176,8 @@ def _plan_rollout(
     work.delete.extend(extra.delete)
     if rollback_event is not None:
         work.events.append(rollback_event)
-    work.events.extend(transition_events(order, comps, prev_comps, prev_status, status))
-    work.events.extend(extra.events)
+    work.events.extend(lifecycle.told_by_ready([*transition_events(order, comps, prev_comps, prev_status, status),
+                                                *extra.events]))
     pruned = [d for d in work.delete if d.kind != revisions.KIND]
     if all_ready and pruned:
         work.events.append(Event("Normal", "Pruned", "removed objects no longer desired: " + ", ".join(

@@ -19,6 +19,9 @@ REFUSED = "the API server refused "
 """Prefix of a component message about an apply the API server refused (reason ``ApplyRefused``)."""
 ERROR_REASON = "ReconcileError"
 """Reason of a DataService whose reconcile failed for a reason other than its spec."""
+CHECK_FAILED = "CheckFailed"
+"""Reason of a third party whose check fails while it is in a step (Progressing), like kubelet's ``Unhealthy``:
+news a Warning tells, though the rollout only waits (until the progress deadline)."""
 DEPLOYED = "已部署"
 """The seed's phase suffix: ``mysql已部署`` = "mysql deployed"."""
 
@@ -36,7 +39,7 @@ class ComponentStatus:
     target: str = ""
     """Desired-state hash the current step works towards."""
     reason: str = ""
-    """Why it failed, when it did (``ProgressDeadlineExceeded``)."""
+    """Why it failed (``ProgressDeadlineExceeded``), waits (``Suspended``) or its check fails (``CheckFailed``)."""
 
     @property
     def ready(self) -> bool:
@@ -186,20 +189,34 @@ def transition_events(
     prev_status: Mapping[str, Any],
     status: Mapping[str, Any],
 ) -> list[Event]:
-    """An Event for each component whose state or message changed meaningfully, and for Ready."""
+    """The rollout's story as Events: a step started (``Deploying``), each problem (Warnings: a failure, a
+    conflict, a third party's failing check), a recovery (``ComponentReady``) and ``Ready``.
+
+    What status already shows is not told again: a component waiting for its predecessor is the ordinary
+    case (no Event), and a component that became ready in the ordinary way is told by the Event that follows
+    it in the same pass -- the next component's ``Deploying`` or the DataService's ``Ready`` -- not by one
+    of its own. ``ComponentReady`` stays for news: a component recovering from a failure, a conflict or a
+    failing check, or a ready component no other Event of the pass tells.
+    """
     events: list[Event] = []
+    told_later: list[str] = []
+    """Components that became ready in the ordinary way, waiting for the next Event of the pass to tell them."""
     for key in order:
         c = comps[key]
         old = prev_comps.get(key) or {}
-        if old.get("state") == c.state and (c.state not in ("Failed", "Conflict", "Waiting")
-                                             or old.get("message") == c.message):
+        if old.get("state") == c.state and (not _problem(c.state, c.reason) or old.get("message") == c.message):
             continue
-        if c.state == "Progressing" and old.get("state") != "Progressing":
-            events.append(Event("Normal", "Deploying", f"{key}{DEPLOYED}: {c.message}"))
-        elif c.state == "Ready":
+        if c.state == "Progressing":
+            if old.get("state") != "Progressing":
+                events.append(Event("Normal", "Deploying", f"{key}{DEPLOYED}: {c.message}"
+                                    + _ready_note(told_later, comps)))
+                told_later = []
+            if c.reason == CHECK_FAILED:
+                events.append(Event("Warning", CHECK_FAILED, f"{key}: {c.message}"))
+        elif c.state == "Ready" and _problem(str(old.get("state") or ""), str(old.get("reason") or "")):
             events.append(Event("Normal", "ComponentReady", f"{key} is ready: {c.message}"))
-        elif c.state == "Waiting" and _next_in_line(key, order, comps, prev_comps):
-            events.append(Event("Normal", "Waiting", f"{key} {c.message}"))
+        elif c.state == "Ready":
+            told_later.append(key)
         elif c.state == "Failed":
             events.append(Event("Warning", c.reason or "ComponentFailed", f"{key} failed: {c.message}"))
         elif c.state == "Conflict":
@@ -207,17 +224,25 @@ def transition_events(
     was_ready = find_condition(prev_status.get("conditions"), "Ready").get("status") == "True"
     now_ready = find_condition(status["conditions"], "Ready").get("status") == "True"
     if now_ready and not was_ready:
-        events.append(Event("Normal", "Ready", f"all {len(order)} components are ready"))
+        events.append(Event("Normal", "Ready", f"all {len(order)} components are ready"
+                            + _ready_note(told_later, comps)))
+    else:
+        events.extend(Event("Normal", "ComponentReady", f"{k} is ready: {comps[k].message}") for k in told_later)
     return events
 
 
-def _next_in_line(
-    key: str, order: Sequence[str], comps: Mapping[str, ComponentStatus], prev: Mapping[str, Any]
-) -> bool:
-    """Report waiting only for the component right behind the one holding things up (no event storm)."""
-    i = order.index(key)
-    before = comps[order[i - 1]].state if i > 0 else "Waiting"
-    return before != "Waiting" and (bool(prev) or before != "Progressing")
+def _problem(state: str, reason: str) -> bool:
+    """A state that was told as a Warning (its message is news whenever it changes)."""
+    return state in ("Failed", "Conflict") or (state == "Progressing" and reason == CHECK_FAILED)
+
+
+def _ready_note(keys: Sequence[str], comps: Mapping[str, ComponentStatus]) -> str:
+    """``; mysql is ready: …``: the components another Event of the pass tells as ready."""
+    if not keys:
+        return ""
+    if len(keys) == 1:
+        return f"; {keys[0]} is ready: {comps[keys[0]].message}"
+    return f"; {', '.join(keys)} are ready"
 
 
 def previous_components(status: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

@@ -5,22 +5,23 @@ Event costs a reconcile nothing (the next step of a rollout is never held up by 
 never fail it: a refused or dropped Event is logged and forgotten.
 
 Aggregation (client-go's ``EventCorrelator``): one Event object per DataService and *series* -- a Normal
-Event's reason (``Deploying``, ``ComponentReady``...), a Warning's reason and message (each distinct
-problem stays readable on its own). The first occurrence of a series is created at once; a repeat only
-bumps the series in memory (count, last time, latest message) and the existing Event is patched later:
+Event's reason (``Deploying``, ``Ready``...), a Warning's reason and message (each distinct problem stays
+readable on its own). The first occurrence of a series is created at once; a repeat only bumps the series
+in memory (count, last time, latest message) and the existing Event is patched later:
 
 * a Warning's repeat when the series' interval has passed since its last write -- :data:`FIRST_INTERVAL`
   seconds, doubling with each write up to :data:`SERIES_INTERVAL`, back to the first after a quiet spell;
-* a Normal repeat (a rollout's ordinary story: one ``Deploying`` and one ``ComponentReady`` per component)
-  is folded until its DataService comes to rest (:meth:`EventRecorder.settle`: its rollout is complete or
-  stalled), or has recorded nothing for :data:`LULL` seconds (it waits on something: a third party's
-  failing check, a slow workload), or :data:`SERIES_INTERVAL` after the series' last write; the first
-  repeat after a quiet spell (a new rollout) is written at once.
+* a Normal repeat (a rollout's ordinary story: one ``Deploying`` per component) is folded until its
+  DataService comes to rest (:meth:`EventRecorder.settle`: its rollout is complete or stalled), however
+  long the rollout takes -- but never longer than :data:`NORMAL_INTERVAL` after the series' last write, so
+  an Event of a rollout that does not come to rest is never older than that; the first repeat after the
+  DataService was at rest (a new rollout, a repair) is written at once.
 
-So a rollout costs one create per reason and one patch per reason at its end, ``kubectl describe`` shows
-``(xN over …)`` and the latest message: exact at rest, at most :data:`LULL` seconds behind while the
-DataService waits, at most :data:`SERIES_INTERVAL` behind in a long burst. An Event that expired (404) is
-created again with the count.
+So a rollout costs one create per reason and one patch per reason at its end, whether it lasts 10 s or
+5 minutes. ``kubectl describe`` shows ``(xN over …)`` and the latest message: exact at rest;
+while the rollout goes on, a Normal Event may show an earlier occurrence of its reason, at most
+:data:`NORMAL_INTERVAL` behind (the status tells the current step, and anything going wrong is a Warning,
+written within seconds). An Event that expired (404) is created again with the count.
 """
 
 from __future__ import annotations
@@ -41,15 +42,14 @@ from d3os_core.types import Event
 
 from .kube import Kube, api_error_text
 
-QUIET = frozenset({"Waiting"})
-"""Normal Event reasons logged at DEBUG (still recorded as Events)."""
 FIRST_INTERVAL = 5.0
 """Seconds after a series' first write before a repeat is written (doubles with each write)."""
 SERIES_INTERVAL = 60.0
 """Longest wait between two writes of one series' Event: repeats in between are sent together (count, latest);
 a series quiet for that long starts again at :data:`FIRST_INTERVAL`."""
-LULL = 10.0
-"""Seconds without a new occurrence for a DataService after which its folded Normal repeats are written."""
+NORMAL_INTERVAL = 300.0
+"""Longest wait between two writes of a Normal series' Event while its DataService is not at rest: repeats
+in between are sent together (count, latest) when it comes to rest, or this late."""
 MAX_SERIES = 4096
 """Series remembered (least recently used dropped first): client-go's correlator cache holds 4096 too."""
 COMBINED = "(combined from similar events): "
@@ -87,6 +87,8 @@ class Series:
     """Seconds after ``sent_at`` before the next write of a repeat."""
     seen_at: float = 0.0
     """Clock time of the last occurrence."""
+    rested: bool = False
+    """Its DataService came to rest since the last occurrence: the next one starts a new story, told at once."""
 
     @property
     def dirty(self) -> bool:
@@ -107,13 +109,13 @@ class EventRecorder:
         *,
         first_interval: float = FIRST_INTERVAL,
         max_interval: float = SERIES_INTERVAL,
-        lull: float = LULL,
+        normal_interval: float = NORMAL_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube = kube
         self.first_interval = first_interval
         self.max_interval = max_interval
-        self.lull = lull
+        self.normal_interval = normal_interval
         self.clock = clock
         self._send, self._receive = anyio.create_memory_object_stream[tuple[dict[str, Any], Event | None, str]](buffer)
         self.sent = 0
@@ -141,7 +143,8 @@ class EventRecorder:
         self._busy(+1)
 
     def settle(self, parent: Mapping[str, Any]) -> None:
-        """The DataService came to rest: write its series' repeats now rather than at their interval."""
+        """The DataService came to rest (complete or stalled): write its series' repeats now, and tell the
+        first repeat after this at once (it starts a new story)."""
         meta = parent.get("metadata") or {}
         ref = {"metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}}
         try:
@@ -166,25 +169,14 @@ class EventRecorder:
         elif self._idle.is_set():
             self._idle = anyio.Event()
 
-    def _due(self, series: Series, ds_seen: float) -> float:
+    def _due(self, series: Series) -> float:
         """Clock time at which a dirty series' repeats are written (see the module docstring)."""
         if series.event.type == "Normal":
-            return min(series.sent_at + self.max_interval, ds_seen + self.lull)
+            return series.sent_at + self.normal_interval
         return series.sent_at + series.interval
 
-    def _seen(self) -> dict[tuple[str, str], float]:
-        """Clock time of each DataService's last occurrence (of any series)."""
-        seen: dict[tuple[str, str], float] = {}
-        for key, s in self._series.items():
-            seen[key[:2]] = max(seen.get(key[:2], 0.0), s.seen_at)
-        return seen
-
     def _next_due(self) -> float | None:
-        dirty = [(k, s) for k, s in self._series.items() if s.dirty and s.name is not None]
-        if not dirty:
-            return None
-        seen = self._seen()
-        return min(self._due(s, seen[k[:2]]) for k, s in dirty)
+        return min((self._due(s) for s in self._series.values() if s.dirty and s.name is not None), default=None)
 
     async def run(self) -> None:
         async with self._receive:
@@ -209,13 +201,10 @@ class EventRecorder:
                 await self.flush_due()
 
     async def occurred(self, parent: dict[str, Any], event: Event, stamp: str) -> None:
-        # The Events are the rollout's story (Deploying, ComponentReady, Ready, warnings): at INFO
-        # they make an ordinary rollout about two lines per component. "Waiting" is noise there.
-        log.log(
-            logging.DEBUG if event.type == "Normal" and event.reason in QUIET else logging.INFO,
-            "event",
-            extra={"ds": _ds(parent), "type": event.type, "reason": event.reason, "detail": event.message},
-        )
+        # The Events are the rollout's story (Deploying, Ready, warnings): at INFO they make an ordinary
+        # rollout about a line per component.
+        log.info("event", extra={"ds": _ds(parent), "type": event.type, "reason": event.reason,
+                                 "detail": event.message})
         key = series_key(parent, event)
         series = self._series.get(key)
         now = self.clock()
@@ -228,10 +217,15 @@ class EventRecorder:
             return
         self._series.move_to_end(key)
         self.aggregated += 1
-        # a new burst after a quiet spell: its first occurrence is told at once, like a new series'
-        burst = now - series.seen_at >= self.max_interval
-        if burst:
-            series.interval = self.first_interval
+        # a new story (a Normal series after its DataService was at rest) or a new burst of a Warning after
+        # a quiet spell: its first occurrence is told at once, like a new series'
+        if event.type == "Normal":
+            burst = series.rested
+        else:
+            burst = now - series.seen_at >= self.max_interval
+            if burst:
+                series.interval = self.first_interval
+        series.rested = False
         series.seen_at = now
         if event.message != series.event.message and not event.message.startswith(COMBINED):
             event = dataclasses.replace(event, message=COMBINED + event.message)
@@ -244,15 +238,18 @@ class EventRecorder:
             await self._write(series)
 
     async def flush_due(self, parent: Mapping[str, Any] | None = None) -> None:
-        """Write the dirty series that are due; with ``parent``: every dirty series of that DataService."""
+        """Write the dirty series that are due; with ``parent`` (it came to rest): every dirty series of that
+        DataService, and its series' next occurrences start a new story."""
         now = self.clock()
         meta = (parent or {}).get("metadata") or {}
         whose = (meta.get("namespace"), meta.get("uid") or meta.get("name")) if parent is not None else None
-        seen = self._seen()
         for key, series in list(self._series.items()):
+            mine = key[:2] == whose
+            if mine:
+                series.rested = True
             if not series.dirty or series.name is None:
                 continue
-            if key[:2] == whose or now >= self._due(series, seen[key[:2]]):
+            if mine or now >= self._due(series):
                 await self._write(series)
 
     async def _write(self, series: Series) -> None:

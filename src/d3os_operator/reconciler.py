@@ -100,13 +100,14 @@ def status_differs(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -
 
 
 def _progress_text_only(status: Mapping[str, Any]) -> Any:
-    """``status`` without its progress text: condition messages and the message of a Progressing component."""
+    """``status`` without its progress text: condition messages and the message of a Progressing component or
+    of a Waiting one (it repeats the progress of the component it waits for)."""
     st = _strip_none(dict(status))
     return {
         **st,
         "conditions": [{k: v for k, v in c.items() if k != "message"} for c in st.get("conditions") or []],
         "components": [
-            {k: v for k, v in c.items() if not (k == "message" and c.get("state") == "Progressing")}
+            {k: v for k, v in c.items() if not (k == "message" and c.get("state") in ("Progressing", "Waiting"))}
             for c in st.get("components") or []
         ],
     }

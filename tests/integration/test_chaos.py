@@ -313,7 +313,7 @@ def _kill_storm(
                 "synced_after_s": round(synced, 2) if synced is not None else None,
                 "killed_while_syncing": not any(x.get("msg") == "caches synced" for x in lines),
                 "steps_started": _events(lines, "Deploying"),
-                "components_ready": _events(lines, "ComponentReady"),
+                "components_ready": _ready_told(lines),
                 "ready_at_kill": ready,
                 "created": len(created_in_life.get(life, [])),
             }
@@ -349,6 +349,13 @@ def _kill_storm(
 def _events(lines: list[dict[str, Any]], reason: str) -> int:
     """Events the operator logged (INFO: one a step), e.g. ``Deploying`` when it applies a component."""
     return sum(1 for x in lines if x.get("msg") == "event" and x.get("reason") == reason)
+
+
+def _ready_told(lines: list[dict[str, Any]]) -> int:
+    """Components the operator's Events told ready: on their own (``ComponentReady``) or in the Event that
+    followed (``Deploying``/``Ready``: ``…; mysql is ready: …``)."""
+    return sum(1 for x in lines if x.get("msg") == "event" and (
+        x.get("reason") == "ComponentReady" or " is ready: " in str(x.get("detail", ""))))
 
 
 # -- 2. kube-apiserver down in the middle of a rollout ---------------------------------------------------

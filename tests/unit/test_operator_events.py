@@ -42,7 +42,8 @@ class Clock:
 
 def _recorder() -> tuple[EventRecorder, FakeKube, Clock]:
     kube, clock = FakeKube(), Clock()
-    return EventRecorder(kube, first_interval=30.0, max_interval=30.0, clock=clock), kube, clock  # type: ignore[arg-type]
+    rec = EventRecorder(kube, first_interval=30.0, max_interval=30.0, normal_interval=30.0, clock=clock)  # type: ignore[arg-type]
+    return rec, kube, clock
 
 
 @pytest.mark.anyio
@@ -82,11 +83,12 @@ async def test_series_are_per_dataservice_and_reason_and_warnings_per_message() 
 async def test_an_expired_event_is_created_again_with_its_count() -> None:
     rec, kube, clock = _recorder()
     stamp = "2026-01-01T00:00:00Z"
-    await rec.occurred(PARENT, Event("Normal", "Waiting", "w"), stamp)
+    await rec.occurred(PARENT, Event("Normal", "Deploying", "d"), stamp)
     kube.expired.add("ev1")
+    await rec.occurred(PARENT, Event("Normal", "Deploying", "d"), stamp)
     clock.t += 31
-    await rec.occurred(PARENT, Event("Normal", "Waiting", "w"), stamp)
-    assert kube.calls[-1] == ("create", "ds", "Waiting", "w", 2)
+    await rec.flush_due()
+    assert kube.calls[-1] == ("create", "ds", "Deploying", "d", 2)
     assert rec.failed == 0
 
 
@@ -122,7 +124,7 @@ async def test_a_warnings_interval_doubles_within_a_burst_and_starts_again_after
 
 def _rollout_recorder() -> tuple[EventRecorder, FakeKube, Clock]:
     kube, clock = FakeKube(), Clock()
-    rec = EventRecorder(kube, first_interval=5.0, max_interval=60.0, lull=10.0, clock=clock)  # type: ignore[arg-type]
+    rec = EventRecorder(kube, first_interval=5.0, max_interval=60.0, normal_interval=300.0, clock=clock)  # type: ignore[arg-type]
     return rec, kube, clock
 
 
@@ -137,7 +139,7 @@ async def _step(rec: EventRecorder, clock: Clock, parent: dict[str, Any], event:
 @pytest.mark.anyio
 async def test_a_busy_rollout_costs_one_create_per_reason_and_one_patch_per_reason_at_rest() -> None:
     rec, kube, clock = _rollout_recorder()
-    for comp in ("mysql", "redis", "uuc", "eureka", "gateway", "web"):  # a step every 4 s: never a lull
+    for comp in ("mysql", "redis", "uuc", "eureka", "gateway", "web"):  # a step every 4 s
         await _step(rec, clock, PARENT, Event("Normal", "Deploying", f"{comp} deployed"), 2)
         await _step(rec, clock, PARENT, Event("Normal", "ComponentReady", f"{comp} is ready"), 2)
     assert [c[0] for c in kube.calls] == ["create", "create"], "firsts at once, repeats folded"
@@ -152,27 +154,55 @@ async def test_a_busy_rollout_costs_one_create_per_reason_and_one_patch_per_reas
 
 
 @pytest.mark.anyio
-async def test_a_dataservice_that_waits_gets_its_folded_repeats_written_after_a_lull() -> None:
+async def test_a_long_rollout_writes_its_normal_repeats_once_when_it_comes_to_rest() -> None:
+    """200 DataServices at once on a small machine: each step takes ~22 s, the rollout ~270 s."""
     rec, kube, clock = _rollout_recorder()
-    await _step(rec, clock, PARENT, Event("Normal", "Deploying", "mysql deployed"), 3)
-    await _step(rec, clock, OTHER, Event("Normal", "Deploying", "mysql deployed"), 0)
-    await _step(rec, clock, PARENT, Event("Normal", "Deploying", "uuc deployed: check failed: refused"), 9)
-    await _step(rec, clock, OTHER, Event("Normal", "Deploying", "uuc deployed"), 0)  # another one is busy
-    assert [c[0] for c in kube.calls] == ["create", "create"], "9 s without news: not yet"
-    clock.t += 1
+    for comp in ("mysql", "uuc", "eureka", "api-manager", "auth", "ds-adapter", "es-adapter", "trd-adapter",
+                 "gateway-master", "gateway-web", "proxy", "web"):
+        await _step(rec, clock, PARENT, Event("Normal", "Deploying", f"{comp} deployed"), 22)
+        await _step(rec, clock, OTHER, Event("Normal", "Deploying", f"{comp} deployed"), 0)
+    assert [c[0] for c in kube.calls] == ["create", "create"], "nothing but the firsts while the rollouts go on"
+    await _step(rec, clock, PARENT, Event("Normal", "Ready", "all 12 components are ready"), 0)
+    await rec.flush_due(PARENT)  # the reconciler's settle: complete
+    assert kube.calls[2:] == [("create", "ds", "Ready", "all 12 components are ready", 1),
+                              ("patch", "ev1", COMBINED + "web deployed", 12)], "the story at rest, exact"
+    clock.t += 10
     await rec.flush_due()
-    assert kube.calls[2:] == [("patch", "ev1", COMBINED + "uuc deployed: check failed: refused", 2)], (
-        "10 s without news of this DataService: its story is written; the busy one waits")
+    assert len(kube.calls) == 4, "the other one is still rolling out: its repeats wait"
 
 
 @pytest.mark.anyio
-async def test_a_long_burst_is_written_at_most_a_max_interval_apart_and_a_new_rollout_at_once() -> None:
+async def test_a_warning_in_a_long_rollout_is_told_at_once_and_its_repeats_at_its_interval() -> None:
     rec, kube, clock = _rollout_recorder()
-    for _ in range(150):  # an occurrence every 2 s for 300 s: never a lull, never at rest
-        await _step(rec, clock, PARENT, Event("Normal", "Waiting", "x"), 2)
-    assert [(c[0], c[-1]) for c in kube.calls] == [("create", 1)] + [("patch", 30 * i) for i in range(1, 6)], (
-        "created at once, then every 60 s (30 occurrences each)")
+    await _step(rec, clock, PARENT, Event("Normal", "Deploying", "mysql deployed"), 1)
+    await _step(rec, clock, PARENT, Event("Normal", "Deploying", "uuc deployed"), 1)
+    for _ in range(3):  # the same failure every 10 s
+        await _step(rec, clock, PARENT, Event("Warning", "CheckFailed", "uuc: refused"), 10)
+    assert [(c[0], c[2], c[-1]) for c in kube.calls] == [
+        ("create", "Deploying", 1), ("create", "CheckFailed", 1), ("patch", "uuc: refused", 2),
+        ("patch", "uuc: refused", 3)], "at once, then 5 s and 10 s later, the Deploying repeat still folded"
+
+
+@pytest.mark.anyio
+async def test_a_rollout_that_never_comes_to_rest_is_written_a_normal_interval_apart() -> None:
+    rec, kube, clock = _rollout_recorder()
+    for _ in range(350):  # an occurrence every 2 s for 700 s, never at rest
+        await _step(rec, clock, PARENT, Event("Normal", "Deploying", "x"), 2)
+    assert [(c[0], c[-1]) for c in kube.calls] == [("create", 1), ("patch", 150), ("patch", 300)], (
+        "created at once, then every 300 s (150 occurrences each)")
+
+
+@pytest.mark.anyio
+async def test_the_first_repeat_after_the_dataservice_was_at_rest_is_told_at_once() -> None:
+    rec, kube, clock = _rollout_recorder()
+    await _step(rec, clock, PARENT, Event("Normal", "Deploying", "x"), 2)
+    await _step(rec, clock, PARENT, Event("Normal", "Deploying", "y"), 2)
+    await rec.flush_due(PARENT)  # at rest: its count written
+    assert [(c[0], c[-1]) for c in kube.calls] == [("create", 1), ("patch", 2)]
+    clock.t += 5  # seconds later, a new rollout (an upgrade, a repair): its first step is told at once
+    await _step(rec, clock, PARENT, Event("Normal", "Deploying", "z"), 0)
+    assert kube.calls[-1] == ("patch", "ev1", COMBINED + "z", 3)
+    await _step(rec, clock, PARENT, Event("Normal", "Deploying", "w"), 30)
+    assert len(kube.calls) == 3, "then folded again until it comes to rest"
     await rec.flush_due(PARENT)
-    clock.t += 3600  # at rest for an hour; then a new rollout's first repeat is told at once
-    await rec.occurred(PARENT, Event("Normal", "Waiting", "y"), "2026-01-01T01:00:00Z")
-    assert kube.calls[-1] == ("patch", "ev1", COMBINED + "y", 151)
+    assert kube.calls[-1] == ("patch", "ev1", COMBINED + "w", 4)

@@ -28,19 +28,30 @@ def test_progress_text_of_a_progressing_component_is_not_a_boundary() -> None:
     assert not step_boundary(desired, live)
 
 
-def test_state_ready_count_phase_and_waiting_text_are_boundaries() -> None:
+def test_state_ready_count_phase_and_reasons_are_boundaries() -> None:
     live = _status("Progressing", "0 of 1 updated replicas available")
     assert step_boundary(_status("Ready", "1/1 ready", ready="1/2"), live)
     moved = copy.deepcopy(live)
     moved["message"] = "mysql->[uuc]"
     assert step_boundary(moved, live)
-    waiting = copy.deepcopy(live)
-    waiting["components"][1]["message"] = "check refused"
-    assert step_boundary(waiting, live), "a Waiting component's message is news (its Event follows it)"
     reason = copy.deepcopy(live)
     reason["conditions"][0]["reason"] = "Conflict"
     assert step_boundary(reason, live)
+    failing = copy.deepcopy(live)
+    failing["components"][0].update(reason="CheckFailed", message="HTTP GET http://uuc/ failed: refused")
+    assert step_boundary(failing, live), "a failing check is news (a Warning Event tells it too)"
     assert step_boundary(live, None), "the first status"
+
+
+def test_a_waiting_components_text_is_progress_text() -> None:
+    """It repeats the progress of the component it waits for ("waiting for mysql (progressing: 0 of 1 …)"): every
+    change of that progress would otherwise be written at once, a status write per watch event."""
+    live = _status("Progressing", "0 of 1 pods ready")
+    live["components"][1]["message"] = "waiting for mysql (progressing: 0 of 1 pods ready)"
+    desired = _status("Progressing", "applying Secret/mysql-credentials")
+    desired["components"][1]["message"] = "waiting for mysql (progressing: applying Secret/mysql-credentials)"
+    assert status_differs(desired, live)
+    assert not step_boundary(desired, live)
 
 
 # -- one pass against a fake API (a planner stands in for the core) ------------------------------------------

@@ -266,6 +266,21 @@ def test_each_spec_that_reaches_ready_is_a_revision_and_history_is_pruned() -> N
     assert p.apply == () and p.delete == () and p.events == ()
 
 
+def test_the_ready_event_tells_the_revision_it_recorded_and_a_revision_alone_has_its_own_event() -> None:
+    w = World(with_deadline(600))
+    w.converge()
+    events = [e for p in w.plans for e in p.events]
+    ready = [e for e in events if e.reason == "Ready"]
+    assert len(ready) == 1 and "RevisionRecorded" not in [e.reason for e in events]
+    name = w.ds["status"]["currentRevision"]
+    assert ready[0].message.endswith(f"; revision 1 ({name}) is the current revision"), ready[0].message
+    # a spec change that changes no child: Ready all along, the new revision is told on its own
+    w.change(lambda s: s.update(rollbackOnFailure=True))
+    p = w.step()
+    assert [(e.reason, e.message) for e in p.events] == [
+        ("RevisionRecorded", f"revision 2 ({w.ds['status']['currentRevision']}) is the current revision")]
+
+
 def test_a_spec_that_comes_back_takes_the_next_number_on_its_own_revision() -> None:
     w = World(sample())
     w.converge()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from d3os_core import Facts, Observed, plan
@@ -113,5 +115,76 @@ def test_events_tell_the_story_once() -> None:
     d.converge()
     reasons = [e.reason for p in d.plans for e in p.events]
     assert reasons.count("Ready") == 1
-    assert reasons.count("ComponentReady") == 12
     assert reasons.count("Deploying") == 12
+    # what status already shows is not told again: no Waiting, and a component's readiness is told by
+    # the Event that follows it in the same pass (the next step's Deploying, the DataService's Ready)
+    assert "Waiting" not in reasons and "ComponentReady" not in reasons, reasons
+
+
+def test_each_step_event_says_its_predecessor_is_ready_and_ready_names_the_last() -> None:
+    d = Driver(sample())
+    d.step(settle=False)
+    for _ in range(40):
+        d.fc.settle()
+        d.step(settle=False)
+        if d.ready:
+            break
+    events = [e for p in d.plans for e in p.events]
+    deploying = [e.message for e in events if e.reason == "Deploying"]
+    assert [m.split("已部署")[0] for m in deploying] == ORDER
+    assert "is ready" not in deploying[0]
+    for before, message in zip(ORDER, deploying[1:], strict=False):
+        assert f"; {before} is ready: " in message, message
+    ready = next(e for e in events if e.reason == "Ready")
+    assert ready.message.startswith("all 12 components are ready; web is ready: "), ready.message
+
+
+def test_a_third_party_failing_its_check_is_a_warning_and_its_recovery_is_news() -> None:
+    fc = FakeCluster(third_party_up=False)
+    d = Driver(sample(), fc)
+    for _ in range(8):
+        d.step()
+    uuc = d.component("uuc")
+    assert (uuc["state"], uuc["reason"]) == ("Progressing", "CheckFailed"), uuc
+    warnings = [e for p in d.plans for e in p.events if e.type == "Warning"]
+    assert [(e.reason, e.message) for e in warnings] == [("CheckFailed", f"uuc: {uuc['message']}")], (
+        "told once, when it starts failing; a check failing the same way again is no news")
+    assert "refused" in warnings[0].message and "id.cosmoplat.com" in warnings[0].message
+    # a status that had it waiting still (written before a restart): the step and its failing check, both told
+    stale = copy.deepcopy(d.ds)
+    next(c for c in stale["status"]["components"] if c["name"] == "uuc").update(state="Waiting", message="w")
+    p = plan(stale, fc.observed(), Facts(now="2026-01-01T00:01:00Z", secret_seed="seed"))
+    assert [(e.type, e.reason) for e in p.events] == [("Normal", "Deploying"), ("Warning", "CheckFailed")]
+    fc.third_party_up = True
+    d.step()  # the probe result arrives
+    p = d.step()
+    assert "reason" not in d.component("uuc")
+    assert [e.reason for e in p.events] == ["ComponentReady", "Deploying"], "a recovery is told on its own"
+    assert p.events[0].message.startswith("uuc is ready: ")
+    assert "uuc is ready" not in p.events[1].message
+
+
+def test_a_component_ready_with_no_step_after_it_is_told_on_its_own() -> None:
+    fc = FakeCluster()
+    fc.objects[("ConfigMap", "web")] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "web", "namespace": "default", "uid": "foreign-web"}}
+    d = Driver(sample(), fc)
+    for _ in range(20):
+        d.step()
+    assert d.component("web")["state"] == "Conflict" and d.component("proxy")["state"] == "Ready"
+    reasons = [(e.reason, e.message.split(" ")[0]) for p in d.plans for e in p.events]
+    assert ("ComponentReady", "proxy") in reasons, "no Deploying follows proxy: its readiness has an Event"
+    assert [r for r, _ in reasons].count("ComponentReady") == 1
+
+
+def test_a_component_recovering_from_its_deadline_is_news() -> None:
+    d = Driver(sample())
+    for _ in range(5):
+        d.step()
+    d.fc.fail("api-manager")
+    d.step(settle=False)
+    assert d.component("api-manager")["state"] == "Failed"
+    d.fc.settle()
+    p = d.step(settle=False)
+    assert [e.reason for e in p.events] == ["ComponentReady", "Deploying"], p.events
+    assert p.events[0].message.startswith("api-manager is ready: ")
