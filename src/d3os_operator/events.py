@@ -88,6 +88,8 @@ class Series:
     seen_at: float = 0.0
     """Clock time of the last occurrence."""
     rested: bool = False
+    seq: int = 0
+    """Order of the last occurrence among all series (a flush writes the least recently seen first)."""
     """Its DataService came to rest since the last occurrence: the next one starts a new story, told at once."""
 
     @property
@@ -125,6 +127,12 @@ class EventRecorder:
         self.aggregated = 0
         """Occurrences folded into an existing Event instead of a new one."""
         self._series: collections.OrderedDict[SeriesKey, Series] = collections.OrderedDict()
+        self._of_parent: dict[tuple[str, str], set[SeriesKey]] = collections.defaultdict(set)
+        """Series keys by (namespace, DataService uid or name): a DataService at rest finds its own at once."""
+        self._dirty: set[SeriesKey] = set()
+        self._seq = 0
+        """Keys of the series with occurrences not yet written: the only ones a flush looks at, so the cost of
+        an occurrence does not grow with the series remembered (up to :data:`MAX_SERIES`)."""
         self._idle = anyio.Event()
         self._idle.set()
         self._pending = 0
@@ -156,7 +164,7 @@ class EventRecorder:
     @property
     def pending(self) -> int:
         """Occurrences queued or not yet written into their Event."""
-        return self._pending + sum(1 for s in self._series.values() if s.dirty)
+        return self._pending + sum(1 for k in self._dirty if self._series[k].dirty)
 
     async def wait_idle(self) -> None:
         """Wait until every recorded occurrence was received (a repeat may still wait for its series' write)."""
@@ -176,7 +184,20 @@ class EventRecorder:
         return series.sent_at + series.interval
 
     def _next_due(self) -> float | None:
-        return min((self._due(s) for s in self._series.values() if s.dirty and s.name is not None), default=None)
+        return min((self._due(s) for s in map(self._series.__getitem__, self._dirty)
+                    if s.dirty and s.name is not None), default=None)
+
+    def _remember(self, key: SeriesKey, series: Series) -> None:
+        self._series[key] = series
+        self._of_parent[key[:2]].add(key)
+        while len(self._series) > MAX_SERIES:
+            old, _ = self._series.popitem(last=False)
+            self._dirty.discard(old)
+            keys = self._of_parent.get(old[:2])
+            if keys is not None:
+                keys.discard(old)
+                if not keys:
+                    del self._of_parent[old[:2]]
 
     async def run(self) -> None:
         async with self._receive:
@@ -208,12 +229,12 @@ class EventRecorder:
         key = series_key(parent, event)
         series = self._series.get(key)
         now = self.clock()
+        self._seq += 1
         if series is None:
-            series = Series(parent, event, first=stamp, last=stamp, interval=self.first_interval, seen_at=now)
-            self._series[key] = series
-            while len(self._series) > MAX_SERIES:
-                self._series.popitem(last=False)
-            await self._write(series)
+            series = Series(parent, event, first=stamp, last=stamp, interval=self.first_interval, seen_at=now,
+                            seq=self._seq)
+            self._remember(key, series)
+            await self._write(key, series)
             return
         self._series.move_to_end(key)
         self.aggregated += 1
@@ -227,6 +248,7 @@ class EventRecorder:
                 series.interval = self.first_interval
         series.rested = False
         series.seen_at = now
+        series.seq = self._seq
         if event.message != series.event.message and not event.message.startswith(COMBINED):
             event = dataclasses.replace(event, message=COMBINED + event.message)
         series.event = event
@@ -234,26 +256,34 @@ class EventRecorder:
         series.count += 1
         series.last = stamp
         warning_due = event.type != "Normal" and now - series.sent_at >= series.interval
+        self._dirty.add(key)
         if series.name is None or burst or warning_due:
-            await self._write(series)
+            await self._write(key, series)
 
     async def flush_due(self, parent: Mapping[str, Any] | None = None) -> None:
         """Write the dirty series that are due; with ``parent`` (it came to rest): every dirty series of that
         DataService, and its series' next occurrences start a new story."""
         now = self.clock()
-        meta = (parent or {}).get("metadata") or {}
-        whose = (meta.get("namespace"), meta.get("uid") or meta.get("name")) if parent is not None else None
-        for key, series in list(self._series.items()):
-            mine = key[:2] == whose
-            if mine:
-                series.rested = True
+        mine: set[SeriesKey] = set()
+        if parent is not None:
+            meta = parent.get("metadata") or {}
+            mine = set(self._of_parent.get((str(meta.get("namespace") or ""),
+                                            str(meta.get("uid") or meta.get("name") or "")), ()))
+            for key in mine:
+                self._series[key].rested = True
+        for key in sorted(self._dirty | mine, key=self._order):
+            series = self._series[key]
             if not series.dirty or series.name is None:
                 continue
-            if mine or now >= self._due(series):
-                await self._write(series)
+            if key in mine or now >= self._due(series):
+                await self._write(key, series)
 
-    async def _write(self, series: Series) -> None:
+    def _order(self, key: SeriesKey) -> int:
+        return self._series[key].seq
+
+    async def _write(self, key: SeriesKey, series: Series) -> None:
         parent, event = series.parent, series.event
+        self._dirty.discard(key)
         try:
             if series.name is not None:
                 try:
