@@ -9,16 +9,13 @@ users write. Caching changes no result: a plan with an empty ``Caches`` equals o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .memo import Memo
 
-if TYPE_CHECKING:
-    from .render import Rendered
-
 MiB = 1024 * 1024
 IN_MEMORY = 3
-"""Bytes a parsed spec or a rendered object takes in memory per byte of its JSON text (measured: ~2.6)."""
+"""Bytes a parsed spec takes in memory per byte of its JSON text (measured for rendered objects: ~2.6)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,15 +24,17 @@ class Caches:
 
     parsed: Memo[Any]
     """Spec text digest -> the parsed spec, or the SpecError it raised."""
-    rendered: Memo[dict[str, Rendered]]
-    """Digest of everything a rendering reads -> each component's desired objects."""
-    covered: Memo[bool]
-    """(uid, resourceVersion, desired hash) digest -> whether the live object holds every desired value."""
+    rendered: Memo[tuple[str, bytes]]
+    """One entry per DataService (digest of its namespace, name, uid) -> (digest of everything its latest
+    rendering read, each component's desired objects :func:`~d3os_core.memo.pack`-ed)."""
+    covered: Memo[tuple[str, bool]]
+    """One entry per live object (digest of its uid) -> (its resourceVersion and the desired hash last
+    checked, whether it held every desired value)."""
 
     @classmethod
-    def bounded(cls, parsed_bytes: int = 16 * MiB, rendered_bytes: int = 48 * MiB,
+    def bounded(cls, parsed_bytes: int = 16 * MiB, rendered_bytes: int = 32 * MiB,
                 covered_bytes: int = 8 * MiB) -> Caches:
-        return cls(Memo(1024, parsed_bytes), Memo(1024, rendered_bytes), Memo(32768, covered_bytes))
+        return cls(Memo(1024, parsed_bytes), Memo(4096, rendered_bytes), Memo(32768, covered_bytes))
 
     def tables(self) -> dict[str, Memo[Any]]:
         return {"parsed": self.parsed, "rendered": self.rendered, "covered": self.covered}

@@ -15,7 +15,7 @@ from typing import Any
 from . import api, credentials, revisions
 from .caches import Caches
 from .drift import covers
-from .memo import digest
+from .memo import text_digest
 from .render import ComponentState, Parent, claim_name, secret_name
 from .status import State
 from .types import JSON, Apply, ObjectRef, Observed
@@ -66,21 +66,25 @@ def terminating(obj: Mapping[str, Any]) -> bool:
 def up_to_date(desired: Mapping[str, Any], live: Mapping[str, Any], cache: Caches | None = None) -> bool:
     """The operator's rule: ``live`` carries ``desired``'s hash annotation *and* still holds every desired
     value (:func:`d3os_core.drift.covers`; the server's defaults and other managers' fields are no drift);
-    an object being deleted is never up to date. ``cache`` remembers the answer per live resourceVersion."""
+    an object being deleted is never up to date. ``cache`` remembers the answer per live object (its uid),
+    for its latest resourceVersion and desired hash: older versions are never asked about again."""
     m = meta(live)
     if terminating(live):
         return False
     desired_hash = ((desired.get("metadata") or {}).get("annotations") or {}).get(api.ANNOTATION_HASH)
     if desired_hash is None or (m.get("annotations") or {}).get(api.ANNOTATION_HASH) != desired_hash:
         return False
-    version = m.get("resourceVersion")
-    key = digest(m.get("uid"), version, desired_hash) if version and cache is not None else None
-    if cache is not None and key is not None:
-        hit = cache.covered.get(key)
-        if hit is not None:
-            return hit
+    version, uid = m.get("resourceVersion"), m.get("uid")
+    slot = text_digest("covered", uid) if version and uid and isinstance(uid, str) and cache is not None else None
+    seen = f"{version}/{desired_hash}"
+    if cache is not None and slot is not None:
+        hit = cache.covered.get(slot)
+        if hit is not None and hit[0] == seen:
+            return hit[1]
     result = covers(live, {k: v for k, v in desired.items() if k not in ("apiVersion", "kind")})
-    return cache.covered.put(key, result) if cache is not None and key is not None else result
+    if cache is not None and slot is not None:
+        cache.covered.put(slot, (seen, result))
+    return result
 
 
 def live_secrets(observed: Observed, who: Parent) -> dict[str, Mapping[str, Any]]:

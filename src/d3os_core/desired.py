@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .caches import IN_MEMORY, Caches
-from .memo import digest
+from .caches import Caches
+from .memo import digest, pack, unpack
 from .product import ProductDef
 from .render import ComponentState, Parent, Rendered, render_component, resolve, secret_name
 from .spec import SpecBase
@@ -36,21 +35,26 @@ def render_all(
     """Every component's desired objects, by component key (index it: its order is not promised).
 
     With ``cache`` and ``spec_key`` (a digest of the spec text) the result is memoised: the same inputs
-    render the same objects. Callers must treat a memoised result as read-only.
+    render the same objects. The table keeps one entry per DataService (its latest rendering: the earlier
+    ones -- before its credentials or claims existed, an earlier spec -- are never asked for again), packed
+    (:func:`d3os_core.memo.pack`); a hit is a fresh copy.
     """
-    key = None
+    key = slot = None
     if cache is not None and spec_key is not None:
         secrets = sorted((name, obj.get("data") or {}) for name, obj in live_secrets.items())
         key = digest(spec_key, who.name, who.namespace, who.uid, secrets, sorted(claims.items()),
                      seed if needs_seed(states, live_secrets) else "")
-        hit = cache.rendered.get(key)
-        if hit is not None:
-            return hit
+        slot = digest("rendered", who.namespace, who.name, who.uid)
+        hit = cache.rendered.get(slot)
+        if hit is not None and hit[0] == key:
+            return {k: Rendered(*r) for k, r in unpack(hit[1]).items()}
     out = {k: render_component(who, spec, product, states, k, live_secrets, seed, claims) for k in product.keys}
-    if cache is None or key is None:
+    if cache is None or key is None or slot is None:
         return out
-    weight = sum(len(json.dumps(o, default=str)) for r in out.values() for o in r.objects) * IN_MEMORY
-    return cache.rendered.put(key, out, weight)
+    blob = pack({k: (r.key, r.objects, r.config_hash) for k, r in out.items()})
+    if blob is not None:
+        cache.rendered.put(slot, (key, blob), len(blob))
+    return out
 
 
 def desired(

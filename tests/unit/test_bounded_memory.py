@@ -12,10 +12,13 @@ from typing import Any
 
 import pytest
 
-from d3os_core import Facts, Observed, api, caches, plan
+from d3os_core import Facts, Observed, api, caches, children, parse_spec, plan
 from d3os_core.dataservice import DATASERVICE
-from d3os_core.memo import ENTRY_OVERHEAD, Memo, digest
+from d3os_core.desired import desired
+from d3os_core.fake import FakeCluster
+from d3os_core.memo import ENTRY_OVERHEAD, Memo, digest, pack, unpack
 from d3os_core.product import ProductDef
+from d3os_core.render import Parent
 from d3os_core.spec import _MODELS, spec_model
 from d3os_operator import cachefilter
 from d3os_operator.informer import Informer
@@ -187,6 +190,71 @@ def test_the_same_spec_is_one_cache_entry_and_hits() -> None:
     assert len(mine.parsed) == 1 and len(mine.rendered) == 1 and first.apply == again.apply
     cold = plan(copy.deepcopy(ds), Observed(), Facts(secret_seed="s"), caches=caches.Caches.bounded())
     assert cold == first, "a cache changes no result"
+
+
+def test_the_render_memo_keeps_one_small_packed_entry_per_dataservice() -> None:
+    """Memory follows the DataServices, not their history: a new rendering (here: once its credentials
+    exist) replaces the DataService's last one; another DataService has its own. An entry is packed:
+    a few kB for the sample's 39 objects, a small fraction of their JSON text."""
+    import json
+
+    mine = caches.Caches.bounded()
+    fc = FakeCluster()
+    ds = sample()
+    p = plan(ds, fc.observed(), Facts(secret_seed="s"), caches=mine)
+    assert len(mine.rendered) == 1
+    fc.carry_out(p)
+    assert any(k[0] == "Secret" for k in fc.objects), "the credentials are live: the rendering's inputs changed"
+    again = plan(ds, fc.observed(), Facts(secret_seed="s"), caches=mine)
+    assert len(mine.rendered) == 1, "the DataService's earlier rendering was replaced"
+    assert again == plan(ds, fc.observed(), Facts(secret_seed="s"), caches=caches.Caches.bounded())
+    plan(sample(name="other", uid="ds-uid-2"), Observed(), Facts(secret_seed="s"), caches=mine)
+    assert len(mine.rendered) == 2
+    text = sum(len(json.dumps(o)) for o in desired(Parent("dataservice", "default", "ds-uid-1"),
+                                                    parse_spec(ds["spec"], DATASERVICE), DATASERVICE))
+    assert mine.rendered.bytes < 2 * ENTRY_OVERHEAD + 2 * text / 4
+
+
+def test_a_render_memo_hit_is_a_copy_nobody_can_alter() -> None:
+    mine = caches.Caches.bounded()
+    ds = sample()
+    first = plan(ds, Observed(), Facts(secret_seed="s"), caches=mine)
+    first.apply[0].manifest["metadata"]["name"] = "changed"
+    again = plan(ds, Observed(), Facts(secret_seed="s"), caches=mine)
+    assert again.apply[0].manifest["metadata"]["name"] != "changed"
+    assert again == plan(ds, Observed(), Facts(secret_seed="s"), caches=caches.Caches.bounded())
+
+
+def test_pack_keeps_plain_data_exactly_and_refuses_anything_else() -> None:
+    value = {"b": (1, 2.5, None, True), "a": [{"x": "y" * 1000}, False], "": -3}
+    back = unpack(pack(value) or b"")
+    assert back == value and list(back) == ["b", "a", ""] and isinstance(back["b"], tuple)
+    assert back["a"][1] is False and back["b"][3] is True
+    assert len(pack(value) or b"") < 200, "compressed"
+
+    class Name(str):
+        pass
+
+    assert pack({"a": Name("x")}) is None and pack([object()]) is None
+
+
+def test_the_drift_memo_keeps_one_entry_per_live_object() -> None:
+    """A live object's answer is remembered for its latest resourceVersion only (one entry per uid)."""
+    mine = caches.Caches.bounded()
+    want = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"},
+            "metadata": {"name": "c", "annotations": {api.ANNOTATION_HASH: "h1"}}}
+    live = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"},
+            "metadata": {"name": "c", "uid": "u", "resourceVersion": "1", "annotations": {api.ANNOTATION_HASH: "h1"}}}
+    assert children.up_to_date(want, live, mine) is True
+    edited = copy.deepcopy(live)
+    edited["data"]["k"] = "hand-edited"
+    edited["metadata"]["resourceVersion"] = "2"
+    assert children.up_to_date(want, edited, mine) is False
+    assert children.up_to_date(want, live, mine) is True, "an older version is checked again, not mistaken"
+    other = copy.deepcopy(edited)
+    other["metadata"]["uid"] = "u2"
+    assert children.up_to_date(want, other, mine) is False
+    assert len(mine.covered) == 2
 
 
 def test_spec_models_are_keyed_by_the_product_fingerprint_and_bounded() -> None:
