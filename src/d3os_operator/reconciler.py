@@ -9,12 +9,20 @@ worker (:mod:`d3os_operator.controller`) maps them onto the queue.
 
 One pass reads only the caches, asks the core for a plan and carries it out, in this order:
 
-1. finalizer "add" (JSON merge patch of ``metadata.finalizers``, guarded by resourceVersion);
-2. ``apply`` in the plan's order with server-side apply (``force``, the operator's field manager). A
+1. finalizer "add" (JSON merge patch of ``metadata.finalizers``, guarded by resourceVersion), in flight
+   together with the first wave of applies (see :func:`apply_waves`): every object the plan creates carries
+   an ownerReference (or is one the DataService leaves behind anyway: a claim, its credentials), so a crash
+   between the two leaves nothing the garbage collector would not clean up; if the patch fails, no later
+   wave is sent;
+2. ``apply`` with server-side apply (``force``, the operator's field manager), in waves
+   (:func:`apply_waves`): the plan's order, except that a component's ConfigMaps, Services and Secrets --
+   which refer to no other object -- are sent at once, one round trip for all of them, before the rest of
+   that component in the plan's order. A wave starts only when the one before it has succeeded. A
    manifest marked ``create`` (not in the cache) is sent as a *create-only* apply: it creates the object or
    fails with 409 when anything holds the name -- one request, no GET first. A name held by an object the
    operator does not watch is read (GET, only then) and reported to the core as observed (re-read on later
-   passes, so its removal is seen); nothing more of that plan is carried out;
+   passes, so its removal is seen); nothing more of that plan is carried out (the wave in flight
+   finishes, no later wave starts);
 3. ``delete`` with a uid precondition and foreground propagation (404 and a failed precondition mean
    the object is already gone or replaced: fine);
 4. status through the status subresource, only when it differs from the live one;
@@ -35,16 +43,17 @@ import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import httpx2
 from lightkube.core.exceptions import ApiError
 
 from d3os_core import api
 from d3os_core.times import format_time
-from d3os_core.types import Event, Facts, ObjKey, Observed, Plan, PodQuery
+from d3os_core.types import Apply, Event, Facts, ObjKey, Observed, Plan, PodQuery
 
 from .events import EventRecorder
 from .informer import Informer, store_key
@@ -73,6 +82,37 @@ PROGRESS_STATUS_INTERVAL = 10.0
 MAX_PLANS = 4
 """Plans in one pass at most: the first, and re-plans with what carrying it out revealed (pods, a holder,
 a refusal). Past it the DataService is queued again at once."""
+
+
+INDEPENDENT_KINDS = frozenset({"ConfigMap", "Service", "Secret"})
+"""Kinds whose objects refer to no other object of the plan when they are written (a workload mounts
+ConfigMaps and Secrets and names its Service; a claim records its credentials Secret; none of these three
+needs anything): a component's objects of these kinds go out together, first."""
+
+
+def apply_waves(steps: Sequence[Apply]) -> list[list[Apply]]:
+    """The plan's applies as waves: each wave is sent at once, and only after the one before it succeeded.
+
+    The plan's order is kept between components (a component's objects all come after those of the one
+    before it in the plan) and, within a component, for every object but those of
+    :data:`INDEPENDENT_KINDS`, which all join the component's first wave (sent no later than in the plan,
+    they can only be earlier than an object that needs them); every other object is a wave of its own, in
+    the plan's order. So a workload still goes after the ConfigMaps, Secrets and claims it mounts and a
+    claim after the Secret it records, as in the plan. The sample's mysql takes 3 round trips instead of 6
+    (Secret + 2 ConfigMaps + Service, then the claim, then the StatefulSet); a microservice 2 instead of 3.
+    """
+    waves: list[list[Apply]] = []
+    block: str | None = None
+    first = 0  # index of the current component's first wave
+    for step in steps:
+        if block is None or step.component != block:
+            block, first = step.component, len(waves)
+            waves.append([])
+        if step.manifest["kind"] in INDEPENDENT_KINDS:
+            waves[first].append(step)
+        else:
+            waves.append([step])
+    return [w for w in waves if w]
 
 
 def fmt_key(key: ParentKey) -> str:
@@ -195,12 +235,11 @@ class _Pass:
 
 
 class _NameHeld(Exception):
-    """A create-only apply found the name taken (the holder, read after the 409, or None if gone since)."""
+    """Create-only applies found names taken: each holder, read after the 409 (None if gone since)."""
 
-    def __init__(self, holder: Holder, live: dict[str, Any] | None) -> None:
-        super().__init__(f"{holder.kind}/{holder.name}")
-        self.holder = holder
-        self.live = live
+    def __init__(self, held: Mapping[Holder, dict[str, Any] | None]) -> None:
+        super().__init__(", ".join(f"{h.kind}/{h.name}" for h in held))
+        self.held = dict(held)
 
 
 class Reconciler:
@@ -309,15 +348,15 @@ class Reconciler:
             try:
                 parent = await self._execute(key, state, parent, plan, done)
             except _NameHeld as held:
-                # The plan was made without knowing this holder: nothing more of it is carried out (a workload
-                # must never start on a stranger's ConfigMap); show the holder to the core and plan again.
-                h = held.holder
-                if held.live is not None:
-                    state.holders.add(h)
-                log.warning("name already taken: not applying, planning again",
-                            extra={"ds": fmt_key(key), "obj": f"{h.kind}/{h.name}"})
+                # The plan was made without knowing these holders: nothing more of it is carried out (a workload
+                # must never start on a stranger's ConfigMap); show the holders to the core and plan again.
+                found = {h: live for h, live in held.held.items() if live is not None}
+                state.holders.update(found)
+                for h in held.held:
+                    log.warning("name already taken: not applying, planning again",
+                                extra={"ds": fmt_key(key), "obj": f"{h.kind}/{h.name}"})
                 parent = self.parents.get(ns, name) or parent
-                observed = await self._observe(key, state, {h: held.live} if held.live is not None else None)
+                observed = await self._observe(key, state, found or None)
                 continue
             except ApiError as e:
                 await self._report_api_error(key, state, parent, e)
@@ -412,52 +451,26 @@ class Reconciler:
         ns = key[0]
         meta = parent["metadata"]
 
-        if plan.finalizer == "add":
-            finalizers = list(meta.get("finalizers") or [])
-            if api.FINALIZER not in finalizers:
-                parent = await self.kube.set_finalizers(parent, [*finalizers, api.FINALIZER])
+        add_finalizer = plan.finalizer == "add" and api.FINALIZER not in (meta.get("finalizers") or [])
+        waves = apply_waves(plan.apply)
+        for i, wave in enumerate(waves or ([[]] if add_finalizer else [])):
+            finalizer: dict[str, Any] | BaseException | None = None
+            if i == 0 and add_finalizer:
+                # in flight with the first wave (see the module docstring); no later wave without it
+                finalizers = [*(meta.get("finalizers") or []), api.FINALIZER]
+                results, finalizer = await self._send_wave(key, state, wave, done,
+                                                           self._add_finalizer(parent, finalizers))
+            else:
+                results, _ = await self._send_wave(key, state, wave, done)
+            if isinstance(finalizer, dict):
+                parent = finalizer
                 self.parents.write_through(parent)
                 meta = parent["metadata"]
                 done.finalizer = True
                 log.info("finalizer added", extra={"ds": ds, "finalizer": api.FINALIZER})
-
-        for step in plan.apply:
-            m = step.manifest
-            kind, name = m["kind"], m["metadata"]["name"]
-            informer = self.owned.get(kind)
-            cached = informer.get(ns, name) if informer is not None and not step.create else None
-            if cached is not None:
-                adopted = await self.kube.take_over_fields(cached)
-                if adopted is not None:
-                    log.info("took over hand-edited fields", extra={"ds": ds, "obj": f"{kind}/{name}"})
-            self._trace("apply", key, kind=kind, name=name, component=step.component, create=step.create)
-            t0 = time.monotonic()
-            if step.create and not done.started_step and done.woke_at is not None and self.metrics is not None:
-                done.started_step = True  # the first object of a component not there yet: a rollout step begins
-                self.metrics.step_started(t0 - done.woke_at)
-            try:
-                live = await self.kube.apply(m, create_only=step.create)
-            except ApiError as e:
-                if step.create and e.status.code == 409:
-                    holder = Holder(m["apiVersion"], kind, name)
-                    raise _NameHeld(holder, await self.kube.get(m["apiVersion"], kind, ns, name)) from e
-                if e.status.code in REFUSALS:
-                    state.refused[(kind, name)] = api_error_text(e)
-                raise
-            state.refused.pop((kind, name), None)
-            if informer is not None:
-                informer.write_through(live)
-            done.applied += 1
-            log.debug(  # INFO has the step's Event ("Deploying: applying …"); this is per object
-                "applied",
-                extra={
-                    "ds": ds,
-                    "obj": f"{kind}/{name}",
-                    "component": step.component,
-                    "create": step.create,
-                    "ms": round((time.monotonic() - t0) * 1000, 1),
-                },
-            )
+            await self._wave_done(key, state, wave, results, done)
+            if isinstance(finalizer, BaseException):
+                raise finalizer
 
         for ref in plan.delete:
             informer = self.owned.get(ref.kind)
@@ -506,6 +519,96 @@ class Reconciler:
                 done.finalizer = True
                 log.info("finalizer removed", extra={"ds": ds, "finalizer": api.FINALIZER})
         return parent
+
+    async def _add_finalizer(self, parent: Mapping[str, Any], finalizers: list[str]) -> dict[str, Any]:
+        return await self.kube.set_finalizers(parent, finalizers)
+
+    async def _send_wave(
+        self, key: ParentKey, state: ParentState, wave: Sequence[Apply], done: _Pass,
+        also: Awaitable[dict[str, Any]] | None = None,
+    ) -> tuple[list[dict[str, Any] | BaseException], dict[str, Any] | BaseException | None]:
+        """Send one wave's applies at once (and ``also``, the finalizer patch); every request runs to its
+        answer, whatever the others' (an error is returned, not raised: no request is cut off half-way)."""
+        ns = key[0]
+        results: list[dict[str, Any] | BaseException] = [RuntimeError("not sent")] * len(wave)
+        extra: list[dict[str, Any] | BaseException | None] = [None]
+
+        async def one(i: int, step: Apply) -> None:
+            m = step.manifest
+            try:
+                informer = self.owned.get(m["kind"])
+                cached = informer.get(ns, m["metadata"]["name"]) if informer is not None and not step.create else None
+                if cached is not None:
+                    adopted = await self.kube.take_over_fields(cached)
+                    if adopted is not None:
+                        log.info("took over hand-edited fields",
+                                 extra={"ds": fmt_key(key), "obj": f"{m['kind']}/{m['metadata']['name']}"})
+                results[i] = await self.kube.apply(m, create_only=step.create)
+            except Exception as e:  # handed back: the pass raises it after the wave
+                results[i] = e
+
+        async def other(aw: Awaitable[dict[str, Any]]) -> None:
+            try:
+                extra[0] = await aw
+            except Exception as e:
+                extra[0] = e
+
+        for step in wave:
+            m = step.manifest
+            self._trace("apply", key, kind=m["kind"], name=m["metadata"]["name"], component=step.component,
+                        create=step.create)
+            if step.create and not done.started_step and done.woke_at is not None and self.metrics is not None:
+                done.started_step = True  # the first object of a component not there yet: a rollout step begins
+                self.metrics.step_started(time.monotonic() - done.woke_at)
+        t0 = time.monotonic()
+        if len(wave) == 1 and also is None:
+            await one(0, wave[0])  # the common case: no task group
+        else:
+            async with anyio.create_task_group() as tg:
+                if also is not None:
+                    tg.start_soon(other, also)
+                for i, step in enumerate(wave):
+                    tg.start_soon(one, i, step)
+        ms = round((time.monotonic() - t0) * 1000, 1)
+        for step in wave:
+            log.debug(  # INFO has the step's Event ("Deploying: applying …"); this is per object
+                "applied",
+                extra={"ds": fmt_key(key), "obj": f"{step.manifest['kind']}/{step.manifest['metadata']['name']}",
+                       "component": step.component, "create": step.create, "ms": ms},
+            )
+        return results, extra[0]
+
+    async def _wave_done(
+        self, key: ParentKey, state: ParentState, wave: Sequence[Apply],
+        results: Sequence[dict[str, Any] | BaseException], done: _Pass,
+    ) -> None:
+        """Take in one wave's answers in the plan's order: write every object through to the cache, note
+        refusals; then raise what stops the pass -- the names found held (all of them, read after their
+        409), else the first error."""
+        ns = key[0]
+        held: dict[Holder, dict[str, Any] | None] = {}
+        error: BaseException | None = None
+        for step, result in zip(wave, results, strict=True):
+            m = step.manifest
+            kind, name = m["kind"], m["metadata"]["name"]
+            if isinstance(result, BaseException):
+                if isinstance(result, ApiError) and step.create and result.status.code == 409:
+                    h = Holder(m["apiVersion"], kind, name)
+                    held[h] = await self.kube.get(m["apiVersion"], kind, ns, name)
+                    continue
+                if isinstance(result, ApiError) and result.status.code in REFUSALS:
+                    state.refused[(kind, name)] = api_error_text(result)
+                error = error or result
+                continue
+            state.refused.pop((kind, name), None)
+            informer = self.owned.get(kind)
+            if informer is not None:
+                informer.write_through(result)
+            done.applied += 1
+        if held:
+            raise _NameHeld(held)
+        if error is not None:
+            raise error
 
     async def _write_status(
         self, key: ParentKey, state: ParentState, parent: dict[str, Any], plan: Plan, done: _Pass | None
