@@ -140,14 +140,27 @@ def status_differs(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -
 
 
 def _progress_text_only(status: Mapping[str, Any]) -> Any:
-    """``status`` without its progress text: condition messages and the message of a Progressing component."""
+    """``status`` without its progress text: condition messages, the message of a Progressing component, and
+    that message where another component quotes it ("waiting for eureka (progressing: <its message>)")."""
     st = _strip_none(dict(status))
+    comps = st.get("components") or []
+    progress = sorted({str(c["message"]) for c in comps if c.get("state") == "Progressing" and c.get("message")},
+                      key=len, reverse=True)
+
+    def unquoted(message: Any) -> Any:
+        if not isinstance(message, str):
+            return message
+        for text in progress:
+            message = message.replace(text, "…")
+        return message
+
     return {
         **st,
         "conditions": [{k: v for k, v in c.items() if k != "message"} for c in st.get("conditions") or []],
         "components": [
-            {k: v for k, v in c.items() if not (k == "message" and c.get("state") == "Progressing")}
-            for c in st.get("components") or []
+            {k: unquoted(v) if k == "message" else v
+             for k, v in c.items() if not (k == "message" and c.get("state") == "Progressing")}
+            for c in comps
         ],
     }
 
@@ -213,6 +226,9 @@ class ParentState:
     """The last refusal reported as a Warning Event (each distinct message once)."""
     status_at: float = -PROGRESS_STATUS_INTERVAL
     """Monotonic time of the last status write."""
+    status_in_pass: bool = False
+    """A status written in the background failed: write the next one within the pass (so a failure again
+    takes the worker's backoff) until one succeeds."""
 
 
 @dataclass
@@ -242,6 +258,114 @@ class _NameHeld(Exception):
         self.held = dict(held)
 
 
+class StatusWriter:
+    """Writes DataService statuses off the reconcile path.
+
+    A pass hands its status over and ends; the next pass is not held up by the write's round trip (the watch
+    event that lets the next step start often arrives while the last step's status is being written). Per
+    DataService the statuses are written one at a time, in the order they were handed over (two server-side
+    applies of one status in flight could land in either order), so every step boundary is seen as before;
+    a waiting status that the next one changes only in progress text is replaced by it. Each answer goes
+    through to the cache; until then :meth:`latest` is the status the next plan must take as live (its
+    transition times and Events then follow what was handed over, not the older copy in the cache).
+
+    A failed write drops what was waiting for that DataService and calls ``on_failure``; the reconciler then
+    writes that DataService's next status within its pass, where a failure takes the usual backoff.
+    """
+
+    def __init__(
+        self,
+        kube: Kube,
+        parents: Informer,
+        *,
+        on_written: Callable[[ParentKey, Mapping[str, Any]], None] | None = None,
+        on_failure: Callable[[ParentKey, BaseException], None] | None = None,
+        limit: int = 8,
+    ) -> None:
+        self.kube = kube
+        self.parents = parents
+        self.on_written = on_written
+        self.on_failure = on_failure
+        self._pending: dict[ParentKey, list[tuple[Mapping[str, Any], dict[str, Any]]]] = {}
+        """Per DataService: (parent, status) handed over and not yet answered; the first may be in flight."""
+        self._writing: set[ParentKey] = set()
+        self._idle: dict[ParentKey, anyio.Event] = {}
+        self._wake = anyio.Event()
+        self._limit = anyio.CapacityLimiter(limit)
+        self.written = 0
+        self.replaced = 0
+
+    def submit(self, key: ParentKey, parent: Mapping[str, Any], status: dict[str, Any]) -> None:
+        """Queue ``status`` for writing after what is queued for ``key`` already."""
+        queue = self._pending.setdefault(key, [])
+        waiting = len(queue) > (1 if key in self._writing else 0)
+        if waiting and queue and not step_boundary(status, queue[-1][1]):
+            queue[-1] = (parent, status)  # only progress text moved on since the waiting one: write the newer
+            self.replaced += 1
+        else:
+            queue.append((parent, status))
+        self._wake.set()
+
+    def latest(self, key: ParentKey) -> dict[str, Any] | None:
+        """The last status handed over for ``key`` and not yet answered (None: the cache is up to date)."""
+        queue = self._pending.get(key)
+        return queue[-1][1] if queue else None
+
+    def busy(self, key: ParentKey) -> bool:
+        return bool(self._pending.get(key))
+
+    async def flush(self, key: ParentKey) -> None:
+        """Until nothing is queued or in flight for ``key`` (written, or dropped after a failure)."""
+        while self._pending.get(key) or key in self._writing:
+            event = self._idle.setdefault(key, anyio.Event())
+            await event.wait()
+
+    def drop(self, key: ParentKey) -> None:
+        """Forget what is queued for ``key`` (a write in flight finishes; nothing after it is sent)."""
+        self._pending.pop(key, None)
+
+    async def run(self) -> None:
+        """Start a writer for every DataService with statuses queued, until cancelled."""
+        async with anyio.create_task_group() as tg:
+            while True:
+                for key in [k for k, q in self._pending.items() if q and k not in self._writing]:
+                    self._writing.add(key)
+                    tg.start_soon(self._drain, key)
+                await self._wake.wait()
+                self._wake = anyio.Event()
+
+    async def _drain(self, key: ParentKey) -> None:
+        try:
+            while True:
+                queue = self._pending.get(key)
+                if not queue:
+                    return
+                parent, status = queue[0]
+                try:
+                    async with self._limit:
+                        written = await self.kube.apply_status(parent, status)
+                except (ApiError, httpx2.HTTPError, OSError) as e:
+                    self._pending.pop(key, None)
+                    if self.on_failure is not None:
+                        self.on_failure(key, e)
+                    return
+                self.written += 1
+                self.parents.write_through(written)
+                if self._pending.get(key) is queue:
+                    queue.pop(0)
+                if self.on_written is not None:
+                    self.on_written(key, status)
+        finally:
+            self._writing.discard(key)
+            if self._pending.get(key):
+                self._wake.set()  # handed over after a failure: a new writer starts
+            else:
+                self._pending.pop(key, None)
+                idle = self._idle.pop(key, None)
+                if idle is not None:
+                    idle.set()
+
+
 class Reconciler:
     """See the module docstring."""
 
@@ -256,7 +380,10 @@ class Reconciler:
         planner: Planner | None = None,
         tracer: Tracer | None = None,
         metrics: Metrics | None = None,
+        background_status: bool = False,
     ) -> None:
+        """``background_status``: statuses go to a :class:`StatusWriter` (whose :meth:`StatusWriter.run` the
+        caller runs, and whose failures :attr:`on_retry` hears about) instead of being written in the pass."""
         self.metrics = metrics
         if planner is None:
             from d3os_core import plan as core_plan
@@ -271,6 +398,12 @@ class Reconciler:
         self.tracer = tracer
         self.states: dict[ParentKey, ParentState] = {}
         self.reconciles = 0
+        self.status_writer = (
+            StatusWriter(kube, parents, on_written=self._status_written, on_failure=self._status_failed)
+            if background_status else None
+        )
+        self.on_retry: Callable[[ParentKey], None] | None = None
+        """Called when a DataService must be reconciled again with backoff (its status was not written)."""
 
     # -- helpers used by the operator's event handlers ---------------------------------------------------
 
@@ -285,9 +418,47 @@ class Reconciler:
     def forget(self, key: ParentKey) -> None:
         """The DataService is gone: drop everything kept about it."""
         self.states.pop(key, None)
+        if self.status_writer is not None:
+            self.status_writer.drop(key)
         self.probes.forget(key)
         if self.metrics is not None:
             self.metrics.forget(*key)
+
+    def _parent(self, key: ParentKey) -> dict[str, Any] | None:
+        """The cached DataService, with the status last handed to the :class:`StatusWriter` if its write is
+        not answered yet: what a plan must take as the live status."""
+        parent = self.parents.get(*key)
+        pending = self.status_writer.latest(key) if self.status_writer is not None else None
+        if parent is None or pending is None:
+            return parent
+        return {**parent, "status": pending}
+
+    async def flush_status(self, key: ParentKey) -> None:
+        """Until the statuses handed over for ``key`` are written (or dropped after a failure)."""
+        if self.status_writer is not None:
+            await self.status_writer.flush(key)
+
+    def _status_written(self, key: ParentKey, status: Mapping[str, Any]) -> None:
+        self._trace("status", key, phase=status.get("phase"), message=status.get("message"))
+        log.debug("status written", extra={"ds": fmt_key(key), "phase": status.get("phase"),
+                                           "detail": status.get("message")})
+        more = self.status_writer is not None and self.status_writer.busy(key)
+        if self.metrics is not None and key in self.states and not more:
+            self._component_metrics(key, status)
+
+    def _status_failed(self, key: ParentKey, error: BaseException) -> None:
+        state = self.states.get(key)
+        if state is None:
+            return  # gone meanwhile
+        state.status_in_pass = True
+        log.warning("status not written, retrying", extra={"ds": fmt_key(key), "error": api_error_text(error)})
+        if self.on_retry is not None:
+            self.on_retry(key)
+
+    def _component_metrics(self, key: ParentKey, status: Mapping[str, Any]) -> None:
+        assert self.metrics is not None
+        comps = status.get("components") or []
+        self.metrics.components(key[0], key[1], {str(c["name"]): bool(c.get("ready")) for c in comps})
 
     def _trace(self, what: str, key: ParentKey, **fields: Any) -> None:
         if self.tracer is not None:
@@ -307,8 +478,7 @@ class Reconciler:
             raise TransientError(api_error_text(e)) from e
 
     async def _reconcile(self, key: ParentKey, woke_at: float | None) -> Result:
-        ns, name = key
-        parent = self.parents.get(ns, name)
+        parent = self._parent(key)
         if parent is None:
             self.forget(key)
             log.debug("gone", extra={"ds": fmt_key(key)})
@@ -355,24 +525,23 @@ class Reconciler:
                 for h in held.held:
                     log.warning("name already taken: not applying, planning again",
                                 extra={"ds": fmt_key(key), "obj": f"{h.kind}/{h.name}"})
-                parent = self.parents.get(ns, name) or parent
+                parent = self._parent(key) or parent
                 observed = await self._observe(key, state, found or None)
                 continue
             except ApiError as e:
                 await self._report_api_error(key, state, parent, e)
                 if e.status.code in REFUSALS and state.refused and attempt + 1 < MAX_PLANS:
                     refusal = e
-                    parent = self.parents.get(ns, name) or parent
+                    parent = self._parent(key) or parent
                     observed = await self._observe(key, state)
                     continue
                 raise
             break
         else:
             return Result(requeue_after=0.0)  # still learning (a holder per plan): look again at once
-        if self.metrics is not None and plan.status:
-            # after the pass: the metric never runs ahead of the status it was carried out with
-            comps = plan.status.get("components") or []
-            self.metrics.components(ns, name, {str(c["name"]): bool(c.get("ready")) for c in comps})
+        if self.metrics is not None and plan.status and not (self.status_writer and self.status_writer.busy(key)):
+            # the metric never runs ahead of the status written (else the status writer sets it once written)
+            self._component_metrics(key, plan.status)
         state.last_error = None
         if not _progressing(plan.status):
             self.events.settle(parent)  # complete or stalled: its Events' counts are written now
@@ -452,6 +621,11 @@ class Reconciler:
         meta = parent["metadata"]
 
         add_finalizer = plan.finalizer == "add" and api.FINALIZER not in (meta.get("finalizers") or [])
+        if add_finalizer and self.status_writer is not None and self.status_writer.busy(key):
+            # the patch is guarded by the resourceVersion, which a status write in flight is about to change
+            await self.status_writer.flush(key)
+            parent = self._parent(key) or parent
+            meta = parent["metadata"]
         waves = apply_waves(plan.apply)
         for i, wave in enumerate(waves or ([[]] if add_finalizer else [])):
             finalizer: dict[str, Any] | BaseException | None = None
@@ -508,6 +682,9 @@ class Reconciler:
             self.events.record(parent, event)
 
         if plan.finalizer == "remove":
+            if self.status_writer is not None and self.status_writer.busy(key):
+                await self.status_writer.flush(key)  # its last status first; then the guard's resourceVersion
+                parent = self._parent(key) or parent
             finalizers = list(parent["metadata"].get("finalizers") or [])
             if api.FINALIZER in finalizers:
                 try:
@@ -614,14 +791,26 @@ class Reconciler:
         self, key: ParentKey, state: ParentState, parent: dict[str, Any], plan: Plan, done: _Pass | None
     ) -> dict[str, Any]:
         """Write the plan's status if it differs: at once at a step boundary, else (progress text only) at
-        most every :data:`PROGRESS_STATUS_INTERVAL` seconds (``done`` is told when, to requeue then)."""
+        most every :data:`PROGRESS_STATUS_INTERVAL` seconds (``done`` is told when, to requeue then).
+
+        With a :class:`StatusWriter`, the status is handed to it and the pass goes on; without ``done`` (the
+        status that names a refusal) or after a background write failed, it is written here, in order after
+        what the writer holds. Returns the DataService as the pass is to see it from now on."""
         if not plan.status or not status_differs(plan.status, parent.get("status")):
             return parent
         wait = state.status_at + PROGRESS_STATUS_INTERVAL - time.monotonic()
         if done is not None and wait > 0 and not step_boundary(plan.status, parent.get("status")):
             done.status_due = wait
             return parent
+        writer = self.status_writer
+        if writer is not None and done is not None and not state.status_in_pass:
+            writer.submit(key, parent, plan.status)
+            state.status_at = time.monotonic()
+            return {**parent, "status": plan.status}
+        if writer is not None:
+            await writer.flush(key)  # in order after what was handed over before
         parent = await self.kube.apply_status(parent, plan.status)
+        state.status_in_pass = False
         state.status_at = time.monotonic()
         self.parents.write_through(parent)
         self._trace("status", key, phase=plan.status.get("phase"), message=plan.status.get("message"))
