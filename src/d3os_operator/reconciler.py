@@ -244,8 +244,6 @@ class _Pass:
     started_step: bool = False
     status_due: float | None = None
     """Seconds until a status that changed only progress text is written (None: nothing held back)."""
-    status_held: float | None = None
-    """Seconds left of a new check's grace: the plan's objects were written, its status and Events wait."""
 
     @property
     def wrote_objects(self) -> bool:
@@ -502,19 +500,15 @@ class Reconciler:
             if attempt == 0:
                 self.probes.ensure(key, plan.probes)
                 # A reconcile never waits for a probe: its first result enqueues this DataService again (the
-                # probe manager's on_change). A check that has just started gets a short grace before the plan's
-                # status and Events are written without it, so the status rests on a result, not on "unknown"
-                # (after a restart too) -- but the worker is released at once; a check still silent after the
-                # grace shows as "checking …". The plan's object writes go ahead meanwhile: an unknown result
-                # counts as not ready, so nothing that waits for the check starts (the third party's own
-                # ConfigMap does, in flight while the check runs).
+                # probe manager's on_change). A check that has just started gets a short grace before the plan
+                # is carried out without it, so the status rests on a result, not on "unknown" (after a
+                # restart too) -- but the worker is released at once; a check still silent after the grace
+                # shows as "checking …".
                 unseen = [r.key for r in plan.probes if r.key not in observed.probes]
                 grace_left = self.probes.first_result_grace(key, unseen, FIRST_PROBE_GRACE) if unseen else 0.0
                 if grace_left > 0:
-                    if not (plan.apply or plan.delete or plan.finalizer == "add"):
-                        return Result(requeue_after=grace_left)
-                    done.status_held = grace_left
-            if plan.inspect and not observed.pods and done.status_held is None:
+                    return Result(requeue_after=grace_left)
+            if plan.inspect and not observed.pods:
                 # A component is past its progress deadline: read its pods (by label, only now) so the status
                 # can say why (the scheduler's reason, a container's waiting reason), and plan once more.
                 pods = await self._pods(key, plan.inspect)
@@ -545,8 +539,6 @@ class Reconciler:
             break
         else:
             return Result(requeue_after=0.0)  # still learning (a holder per plan): look again at once
-        if done.status_held is not None:
-            return Result(requeue_after=self._requeue_after(key, state, plan, done))
         if self.metrics is not None and plan.status and not (self.status_writer and self.status_writer.busy(key)):
             # the metric never runs ahead of the status written (else the status writer sets it once written)
             self._component_metrics(key, plan.status)
@@ -580,9 +572,8 @@ class Reconciler:
             after = plan.requeue_after
         if state.holders:
             after = HOLDER_RECHECK if after is None else min(after, HOLDER_RECHECK)
-        for due in (done.status_due, done.status_held):
-            if due is not None:
-                after = due if after is None else min(after, due)
+        if done.status_due is not None:
+            after = done.status_due if after is None else min(after, done.status_due)
         return after
 
     async def _observe(
@@ -685,10 +676,10 @@ class Reconciler:
                 },
             )
 
-        if done.status_held is None:
-            parent = await self._write_status(key, state, parent, plan, done)
-            for event in plan.events:
-                self.events.record(parent, event)
+        parent = await self._write_status(key, state, parent, plan, done)
+
+        for event in plan.events:
+            self.events.record(parent, event)
 
         if plan.finalizer == "remove":
             if self.status_writer is not None and self.status_writer.busy(key):

@@ -433,39 +433,3 @@ async def test_the_next_pass_plans_with_the_status_handed_over_and_a_failed_writ
         await rec2.reconcile(key)
         assert kube.statuses == [{"phase": "four"}] and not rec2.states[key].status_in_pass
         tg.cancel_scope.cancel()
-
-
-class SilentProbes:
-    """A probe manager whose one check has just started and has no result yet."""
-
-    def ensure(self, parent: Any, requests: Any) -> None:
-        pass
-
-    def results(self, parent: Any) -> dict[str, Any]:
-        return {}
-
-    def first_result_grace(self, parent: Any, keys: Any, grace: float) -> float:
-        return 1.5 if keys else 0.0
-
-    def forget(self, parent: Any) -> None:
-        pass
-
-
-@pytest.mark.anyio
-async def test_a_new_checks_grace_holds_the_status_back_not_the_objects() -> None:
-    from d3os_core.types import HttpCheck, ProbeRequest
-
-    probe = ProbeRequest(key="uuc/1", component="uuc", check=HttpCheck(url="http://x/"), period_seconds=10)
-
-    def planner(parent: Any, observed: Observed, facts: Facts) -> Plan:
-        applies = () if observed.objects else (_step("ConfigMap", "uuc", "uuc"),)
-        return Plan(apply=applies, status={"phase": "checking"}, probes=(probe,))
-
-    kube = FakeKube()
-    base = _reconciler(kube, planner)
-    rec = Reconciler(kube, base.parents, base.owned, SilentProbes(), base.events,  # type: ignore[arg-type]
-                     planner=planner)
-    assert await rec.reconcile((NS, "ds")) == Result(requeue_after=0.0)
-    assert kube.sent == [("create", "ConfigMap/uuc")] and kube.statuses == [], "the ConfigMap goes, the status waits"
-    assert await rec.reconcile((NS, "ds")) == Result(requeue_after=1.5), "nothing to write: wait for the check"
-    assert kube.statuses == []
