@@ -8,6 +8,8 @@ Wiring, declared in :data:`WATCHES` (controller-runtime's ``For(DataService).Own
   object's ownerReference (and by its instance label), plus any DataService that found that name held by
   someone else; informers store objects without managedFields (:mod:`d3os_operator.cachefilter`);
 * the probe manager enqueues a DataService when one of its third-party checks changes result;
+* statuses are written by the reconciler's :class:`~d3os_operator.reconciler.StatusWriter` in a task of
+  their own, so a pass never waits for one (a failed write queues its DataService again, with backoff);
 * N workers take keys from the queue; a key is never reconciled by two workers at once. The worker alone
   maps a reconcile's answer onto the queue: a :class:`~d3os_operator.reconciler.Result` becomes a timed
   requeue (or none), a transient or refused error a retry with exponential backoff, a terminal error no
@@ -143,7 +145,9 @@ class Operator:
             planner=planner,
             tracer=tracer,
             metrics=self.metrics,
+            background_status=True,
         )
+        self.reconciler.on_retry = self._status_not_written
         self.ready = anyio.Event()
         self.errors = 0
         self.reconcile_seconds: list[float] = []
@@ -217,6 +221,11 @@ class Operator:
 
         return handler
 
+    def _status_not_written(self, key: ParentKey) -> None:
+        """A status written in the background failed: reconcile again, with backoff."""
+        self.errors += 1
+        self.queue.add_rate_limited(key)
+
     def _on_probe_change(self, parent: Hashable) -> None:
         self.queue.add(parent)  # type: ignore[arg-type]
 
@@ -254,6 +263,8 @@ class Operator:
                 tg.start_soon(self.queue.run)
                 tg.start_soon(self.probes.run)
                 tg.start_soon(self.events.run)
+                if self.reconciler.status_writer is not None:
+                    tg.start_soon(self.reconciler.status_writer.run)
                 tg.start_soon(self.parents.run)
                 for informer in self.owned.values():
                     tg.start_soon(informer.run)
@@ -327,6 +338,7 @@ class Operator:
                 delay = self.queue.add_rate_limited(key)
                 log.exception("reconcile crashed, retrying", extra={"ds": fmt_key(key), "retry_in_s": round(delay, 3)})
                 with anyio.move_on_after(REPORT_TIMEOUT):
+                    await self.reconciler.flush_status(key)  # the report comes after what was handed over
                     await report_reconcile_error(self.reconciler, key, e)
             else:
                 self.queue.forget(key)

@@ -198,3 +198,249 @@ async def test_a_server_error_is_transient_and_the_state_goes_with_the_dataservi
     rec.parents.evict(NS, "ds")
     assert await rec.reconcile((NS, "ds")) == Result()
     assert rec.states == {}, "one object per DataService, dropped when it is gone"
+
+
+# -- waves: a step's independent objects in flight together ---------------------------------------------------
+
+from d3os_operator.reconciler import StatusWriter, apply_waves  # noqa: E402
+
+
+def _step(kind: str, name: str, component: str, create: bool = True) -> Apply:
+    m = _manifest(kind, name)
+    if kind in ("StatefulSet", "ControllerRevision"):
+        m["apiVersion"] = "apps/v1"
+    return Apply(m, component, create=create)
+
+
+def _names(waves: list[list[Apply]]) -> list[list[str]]:
+    return [[f"{s.manifest['kind']}/{s.manifest['metadata']['name']}" for s in w] for w in waves]
+
+
+def test_waves_send_independent_objects_first_and_keep_the_plans_order_for_the_rest() -> None:
+    mysql = [_step("Secret", "creds", "mysql"), _step("ConfigMap", "mysql", "mysql"),
+             _step("ConfigMap", "init", "mysql"), _step("PersistentVolumeClaim", "data", "mysql"),
+             _step("Service", "mysql", "mysql"), _step("StatefulSet", "mysql", "mysql")]
+    assert _names(apply_waves(mysql)) == [
+        ["Secret/creds", "ConfigMap/mysql", "ConfigMap/init", "Service/mysql"],
+        ["PersistentVolumeClaim/data"],  # after the Secret it records
+        ["StatefulSet/mysql"],  # after everything it mounts
+    ]
+    two = [_step("ConfigMap", "a", "a"), _step("Service", "a", "a"), _step("Deployment", "a", "a"),
+           _step("ConfigMap", "b", "b"), _step("Deployment", "b", "b"), _step("ControllerRevision", "r1", "")]
+    assert _names(apply_waves(two)) == [["ConfigMap/a", "Service/a"], ["Deployment/a"],
+                                        ["ConfigMap/b"], ["Deployment/b"], ["ControllerRevision/r1"]], \
+        "a component's objects never go before the component before it in the plan"
+    workloads = [_step("Deployment", "x", "x"), _step("StatefulSet", "x", "x"), _step("ConfigMap", "x", "x")]
+    assert _names(apply_waves(workloads)) == [["ConfigMap/x"], ["Deployment/x"], ["StatefulSet/x"]]
+    assert apply_waves([]) == []
+
+
+class ConcurrentKube(FakeKube):
+    """A FakeKube that yields inside each request and records how many were in flight at once, and the
+    finalizer patch."""
+
+    def __init__(self, *args: Any, finalizer_error: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_flight = 0
+        self.most = 0
+        self.waves: list[list[str]] = []
+        self.finalizer_error = finalizer_error
+
+    async def _enter(self, what: str) -> None:
+        import anyio
+
+        if self.in_flight == 0:
+            self.waves.append([])
+        self.waves[-1].append(what)
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        for _ in range(3):
+            await anyio.sleep(0)
+        self.in_flight -= 1
+
+    async def apply(self, manifest: dict[str, Any], *, create_only: bool = False) -> dict[str, Any]:
+        await self._enter(f"{manifest['kind']}/{manifest['metadata']['name']}")
+        return await super().apply(manifest, create_only=create_only)
+
+    async def set_finalizers(self, parent: dict[str, Any], finalizers: list[str]) -> dict[str, Any]:
+        await self._enter("finalizer")
+        self.sent.append(("patch", "finalizer"))
+        if self.finalizer_error:
+            raise _error(self.finalizer_error)
+        self.rv += 1
+        return {**parent, "metadata": {**parent["metadata"], "finalizers": finalizers, "resourceVersion": str(self.rv)}}
+
+
+def _mysql_plan(finalizer: Any = None) -> Any:
+    steps = (_step("Secret", "creds", "mysql"), _step("ConfigMap", "mysql", "mysql"),
+             _step("PersistentVolumeClaim", "data", "mysql"), _step("Service", "mysql", "mysql"),
+             _step("StatefulSet", "mysql", "mysql"))
+
+    def planner(parent: Any, observed: Observed, facts: Facts) -> Plan:
+        return Plan(apply=steps if not observed.objects else (), status={"phase": "deploying"}, finalizer=finalizer)
+    return planner
+
+
+@pytest.mark.anyio
+async def test_a_wave_is_in_flight_at_once_and_the_finalizer_patch_with_the_first() -> None:
+    kube = ConcurrentKube()
+    rec = _reconciler(kube, _mysql_plan(finalizer="add"))
+    assert await rec.reconcile((NS, "ds")) == Result(requeue_after=0.0)
+    assert kube.waves == [["finalizer", "Secret/creds", "ConfigMap/mysql", "Service/mysql"],
+                          ["PersistentVolumeClaim/data"], ["StatefulSet/mysql"]]
+    assert kube.most == 4, "three round trips instead of six"
+    assert rec.parents.get(NS, "ds")["metadata"]["finalizers"] == ["d3os-product.com.d3os/finalizer"]
+    assert rec.owned["StatefulSet"].get(NS, "mysql") is not None, "every answer written through to the cache"
+
+
+@pytest.mark.anyio
+async def test_a_failed_finalizer_patch_stops_the_pass_after_the_first_wave() -> None:
+    kube = ConcurrentKube(finalizer_error=409)
+    rec = _reconciler(kube, _mysql_plan(finalizer="add"))
+    with pytest.raises(TransientError, match="409"):
+        await rec.reconcile((NS, "ds"))
+    assert kube.waves == [["finalizer", "Secret/creds", "ConfigMap/mysql", "Service/mysql"]]
+    assert rec.owned["ConfigMap"].get(NS, "mysql") is not None, "what was sent is in the cache"
+    assert kube.statuses == []
+
+
+@pytest.mark.anyio
+async def test_held_names_and_refusals_in_a_wave_stop_the_next_wave() -> None:
+    stranger = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mysql", "namespace": NS, "uid": "s"}}
+    seen: list[Observed] = []
+
+    def planner(parent: Any, observed: Observed, facts: Facts) -> Plan:
+        seen.append(observed)
+        if observed.objects.get(("ConfigMap", "mysql")) == stranger:
+            return Plan(status={"phase": "conflict"})
+        return _mysql_plan()(parent, Observed(objects={}), facts)
+
+    kube = ConcurrentKube(held={"mysql": stranger})
+    rec = _reconciler(kube, planner)
+    await rec.reconcile((NS, "ds"))
+    assert kube.waves[0] == ["Secret/creds", "ConfigMap/mysql", "Service/mysql"]
+    sent = [what for _, what in kube.sent]
+    assert "StatefulSet/mysql" not in sent and "PersistentVolumeClaim/data" not in sent, \
+        "nothing after the wave with the held name (a workload never starts on a stranger's ConfigMap)"
+    assert ("get", "ConfigMap/mysql") in kube.sent
+    assert seen[1].objects[("ConfigMap", "mysql")] == stranger
+    assert rec.owned["Secret"].get(NS, "creds") is not None, "the siblings' answers are in the cache"
+    assert rec.owned["ConfigMap"].get(NS, "mysql") is None, "the stranger's object is never cached as ours"
+
+    kube2 = ConcurrentKube(refuse={"mysql": 422})
+    rec2 = _reconciler(kube2, _mysql_plan())
+    with pytest.raises(RefusedError, match="422"):
+        await rec2.reconcile((NS, "ds"))
+    assert len(kube2.waves) == 1 and ("Secret", "creds") not in rec2.states[(NS, "ds")].refused
+    assert set(rec2.states[(NS, "ds")].refused) == {("ConfigMap", "mysql"), ("Service", "mysql")}, \
+        "every refusal in the wave is named"
+
+
+# -- statuses written off the reconcile path ---------------------------------------------------------------
+
+
+def _progress(message: str, phase: str = "mysql已部署") -> dict[str, Any]:
+    return {"phase": phase, "components": [
+        {"name": "mysql", "state": "Progressing", "ready": False, "message": message},
+        {"name": "uuc", "state": "Waiting", "ready": False, "message": f"waiting for mysql (progressing: {message})"},
+    ]}
+
+
+def test_a_waiting_component_quoting_progress_text_is_not_a_boundary() -> None:
+    assert not step_boundary(_progress("0 of 1 updated replicas"), _progress("applying ConfigMap/mysql"))
+    news = _progress("0 of 1 updated replicas")
+    news["components"][1]["message"] = "waiting for mysql (check refused)"
+    assert step_boundary(news, _progress("applying ConfigMap/mysql"))
+    assert step_boundary(_progress("x", phase="uuc已部署"), _progress("x"))
+
+
+class GatedKube(FakeKube):
+    """Status writes wait for ``gate`` (to look at the writer while one is in flight); ``fail`` answers the
+    next status write with that code."""
+
+    def __init__(self) -> None:
+        import anyio
+
+        super().__init__()
+        self.gate = anyio.Event()
+        self.fail: int | None = None
+
+    async def apply_status(self, parent: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        await self.gate.wait()
+        if self.fail is not None:
+            code, self.fail = self.fail, None
+            raise _error(code)
+        return await super().apply_status(parent, status)
+
+
+@pytest.mark.anyio
+async def test_status_writer_writes_in_order_replaces_only_progress_text_and_shows_what_is_pending() -> None:
+    import anyio
+
+    kube = GatedKube()
+    rec = _reconciler(kube, lambda *a: Plan())
+    writer = StatusWriter(kube, rec.parents)  # type: ignore[arg-type]
+    key = (NS, "ds")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(writer.run)
+        writer.submit(key, DS, _progress("applying", phase="p1"))
+        await anyio.sleep(0)
+        writer.submit(key, DS, _progress("applying", phase="p2"))
+        writer.submit(key, DS, _progress("0 of 1", phase="p2"))  # progress text only: replaces the waiting one
+        writer.submit(key, DS, _progress("0 of 1", phase="p3"))
+        assert writer.latest(key) == _progress("0 of 1", phase="p3") and writer.busy(key)
+        assert kube.statuses == []
+        kube.gate.set()
+        await writer.flush(key)
+        assert [s["phase"] for s in kube.statuses] == ["p1", "p2", "p3"], "every boundary, in order"
+        assert kube.statuses[1] == _progress("0 of 1", phase="p2") and writer.replaced == 1
+        assert writer.latest(key) is None and not writer.busy(key)
+        assert rec.parents.get(NS, "ds")["status"]["phase"] == "p3", "written through to the cache"
+
+        failed: list[Any] = []
+        writer.on_failure = lambda k, e: failed.append((k, str(e)))
+        kube.fail = 422
+        writer.submit(key, DS, _progress("x", phase="p4"))
+        writer.submit(key, DS, _progress("x", phase="p5"))
+        await writer.flush(key)
+        assert failed and failed[0][0] == key and "422" in failed[0][1]
+        assert writer.latest(key) is None, "what waited behind a failed write is dropped: plan from the cache"
+        assert [s["phase"] for s in kube.statuses] == ["p1", "p2", "p3"]
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+async def test_the_next_pass_plans_with_the_status_handed_over_and_a_failed_write_moves_into_the_pass() -> None:
+    import anyio
+
+    seen: list[Any] = []
+    statuses = iter([{"phase": "one"}, {"phase": "two"}, {"phase": "three"}, {"phase": "four"}])
+
+    def planner(parent: Any, observed: Observed, facts: Facts) -> Plan:
+        seen.append(parent.get("status"))
+        return Plan(status=next(statuses))
+
+    kube = GatedKube()
+    rec = _reconciler(kube, planner)
+    rec2 = Reconciler(kube, rec.parents, rec.owned, rec.probes, rec.events, planner=planner,  # type: ignore[arg-type]
+                      background_status=True)
+    retried: list[Any] = []
+    rec2.on_retry = retried.append
+    assert rec2.status_writer is not None
+    key = (NS, "ds")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(rec2.status_writer.run)
+        await rec2.reconcile(key)  # hands "one" over; its write waits at the gate
+        assert kube.statuses == [] and rec2.status_writer.latest(key) == {"phase": "one"}
+        kube.fail = 500
+        await rec2.reconcile(key)
+        assert seen == [None, {"phase": "one"}], "planned with the status handed over, not the cached one"
+        kube.gate.set()
+        await rec2.flush_status(key)
+        assert retried == [key] and rec2.states[key].status_in_pass
+        kube.fail = 500  # the pass writes the status itself now: a failure fails the pass (the worker's backoff)
+        with pytest.raises(TransientError):
+            await rec2.reconcile(key)
+        await rec2.reconcile(key)
+        assert kube.statuses == [{"phase": "four"}] and not rec2.states[key].status_in_pass
+        tg.cancel_scope.cancel()
