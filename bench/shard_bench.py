@@ -52,10 +52,10 @@ def run(env: cb.Env, n: int, shards: int, timeout: float) -> dict[str, Any]:
         ledger = cb.CpuLedger(env, procs[0].pid)
         if shards == 2:
             ledger.pids["d3os-operator-2"] = procs[1].pid
-        with cb.ReadyWatcher(env, cb.harness.is_ready, prefix) as watcher:
+        with cb.make_clients(env) as clients, cb.ReadyWatcher(env, cb.harness.is_ready, prefix) as watcher:
             ledger.start()
             t0_wall, t0 = time.time(), time.monotonic()
-            cb.apply_all(env, manifests)
+            cb.apply_all(env, manifests, clients)
 
             def alive() -> None:
                 for p in procs:
