@@ -438,10 +438,14 @@ class Reconciler:
         if self.status_writer is not None:
             await self.status_writer.flush(key)
 
-    def _status_written(self, key: ParentKey, status: Mapping[str, Any]) -> None:
+    def _status_traced(self, key: ParentKey, status: Mapping[str, Any]) -> None:
+        """A status was written (in the pass or by the :class:`StatusWriter`): trace and log it."""
         self._trace("status", key, phase=status.get("phase"), message=status.get("message"))
         log.debug("status written", extra={"ds": fmt_key(key), "phase": status.get("phase"),
                                            "detail": status.get("message")})
+
+    def _status_written(self, key: ParentKey, status: Mapping[str, Any]) -> None:
+        self._status_traced(key, status)
         more = self.status_writer is not None and self.status_writer.busy(key)
         if self.metrics is not None and key in self.states and not more:
             self._component_metrics(key, status)
@@ -633,7 +637,7 @@ class Reconciler:
                 # in flight with the first wave (see the module docstring); no later wave without it
                 finalizers = [*(meta.get("finalizers") or []), api.FINALIZER]
                 results, finalizer = await self._send_wave(key, state, wave, done,
-                                                           self._add_finalizer(parent, finalizers))
+                                                           self.kube.set_finalizers(parent, finalizers))
             else:
                 results, _ = await self._send_wave(key, state, wave, done)
             if isinstance(finalizer, dict):
@@ -696,9 +700,6 @@ class Reconciler:
                 done.finalizer = True
                 log.info("finalizer removed", extra={"ds": ds, "finalizer": api.FINALIZER})
         return parent
-
-    async def _add_finalizer(self, parent: Mapping[str, Any], finalizers: list[str]) -> dict[str, Any]:
-        return await self.kube.set_finalizers(parent, finalizers)
 
     async def _send_wave(
         self, key: ParentKey, state: ParentState, wave: Sequence[Apply], done: _Pass,
@@ -813,11 +814,7 @@ class Reconciler:
         state.status_in_pass = False
         state.status_at = time.monotonic()
         self.parents.write_through(parent)
-        self._trace("status", key, phase=plan.status.get("phase"), message=plan.status.get("message"))
-        log.debug(
-            "status written",
-            extra={"ds": fmt_key(key), "phase": plan.status.get("phase"), "detail": plan.status.get("message")},
-        )
+        self._status_traced(key, plan.status)
         return parent
 
     async def _report_api_error(self, key: ParentKey, state: ParentState, parent: Mapping[str, Any],
