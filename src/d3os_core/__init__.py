@@ -27,6 +27,7 @@ from .types import (
     TcpCheck,
 )
 from .validation import FieldError, SpecError, parse_spec, validate_spec
+from .waves import apply_waves
 
 __all__ = [
     "API_VERSION",
@@ -53,6 +54,7 @@ __all__ = [
     "SpecError",
     "TcpCheck",
     "WorkloadKind",
+    "apply_waves",
     "desired",
     "parse_spec",
     "plan",

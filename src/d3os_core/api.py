@@ -50,6 +50,10 @@ class KindDef:
     """Runs the component's pods (its readiness follows ``kubectl rollout status``)."""
     deletable: bool = True
     """The operator may delete it (a claim keeps the data: never)."""
+    leaf: bool = False
+    """Its manifest refers to no other object the operator writes (a workload mounts ConfigMaps and Secrets,
+    a claim records its credentials Secret; a ConfigMap, Service or Secret needs nothing): it may be sent
+    together with the other leaves of its component, ahead of the rest (:func:`d3os_core.waves.apply_waves`)."""
 
     @property
     def api_version(self) -> str:
@@ -60,9 +64,9 @@ KINDS: Final[tuple[KindDef, ...]] = (
     KindDef("apps", "v1", "Deployment", "deployments", workload=True),
     KindDef("apps", "v1", "StatefulSet", "statefulsets", workload=True),
     KindDef("apps", "v1", "DaemonSet", "daemonsets", workload=True),
-    KindDef("", "v1", "Service", "services"),
-    KindDef("", "v1", "ConfigMap", "configmaps"),
-    KindDef("", "v1", "Secret", "secrets"),
+    KindDef("", "v1", "Service", "services", leaf=True),
+    KindDef("", "v1", "ConfigMap", "configmaps", leaf=True),
+    KindDef("", "v1", "Secret", "secrets", leaf=True),
     KindDef("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", deletable=False),
     KindDef("apps", "v1", "ControllerRevision", "controllerrevisions"),
     KindDef("", "v1", "Event", "events", owned=False),

@@ -10,14 +10,15 @@ worker (:mod:`d3os_operator.controller`) maps them onto the queue.
 One pass reads only the caches, asks the core for a plan and carries it out, in this order:
 
 1. finalizer "add" (JSON merge patch of ``metadata.finalizers``, guarded by resourceVersion), in flight
-   together with the first wave of applies (see :func:`apply_waves`): every object the plan creates carries
-   an ownerReference (or is one the DataService leaves behind anyway: a claim, its credentials), so a crash
-   between the two leaves nothing the garbage collector would not clean up; if the patch fails, no later
-   wave is sent;
+   together with the first wave of applies (see :func:`d3os_core.waves.apply_waves`): every object the
+   plan creates carries an ownerReference (or is one the DataService leaves behind anyway: a claim, its
+   credentials), so a crash between the two leaves nothing the garbage collector would not clean up; if
+   the patch fails, no later wave is sent;
 2. ``apply`` with server-side apply (``force``, the operator's field manager), in waves
-   (:func:`apply_waves`): the plan's order, except that a component's ConfigMaps, Services and Secrets --
-   which refer to no other object -- are sent at once, one round trip for all of them, before the rest of
-   that component in the plan's order. A wave starts only when the one before it has succeeded. A
+   (the core's :func:`d3os_core.waves.apply_waves`): the plan's order, except that a component's
+   ConfigMaps, Services and Secrets -- which refer to no other object -- are sent at once, one round trip
+   for all of them, before the rest of that component in the plan's order. A wave starts only when the
+   one before it has succeeded. A
    manifest marked ``create`` (not in the cache) is sent as a *create-only* apply: it creates the object or
    fails with 409 when anything holds the name -- one request, no GET first. A name held by an object the
    operator does not watch is read (GET, only then) and reported to the core as observed (re-read on later
@@ -54,6 +55,7 @@ from lightkube.core.exceptions import ApiError
 from d3os_core import api
 from d3os_core.times import format_time
 from d3os_core.types import Apply, Event, Facts, ObjKey, Observed, Plan, PodQuery
+from d3os_core.waves import apply_waves
 
 from .events import EventRecorder
 from .informer import Informer, store_key
@@ -82,37 +84,6 @@ PROGRESS_STATUS_INTERVAL = 10.0
 MAX_PLANS = 4
 """Plans in one pass at most: the first, and re-plans with what carrying it out revealed (pods, a holder,
 a refusal). Past it the DataService is queued again at once."""
-
-
-INDEPENDENT_KINDS = frozenset({"ConfigMap", "Service", "Secret"})
-"""Kinds whose objects refer to no other object of the plan when they are written (a workload mounts
-ConfigMaps and Secrets and names its Service; a claim records its credentials Secret; none of these three
-needs anything): a component's objects of these kinds go out together, first."""
-
-
-def apply_waves(steps: Sequence[Apply]) -> list[list[Apply]]:
-    """The plan's applies as waves: each wave is sent at once, and only after the one before it succeeded.
-
-    The plan's order is kept between components (a component's objects all come after those of the one
-    before it in the plan) and, within a component, for every object but those of
-    :data:`INDEPENDENT_KINDS`, which all join the component's first wave (sent no later than in the plan,
-    they can only be earlier than an object that needs them); every other object is a wave of its own, in
-    the plan's order. So a workload still goes after the ConfigMaps, Secrets and claims it mounts and a
-    claim after the Secret it records, as in the plan. The sample's mysql takes 3 round trips instead of 6
-    (Secret + 2 ConfigMaps + Service, then the claim, then the StatefulSet); a microservice 2 instead of 3.
-    """
-    waves: list[list[Apply]] = []
-    block: str | None = None
-    first = 0  # index of the current component's first wave
-    for step in steps:
-        if block is None or step.component != block:
-            block, first = step.component, len(waves)
-            waves.append([])
-        if step.manifest["kind"] in INDEPENDENT_KINDS:
-            waves[first].append(step)
-        else:
-            waves.append([step])
-    return [w for w in waves if w]
 
 
 def fmt_key(key: ParentKey) -> str:

@@ -200,9 +200,9 @@ async def test_a_server_error_is_transient_and_the_state_goes_with_the_dataservi
     assert rec.states == {}, "one object per DataService, dropped when it is gone"
 
 
-# -- waves: a step's independent objects in flight together ---------------------------------------------------
+# -- waves: a step's leaves in flight together (the order is d3os_core.waves') -------------------------------
 
-from d3os_operator.reconciler import StatusWriter, apply_waves  # noqa: E402
+from d3os_operator.reconciler import StatusWriter  # noqa: E402
 
 
 def _step(kind: str, name: str, component: str, create: bool = True) -> Apply:
@@ -210,29 +210,6 @@ def _step(kind: str, name: str, component: str, create: bool = True) -> Apply:
     if kind in ("StatefulSet", "ControllerRevision"):
         m["apiVersion"] = "apps/v1"
     return Apply(m, component, create=create)
-
-
-def _names(waves: list[list[Apply]]) -> list[list[str]]:
-    return [[f"{s.manifest['kind']}/{s.manifest['metadata']['name']}" for s in w] for w in waves]
-
-
-def test_waves_send_independent_objects_first_and_keep_the_plans_order_for_the_rest() -> None:
-    mysql = [_step("Secret", "creds", "mysql"), _step("ConfigMap", "mysql", "mysql"),
-             _step("ConfigMap", "init", "mysql"), _step("PersistentVolumeClaim", "data", "mysql"),
-             _step("Service", "mysql", "mysql"), _step("StatefulSet", "mysql", "mysql")]
-    assert _names(apply_waves(mysql)) == [
-        ["Secret/creds", "ConfigMap/mysql", "ConfigMap/init", "Service/mysql"],
-        ["PersistentVolumeClaim/data"],  # after the Secret it records
-        ["StatefulSet/mysql"],  # after everything it mounts
-    ]
-    two = [_step("ConfigMap", "a", "a"), _step("Service", "a", "a"), _step("Deployment", "a", "a"),
-           _step("ConfigMap", "b", "b"), _step("Deployment", "b", "b"), _step("ControllerRevision", "r1", "")]
-    assert _names(apply_waves(two)) == [["ConfigMap/a", "Service/a"], ["Deployment/a"],
-                                        ["ConfigMap/b"], ["Deployment/b"], ["ControllerRevision/r1"]], \
-        "a component's objects never go before the component before it in the plan"
-    workloads = [_step("Deployment", "x", "x"), _step("StatefulSet", "x", "x"), _step("ConfigMap", "x", "x")]
-    assert _names(apply_waves(workloads)) == [["ConfigMap/x"], ["Deployment/x"], ["StatefulSet/x"]]
-    assert apply_waves([]) == []
 
 
 class ConcurrentKube(FakeKube):
