@@ -18,10 +18,11 @@ in memory (count, last time, latest message) and the existing Event is patched l
   DataService was at rest (a new rollout, a repair) is written at once.
 
 So a rollout costs one create per reason and one patch per reason at its end, whether it lasts 10 s or
-5 minutes. ``kubectl describe`` shows ``(xN over …)`` and the latest message: exact at rest;
-while the rollout goes on, a Normal Event may show an earlier occurrence of its reason, at most
-:data:`NORMAL_INTERVAL` behind (the status tells the current step, and anything going wrong is a Warning,
-written within seconds). An Event that expired (404) is created again with the count.
+5 minutes. ``kubectl describe`` shows ``(xN over …)`` and the latest message: exact at rest and whenever
+a Warning is written (its DataService's folded Normal repeats are written just before it, so the Warning
+stands next to the step it is about); while an ordinary rollout goes on, a Normal Event may show an earlier
+occurrence of its reason, at most :data:`NORMAL_INTERVAL` behind (the status tells the current step).
+An Event that expired (404) is created again with the count.
 """
 
 from __future__ import annotations
@@ -234,6 +235,8 @@ class EventRecorder:
             series = Series(parent, event, first=stamp, last=stamp, interval=self.first_interval, seen_at=now,
                             seq=self._seq)
             self._remember(key, series)
+            if event.type != "Normal":
+                await self._tell_the_story_so_far(parent)
             await self._write(key, series)
             return
         self._series.move_to_end(key)
@@ -258,7 +261,20 @@ class EventRecorder:
         warning_due = event.type != "Normal" and now - series.sent_at >= series.interval
         self._dirty.add(key)
         if series.name is None or burst or warning_due:
+            if event.type != "Normal":
+                await self._tell_the_story_so_far(parent)
             await self._write(key, series)
+
+    async def _tell_the_story_so_far(self, parent: Mapping[str, Any]) -> None:
+        """Write the DataService's folded Normal repeats before one of its Warnings: ``kubectl describe`` then
+        shows the step the Warning is about (a rollout stalled on a failing check is not at rest, and would
+        otherwise show an earlier step next to the Warning for up to :data:`NORMAL_INTERVAL`)."""
+        meta = parent.get("metadata") or {}
+        mine = self._of_parent.get((str(meta.get("namespace") or ""), str(meta.get("uid") or meta.get("name") or "")))
+        for key in sorted((k for k in mine or () if k in self._dirty), key=self._order):
+            series = self._series[key]
+            if series.event.type == "Normal" and series.dirty and series.name is not None:
+                await self._write(key, series)
 
     async def flush_due(self, parent: Mapping[str, Any] | None = None) -> None:
         """Write the dirty series that are due; with ``parent`` (it came to rest): every dirty series of that

@@ -145,10 +145,11 @@ async def test_a_busy_rollout_costs_one_create_per_reason_and_one_patch_per_reas
         await _step(rec, clock, PARENT, Event("Normal", "ComponentReady", f"{comp} is ready"), 2)
     assert [c[0] for c in kube.calls] == ["create", "create"], "firsts at once, repeats folded"
     await rec.occurred(PARENT, Event("Warning", "ComponentFailed", "web failed: boom"), "2026-01-01T00:00:00Z")
-    assert kube.calls[-1][:3] == ("create", "ds", "ComponentFailed"), "a warning is told at once"
+    assert kube.calls[2:] == [("patch", "ev1", COMBINED + "web deployed", 6),
+                              ("patch", "ev2", COMBINED + "web is ready", 6),
+                              ("create", "ds", "ComponentFailed", "web failed: boom", 1)], (
+        "a warning is told at once, right after the story so far (describe shows the step it is about)")
     await rec.flush_due(PARENT)  # the reconciler's settle: complete or stalled
-    assert sorted(kube.calls[3:]) == [("patch", "ev1", COMBINED + "web deployed", 6),
-                                      ("patch", "ev2", COMBINED + "web is ready", 6)]
     clock.t += 100
     await rec.flush_due()
     assert len(kube.calls) == 5 and rec.pending == 0, "at rest: nothing more"
@@ -180,8 +181,11 @@ async def test_a_warning_in_a_long_rollout_is_told_at_once_and_its_repeats_at_it
     for _ in range(3):  # the same failure every 10 s
         await _step(rec, clock, PARENT, Event("Warning", "CheckFailed", "uuc: refused"), 10)
     assert [(c[0], c[2], c[-1]) for c in kube.calls] == [
-        ("create", "Deploying", 1), ("create", "CheckFailed", 1), ("patch", "uuc: refused", 2),
-        ("patch", "uuc: refused", 3)], "at once, then 5 s and 10 s later, the Deploying repeat still folded"
+        ("create", "Deploying", 1), ("patch", COMBINED + "uuc deployed", 2), ("create", "CheckFailed", 1),
+        ("patch", "uuc: refused", 2), ("patch", "uuc: refused", 3)], (
+        "the step it is about, then the warning at once, then its repeats 5 s and 10 s later")
+    await _step(rec, clock, PARENT, Event("Warning", "CheckFailed", "uuc: refused"), 20)
+    assert kube.calls[-1][-1] == 4 and len(kube.calls) == 6, "no Normal news since: only the warning is written"
 
 
 @pytest.mark.anyio
