@@ -618,10 +618,11 @@ def wait_quiet(env: Env, quiet: float = 5.0, limit: float = 60.0) -> float:
 
 def bench_scale(
     env: Env, n: int, *, steady_seconds: float | None = None, timeout: float = 900.0, profile: bool = False,
-    scrape_period: float = 1.0,
+    scrape_period: float = 1.0, operator_args: Sequence[str] = (),
 ) -> dict[str, Any]:
     """N DataServices in N namespaces created at once; the operator runs as a subprocess over all namespaces.
-    ``profile``: under cProfile (slower: a separate run, for where the operator's time goes)."""
+    ``profile``: under cProfile (slower: a separate run, for where the operator's time goes).
+    ``operator_args``: added to the operator's command line (A/B runs of an option, e.g. ``--http2``)."""
     from d3os_testenv import audit
 
     prefix = f"bench-s{n}-{uuid.uuid4().hex[:4]}-"
@@ -630,7 +631,8 @@ def bench_scale(
     env.cluster.ensure_pvs(n + 4)
     manifests = [(ns, env.sample()) for ns in namespaces]
     prof_path = Path(env.kubeconfig).parent / f"bench-operator-{n}.prof" if profile else None
-    op = OperatorProcess(env, Path(env.kubeconfig).parent / "logs" / f"bench-operator-{n}.log", prof_path)
+    op = OperatorProcess(env, Path(env.kubeconfig).parent / "logs" / f"bench-operator-{n}.log", prof_path,
+                         extra_args=operator_args)
     result: dict[str, Any] = {"n": n, "operator_command": " ".join(op.cmd[1:]), "scrape_period_s": scrape_period}
     try:
         op.wait_ready()

@@ -414,6 +414,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--scale-timeout", type=float, default=900.0, help="cap of each scale run (default 900 s)")
     ap.add_argument("--scrape-period", type=float, default=1.0,
                     help="seconds between /metrics scrapes of the operator during scale runs (default 1.0)")
+    ap.add_argument("--operator-args", default="",
+                    help="extra arguments for the operator in the scale runs, e.g. '--http2' (A/B runs of an option)")
     ap.add_argument("--profile-n", type=int, default=0,
                     help="also run N DataServices with the operator under cProfile (default off)")
     ap.add_argument("--cluster-name", default="bench", help="LocalCluster name (default bench)")
@@ -594,7 +596,8 @@ def _baselines(env: cb.Env, res: dict[str, Any], n: int, args: argparse.Namespac
 
 
 def _scale(env: cb.Env, res: dict[str, Any], n: int, steady: float | None, args: argparse.Namespace) -> None:
-    out = cb.bench_scale(env, n, steady_seconds=steady, timeout=args.scale_timeout, scrape_period=args.scrape_period)
+    out = cb.bench_scale(env, n, steady_seconds=steady, timeout=args.scale_timeout, scrape_period=args.scrape_period,
+                         operator_args=args.operator_args.split())
     if "steady" in out:
         res["steady"] = {"n": n, **out["steady"]}
     res["scale"][str(n)] = out
