@@ -127,9 +127,11 @@ def _sigkill_then_restart(
         second.wait_synced()
         rec.wait_for(harness.is_ready, 240, "Ready=True after the restart")
         phases = rec.phases()
+        seen = [(c["type"], c["phase"]) for c in rec.changes]
     print(f"\nkilled at {killed_at}")
+    print("seen:", seen)
     # it continued where it was: the phases still follow the seed's order, none repeated or skipped
-    assert phases == expected_phases(), phases
+    assert phases == expected_phases(), (phases, seen)
 
     ds = harness.get_dataservice(client, ns, "dataservice-sample")
     assert ds is not None
