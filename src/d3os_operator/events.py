@@ -62,11 +62,14 @@ SeriesKey = tuple[str, str, str, str, str]
 """(namespace, DataService uid or name, type, reason, message or "" for a Normal Event)."""
 
 
-def series_key(parent: Mapping[str, Any], event: Event) -> SeriesKey:
+def parent_key(parent: Mapping[str, Any]) -> tuple[str, str]:
+    """(namespace, uid or name): the DataService part of its series' keys."""
     meta = parent.get("metadata") or {}
-    who = str(meta.get("uid") or meta.get("name") or "")
-    return (str(meta.get("namespace") or ""), who, event.type, event.reason,
-            "" if event.type == "Normal" else event.message)
+    return str(meta.get("namespace") or ""), str(meta.get("uid") or meta.get("name") or "")
+
+
+def series_key(parent: Mapping[str, Any], event: Event) -> SeriesKey:
+    return (*parent_key(parent), event.type, event.reason, "" if event.type == "Normal" else event.message)
 
 
 @dataclasses.dataclass
@@ -235,9 +238,7 @@ class EventRecorder:
             series = Series(parent, event, first=stamp, last=stamp, interval=self.first_interval, seen_at=now,
                             seq=self._seq)
             self._remember(key, series)
-            if event.type != "Normal":
-                await self._tell_the_story_so_far(parent)
-            await self._write(key, series)
+            await self._write_now(key, series)
             return
         self._series.move_to_end(key)
         self.aggregated += 1
@@ -261,20 +262,19 @@ class EventRecorder:
         warning_due = event.type != "Normal" and now - series.sent_at >= series.interval
         self._dirty.add(key)
         if series.name is None or burst or warning_due:
-            if event.type != "Normal":
-                await self._tell_the_story_so_far(parent)
-            await self._write(key, series)
+            await self._write_now(key, series)
 
-    async def _tell_the_story_so_far(self, parent: Mapping[str, Any]) -> None:
-        """Write the DataService's folded Normal repeats before one of its Warnings: ``kubectl describe`` then
-        shows the step the Warning is about (a rollout stalled on a failing check is not at rest, and would
-        otherwise show an earlier step next to the Warning for up to :data:`NORMAL_INTERVAL`)."""
-        meta = parent.get("metadata") or {}
-        mine = self._of_parent.get((str(meta.get("namespace") or ""), str(meta.get("uid") or meta.get("name") or "")))
-        for key in sorted((k for k in mine or () if k in self._dirty), key=self._order):
-            series = self._series[key]
-            if series.event.type == "Normal" and series.dirty and series.name is not None:
-                await self._write(key, series)
+    async def _write_now(self, key: SeriesKey, series: Series) -> None:
+        """Write a series' occurrence that is told at once. A Warning first writes its DataService's folded
+        Normal repeats: ``kubectl describe`` then shows the step the Warning is about (a rollout stalled on a
+        failing check is not at rest, and would otherwise show an earlier step next to the Warning for up to
+        :data:`NORMAL_INTERVAL`)."""
+        if series.event.type != "Normal":
+            for folded in sorted(self._of_parent.get(key[:2], set()) & self._dirty, key=self._order):
+                normal = self._series[folded]
+                if normal.event.type == "Normal" and normal.dirty and normal.name is not None:
+                    await self._write(folded, normal)
+        await self._write(key, series)
 
     async def flush_due(self, parent: Mapping[str, Any] | None = None) -> None:
         """Write the dirty series that are due; with ``parent`` (it came to rest): every dirty series of that
@@ -282,9 +282,7 @@ class EventRecorder:
         now = self.clock()
         mine: set[SeriesKey] = set()
         if parent is not None:
-            meta = parent.get("metadata") or {}
-            mine = set(self._of_parent.get((str(meta.get("namespace") or ""),
-                                            str(meta.get("uid") or meta.get("name") or "")), ()))
+            mine = set(self._of_parent.get(parent_key(parent), ()))
             for key in mine:
                 self._series[key].rested = True
         for key in sorted(self._dirty | mine, key=self._order):
