@@ -46,6 +46,7 @@ from d3os_core.times import format_time
 from d3os_core.types import Event, ObjectRef
 
 from . import __version__
+from .netstreams import PooledTransport
 
 USER_AGENT = f"d3os-operator/{__version__}"
 ALL_NAMESPACES = ALL_NS
@@ -186,7 +187,7 @@ class ApiTransport(httpx2.AsyncBaseTransport):
             raise ValueError("the kubeconfig context names no user")
         verify = verify_cluster(config.cluster, config.user, config.abs_file, trust_env=False)
         self.http2 = http2 and _http2_available()
-        self._inner = httpx2.AsyncHTTPTransport(verify=verify, http2=self.http2, limits=limits, trust_env=False)
+        self._inner = PooledTransport(verify, http2=self.http2, limits=limits)
         self.user_agent = USER_AGENT
         self.on_request: Callable[[httpx2.Request], None] | None = None
         self.on_response: Callable[[httpx2.Request, httpx2.Response, float], None] | None = None
