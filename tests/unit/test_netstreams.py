@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 
@@ -18,7 +19,10 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def test_readable_is_true_for_data_and_for_a_close_only() -> None:
+@pytest.mark.parametrize("poll", [True, False], ids=["poll", "select"])
+def test_readable_is_true_for_data_and_for_a_close_only(poll: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not poll:
+        monkeypatch.delattr(select, "poll", raising=False)  # as on Windows
     a, b = socket.socketpair()
     try:
         assert not readable(a)  # idle: nothing to read
