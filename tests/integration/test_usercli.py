@@ -50,6 +50,9 @@ def test_apply_wait_status_and_diff(env: Env, sample: dict[str, Any], tmp_path: 
             [sys.executable, "-m", "d3os_operator.usercli", "status", name, "--watch", "--timeout", "600",
              "-n", env.namespace, "--kubeconfig", str(env.cluster.kubeconfig)],
             stdout=sink, stderr=subprocess.PIPE, text=True,
+            # Ctrl-C as in a terminal, even when this test itself runs as a background job (a shell without
+            # job control starts those with SIGINT ignored, and the child would inherit that)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     try:
         _until(lambda: "--- " in watch_file.read_text(encoding="utf-8") or watcher.poll() is not None, 120)
