@@ -136,8 +136,8 @@ def _sigkill_then_restart(
         # The workloads the first operator had created when it died, read before any operator runs again. A
         # step's status is written after its applies, so a kill between the two leaves a step applied whose
         # phase line nobody wrote; if it is ready by the time the second operator looks, that operator
-        # rightly reports the step after it. Only such a step may be missing from the transcript. (A second
-        # first, for requests the dead process had already sent to land.)
+        # rightly reports the step after it. Only such a step may be missing from the transcript. Read after a
+        # one-second pause, so requests the dead process had already sent have landed.
         time.sleep(1.0)
         workloads_at_kill = {(k, o["metadata"]["name"]) for k in ("StatefulSet", "Deployment")
                              for o in list_kind(client, k, ns)}
