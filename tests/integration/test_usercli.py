@@ -8,13 +8,14 @@ The captured screens go to the figures output (see standin.figures_out).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +46,11 @@ def test_apply_wait_status_and_diff(env: Env, sample: dict[str, Any], tmp_path: 
     name = sample["metadata"]["name"]
     # `d3os status --watch` as a person runs it, stopped as a person stops it (Ctrl-C), and waited for
     watch_file = tmp_path / "status-watch.txt"
-    with watch_file.open("w", encoding="utf-8") as sink:
+    with watch_file.open("w", encoding="utf-8") as sink, _ctrl_c_inherited():
         watcher = subprocess.Popen(
             [sys.executable, "-m", "d3os_operator.usercli", "status", name, "--watch", "--timeout", "600",
              "-n", env.namespace, "--kubeconfig", str(env.cluster.kubeconfig)],
             stdout=sink, stderr=subprocess.PIPE, text=True,
-            # Ctrl-C as in a terminal, even when this test itself runs as a background job (a shell without
-            # job control starts those with SIGINT ignored, and the child would inherit that)
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     try:
         _until(lambda: "--- " in watch_file.read_text(encoding="utf-8") or watcher.poll() is not None, 120)
@@ -71,6 +69,22 @@ def test_apply_wait_status_and_diff(env: Env, sample: dict[str, Any], tmp_path: 
         "usercli",
         {"apply_wait": applied, "status": screen, "diff_one_image": diff, "status_watch_last": screens[-3000:]},
     )
+
+
+@contextlib.contextmanager
+def _ctrl_c_inherited() -> Iterator[None]:
+    """Children started meanwhile get Ctrl-C's default action, as from a terminal, even when this test runs as
+    a background job: a shell without job control starts those with SIGINT ignored, which a child inherits
+    (a handled signal is reset to its default at exec). Set here, in the test's own thread, rather than in a
+    ``preexec_fn``, which is unsafe while the operator's threads run."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _until(done: Callable[[], bool], timeout: float) -> None:
