@@ -24,7 +24,8 @@ import httpx2
 
 
 def readable(sock: socket.socket | None) -> bool:
-    """True when a read would not block: data, or the server's close (a socket that is gone counts too)."""
+    """True when a read would not block: data, or the server's close (a socket that is gone counts too).
+    The same test as httpcore's own, which lives in a private module."""
     fd = -1 if sock is None else sock.fileno()
     if fd < 0:
         return True
@@ -84,24 +85,17 @@ class SocketBackend(httpcore2.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
-def connection_pool(
-    ssl_context: ssl.SSLContext, *, http2: bool, limits: httpx2.Limits
-) -> httpcore2.AsyncConnectionPool:
-    """The pool httpx's transport would build for these settings, on :class:`SocketBackend`."""
-    return httpcore2.AsyncConnectionPool(
-        ssl_context=ssl_context,
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        http1=True,
-        http2=http2,
-        network_backend=SocketBackend(),
-    )
-
-
 class PooledTransport(httpx2.AsyncHTTPTransport):
-    """httpx's transport, its requests sent through :func:`connection_pool`."""
+    """httpx's transport, its requests sent through a pool like the one it builds, on :class:`SocketBackend`."""
 
     def __init__(self, ssl_context: ssl.SSLContext, *, http2: bool, limits: httpx2.Limits) -> None:
         super().__init__(verify=ssl_context, http2=http2, limits=limits, trust_env=False)
-        self._pool = connection_pool(ssl_context, http2=http2, limits=limits)
+        self._pool = httpcore2.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            http1=True,
+            http2=http2,
+            network_backend=SocketBackend(),
+        )
