@@ -17,6 +17,7 @@ RUN python -m venv /opt/d3os
 # dependencies first (a layer that survives source edits), then the project itself
 COPY pyproject.toml README.md ./
 COPY src ./src
+COPY products ./products
 RUN /opt/d3os/bin/pip install --upgrade pip setuptools wheel \
  && /opt/d3os/bin/pip install . \
  && /opt/d3os/bin/python -m compileall -q /opt/d3os \

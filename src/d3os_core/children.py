@@ -34,7 +34,7 @@ def owned(obj: Mapping[str, Any], kind: str, parent: Parent) -> bool:
     DataService) by their labels."""
     if credentials.owned_by_parent(obj, parent.uid):
         return True
-    return kind in ("PersistentVolumeClaim", "Secret") and credentials.label_owned(obj, kind, parent.name)
+    return kind in ("PersistentVolumeClaim", "Secret") and credentials.label_owned(obj, kind, parent)
 
 
 def holder(obj: Mapping[str, Any]) -> str:
@@ -45,7 +45,8 @@ def holder(obj: Mapping[str, Any]) -> str:
             return f"{ref.get('kind')}/{ref.get('name')}"
     labels = m.get("labels") or {}
     if labels.get(api.LABEL_INSTANCE):  # before other owners: a credentials Secret is owned by its claim
-        return f"{api.KIND}/{labels[api.LABEL_INSTANCE]}"
+        product = labels.get(api.LABEL_PRODUCT)
+        return f"{product + ' instance' if product else api.KIND}/{labels[api.LABEL_INSTANCE]}"
     refs = m.get("ownerReferences") or []
     if refs:
         return f"{refs[0].get('kind')}/{refs[0].get('name')}"

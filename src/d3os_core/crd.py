@@ -9,6 +9,7 @@ stored resource stays as the user wrote it), and adds the cross-field CEL rules 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from typing import Any
 
@@ -344,57 +345,74 @@ def component_description(product: ProductDef, comp: ComponentDef) -> str:
 
 
 def crd_manifest(product: ProductDef | None = None) -> JSON:
-    """The CRD as a dict (apiextensions.k8s.io/v1)."""
+    """The CRD as a dict (apiextensions.k8s.io/v1), annotated with the product's version and the fingerprint
+    of its spec (:func:`crd_fingerprint`): the operator refuses to serve a product whose installed CRD differs."""
     from .dataservice import DATASERVICE
 
     product = product or DATASERVICE
+    names = product.names
+    spec = _crd_spec(product)
+    annotations = {api.ANNOTATION_FINGERPRINT: crd_fingerprint(spec)}
+    if product.version:
+        annotations[api.ANNOTATION_PRODUCT_VERSION] = product.version
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{api.PLURAL}.{api.GROUP}",
+            "name": f"{names.plural}.{api.GROUP}",
             "labels": {api.LABEL_PART_OF: "d3os-operator"},
+            "annotations": annotations,
         },
-        "spec": {
-            "group": api.GROUP,
-            "names": {
-                "kind": api.KIND,
-                "listKind": f"{api.KIND}List",
-                "plural": api.PLURAL,
-                "singular": api.SINGULAR,
-                "shortNames": list(api.SHORT_NAMES),
-                "categories": list(api.CATEGORIES),
-            },
-            "scope": "Namespaced",
-            "versions": [{
-                "name": api.VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": [
-                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-                    {"name": "Message", "type": "string", "jsonPath": ".status.message"},
-                    {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
-                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                ],
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "description": f"{api.KIND} installs the {product.name} product in dependency order.",
-                    "required": ["spec"],
-                    "x-kubernetes-validations": [{
-                        # CRDs may check metadata.name (and only name and generateName) at the root
-                        "rule": "size(self.metadata.name) <= 63 && "
-                                f"self.metadata.name.matches('{METADATA_NAME_PATTERN}')",
-                        "message": f"metadata.name must be {METADATA_NAME_RULE}",
-                    }],
-                    "properties": {
-                        "apiVersion": {"type": "string", "description": _API_VERSION_DOC},
-                        "kind": {"type": "string", "description": _KIND_DOC},
-                        "metadata": {"type": "object"},  # the API server refuses anything more here
-                        "spec": spec_schema(product),
-                        "status": copy.deepcopy(STATUS_SCHEMA),  # callers may edit what they get
-                    },
-                }},
-            }],
+        "spec": spec,
+    }
+
+
+def crd_fingerprint(spec: JSON) -> str:
+    """A digest of a CRD's spec as generated (before the API server adds defaults): sha256 of its JSON."""
+    return "sha256:" + hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _crd_spec(product: ProductDef) -> JSON:
+    names = product.names
+    return {
+        "group": api.GROUP,
+        "names": {
+            "kind": names.kind,
+            "listKind": f"{names.kind}List",
+            "plural": names.plural,
+            "singular": names.singular,
+            "shortNames": list(names.short_names),
+            "categories": list(names.categories),
         },
+        "scope": "Namespaced",
+        "versions": [{
+            "name": api.VERSION,
+            "served": True,
+            "storage": True,
+            "subresources": {"status": {}},
+            "additionalPrinterColumns": [
+                {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                {"name": "Message", "type": "string", "jsonPath": ".status.message"},
+                {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
+                {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+            ],
+            "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "description": f"{names.kind} installs the {product.name} product in dependency order.",
+                "required": ["spec"],
+                "x-kubernetes-validations": [{
+                    # CRDs may check metadata.name (and only name and generateName) at the root
+                    "rule": "size(self.metadata.name) <= 63 && "
+                            f"self.metadata.name.matches('{METADATA_NAME_PATTERN}')",
+                    "message": f"metadata.name must be {METADATA_NAME_RULE}",
+                }],
+                "properties": {
+                    "apiVersion": {"type": "string", "description": _API_VERSION_DOC},
+                    "kind": {"type": "string", "description": _KIND_DOC},
+                    "metadata": {"type": "object"},  # the API server refuses anything more here
+                    "spec": spec_schema(product),
+                    "status": copy.deepcopy(STATUS_SCHEMA),  # callers may edit what they get
+                },
+            }},
+        }],
     }

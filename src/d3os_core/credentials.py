@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from . import api
+from .types import Parent
 
 CLAIM_KIND = "PersistentVolumeClaim"
 ANNOTATION_CREDENTIALS = f"{api.GROUP}/credentials"
@@ -47,9 +48,11 @@ def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return meta if isinstance(meta, Mapping) else {}
 
 
-def _labelled_for(obj: Mapping[str, Any], instance: str) -> bool:
+def _labelled_for(obj: Mapping[str, Any], parent: Parent) -> bool:
+    """Our labels for ``parent``: its instance name and its product label (none for DataService)."""
     labels = _meta(obj).get("labels") or {}
-    return bool(labels.get(api.LABEL_MANAGED_BY) == api.MANAGED_BY and labels.get(api.LABEL_INSTANCE) == instance)
+    return bool(labels.get(api.LABEL_MANAGED_BY) == api.MANAGED_BY and labels.get(api.LABEL_INSTANCE) == parent.name
+                and labels.get(api.LABEL_PRODUCT, "") == parent.product)
 
 
 def owned_by_parent(obj: Mapping[str, Any], parent_uid: str) -> bool:
@@ -63,12 +66,12 @@ def retained(obj: Mapping[str, Any], kind: str, parent_uid: str) -> bool:
     return kind == CLAIM_KIND or (kind == "Secret" and not owned_by_parent(obj, parent_uid))
 
 
-def label_owned(obj: Mapping[str, Any], kind: str, instance: str) -> bool:
-    """A retained object of DataService ``instance``: our labels, and no owner but a claim or a DataService
-    (an earlier DataService of the same name: then the Secret is :func:`standing` ``going``)."""
-    if not _labelled_for(obj, instance):
+def label_owned(obj: Mapping[str, Any], kind: str, parent: Parent) -> bool:
+    """A retained object of ``parent``: our labels, and no owner but a claim or an instance of its kind
+    (an earlier one of the same name: then the Secret is :func:`standing` ``going``)."""
+    if not _labelled_for(obj, parent):
         return False
-    return all(ref.get("kind") in (CLAIM_KIND, api.KIND) for ref in _meta(obj).get("ownerReferences") or [])
+    return all(ref.get("kind") in (CLAIM_KIND, parent.kind) for ref in _meta(obj).get("ownerReferences") or [])
 
 
 def claim_owner_reference(name: str, uid: str) -> dict[str, Any]:
@@ -86,7 +89,7 @@ def standing(secret: Mapping[str, Any], parent_uid: str, claim_uid: str | None) 
     for ref in meta.get("ownerReferences") or []:
         if ref.get("kind") == CLAIM_KIND and ref.get("uid") != claim_uid:
             return "going"
-        if ref.get("kind") == api.KIND and ref.get("uid") != parent_uid:
+        if ref.get("apiVersion") == api.API_VERSION and ref.get("uid") != parent_uid:  # an earlier instance
             return "going"
     return "usable"
 

@@ -146,6 +146,7 @@ EUREKA = ComponentDef(
 DATASERVICE = ProductDef(
     name="dataservice",
     part_of="dataservice",
+    version="1.4.0",
     components=(
         MYSQL,
         UUC,

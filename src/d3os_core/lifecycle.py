@@ -19,7 +19,7 @@ from typing import Any
 from .deadlines import REASON as DEADLINE
 from .revisions import Recording, Revision, find, record, revision_name
 from .status import ComponentStatus, condition
-from .types import JSON, Apply, Event, Facts, ObjectRef
+from .types import JSON, Apply, Event, Facts, ObjectRef, Parent
 
 SUSPENDED = "Suspended"
 ROLLED_BACK = "RolledBack"
@@ -103,9 +103,7 @@ def finish(
     status: JSON,
     ctl: Control,
     *,
-    parent_name: str,
-    namespace: str,
-    parent_uid: str,
+    parent: Parent,
     raw: Mapping[str, Any],
     all_ready: bool,
     suspended: bool,
@@ -158,14 +156,13 @@ def finish(
                                                  generation, facts.now, old)
         status["rollback"] = record_
     elif all_ready and not suspended:
-        rec: Recording = record(parent_name, namespace, parent_uid, raw, ctl.revisions, facts.now, generation,
-                                history_limit)
+        rec: Recording = record(parent, raw, ctl.revisions, facts.now, generation, history_limit)
         if rec.write is not None:
             out.apply.append(Apply(rec.write, "", create=rec.create))
             out.events.append(Event("Normal", REVISION_RECORDED,
                                     f"revision {rec.number} ({rec.name}) is the current revision"))
         out.delete.extend(
-            ObjectRef.of("ControllerRevision", r.name, namespace, r.uid, "") for r in rec.prune
+            ObjectRef.of("ControllerRevision", r.name, parent.namespace, r.uid, "") for r in rec.prune
         )
         status["currentRevision"] = rec.name
     if suspended:

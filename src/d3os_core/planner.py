@@ -29,7 +29,7 @@ from .memo import text_digest
 from .ordering import PROBE_PERIOD, WORKLOAD_KINDS, dependencies, plan_components, probe_key
 from .product import ProductDef, WorkloadKind
 from .redact import redact_text
-from .render import Parent, secret_name
+from .render import Parent, parent_of, secret_name
 from .spec import SpecBase
 from .status import ERROR_REASON, REFUSED, previous_components, rollup, stopped, transition_events
 from .types import Event, Facts, Observed, Plan
@@ -98,7 +98,7 @@ def plan_failed(parent: Mapping[str, Any], exc: BaseException, facts: Facts, wha
 
 def _plan(parent: Mapping[str, Any], observed: Observed, facts: Facts, product: ProductDef, cache: Caches) -> Plan:
     meta = children.meta(parent)
-    who = Parent(str(meta.get("name", "")), str(meta.get("namespace") or "default"), str(meta.get("uid", "")))
+    who = parent_of(meta, product)
     generation = int(meta.get("generation") or 0)
     prev_status: Mapping[str, Any] = parent.get("status") or {}
     finalizers = list(meta.get("finalizers") or [])
@@ -168,7 +168,7 @@ def _plan_rollout(
     status = rollup(order, comps, generation, facts.now, prev_status, len(work.delete) + work.going)
     pending = [k for k in order if comps[k].reason == lifecycle.SUSPENDED]
     extra = lifecycle.finish(
-        status, ctl, parent_name=who.name, namespace=who.namespace, parent_uid=who.uid, raw=raw,
+        status, ctl, parent=who, raw=raw,
         all_ready=all_ready, suspended=suspended, pending=pending, history_limit=spec.revision_history_limit,
         prev_status=prev_status, generation=generation, facts=facts,
     )

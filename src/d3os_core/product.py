@@ -95,10 +95,27 @@ class ComponentDef:
         default_factory=lambda: {"requests": {"cpu": "100m", "memory": "256Mi"}}
     )
     third_party_path: str = ""
+    """Path appended to ``http://host:port`` for the in-cluster base URL (e.g. eureka's ``/eureka``)."""
     run_as_user: int | None = None
     """Under ``podSecurity: restricted``: the non-root uid (and gid, fsGroup) the image needs; None = the
     image's own USER, which must then be non-root."""
-    """Path appended to ``http://host:port`` for the in-cluster base URL (e.g. eureka's ``/eureka``)."""
+    depends_on: tuple[str, ...] | None = None
+    """Components this one waits for (a DAG); None = its predecessor in the product's list (the chain)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CrdNames:
+    """The names of a product's custom resource (group ``d3os-product.com.d3os``, version ``v1``)."""
+
+    kind: str
+    plural: str
+    singular: str
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ("d3os",)
+
+
+DATASERVICE_NAMES = CrdNames("DataService", "dataservices", "dataservice", ("dsvc",))
+"""The seed's names: the default of a :class:`ProductDef` built in code (tests, benches)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +125,12 @@ class ProductDef:
     name: str
     components: tuple[ComponentDef, ...]
     part_of: str = ""
+    version: str = ""
+    """The product file's version: recorded in status and revisions; a change rolls every instance."""
+    names: CrdNames = DATASERVICE_NAMES
+    selector_names_product: bool = False
+    """Pod selectors carry the product label too, so two products' instances of one name never select each
+    other's pods. False only for DataService, whose workloads' selectors are immutable and predate it."""
     fingerprint: str = field(init=False, repr=False, compare=False, default="")
     """Digest of the whole definition: what caches key a product by (never ``id()``)."""
 
@@ -128,6 +151,11 @@ class ProductDef:
         raise KeyError(key)
 
     def default_dependencies(self) -> dict[str, tuple[str, ...]]:
-        """The chain: each component depends on its predecessor."""
+        """Each component's ``depends_on``, or its predecessor in the list (the chain) when it has none."""
         keys = self.keys
-        return {k: ((keys[i - 1],) if i else ()) for i, k in enumerate(keys)}
+        return {c.key: (c.depends_on if c.depends_on is not None else ((keys[i - 1],) if i else ()))
+                for i, c in enumerate(self.components)}
+
+    @property
+    def kind(self) -> str:
+        return self.names.kind

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import api
 from .hashing import content_hash
-from .types import JSON
+from .types import JSON, Parent
 
 KIND = "ControllerRevision"
 API_VERSION = api.kind_def(KIND).api_version
@@ -63,7 +63,7 @@ def observed_revisions(objects: Mapping[tuple[str, str], Mapping[str, Any]], par
             continue
         meta = obj.get("metadata") or {}
         if meta.get("deletionTimestamp") or not any(
-            r.get("uid") == parent_uid and r.get("kind") == api.KIND for r in meta.get("ownerReferences") or []
+            r.get("uid") == parent_uid for r in meta.get("ownerReferences") or []  # a uid names one object
         ):
             continue
         data = obj.get("data") or {}
@@ -88,23 +88,22 @@ def by_number(revisions: Sequence[Revision], number: int) -> Revision | None:
     return next((r for r in revisions if r.number == number), None)
 
 
-def manifest(
-    parent_name: str, namespace: str, parent_uid: str, raw: Mapping[str, Any], number: int, now: str, generation: int
-) -> JSON:
+def manifest(parent: Parent, raw: Mapping[str, Any], number: int, now: str, generation: int) -> JSON:
     """The ControllerRevision recording ``raw`` as revision ``number``."""
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {
-            "name": revision_name(parent_name, raw),
-            "namespace": namespace,
-            "labels": {api.LABEL_MANAGED_BY: api.MANAGED_BY, api.LABEL_INSTANCE: parent_name},
+            "name": revision_name(parent.name, raw),
+            "namespace": parent.namespace,
+            "labels": {api.LABEL_MANAGED_BY: api.MANAGED_BY, api.LABEL_INSTANCE: parent.name,
+                       **parent.product_labels},
             "annotations": {api.ANNOTATION_READY_AT: now, api.ANNOTATION_GENERATION: str(generation)},
             "ownerReferences": [{
                 "apiVersion": api.API_VERSION,
-                "kind": api.KIND,
-                "name": parent_name,
-                "uid": parent_uid,
+                "kind": parent.kind,
+                "name": parent.name,
+                "uid": parent.uid,
                 "controller": True,
                 "blockOwnerDeletion": True,
             }],
@@ -126,9 +125,7 @@ class Recording:
 
 
 def record(
-    parent_name: str,
-    namespace: str,
-    parent_uid: str,
+    parent: Parent,
     raw: Mapping[str, Any],
     revisions: Sequence[Revision],
     now: str,
@@ -136,14 +133,14 @@ def record(
     limit: int,
 ) -> Recording:
     """Record ``raw`` as the newest revision (nothing to write when it already is), then prune to ``limit``."""
-    name = revision_name(parent_name, raw)
+    name = revision_name(parent.name, raw)
     existing = find(revisions, name)
     top = max((r.number for r in revisions), default=0)
     write: JSON | None = None
     number = existing.number if existing is not None else 0
     if existing is None or existing.number != top or existing.number == 0:
         number = top + 1
-        write = manifest(parent_name, namespace, parent_uid, raw, number, now, generation)
+        write = manifest(parent, raw, number, now, generation)
     kept = sorted([r for r in revisions if r.name != name], key=lambda r: r.number, reverse=True)
     prune = tuple(sorted(kept[max(0, limit - 1):], key=lambda r: r.number))
     return Recording(write, existing is None, prune, name, number)

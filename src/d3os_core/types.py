@@ -21,6 +21,24 @@ ObjKey = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
+class Parent:
+    """Identity of the product instance (the custom resource) the objects belong to.
+
+    ``product`` is the value of the product label its children carry ("" for DataService, whose children
+    predate the label): with it, two products' instances of one name never claim each other's objects."""
+
+    name: str
+    namespace: str
+    uid: str
+    kind: str = api.KIND
+    product: str = ""
+
+    @property
+    def product_labels(self) -> dict[str, str]:
+        return {api.LABEL_PRODUCT: self.product} if self.product else {}
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeResult:
     """Outcome of the last run of one third-party check, as observed by the shell."""
 

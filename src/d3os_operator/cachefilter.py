@@ -38,11 +38,9 @@ LABEL_SELECTED_KINDS = frozenset({"PersistentVolumeClaim", "Secret"})
 
 
 def owned_by_a_dataservice(obj: Mapping[str, Any]) -> bool:
-    """True when ``obj`` has an ownerReference to a DataService (of our API group)."""
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("kind") == api.KIND and str(ref.get("apiVersion", "")).startswith(api.GROUP + "/"):
-            return True
-    return False
+    """True when ``obj`` has an ownerReference to a product instance (any kind of our API group)."""
+    return any(str(ref.get("apiVersion", "")).startswith(api.GROUP + "/")
+               for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
 
 
 def keep_for(kind: str) -> Callable[[Mapping[str, Any]], bool] | None:

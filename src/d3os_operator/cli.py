@@ -16,6 +16,7 @@ import anyio
 
 from d3os_core import api
 from d3os_core.probe_policy import ProbePolicy, parse_cidr
+from d3os_core.productload import ProductFileError
 
 from . import __version__
 from .logs import setup_logging
@@ -72,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
         "Sharding",
     )
     run.add_argument("--workers", type=int, default=4, help="DataServices reconciled in parallel (default 4)")
+    run.add_argument(
+        "--products",
+        default=None,
+        metavar="DIR",
+        help="folder of product folders (<name>/product.yaml) to serve, or one product folder (default: the "
+        "products installed with the operator). Fixed for the life of the process; a product whose CRD is not "
+        "installed is logged and not served until the operator restarts",
+    )
     run.add_argument(
         "--http2",
         action="store_true",
@@ -242,8 +251,15 @@ async def run_operator(args: argparse.Namespace) -> int:
     from .endpoints import PROMETHEUS, TEXT, Query, Response, Route, listen, parse_address, serve
     from .kube import USER_AGENT, Kube, load_config, make_client
     from .leader import DEFAULT_ID, LeaderElector, LostLeadership, new_identity
+    from .productcheck import served_products
+    from .products import load_catalogue
     from .sharding import lease_name, parse_selector
 
+    try:
+        products = load_catalogue(args.products)
+    except ProductFileError as e:
+        raise clierrors.CliError(clierrors.EXIT_INVALID, f"--products {args.products or '(installed)'}: "
+                                 + "; ".join(str(x) for x in e.errors)) from None
     config = load_config(args.kubeconfig, in_cluster=args.in_cluster)
     client = make_client(config, context=args.context, http2=args.http2)
     await _preflight(client)
@@ -257,7 +273,9 @@ async def run_operator(args: argparse.Namespace) -> int:
         probe_policy=probe_policy(args),
         watch_label_selector=selector,
     )
-    operator = Operator(kube, settings)
+    served, missing = await served_products(kube, products)
+    operator = Operator(kube, settings, products=served)
+    operator.metrics.products(served, missing)
     elector: LeaderElector | None = None
     if args.leader_elect:
         elector = LeaderElector(

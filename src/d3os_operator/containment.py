@@ -15,7 +15,8 @@ from d3os_core.planner import plan_failed
 from d3os_core.types import Facts
 
 from .kube import api_error_text
-from .reconciler import ParentKey, Reconciler, fmt_key, status_differs, utc_now
+from .parents import ParentKey, fmt_key
+from .reconciler import Reconciler, status_differs, utc_now
 
 log = logging.getLogger("d3os_operator.containment")
 

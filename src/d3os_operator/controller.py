@@ -29,24 +29,25 @@ import anyio
 
 from d3os_core import api
 from d3os_core.probe_policy import ProbePolicy
+from d3os_core.product import ProductDef
 from d3os_core.types import ProbeResult
 
 from .cachefilter import keep_for, strip
 from .containment import report_reconcile_error
 from .events import EventRecorder
 from .informer import Informer, store_key
-from .kube import DATASERVICE, OWNED, KindInfo, Kube
+from .kube import OWNED, KindInfo, Kube, product_kind
 from .metrics import Metrics
+from .parents import ParentCaches, ParentKey, fmt_key, parent_key, stamped
 from .probes import ProbeManager
+from .products import installed as installed_products
 from .reconciler import (
-    ParentKey,
     Planner,
     Reconciler,
     RefusedError,
     TerminalError,
     Tracer,
     TransientError,
-    fmt_key,
 )
 from .sharding import LabelSelector
 from .workqueue import WorkQueue
@@ -87,21 +88,31 @@ class Watch:
     kind: KindInfo
 
 
-WATCHES: tuple[Watch, ...] = (Watch("For", DATASERVICE), *(Watch("Owns", info) for info in OWNED))
-"""What the operator watches: For(DataService).Owns(every owned kind)."""
+def watches(products: Sequence[ProductDef]) -> tuple[Watch, ...]:
+    """What the operator watches: For(each product's kind).Owns(every owned kind) -- fixed at start."""
+    return (*(Watch("For", product_kind(p.names)) for p in products), *(Watch("Owns", info) for info in OWNED))
 
 
-def owners_of(obj: Mapping[str, Any]) -> list[ParentKey]:
-    """DataServices an owned object points at: ownerReferences to a DataService, the instance label."""
+def product_labels(products: Sequence[ProductDef]) -> dict[str, str]:
+    """The product label value of each product's children ("" for DataService's: they carry none) -> kind."""
+    return {(p.name if p.selector_names_product else ""): p.names.kind for p in products}
+
+
+def owners_of(obj: Mapping[str, Any], by_label: Mapping[str, str]) -> list[ParentKey]:
+    """Instances an owned object points at: ownerReferences to a served kind, the instance and product labels.
+
+    ``by_label``: :func:`product_labels` of the products served."""
     ns, _ = store_key(obj)
     meta = obj.get("metadata") or {}
+    kinds = set(by_label.values())
     out: list[ParentKey] = []
     for ref in meta.get("ownerReferences") or []:
-        if ref.get("kind") == api.KIND and str(ref.get("apiVersion", "")).startswith(api.GROUP + "/"):
-            out.append((ns, str(ref.get("name"))))
+        if ref.get("kind") in kinds and str(ref.get("apiVersion", "")).startswith(api.GROUP + "/"):
+            out.append((ns, str(ref.get("name")), str(ref["kind"])))
     instance = api.owner_instance(obj)
-    if instance and (ns, instance) not in out:
-        out.append((ns, instance))
+    kind = by_label.get(str(((meta.get("labels") or {}).get(api.LABEL_PRODUCT)) or ""))
+    if instance and kind and (ns, instance, kind) not in out:
+        out.append((ns, instance, kind))
     return out
 
 
@@ -115,13 +126,17 @@ class Operator:
         *,
         planner: Planner | None = None,
         tracer: Tracer | None = None,
+        products: Sequence[ProductDef] | None = None,
     ) -> None:
         self.kube = kube
+        self.products = tuple(products) if products is not None else installed_products()
+        """The products served: fixed for the life of the process (one instance informer each)."""
+        self.by_label = product_labels(self.products)
         self.settings = settings or Settings()
         s = self.settings
         namespaces = list(s.namespaces) if s.namespaces else None
         self.tracer = tracer
-        self.metrics = Metrics(max_workers=max(1, s.workers))
+        self.metrics = Metrics(max_workers=max(1, s.workers), kinds=[p.names.kind for p in self.products])
         self.metrics.snapshot(self.stats)
         kube.on_response = self.metrics.response
         kube.on_duration = self.metrics.request_took
@@ -129,8 +144,8 @@ class Operator:
             base_delay=s.backoff_base, max_delay=s.backoff_max, observer=self.metrics
         )
         self.metrics.in_flight(self.queue.processing_seconds)
-        informers = [(w, self._informer(w, namespaces)) for w in WATCHES]
-        self.parents = next(i for w, i in informers if w.role == "For")
+        informers = [(w, self._informer(w, namespaces)) for w in watches(self.products)]
+        self.parents = ParentCaches({w.kind.kind: i for w, i in informers if w.role == "For"})
         self.owned = {w.kind.kind: i for w, i in informers if w.role == "Owns"}
         self.probes = ProbeManager(
             self._on_probe_change, on_result=self._on_probe_result, policy=s.probe_policy or ProbePolicy()
@@ -142,6 +157,7 @@ class Operator:
             self.owned,
             self.probes,
             self.events,
+            products=self.products,
             planner=planner,
             tracer=tracer,
             metrics=self.metrics,
@@ -156,13 +172,14 @@ class Operator:
         """The informer of one entry of :data:`WATCHES`."""
         s = self.settings
         if watch.role == "For":
+            stamp = stamped(watch.kind.api_version, watch.kind.kind)
             return Informer(
                 self.kube,
                 watch.kind,
                 namespaces,
                 handler=self._on_parent,
                 labels=s.watch_label_selector.as_labels() if s.watch_label_selector else None,
-                transform=strip,
+                transform=lambda obj: strip(stamp(obj)),
                 server_timeout=s.watch_timeout,
                 resync_period=s.resync_period,
             )
@@ -184,13 +201,13 @@ class Operator:
             self.tracer(record)
 
     def _on_parent(self, typ: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
-        key = store_key(obj)
+        key = parent_key(obj)
         if self.tracer is not None:
             self._trace(
                 {
                     "t": time.monotonic(),
                     "what": "event",
-                    "kind": api.KIND,
+                    "kind": key[2],
                     "type": typ,
                     "obj": obj,
                     "ds": fmt_key(key),
@@ -200,9 +217,9 @@ class Operator:
 
     def _owned_handler(self, kind: str) -> Callable[[str, dict[str, Any], dict[str, Any] | None], None]:
         def handler(typ: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
-            keys = owners_of(obj)
+            keys = owners_of(obj, self.by_label)
             if old is not None:
-                keys += [k for k in owners_of(old) if k not in keys]
+                keys += [k for k in owners_of(old, self.by_label) if k not in keys]
             ns, name = store_key(obj)
             keys += [k for k in self.reconciler.parents_holding(ns, kind, name) if k not in keys]
             if self.tracer is not None:
@@ -265,11 +282,10 @@ class Operator:
                 tg.start_soon(self.events.run)
                 if self.reconciler.status_writer is not None:
                     tg.start_soon(self.reconciler.status_writer.run)
-                tg.start_soon(self.parents.run)
-                for informer in self.owned.values():
+                for informer in (*self.parents, *self.owned.values()):
                     tg.start_soon(informer.run)
                 await self.probes.wait_started()
-                for informer in (self.parents, *self.owned.values()):
+                for informer in (*self.parents, *self.owned.values()):
                     await informer.synced.wait()
                 log.info(
                     "caches synced",
@@ -315,7 +331,7 @@ class Operator:
                 return
             started = time.monotonic()
             result = "error"
-            self.metrics.reconcile_started()
+            self.metrics.reconcile_started(key[2])
             try:
                 with anyio.fail_after(self.settings.reconcile_timeout):
                     outcome = await self.reconciler.reconcile(key, woke_at=self.queue.picked_since(key))
@@ -349,7 +365,7 @@ class Operator:
                     result = "success"
             finally:
                 took = time.monotonic() - started
-                self.metrics.reconcile_finished(took, result)
+                self.metrics.reconcile_finished(took, result, key[2])
                 self.reconcile_seconds.append(took)
                 if len(self.reconcile_seconds) > 10000:
                     del self.reconcile_seconds[:5000]
@@ -358,7 +374,7 @@ class Operator:
     def cache_snapshot(self) -> dict[str, list[dict[str, str]]]:
         """Every informer's contents (namespace, name, uid, resourceVersion), by kind: the cache-truth check
         compares it with a fresh LIST (``--debug-cache-endpoint``, tests)."""
-        return {i.kind: i.snapshot() for i in (self.parents, *self.owned.values())}
+        return {i.kind: i.snapshot() for i in (*self.parents, *self.owned.values())}
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -370,5 +386,5 @@ class Operator:
             "events": {"sent": self.events.sent, "failed": self.events.failed, "dropped": self.events.dropped,
                        "aggregated": self.events.aggregated},
             "probes": self.probes.stats(),
-            "relists": {i.kind: i.relists for i in (self.parents, *self.owned.values())},
+            "relists": {i.kind: i.relists for i in (*self.parents, *self.owned.values())},
         }

@@ -42,6 +42,7 @@ from lightkube.generic_resource import (
 from lightkube.types import PatchType
 
 from d3os_core import api
+from d3os_core.product import CrdNames
 from d3os_core.times import format_time
 from d3os_core.types import Event, ObjectRef
 
@@ -93,6 +94,21 @@ OWNED: tuple[KindInfo, ...] = tuple(
 EVENT = KindInfo("v1", "Event", "events", _unregistered_resource("v1", "Event", "events"))
 
 _BY_GVK: dict[tuple[str, str], KindInfo] = {(k.api_version, k.kind): k for k in (*OWNED, DATASERVICE, EVENT)}
+
+
+def product_kind(names: CrdNames) -> KindInfo:
+    """The :class:`KindInfo` of a product's custom resource (made once per kind, then found by apiVersion/kind)."""
+    found = _BY_GVK.get((api.API_VERSION, names.kind))
+    if found is None:
+        res = create_namespaced_resource(api.GROUP, api.VERSION, names.kind, names.plural)
+        found = KindInfo(api.API_VERSION, names.kind, names.plural, res)
+        _BY_GVK[(api.API_VERSION, names.kind)] = found
+    return found
+
+
+def parent_kind(parent: Mapping[str, Any]) -> KindInfo:
+    """The kind of a product instance (the informers stamp apiVersion and kind on every cached instance)."""
+    return _BY_GVK[(str(parent.get("apiVersion") or api.API_VERSION), str(parent.get("kind") or api.KIND))]
 
 
 def kind_info(api_version: str, kind: str) -> KindInfo:
@@ -385,6 +401,15 @@ class Kube:
             with anyio.CancelScope(shield=True):
                 await resp.aclose()
 
+    async def get_cluster_object(self, path: str) -> dict[str, Any] | None:
+        """GET a cluster-scoped object by its REST path (a CRD at start); None when it does not exist."""
+        resp = await self._raw_http.get(path)
+        if resp.status_code == 404:
+            return None
+        raise_for_status(resp)
+        answer = msgspec.json.decode(resp.content)
+        return answer if isinstance(answer, dict) else None
+
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The live object, or None when it does not exist."""
         info = kind_info(api_version, kind)
@@ -514,18 +539,19 @@ class Kube:
         return answer if isinstance(answer, dict) else {}
 
     async def apply_status(self, parent: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any]:
-        """Write the DataService's whole status through the status subresource (server-side apply:
+        """Write an instance's whole status through the status subresource (server-side apply:
         fields this manager set before and left out now are removed)."""
         meta = parent["metadata"]
+        info = parent_kind(parent)
         body = {
-            "apiVersion": api.API_VERSION,
-            "kind": api.KIND,
+            "apiVersion": info.api_version,
+            "kind": info.kind,
             "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
             "status": dict(status),
         }
-        self.writes[("apply-status", api.KIND)] += 1
+        self.writes[("apply-status", info.kind)] += 1
         out = await self.client.patch(
-            DataService.Status,
+            info.res.Status,  # type: ignore[attr-defined]
             meta["name"],
             body,
             namespace=meta["namespace"],
@@ -539,9 +565,10 @@ class Kube:
         """JSON merge patch of ``metadata.finalizers`` only, guarded by the resourceVersion we read."""
         meta = parent["metadata"]
         body = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
-        self.writes[("patch", api.KIND)] += 1
+        info = parent_kind(parent)
+        self.writes[("patch", info.kind)] += 1
         out = await self.client.patch(
-            DataService, meta["name"], body, namespace=meta["namespace"], patch_type=PatchType.MERGE
+            info.res, meta["name"], body, namespace=meta["namespace"], patch_type=PatchType.MERGE
         )
         return plain(out)
 
@@ -549,16 +576,17 @@ class Kube:
         self, parent: Mapping[str, Any], event: Event, *, count: int = 1, first: str | None = None,
         last: str | None = None,
     ) -> str:
-        """Record a core/v1 Event on the DataService; returns its name (for :meth:`update_event`)."""
+        """Record a core/v1 Event on the instance; returns its name (for :meth:`update_event`)."""
         meta = parent["metadata"]
+        info = parent_kind(parent)
         now = _now_rfc3339()
         body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
-                "apiVersion": api.API_VERSION,
-                "kind": api.KIND,
+                "apiVersion": info.api_version,
+                "kind": info.kind,
                 "name": meta["name"],
                 "namespace": meta["namespace"],
                 "uid": meta.get("uid"),

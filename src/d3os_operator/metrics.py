@@ -43,7 +43,13 @@ from d3os_core.redact import redact_text
 disable_created_metrics()  # no ``*_created`` series: controller-runtime's exposition has none
 
 CONTROLLER = "dataservice"
-"""The ``controller`` / ``name`` label value, as controller-runtime names a controller after its kind."""
+"""The work queue's ``controller`` / ``name`` label value, and the reconcile metrics' for DataService (as
+controller-runtime names a controller after its kind, in lower case: :func:`controller_name`)."""
+
+
+def controller_name(kind: str) -> str:
+    """The ``controller`` label of a product's reconciles: its kind in lower case (``dataservice``)."""
+    return kind.lower()
 
 # controller-runtime's buckets (reconcile time) and client-go's workqueue buckets (10 ns ... 10 s).
 RECONCILE_BUCKETS = (
@@ -128,10 +134,10 @@ class _InFlight(Collector):
 class Metrics:
     """The operator's metrics; the shell calls the small methods below at the matching moments."""
 
-    def __init__(self, *, max_workers: int = 1) -> None:
+    def __init__(self, *, max_workers: int = 1, kinds: Iterable[str] = ("DataService",)) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        c = CONTROLLER
+        controllers = [controller_name(k) for k in kinds]
         self.reconcile_total = Counter(
             "controller_runtime_reconcile_total",
             "Total number of reconciliations per controller",
@@ -157,16 +163,18 @@ class Metrics:
             ["controller"],
             registry=r,
         )
-        Gauge(
+        self.max_concurrent = Gauge(
             "controller_runtime_max_concurrent_reconciles",
             "Maximum number of concurrent reconciles per controller",
             ["controller"],
             registry=r,
-        ).labels(c).set(max_workers)
-        for result in ("success", "error", "requeue", "requeue_after"):
-            self.reconcile_total.labels(c, result)
-        self.reconcile_errors.labels(c)
-        self.active_workers.labels(c)
+        )
+        for c in controllers:  # every series of every product exists from the start, at 0
+            self.max_concurrent.labels(c).set(max_workers)
+            for result in ("success", "error", "requeue", "requeue_after"):
+                self.reconcile_total.labels(c, result)
+            self.reconcile_errors.labels(c)
+            self.active_workers.labels(c)
 
         q = ["name", "controller"]
         self.queue_depth = Gauge("workqueue_depth", "Current depth of workqueue", q, registry=r)
@@ -211,8 +219,8 @@ class Metrics:
         )
         self.component_ready = Gauge(
             "d3os_component_ready",
-            "1 when the component of the DataService is ready at its desired state, else 0.",
-            ["namespace", "name", "component"],
+            "1 when the component of the product instance is ready at its desired state, else 0.",
+            ["namespace", "name", "component", "kind"],
             registry=r,
         )
         self.step_latency = Histogram(
@@ -223,7 +231,7 @@ class Metrics:
             registry=r,
         )
         self._ql = (CONTROLLER, CONTROLLER)
-        self._components: dict[tuple[str, str], set[str]] = {}
+        self._components: dict[tuple[str, str, str], set[str]] = {}
 
     # -- work queue -----------------------------------------------------------------------------------
 
@@ -241,34 +249,35 @@ class Metrics:
 
     # -- reconciles -----------------------------------------------------------------------------------
 
-    def reconcile_started(self) -> None:
-        self.active_workers.labels(CONTROLLER).inc()
+    def reconcile_started(self, kind: str = "DataService") -> None:
+        self.active_workers.labels(controller_name(kind)).inc()
 
-    def reconcile_finished(self, seconds: float, result: str) -> None:
+    def reconcile_finished(self, seconds: float, result: str, kind: str = "DataService") -> None:
         """``result``: success, error, requeue or requeue_after (controller-runtime's values)."""
-        self.active_workers.labels(CONTROLLER).dec()
-        self.reconcile_time.labels(CONTROLLER).observe(seconds)
+        c = controller_name(kind)
+        self.active_workers.labels(c).dec()
+        self.reconcile_time.labels(c).observe(seconds)
         self.work_duration.labels(*self._ql).observe(seconds)
-        self.reconcile_total.labels(CONTROLLER, result).inc()
+        self.reconcile_total.labels(c, result).inc()
         if result == "error":
-            self.reconcile_errors.labels(CONTROLLER).inc()
+            self.reconcile_errors.labels(c).inc()
 
     def step_started(self, seconds: float) -> None:
         self.step_latency.observe(max(0.0, seconds))
 
-    def components(self, namespace: str, name: str, ready: Mapping[str, bool]) -> None:
-        """Set ``d3os_component_ready`` for one DataService (drops components it no longer has)."""
-        key = (namespace, name)
+    def components(self, namespace: str, name: str, ready: Mapping[str, bool], kind: str = "DataService") -> None:
+        """Set ``d3os_component_ready`` for one instance (drops components it no longer has)."""
+        key = (namespace, name, kind)
         for gone in self._components.get(key, set()) - set(ready):
-            self.component_ready.remove(namespace, name, gone)
+            self.component_ready.remove(namespace, name, gone, kind)
         for comp, ok in ready.items():
-            self.component_ready.labels(namespace, name, comp).set(1.0 if ok else 0.0)
+            self.component_ready.labels(namespace, name, comp, kind).set(1.0 if ok else 0.0)
         self._components[key] = set(ready)
 
-    def forget(self, namespace: str, name: str) -> None:
-        """The DataService is gone: drop its series."""
-        self.components(namespace, name, {})
-        self._components.pop((namespace, name), None)
+    def forget(self, namespace: str, name: str, kind: str = "DataService") -> None:
+        """The instance is gone: drop its series."""
+        self.components(namespace, name, {}, kind)
+        self._components.pop((namespace, name, kind), None)
 
     # -- API client and leader election ---------------------------------------------------------------
 
@@ -283,6 +292,14 @@ class Metrics:
         """Export ``workqueue_unfinished_work_seconds`` and ``..._longest_running_processor_seconds`` from
         ``read()``: the seconds each key being processed has been worked on so far."""
         self.registry.register(_InFlight(read, self._ql))
+
+    def products(self, served: Iterable[Any], missing: Iterable[Any]) -> None:
+        """``d3os_product_served{product,version}``: 1 for a product served, 0 for one whose CRD is missing."""
+        gauge = Gauge("d3os_product_served", "1 when the operator serves the product, 0 when its CRD is not "
+                      "installed (it is served from the next start after the CRD is installed).",
+                      ["product", "version"], registry=self.registry)
+        for p, up in [*((p, 1.0) for p in served), *((p, 0.0) for p in missing)]:
+            gauge.labels(p.name, p.version).set(up)
 
     def leading(self, lease: str, is_leader: bool) -> None:
         self.leader.labels(lease).set(1.0 if is_leader else 0.0)

@@ -49,6 +49,9 @@ from typing import Any
 import yaml
 
 from d3os_core import api
+from d3os_core.product import ProductDef
+
+from .products import installed
 
 NAMESPACE = "d3os-operator-system"
 SERVICE_ACCOUNT = "d3os-operator-controller-manager"
@@ -122,16 +125,31 @@ def _owned_rules() -> list[Rule]:
     ]
 
 
-def cluster_rules() -> list[Rule]:
-    """The ClusterRole: everything the operator does in the namespaces it serves."""
+def _plurals(products: Sequence[ProductDef] | None) -> tuple[str, ...]:
+    return tuple(p.names.plural for p in (products if products is not None else installed()))
+
+
+def cluster_rules(products: Sequence[ProductDef] | None = None) -> list[Rule]:
+    """The ClusterRole: everything the operator does in the namespaces it serves, for every product
+    (default: the installed ones)."""
+    plurals = _plurals(products)
     return [
-        Rule(api.GROUP, (api.PLURAL,), ("list", "watch", "patch"), "informer; finalizer (merge patch)"),
-        Rule(api.GROUP, (f"{api.PLURAL}/status",), ("patch",), "status (server-side apply)"),
-        Rule(api.GROUP, (f"{api.PLURAL}/finalizers",), ("update",), "ownerReferences with blockOwnerDeletion"),
+        Rule(api.GROUP, plurals, ("list", "watch", "patch"), "informer; finalizer (merge patch)"),
+        Rule(api.GROUP, tuple(f"{p}/status" for p in plurals), ("patch",), "status (server-side apply)"),
+        Rule(api.GROUP, tuple(f"{p}/finalizers" for p in plurals), ("update",),
+             "ownerReferences with blockOwnerDeletion"),
         *_owned_rules(),
         Rule("", (api.PLURALS["Pod"],), ("list",), "why a component past its progress deadline is stuck"),
         Rule("", (api.PLURALS["Event"],), ("create", "patch"), "Events on DataServices (a repeat patches the count)"),
     ]
+
+
+def crd_rules(products: Sequence[ProductDef] | None = None) -> list[Rule]:
+    """Cluster-wide, by name: each served product's CRD, read once at start to compare its fingerprint with the
+    product file's (the operator never writes a CRD)."""
+    names = tuple(f"{p}.{api.GROUP}" for p in _plurals(products))
+    return [Rule("apiextensions.k8s.io", ("customresourcedefinitions",), ("get",), "the products' CRDs, by name",
+                 names)]
 
 
 def leader_rules() -> list[Rule]:
@@ -191,7 +209,7 @@ def manifests(namespace: str = NAMESPACE, service_account: str = SERVICE_ACCOUNT
                 "apiVersion": rbac,
                 "kind": "ClusterRole",
                 "metadata": _meta(CLUSTER_ROLE),
-                "rules": [r.manifest() for r in cluster_rules()],
+                "rules": [r.manifest() for r in (*cluster_rules(), *crd_rules())],
             }
         ],
         "role_binding.yaml": [

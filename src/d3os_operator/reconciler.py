@@ -53,6 +53,8 @@ import httpx2
 from lightkube.core.exceptions import ApiError
 
 from d3os_core import api
+from d3os_core.planner import plan as core_plan
+from d3os_core.product import ProductDef
 from d3os_core.times import format_time
 from d3os_core.types import Apply, Event, Facts, ObjKey, Observed, Plan, PodQuery
 from d3os_core.waves import apply_waves
@@ -61,13 +63,14 @@ from .events import EventRecorder
 from .informer import Informer, store_key
 from .kube import Kube, api_error_text, kind_info
 from .metrics import Metrics
+from .parents import ParentCaches, ParentKey, fmt_key
 from .probes import ProbeManager
+from .products import installed as installed_products
 
 log = logging.getLogger("d3os_operator.reconciler")
 
-ParentKey = tuple[str, str]
-"""(namespace, name) of a DataService."""
 Planner = Callable[[Mapping[str, Any], Observed, Facts], Plan]
+"""A planner of one product's instances (tests replace the core's ``plan`` with one)."""
 Tracer = Callable[[dict[str, Any]], None]
 
 REFUSALS = (400, 403, 422)
@@ -84,10 +87,6 @@ PROGRESS_STATUS_INTERVAL = 10.0
 MAX_PLANS = 4
 """Plans in one pass at most: the first, and re-plans with what carrying it out revealed (pods, a holder,
 a refusal). Past it the DataService is queued again at once."""
-
-
-def fmt_key(key: ParentKey) -> str:
-    return f"{key[0]}/{key[1]}"
 
 
 def utc_now() -> str:
@@ -247,7 +246,7 @@ class StatusWriter:
     def __init__(
         self,
         kube: Kube,
-        parents: Informer,
+        parents: ParentCaches,
         *,
         on_written: Callable[[ParentKey, Mapping[str, Any]], None] | None = None,
         on_failure: Callable[[ParentKey, BaseException], None] | None = None,
@@ -343,11 +342,12 @@ class Reconciler:
     def __init__(
         self,
         kube: Kube,
-        parents: Informer,
+        parents: ParentCaches,
         owned: Mapping[str, Informer],
         probes: ProbeManager,
         events: EventRecorder,
         *,
+        products: Sequence[ProductDef] = (),
         planner: Planner | None = None,
         tracer: Tracer | None = None,
         metrics: Metrics | None = None,
@@ -356,16 +356,15 @@ class Reconciler:
         """``background_status``: statuses go to a :class:`StatusWriter` (whose :meth:`StatusWriter.run` the
         caller runs, and whose failures :attr:`on_retry` hears about) instead of being written in the pass."""
         self.metrics = metrics
-        if planner is None:
-            from d3os_core import plan as core_plan
-
-            planner = core_plan
+        self.products = {p.names.kind: p for p in (products or installed_products())}
+        """The product of each kind served, for the core's planner."""
         self.kube = kube
         self.parents = parents
         self.owned = dict(owned)
         self.probes = probes
         self.events = events
         self.planner = planner
+        """A replacement of the core's planner (tests); None: the core's, with the instance's product."""
         self.tracer = tracer
         self.states: dict[ParentKey, ParentState] = {}
         self.reconciles = 0
@@ -433,7 +432,7 @@ class Reconciler:
     def _component_metrics(self, key: ParentKey, status: Mapping[str, Any]) -> None:
         assert self.metrics is not None
         comps = status.get("components") or []
-        self.metrics.components(key[0], key[1], {str(c["name"]): bool(c.get("ready")) for c in comps})
+        self.metrics.components(key[0], key[1], {str(c["name"]): bool(c.get("ready")) for c in comps}, key[2])
 
     def _trace(self, what: str, key: ParentKey, **fields: Any) -> None:
         if self.tracer is not None:
@@ -524,7 +523,8 @@ class Reconciler:
 
     def _plan(self, key: ParentKey, parent: Mapping[str, Any], observed: Observed, facts: Facts) -> Plan:
         started = time.monotonic()
-        plan = self.planner(parent, observed, facts)
+        plan = (self.planner(parent, observed, facts) if self.planner is not None
+                else core_plan(parent, observed, facts, self.products[key[2]]))
         if self.tracer is not None:
             extra = {"inspected": sorted(observed.pods)} if observed.pods else {}
             self._trace("plan", key, plan_ms=(time.monotonic() - started) * 1000, applies=len(plan.apply), **extra)

@@ -113,7 +113,10 @@ def test_the_operator_wires_the_filters_into_every_informer() -> None:
 
     kube = SimpleNamespace(on_response=None, field_manager=api.FIELD_MANAGER)
     op = Operator(kube)  # type: ignore[arg-type]
-    assert op.parents.transform is cachefilter.strip and op.parents.keep is None
+    for parents in op.parents:  # the transform stamps the kind, then strips
+        assert parents.keep is None and parents.transform is not None
+        stored = parents.transform({"metadata": {"name": "x", "managedFields": [{}]}})
+        assert stored["kind"] == parents.kind and "managedFields" not in stored["metadata"]
     for kind, inf in op.owned.items():
         assert inf.transform is cachefilter.strip, kind
         if kind in ("PersistentVolumeClaim", "Secret"):
@@ -258,7 +261,7 @@ def test_the_drift_memo_keeps_one_entry_per_live_object() -> None:
 
 
 def test_spec_models_are_keyed_by_the_product_fingerprint_and_bounded() -> None:
-    twin = ProductDef(DATASERVICE.name, DATASERVICE.components, DATASERVICE.part_of)
+    twin = ProductDef(DATASERVICE.name, DATASERVICE.components, DATASERVICE.part_of, DATASERVICE.version)
     assert twin is not DATASERVICE and twin.fingerprint == DATASERVICE.fingerprint
     assert spec_model(twin) is spec_model(DATASERVICE)
     other = ProductDef("other", DATASERVICE.components[:2])

@@ -116,4 +116,6 @@ def test_plan_against_a_fake_state(tmp_path: Path) -> None:
 
 
 def test_crd_command_prints_the_crd() -> None:
-    assert yaml.safe_load(d3os("crd").stdout) == crd_manifest()
+    crds = list(yaml.safe_load_all(d3os("crd").stdout))
+    assert crd_manifest() in crds and [c["spec"]["names"]["kind"] for c in crds] == ["AnalyticsService", "DataService"]
+    assert list(yaml.safe_load_all(d3os("crd", "--product", "dataservice").stdout)) == [crd_manifest()]

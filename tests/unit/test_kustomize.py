@@ -89,8 +89,9 @@ def test_manager_args_parse() -> None:
 
 
 def test_crd_and_samples_render() -> None:
-    (crd,) = kustomize("crd")
-    assert crd["kind"] == "CustomResourceDefinition"
-    assert crd["metadata"]["name"] == "dataservices.d3os-product.com.d3os"
+    crds = kustomize("crd")
+    assert {c["kind"] for c in crds} == {"CustomResourceDefinition"}
+    assert sorted(c["metadata"]["name"] for c in crds) == [
+        "analyticsservices.d3os-product.com.d3os", "dataservices.d3os-product.com.d3os"]
     (sample,) = kustomize("samples")
     assert sample["kind"] == "DataService"

@@ -234,5 +234,6 @@ def test_the_cache_dump_is_opt_in_and_covers_every_informer() -> None:
     op = Operator(SimpleNamespace(on_response=None, field_manager="m"))  # type: ignore[arg-type]
     op.owned["StatefulSet"]._apply_event("ADDED", sts("db", 10, uid="u"))
     dump = op.cache_snapshot()
-    assert set(dump) == {api.KIND, *(k for _, k in api.OWNED_KINDS)}
+    assert set(dump) == {*(p.names.kind for p in op.products), *(k for _, k in api.OWNED_KINDS)}
+    assert api.KIND in dump and "AnalyticsService" in dump  # every installed product has its instance cache
     assert dump["StatefulSet"] == [{"namespace": "a", "name": "db", "uid": "u", "resourceVersion": "10"}]

@@ -79,12 +79,19 @@ def test_controller_runtime_names_and_values() -> None:
 
 def test_component_ready_series_follow_the_dataservice() -> None:
     m = Metrics()
-    m.components("ns", "ds", {"mysql": True, "uuc": False})
-    assert value(m, "d3os_component_ready", namespace="ns", name="ds", component="mysql") == 1
-    assert value(m, "d3os_component_ready", namespace="ns", name="ds", component="uuc") == 0
+    m.components("ns", "ds", {"mysql": True, "uuc": False})  # a DataService's: kind="DataService"
+    ds = {"namespace": "ns", "name": "ds", "kind": "DataService"}
+    assert value(m, "d3os_component_ready", component="mysql", **ds) == 1
+    assert value(m, "d3os_component_ready", component="uuc", **ds) == 0
+    m.components("ns", "ds", {"kafka": False}, "AnalyticsService")  # another product's instance of one name
+    assert value(m, "d3os_component_ready", component="kafka", **{**ds, "kind": "AnalyticsService"}) == 0
     m.components("ns", "ds", {"mysql": True})
-    assert ("d3os_component_ready", (("component", "uuc"), ("name", "ds"), ("namespace", "ns"))) not in samples(m)
+    uuc = ("d3os_component_ready", tuple(sorted({**ds, "component": "uuc"}.items())))
+    assert uuc not in samples(m)
     m.forget("ns", "ds")
+    assert [k for k in samples(m) if k[0] == "d3os_component_ready"] == [
+        ("d3os_component_ready", tuple(sorted({**ds, "kind": "AnalyticsService", "component": "kafka"}.items())))]
+    m.forget("ns", "ds", "AnalyticsService")
     assert not [k for k in samples(m) if k[0] == "d3os_component_ready"]
 
 

@@ -28,11 +28,14 @@ def _names(requirements: list[str]) -> set[str]:
 
 def test_the_operator_distribution_packages_the_runtime_only() -> None:
     main = _project(ROOT / "pyproject.toml")
-    found = main["tool"]["setuptools"]["packages"]["find"]
-    assert found["where"] == ["src"]
-    assert sorted(found["include"]) == sorted([*RUNTIME, *(f"{p}.*" for p in RUNTIME)])
+    setuptools = main["tool"]["setuptools"]
+    assert setuptools["package-dir"] == {"": "src", "d3os_products": "products"}
     on_disk = sorted(p.name for p in (ROOT / "src").iterdir() if (p / "__init__.py").is_file())
     assert on_disk == list(RUNTIME), "src/ holds the runtime packages only"
+    subpackages = sorted(
+        ".".join(p.parent.relative_to(ROOT / "src").parts) for p in (ROOT / "src").rglob("__init__.py"))
+    assert sorted(setuptools["packages"]) == sorted([*subpackages, "d3os_products"]), "every package, and no other"
+    assert setuptools["package-data"]["d3os_products"] == ["*/product.yaml", "*/files/**/*"]
     project = main["project"]
     assert "cryptography" not in _names(project["dependencies"])
     assert "pytest11" not in project.get("entry-points", {}), "the pytest plugin would load wherever the operator is"
@@ -68,6 +71,7 @@ def test_the_runtime_never_imports_the_development_side() -> None:
 def test_the_image_installs_the_runtime_only() -> None:
     text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     copies = [ln.split()[1:-1] for ln in text.splitlines() if ln.startswith("COPY ") and "--from" not in ln]
-    assert sorted(s for c in copies for s in c) == ["README.md", "pyproject.toml", "src"], "testenv/ stays out"
+    assert sorted(s for c in copies for s in c) == ["README.md", "products", "pyproject.toml", "src"], (
+        "testenv/ stays out")
     installs = [ln for ln in text.splitlines() if "pip install" in ln]
     assert installs and all("testenv" not in ln and "[" not in ln for ln in installs), installs

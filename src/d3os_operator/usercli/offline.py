@@ -10,20 +10,24 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
 
 from d3os_core import api
 from d3os_core.crd import crd_manifest
-from d3os_core.dataservice import DATASERVICE
 from d3os_core.desired import desired
 from d3os_core.planner import plan
-from d3os_core.render import Parent
+from d3os_core.product import ProductDef
+from d3os_core.productload import ProductFileError
+from d3os_core.render import Parent, parent_of
 from d3os_core.types import JSON, Facts, ObjKey, Observed, ProbeResult
 from d3os_core.validation import FieldError, SpecError, metadata_name_errors, parse_spec
 from d3os_core.yamlload import DuplicateKeyError, load_all
 from d3os_core.yamlout import dump_all
+
+from .. import products as product_files
 
 EXIT_INVALID = 2
 
@@ -46,13 +50,42 @@ def _load_docs(path: str) -> list[Any]:
     return docs
 
 
-def load_dataservice(path: str) -> JSON:
-    """The one DataService in ``path``, checked for apiVersion and kind."""
+def catalogue(product: str | None = None) -> tuple[ProductDef, ...]:
+    """The products a file may be an instance of: the one in ``product`` (a product folder or an installed
+    product's name) when given, else every installed product."""
+    try:
+        if product is None:
+            return product_files.load_catalogue()
+        if Path(product).exists():
+            return (product_files.load_dir(product),)
+        found = [p for p in product_files.load_catalogue() if p.name == product]
+    except ProductFileError as exc:
+        _fail(str(exc).replace("\n", "; "))
+    if not found:
+        names = ", ".join(p.name for p in product_files.load_catalogue())
+        _fail(f"--product {product}: neither a product folder nor an installed product; installed: {names}")
+    return (found[0],)
+
+
+def _what(doc: Any) -> str:
+    if isinstance(doc, dict) and isinstance(doc.get("kind"), str):
+        return f"a {doc['kind']}"
+    return f"a {type(doc).__name__}" if doc is not None else "nothing"
+
+
+def load_instance(path: str, products: Sequence[ProductDef] | None = None) -> tuple[JSON, ProductDef]:
+    """The one product instance in ``path`` (a DataService, an AnalyticsService, ...) and its product, checked
+    for apiVersion and kind."""
+    products = tuple(products) if products is not None else catalogue()
+    kinds = {p.names.kind: p for p in products}
     docs = _load_docs(path)
-    found = [d for d in docs if isinstance(d, dict) and d.get("kind") == api.KIND]
+    found = [d for d in docs if isinstance(d, dict) and d.get("kind") in kinds]
     if len(found) != 1:
-        _fail(f"{path}: expected exactly one {api.KIND}, found {len(found)}")
+        wanted = " or ".join(kinds)
+        others = ", ".join(_what(d) for d in docs if d not in found) or "nothing else"
+        _fail(f"{path}: expected exactly one {wanted}; found {len(found)} (and {others})")
     ds = found[0]
+    product = kinds[ds["kind"]]
     if ds.get("apiVersion") != api.API_VERSION:
         _fail(f"{path}: apiVersion must be {api.API_VERSION}, got {ds.get('apiVersion')!r}")
     meta = ds.get("metadata")
@@ -60,49 +93,53 @@ def load_dataservice(path: str) -> JSON:
         _fail(f"{path}: metadata.name is required")
     if not isinstance(meta.get("namespace", ""), str):
         _fail(f"{path}: metadata.namespace must be a string")
-    return ds
+    return ds, product
 
 
-def _parent(ds: Mapping[str, Any], namespace: str | None) -> Parent:
-    meta = ds["metadata"]
-    return Parent(str(meta["name"]), namespace or str(meta.get("namespace") or "default"),
-                  str(meta.get("uid") or "<uid of the DataService>"))
+def load_dataservice(path: str, products: Sequence[ProductDef] | None = None) -> JSON:
+    """The one product instance in ``path`` (kept under its first name: the cluster commands read it)."""
+    return load_instance(path, products)[0]
+
+
+def _parent(ds: Mapping[str, Any], namespace: str | None, product: ProductDef) -> Parent:
+    meta = {**ds["metadata"], "uid": ds["metadata"].get("uid") or f"<uid of the {product.names.kind}>"}
+    return parent_of(meta, product, namespace)
 
 
 def _dump(docs: Sequence[Any]) -> None:
     sys.stdout.write(dump_all(docs))
 
 
-def _problems(ds: Mapping[str, Any]) -> list[FieldError]:
-    """Everything wrong with a DataService, as admission and the operator would say it."""
+def _problems(ds: Mapping[str, Any], product: ProductDef) -> list[FieldError]:
+    """Everything wrong with an instance, as admission and the operator would say it."""
     errors = metadata_name_errors(ds["metadata"]["name"])
     try:
-        parse_spec(ds.get("spec"), DATASERVICE)
+        parse_spec(ds.get("spec"), product)
     except SpecError as exc:
         errors += exc.errors
     return errors
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    ds = load_dataservice(args.file)
-    errors = _problems(ds)
+    ds, product = load_instance(args.file, catalogue(args.product))
+    errors = _problems(ds, product)
     for err in errors:
         print(str(err), file=sys.stderr)
     if errors:
         return EXIT_INVALID
-    print(f"{args.file}: valid {api.KIND} {ds['metadata']['name']}")
+    print(f"{args.file}: valid {product.names.kind} {ds['metadata']['name']}")
     return 0
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    ds = load_dataservice(args.file)
-    errors = _problems(ds)
+    ds, product = load_instance(args.file, catalogue(args.product))
+    errors = _problems(ds, product)
     for err in errors:
         print(str(err), file=sys.stderr)
     if errors:
         return EXIT_INVALID
-    spec = parse_spec(ds.get("spec"), DATASERVICE)
-    _dump(desired(_parent(ds, args.namespace), spec, DATASERVICE))
+    spec = parse_spec(ds.get("spec"), product)
+    _dump(desired(_parent(ds, args.namespace, product), spec, product))
     return 0
 
 
@@ -120,25 +157,25 @@ def _observed_objects(path: str | None) -> dict[ObjKey, JSON]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    ds = load_dataservice(args.file)
+    ds, product = load_instance(args.file, catalogue(args.product))
     objects = _observed_objects(args.observed)
     meta = dict(ds["metadata"])
     if not meta.get("uid"):  # take the uid the observed children point at
         for obj in objects.values():
             for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-                if ref.get("kind") == api.KIND and ref.get("name") == meta["name"]:
+                if ref.get("kind") == product.names.kind and ref.get("name") == meta["name"]:
                     meta["uid"] = ref.get("uid")
-    meta.setdefault("uid", "<uid of the DataService>")
+    meta.setdefault("uid", f"<uid of the {product.names.kind}>")
     meta.setdefault("namespace", args.namespace or "default")
     meta.setdefault("generation", 1)
     if args.finalizer:
         meta["finalizers"] = [api.FINALIZER]
     parent = {**ds, "metadata": meta}
     facts = Facts(now=args.now, secret_seed="")
-    first = plan(parent, Observed(objects=objects), facts)
+    first = plan(parent, Observed(objects=objects), facts, product)
     probes = {p.key: ProbeResult(args.third_party == "up", "" if args.third_party == "up" else "down")
               for p in first.probes} if args.third_party != "unknown" else {}
-    result = plan(parent, Observed(objects=objects, probes=probes), facts) if probes else first
+    result = plan(parent, Observed(objects=objects, probes=probes), facts, product) if probes else first
     out: JSON = {
         "apply": [a.manifest if args.full else {
             "kind": a.manifest["kind"], "name": a.manifest["metadata"]["name"], "component": a.component,
@@ -155,12 +192,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
-    _dump([crd_manifest()])
+    _dump([crd_manifest(p) for p in catalogue(args.product)])
     return 0
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
     from d3os_core.reference import config_reference
 
-    sys.stdout.write(config_reference(DATASERVICE))
+    sys.stdout.write("\n".join(config_reference(p) for p in catalogue(args.product)))
     return 0

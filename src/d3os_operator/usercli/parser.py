@@ -11,10 +11,10 @@ import os
 from collections.abc import Sequence
 
 from .. import __version__
-from . import apply, completion, diff, errors, history, offline, status
+from . import apply, completion, diff, errors, history, offline, productcmd, status
 from .connect import FIELD_MANAGER
 
-OFFLINE = ("render", "validate", "plan", "crd", "reference", "completion")
+OFFLINE = ("render", "validate", "plan", "crd", "reference", "product", "completion")
 CLUSTER = ("status", "diff", "apply", "history", "rollback")
 KUBECONFIG_HELP = "kubeconfig file (default: $D3OS_KUBECONFIG, else $KUBECONFIG, else ~/.kube/config)"
 GROUPS = (
@@ -22,7 +22,9 @@ GROUPS = (
     ("cluster commands", "Talk to the cluster of the kubeconfig: --kubeconfig, else $D3OS_KUBECONFIG, else "
      "$KUBECONFIG, else ~/.kube/config (--context picks a context).", CLUSTER),
 )
-FILE_HELP = "YAML file with one DataService ('-' reads stdin)"
+FILE_HELP = "YAML file with one product instance: a DataService, an AnalyticsService, ... ('-' reads stdin)"
+PRODUCT_HELP = ("the product FILE is an instance of: a product folder (or its product.yaml) not installed, or an "
+                "installed product's name (default: every installed product; the file's kind picks one)")
 NAME_HELP = "name of the DataService"
 NS_OF_NAME = "namespace of the DataService (default: the kubeconfig context's, else default)"
 NS_OF_FILE = "namespace (default: the file's metadata.namespace, else the kubeconfig context's, else default)"
@@ -44,6 +46,7 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     )
     r.add_argument("file", help=FILE_HELP)
     r.add_argument("-n", "--namespace", help="namespace the objects go to (default: the file's, else default)")
+    r.add_argument("--product", help=PRODUCT_HELP)
     r.set_defaults(func=offline.cmd_render)
     v = sub.add_parser(
         "validate", help="check a DataService file: exit 0, or 2 with one line per problem naming spec.<path> "
@@ -53,6 +56,7 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "(spec.mysql.kind) and the allowed values.",
     )
     v.add_argument("file", help=FILE_HELP)
+    v.add_argument("--product", help=PRODUCT_HELP)
     v.set_defaults(func=offline.cmd_validate)
     pl = sub.add_parser(
         "plan", help="print the operator's next actions and status for a DataService and a given cluster state "
@@ -71,15 +75,22 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     pl.add_argument("--no-finalizer", dest="finalizer", action="store_false",
                     help="treat the resource as not yet carrying the operator's finalizer")
     pl.add_argument("--now", default="1970-01-01T00:00:00Z", help="time stamp for conditions")
+    pl.add_argument("--product", help=PRODUCT_HELP)
     pl.set_defaults(func=offline.cmd_plan)
-    sub.add_parser(
-        "crd", help="print the DataService CustomResourceDefinition (offline)",
-        description="Print the CustomResourceDefinition generated from the spec model (what crds/ holds).",
-    ).set_defaults(func=offline.cmd_crd)
-    sub.add_parser(
+    c = sub.add_parser(
+        "crd", help="print the CustomResourceDefinition of every installed product (offline)",
+        description="Print the CustomResourceDefinitions generated from the product files (what crds/ holds), "
+        "one YAML document per product.",
+    )
+    c.add_argument("--product", help="only this product (a folder or an installed name)")
+    c.set_defaults(func=offline.cmd_crd)
+    rf = sub.add_parser(
         "reference", help="print the configuration reference as Markdown (offline)",
         description="Print the configuration reference (docs/configuration.md) generated from the spec model.",
-    ).set_defaults(func=offline.cmd_reference)
+    )
+    rf.add_argument("--product", help="only this product (a folder or an installed name)")
+    rf.set_defaults(func=offline.cmd_reference)
+    productcmd.add_command(sub)
 
 
 def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -63,12 +63,20 @@ def load_sample(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def install_crd(client: Client, timeout: float = 60.0) -> None:
-    """Server-side apply the DataService CRD (from ``d3os_core.crd``) and wait until it is Established."""
+    """Server-side apply every installed product's CRD (DataService's included) and wait until each is
+    Established and served: an operator started here serves every installed product."""
+    from d3os_core.crd import crd_manifest
+    from d3os_operator.kube import product_kind
+    from d3os_operator.products import installed
+
+    for product in installed():
+        install_one_crd(client, crd_manifest(product), product_kind(product.names).res, timeout)
+
+
+def install_one_crd(client: Client, crd: Mapping[str, Any], res: Any, timeout: float = 60.0) -> None:
+    """Server-side apply ``crd`` and wait until it is Established and ``res`` (its resource) is served."""
     from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 
-    from d3os_core.crd import crd_manifest
-
-    crd = crd_manifest()
     name = crd["metadata"]["name"]
     client.patch(
         CustomResourceDefinition, name, crd, patch_type=PatchType.APPLY, field_manager=HARNESS_MANAGER, force=True
@@ -85,7 +93,7 @@ def install_crd(client: Client, timeout: float = 60.0) -> None:
     # the resource must also be served (discovery) before clients use it
     while True:
         try:
-            list(client.list(DATASERVICE.res, namespace="default"))
+            list(client.list(res, namespace="default"))
             return
         except httpx2.HTTPStatusError as e:  # 404 until served, 429/503 while its storage initialises
             if e.response.status_code not in (404, 429, 503) or time.monotonic() > deadline:

@@ -1,0 +1,92 @@
+"""``d3os product ...``: check a product file and print what follows from it (offline).
+
+``validate`` runs both passes of :mod:`d3os_core.productload` on folders (or product.yaml files) and, for
+several, the catalogue rules (names unique across products); ``schema`` prints the product file's JSON Schema
+for editors; ``crd``, ``reference`` and ``example`` print the CRD, the configuration reference and a sample
+instance of one product, by folder or installed name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from d3os_core import productfile
+from d3os_core.crd import crd_manifest
+from d3os_core.productload import ProductFileError, check_catalogue, crd_size
+from d3os_core.reference import config_reference
+from d3os_core.sample import sample
+from d3os_core.yamlout import dump_all
+
+from .. import products as product_files
+from .offline import EXIT_INVALID, catalogue
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    loaded = []
+    bad = False
+    folders = [d for target in args.folders for d in (product_files.product_dirs(target) or [target])]
+    for folder in folders:
+        try:
+            p = product_files.load_dir(folder)
+        except ProductFileError as exc:
+            bad = True
+            print(str(exc), file=sys.stderr)
+            continue
+        loaded.append(p)
+        print(f"{folder}: valid product {p.name} {p.version} ({p.names.kind}, {len(p.components)} components, "
+              f"CRD {crd_size(p)} bytes)")
+    for err in check_catalogue(loaded):
+        bad = True
+        print(str(err), file=sys.stderr)
+    return EXIT_INVALID if bad else 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    sys.stdout.write(json.dumps(productfile.schema(), indent=2) + "\n")
+    return 0
+
+
+def cmd_crd(args: argparse.Namespace) -> int:
+    sys.stdout.write(dump_all([crd_manifest(p) for p in catalogue(args.product)]))
+    return 0
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    sys.stdout.write("\n".join(config_reference(p) for p in catalogue(args.product)))
+    return 0
+
+
+def cmd_example(args: argparse.Namespace) -> int:
+    sys.stdout.write(dump_all([sample(p, args.name) for p in catalogue(args.product)]))
+    return 0
+
+
+def add_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    pr = sub.add_parser(
+        "product", help="check a product file; print its schema, CRD, reference or a sample instance (offline)",
+        description="Products are data: products/<name>/product.yaml (and files/ beside it) defines a custom "
+        "resource kind and everything the operator does for it. These commands check such a file and print "
+        "what follows from it. PRODUCT is a product folder, its product.yaml, or an installed product's name.",
+    )
+    ps = pr.add_subparsers(dest="product_command", required=True, metavar="SUBCOMMAND",
+                           help="validate, schema, crd, reference or example")
+    v = ps.add_parser("validate", help="check product folders: exit 0, or 2 with one line per problem",
+                      description="Check each product folder (schema, then meaning: references, order, clashes, "
+                      "CRD size) and, together, that their kinds, plurals and short names are unique. Exit 0 "
+                      "when valid; else 2 with one line per problem: 'FILE: path: problem; allowed: ...'.")
+    v.add_argument("folders", nargs="+", metavar="FOLDER", help="a product folder, or a folder of them")
+    v.set_defaults(func=cmd_validate)
+    ps.add_parser("schema", help="print the product file's JSON Schema (for editors)").set_defaults(func=cmd_schema)
+    for name, func, text in (
+        ("crd", cmd_crd, "print the product's CustomResourceDefinition"),
+        ("reference", cmd_reference, "print the product's configuration reference (Markdown)"),
+        ("example", cmd_example, "print a sample instance of the product, every component at its defaults"),
+    ):
+        sp = ps.add_parser(name, help=text, description=text + ".")
+        sp.add_argument("product", metavar="PRODUCT", help="product folder, product.yaml or installed name")
+        if name == "example":
+            sp.add_argument("--name", default=None, help="metadata.name (default: <product>-sample)")
+        sp.set_defaults(func=func)
+    return pr
