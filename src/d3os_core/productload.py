@@ -31,8 +31,16 @@ CRD_MAX_BYTES = 1048576
 """A product's CRD, as compact JSON, may hold at most 1 MiB: etcd refuses requests over 1.5 MiB, and the
 API server keeps the CRD in every watch cache and OpenAPI document."""
 TEMPLATE_FORMS = "${namespace}, ${<key>.name|host|port|url}, ${self.name|host|port|url}, ${vars.<name>}"
-RESERVED_KEYS = tuple(sorted({*(f.alias or n for n, f in SpecBase.model_fields.items()), *SpecBase.model_fields}))
-"""Top-level spec fields every product has: no component may take their key."""
+RESERVED_KEYS = tuple(sorted({f.alias or n for n, f in SpecBase.model_fields.items()}))
+"""Top-level spec fields every product has (as a user writes them): no component may take their key."""
+_TAKEN_NAMES = frozenset({*SpecBase.model_fields, *dir(SpecBase)})
+"""Python names of the spec model (its fields, methods and pydantic's): a key whose field name is one of them
+would shadow it."""
+
+
+def _reserved(key: str) -> bool:
+    name = key.replace("-", "_")
+    return key in RESERVED_KEYS or name in _TAKEN_NAMES or name.startswith("model_")
 
 
 class ProductFileError(ValueError):
@@ -50,17 +58,28 @@ def _did_you_mean(word: str, choices: Sequence[str]) -> str:
     return f"{hint}allowed: {', '.join(choices) or '(none)'}"
 
 
+_UNION_BRANCH = re.compile(r"^(constrained-str|str|int|bool|Generate|function-[a-z]+\[.*\])$")
+"""Parts pydantic adds to an error's location for the branch of a union it tried: not part of the path."""
+
+
 def _schema_errors(exc: ValidationError) -> list[FieldError]:
     out = []
     for err in exc.errors():
         path = ""
+        of_name = False
         for part in err["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        message = err["msg"]
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif part == "[key]":
+                of_name = True
+            elif not _UNION_BRANCH.match(str(part)):
+                path += f".{part}" if path else str(part)
+        message = ("the name: " if of_name else "") + err["msg"]
+        found = err.get("input")
         if err["type"] == "extra_forbidden":
             message = "is not a field of the product file (see `d3os product schema`)"
-        elif err["type"] == "literal_error":
-            message = f"{message.lower()}"
+        elif err["type"] != "missing" and isinstance(found, (str, int, float, bool)):
+            message += f"; found {found!r}"[:200]
         out.append(FieldError(path or "(file)", message))
     return out
 
@@ -103,9 +122,18 @@ class _Meaning:
         self.files = files
         self.errors: list[FieldError] = []
         self.keys = [c.key for c in file.components]
+        self.order_known = True
+        """False after a cycle or a duplicate key: wiring is then not judged (it would only repeat the error)."""
 
     def error(self, path: str, message: str) -> None:
         self.errors.append(FieldError(path, message))
+
+    def unclosed(self, path: str, value: str) -> bool:
+        """A ``${`` without its ``}``: the text would reach the cluster as written."""
+        if value.count("${") > len(TEMPLATE.findall(value)):
+            self.error(path, f"a ${{ without its closing }}; allowed: {TEMPLATE_FORMS}")
+            return True
+        return False
 
     def text(self, path: str, value: str, key: str, waits_for: set[str], include: bool) -> str:
         """``value`` with includes read and ``${vars.X}``/``${self.F}`` resolved; every reference checked."""
@@ -120,13 +148,15 @@ class _Meaning:
                 return value
             value = self.files[name]
             path = f"{path} ({INCLUDE}{name})"
+        if self.unclosed(path, value):
+            return value
 
         def sub(m: re.Match[str]) -> str:
             inner = m.group(1)
             if inner == "namespace":
                 return m.group(0)
             head, dot, field = inner.partition(".")
-            if not dot or not field:
+            if not dot or not field or not re.fullmatch(r"[A-Za-z0-9_.-]+", inner):
                 self.error(path, f"${{{inner}}} is not a template; allowed: {TEMPLATE_FORMS} (no functions, "
                            "loops or conditionals)")
                 return m.group(0)
@@ -143,7 +173,7 @@ class _Meaning:
             if head not in self.keys:
                 self.error(path, f"${{{inner}}}: {head!r} is not a component; {_did_you_mean(head, self.keys)}")
                 return m.group(0)
-            if head != key and head not in waits_for:
+            if head != key and head not in waits_for and self.order_known:
                 self.error(path, f"${{{inner}}} wires {key} to {head}, which {key} does not depend on: add {head} "
                            f"to components[{self.keys.index(key)}].dependsOn (directly or through another "
                            "component), so it is ready first")
@@ -153,6 +183,8 @@ class _Meaning:
 
     def plain(self, path: str, value: str) -> str:
         """A value that may use ``${vars.X}`` only (images, credentials)."""
+        if self.unclosed(path, value):
+            return value
 
         def sub(m: re.Match[str]) -> str:
             head, dot, field = m.group(1).partition(".")
@@ -170,12 +202,13 @@ class _Meaning:
         index: dict[str, int] = {}
         for i, c in enumerate(self.file.components):
             if c.key in index:
+                self.order_known = False
                 self.error(f"components[{i}].key", f"{c.key!r} is already the key of components[{index[c.key]}]; "
                            "keys must be unique")
             index.setdefault(c.key, i)
-            if c.key in RESERVED_KEYS or c.key.replace("-", "_") in RESERVED_KEYS:
-                self.error(f"components[{i}].key", f"{c.key!r} is a field every product's spec has; "
-                           f"not allowed: {', '.join(RESERVED_KEYS)}")
+            if _reserved(c.key):
+                self.error(f"components[{i}].key", f"{c.key!r} is taken by the spec itself; not allowed: "
+                           f"{', '.join(RESERVED_KEYS)}, or a name of the spec model ({c.key.replace('-', '_')!r})")
         deps = _depends(self.file)
         for i, c in enumerate(self.file.components):
             for field, refs in (("dependsOn", c.depends_on or []), ("uses", c.uses)):
@@ -191,11 +224,14 @@ class _Meaning:
                     seen.add(ref)
         cycle = find_cycle({k: tuple(d for d in v if d in index and d != k) for k, v in deps.items()})
         if cycle:
+            self.order_known = False
             self.error(f"components[{index[cycle[0]]}].dependsOn",
                        "dependency cycle: " + " -> ".join([*cycle, cycle[0]]))
             return {k: set() for k in deps}
         closure = _closure(deps)
         for i, c in enumerate(self.file.components):
+            if not self.order_known:
+                break
             for j, used in enumerate(c.uses):
                 if used in index and used != c.key and used not in closure[c.key]:
                     self.error(f"components[{i}].uses[{j}]",
@@ -230,7 +266,7 @@ def _component(m: _Meaning, i: int, c: pf.Component, closure: dict[str, set[str]
     if middleware and kind not in allowed:
         m.error(f"{path}.kind", f"{kind.value} is not in allowedKinds; allowed: "
                 + ", ".join(str(k.value) for k in allowed))
-    if c.storage is not None and WorkloadKind.DAEMONSET in allowed:
+    if middleware and c.storage is not None and WorkloadKind.DAEMONSET in allowed:
         m.error(f"{path}.allowedKinds", "2 (DaemonSet) with storage would run one copy of the data per node; "
                 "allowed with storage: 0, 1, 3")
     credentials = c.credentials or {}
@@ -239,6 +275,10 @@ def _component(m: _Meaning, i: int, c: pf.Component, closure: dict[str, set[str]
             if cred not in credentials:
                 m.error(f"{path}.{field}.{env_name}", f"{cred!r} is not a key of credentials; "
                         + _did_you_mean(cred, list(credentials)))
+    for j, cm in enumerate(c.config_maps):
+        if middleware and cm.files_from_spec:
+            m.error(f"{path}.configMaps[{j}].filesFromSpec", "applies to microservices only (a middleware's spec "
+                    "has no files field)")
     if sum(cm.files_from_spec for cm in c.config_maps) > 1:
         m.error(f"{path}.configMaps", "at most one ConfigMap may take filesFromSpec")
     suffixes: dict[str, int] = {}
@@ -249,6 +289,9 @@ def _component(m: _Meaning, i: int, c: pf.Component, closure: dict[str, set[str]
 
     image_raw = c.image if c.image is not None else (d.image if d else None)
     image = m.plain(f"{path}.image", image_raw) if image_raw is not None else None
+    if middleware and image is None and set(allowed) != {WorkloadKind.THIRD_PARTY}:
+        m.error(f"{path}.image", "a middleware that may run as a workload needs a default image (its spec may "
+                "leave image out); set image here or in defaults.middleware.image")
     if image is not None and "${" not in image and re.fullmatch(IMAGE_PATTERN, image) is None:
         m.error(f"{path}.image", f"{image!r} is not an image reference: registry/name:tag or @digest")
     config_raw = c.config if c.config is not None else (d.config if d and d.config is not None else {})
@@ -398,16 +441,28 @@ def load_product(doc: Any, files: Mapping[str, str] | None = None, source: str =
 def check_catalogue(products: Sequence[ProductDef]) -> list[FieldError]:
     """Products served together: names, kinds, plurals and short names unique across all of them."""
     errors: list[FieldError] = []
-    seen: dict[str, str] = {}
-    for p in products:
+    seen: dict[str, int] = {}
+    for i, p in enumerate(products):
         for what, value in (("metadata.name", p.name), ("names.kind", p.names.kind),
-                            ("names.plural", p.names.plural),
+                            ("names.plural", p.names.plural), ("names.singular", p.names.singular),
                             *(("names.shortNames", s) for s in p.names.short_names)):
             claim = value.lower() if what != "metadata.name" else f"product:{value}"
-            if claim in seen and seen[claim] != p.name:
+            if claim in seen and seen[claim] != i:
                 errors.append(FieldError(f"{p.name}: {what}", f"{value!r} is already taken by product "
-                                         f"{seen[claim]}; names, kinds, plurals and short names must be unique"))
-            seen.setdefault(claim, p.name)
+                                         f"{products[seen[claim]].name}; names, kinds, plurals and short names must "
+                                         "be unique"))
+            seen.setdefault(claim, i)
+    for i, p in enumerate(products):  # a selector without the product label selects by instance and key alone
+        for legacy in [q for k, q in enumerate(products) if k != i]:
+            if legacy.selector_names_product or (not p.selector_names_product and products.index(legacy) > i):
+                continue
+            for j, key in enumerate(p.keys):
+                if key in legacy.keys:
+                    errors.append(FieldError(
+                        f"{p.name}: components[{j}].key",
+                        f"{key!r} is also a component of {legacy.name}, whose pod selectors (instance and component "
+                        "labels) predate the product label: its Services would select the pods of this product's "
+                        f"instance of the same name; choose another key (taken: {', '.join(legacy.keys)})"))
     return errors
 
 

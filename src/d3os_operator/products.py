@@ -57,11 +57,11 @@ def _read_files(folder: Path, source: str) -> dict[str, str]:
 def load_dir(folder: str | Path) -> ProductDef:
     """The product in ``folder`` (a product folder, or its product.yaml); :class:`ProductFileError` if not."""
     path = Path(folder)
-    if path.is_file():
-        path = path.parent
-    source = str(path / PRODUCT_FILE)
+    file = path if path.is_file() else path / PRODUCT_FILE
+    path = file.parent
+    source = str(file)
     try:
-        raw = (path / PRODUCT_FILE).read_bytes()
+        raw = file.read_bytes()
     except OSError as exc:
         raise ProductFileError([FieldError("(file)", f"cannot read: {exc.strerror or exc}")], source) from None
     try:
