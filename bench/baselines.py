@@ -39,11 +39,13 @@ from lightkube.core.resource_registry import resource_registry
 from lightkube.resources.apps_v1 import DaemonSet, Deployment, StatefulSet
 from lightkube.types import PatchType
 
-from d3os_core import DATASERVICE as PRODUCT
 from d3os_core import parse_spec
 from d3os_core.readiness import rollout
 from d3os_core.render import Parent, render_component, resolve
+from d3os_operator.products import installed_product
 
+PRODUCT = installed_product("dataservice")
+"""The dataservice product as shipped (products/dataservice/product.yaml)."""
 REQUEST_TIMEOUT = 120.0
 """Seconds a baseline's request may take: on a loaded machine the API server answers slowly, not never."""
 ALONE_AGENT = "d3os-bench-alone/1"

@@ -36,15 +36,17 @@ from lightkube.resources.core_v1 import Namespace
 from lightkube.types import PatchType
 from seed_baseline import SeedBaseline, is_seed_done
 
-from d3os_core import DATASERVICE as PRODUCT
 from d3os_core import parse_spec
 from d3os_core.product import WorkloadKind
 from d3os_core.readiness import rollout
 from d3os_core.render import Parent, resolve
 from d3os_operator.kube import DATASERVICE
+from d3os_operator.products import installed_product
 from d3os_testenv import harness
 from d3os_testenv.standin import StandIn, point_uuc_at
 
+PRODUCT = installed_product("dataservice")
+"""The dataservice product as shipped (products/dataservice/product.yaml)."""
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dataservice-sample.yaml"
 """The seed's sample of this checkout (whatever way the package was installed)."""
 OPERATOR_AGENT = "d3os-operator/"

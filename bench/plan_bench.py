@@ -29,10 +29,13 @@ from typing import Any
 import pydantic
 import yaml
 
-from d3os_core import DATASERVICE, FINALIZER, Facts, Observed, parse_spec, plan
+from d3os_core import FINALIZER, Facts, Observed, parse_spec, plan
 from d3os_core.fake import FakeCluster
 from d3os_core.render import Parent, render_component, resolve
+from d3os_operator.products import installed_product
 
+DATASERVICE = installed_product("dataservice")
+"""The dataservice product as shipped (products/dataservice/product.yaml)."""
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "dataservice-sample.yaml"
 TARGET_MS = 1.0
@@ -48,7 +51,7 @@ def sample() -> dict[str, Any]:
 def drive(ds: dict[str, Any], fc: FakeCluster, passes: int) -> None:
     """``passes`` shell passes: plan, write status, carry out, let the controllers finish."""
     for _ in range(passes):
-        p = plan(ds, fc.observed(), FACTS)
+        p = plan(ds, fc.observed(), FACTS, DATASERVICE)
         ds["status"] = copy.deepcopy(p.status)
         fc.carry_out(p)
         fc.settle()
@@ -61,14 +64,14 @@ def situations() -> dict[str, tuple[dict[str, Any], Observed]]:
 
     mid, fc = sample(), FakeCluster()
     drive(mid, fc, 5)
-    p = plan(mid, fc.observed(), FACTS)  # ds-adapter applied, not rolled out yet
+    p = plan(mid, fc.observed(), FACTS, DATASERVICE)  # ds-adapter applied, not rolled out yet
     mid["status"] = p.status
     fc.carry_out(p)
     out["mid-rollout (5/12 ready)"] = (mid, fc.observed())
 
     ready, fc = sample(), FakeCluster()
     drive(ready, fc, 14)
-    last = plan(ready, fc.observed(), FACTS)
+    last = plan(ready, fc.observed(), FACTS, DATASERVICE)
     assert not last.apply and not last.delete, "the sample did not converge"
     assert any(c["type"] == "Ready" and c["status"] == "True" for c in ready["status"]["conditions"])
     out["steady state (Ready, nothing to do)"] = (copy.deepcopy(ready), fc.observed())
@@ -79,7 +82,7 @@ def situations() -> dict[str, tuple[dict[str, Any], Observed]]:
             comp["image"] = comp["image"].replace(":v1.4", ":v1.5")
     upgrade["spec"]["mysql"]["image"] = "mysql:8.4"
     upgrade["metadata"]["generation"] += 1
-    p = plan(upgrade, fc.observed(), FACTS)
+    p = plan(upgrade, fc.observed(), FACTS, DATASERVICE)
     upgrade["status"] = p.status
     fc.carry_out(p)
     out["upgrade in progress (every image)"] = (upgrade, fc.observed())
@@ -135,7 +138,7 @@ def profile(ds: dict[str, Any], observed: Observed, calls: int, top: int = 25) -
     prof = cProfile.Profile()
     prof.enable()
     for _ in range(calls):
-        plan(ds, observed, FACTS)
+        plan(ds, observed, FACTS, DATASERVICE)
     prof.disable()
     out = io.StringIO()
     out.write(f"{calls} calls of plan, steady state; by own time:\n")
@@ -155,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict[str, float]] = {}
     cases = situations()
     for name, (ds, observed) in cases.items():
-        rows[f"plan: {name}"] = measure(lambda ds=ds, observed=observed: plan(ds, observed, FACTS), args.calls)
+        rows[f"plan: {name}"] = measure(lambda ds=ds, observed=observed: plan(ds, observed, FACTS, DATASERVICE),
+                                        args.calls)
     rows["render all objects (parse + resolve + render 12 components)"] = measure(render_all(sample()), args.calls)
     raw_spec = sample()["spec"]
     rows["parse_spec only (validation)"] = measure(lambda: parse_spec(raw_spec, DATASERVICE), args.calls)

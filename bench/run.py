@@ -87,8 +87,8 @@ def bench_core(budget_s: float, max_calls: int, sizes: tuple[int, ...] = CORE_SI
     """``plan`` (first pass, steady state) and memo-free render, on the sample and on synthetic products."""
     out: dict[str, Any] = {"sample": {}, "synthetic": {}}
     for name, (ds, observed) in plan_bench.situations().items():
-        out["sample"][f"plan: {name}"] = timed(lambda ds=ds, o=observed: plan(ds, o, plan_bench.FACTS),
-                                                budget_s, max_calls)
+        out["sample"][f"plan: {name}"] = timed(
+            lambda ds=ds, o=observed: plan(ds, o, plan_bench.FACTS, plan_bench.DATASERVICE), budget_s, max_calls)
     out["sample"]["render all objects"] = timed(plan_bench.render_all(plan_bench.sample()), budget_s, max_calls)
     for n in sizes:
         prod, ds = synthetic.product(n), synthetic.dataservice(n)

@@ -28,13 +28,15 @@ from typing import Any
 from lightkube import ALL_NS, ApiError, Client, KubeConfig
 from lightkube.types import PatchType
 
-from d3os_core import DATASERVICE as PRODUCT
 from d3os_core import parse_spec
 from d3os_core.readiness import rollout
 from d3os_core.render import Parent, render_component, resolve
 from d3os_core.types import HttpCheck
 from d3os_operator.kube import DATASERVICE, kind_info
+from d3os_operator.products import installed_product
 
+PRODUCT = installed_product("dataservice")
+"""The dataservice product as shipped (products/dataservice/product.yaml)."""
 USER_AGENT = "d3os-seed-baseline/1 (bench)"
 SEED_DONE = "web已部署"
 log = logging.getLogger("bench.seed")

@@ -31,7 +31,10 @@ from lightkube.types import PatchType
 
 from d3os_core import Facts, api, plan
 from d3os_core.fake import FakeCluster
+from d3os_operator.products import installed_product
 
+DATASERVICE = installed_product("dataservice")
+"""The dataservice product as shipped (products/dataservice/product.yaml)."""
 MANAGER = "d3os-bench-writes"
 
 
@@ -43,7 +46,8 @@ def rollout_statuses(manifest: dict[str, Any], limit: int = 40) -> tuple[list[di
     statuses: list[dict[str, Any]] = []
     objects: list[dict[str, Any]] = []
     for tick in range(limit):
-        p = plan(ds, fc.observed(), Facts(now=f"2026-01-01T00:{tick // 60:02d}:{tick % 60:02d}Z", secret_seed="b"))
+        p = plan(ds, fc.observed(), Facts(now=f"2026-01-01T00:{tick // 60:02d}:{tick % 60:02d}Z", secret_seed="b"),
+                 DATASERVICE)
         if p.finalizer == "add":
             ds["metadata"]["finalizers"] = [api.FINALIZER]
         objects += [copy.deepcopy(step.manifest) for step in p.apply]

@@ -1,15 +1,16 @@
 """d3os_core: the pure library behind d3os-operator.
 
-``plan(parent, observed, facts)`` says what should exist and happen next for a DataService; it does no
-I/O, reads no clock and draws no random numbers, so every rule is a plain unit test. ``desired(...)`` (the
-objects a spec wants) and ``up_to_date(desired, live)`` (the operator's test of a live object) are the
-same functions the planner uses, for tools that show what the operator would do (``d3os render``/``diff``).
+``plan(parent, observed, facts, product)`` says what should exist and happen next for an instance of a
+product (a :class:`ProductDef`: the core reads no product file, the shell loads them and hands them in); it
+does no I/O, reads no clock and draws no random numbers, so every rule is a plain unit test.
+``desired(...)`` (the objects a spec wants) and ``up_to_date(desired, live)`` (the operator's test of a live
+object) are the same functions the planner uses, for tools that show what the operator would do
+(``d3os render``/``diff``).
 """
 
 from .api import API_VERSION, FIELD_MANAGER, FINALIZER, GROUP, KIND, PLURAL, VERSION
 from .caches import Caches
 from .children import up_to_date
-from .dataservice import DATASERVICE
 from .desired import desired
 from .planner import plan
 from .product import ProductDef, WorkloadKind
@@ -31,7 +32,6 @@ from .waves import apply_waves
 
 __all__ = [
     "API_VERSION",
-    "DATASERVICE",
     "FIELD_MANAGER",
     "FINALIZER",
     "GROUP",

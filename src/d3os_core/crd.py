@@ -344,12 +344,9 @@ def component_description(product: ProductDef, comp: ComponentDef) -> str:
             f"{comp.default_port or 8080}, nodePort: null, replica: 1}}.")
 
 
-def crd_manifest(product: ProductDef | None = None) -> JSON:
+def crd_manifest(product: ProductDef) -> JSON:
     """The CRD as a dict (apiextensions.k8s.io/v1), annotated with the product's version and the fingerprint
     of its spec (:func:`crd_fingerprint`): the operator refuses to serve a product whose installed CRD differs."""
-    from .dataservice import DATASERVICE
-
-    product = product or DATASERVICE
     names = product.names
     spec = _crd_spec(product)
     annotations = {api.ANNOTATION_FINGERPRINT: crd_fingerprint(spec)}

@@ -24,7 +24,6 @@ from . import api, children, credentials, lifecycle, revisions, teardown
 from .caches import DEFAULT as DEFAULT_CACHES
 from .caches import IN_MEMORY, Caches
 from .checks import CheckError
-from .dataservice import DATASERVICE
 from .memo import text_digest
 from .ordering import PROBE_PERIOD, WORKLOAD_KINDS, dependencies, plan_components, probe_key
 from .product import ProductDef, WorkloadKind
@@ -58,10 +57,10 @@ def _parsed(raw: Any, product: ProductDef, cache: Caches) -> tuple[SpecBase | Sp
 
 
 def plan(
-    parent: Mapping[str, Any], observed: Observed, facts: Facts, product: ProductDef = DATASERVICE,
+    parent: Mapping[str, Any], observed: Observed, facts: Facts, product: ProductDef,
     caches: Caches | None = None,
 ) -> Plan:
-    """The next step for ``parent`` (a DataService as the API returns it).
+    """The next step for ``parent`` (an instance of ``product`` as the API returns it).
 
     Never raises: a spec at fault ends in an InvalidSpec plan naming the field; anything else that goes
     wrong while planning (a bug, an input nobody foresaw) ends in a Degraded plan that changes nothing,

@@ -1,7 +1,8 @@
 """What a product is, as data: its components, their order, defaults and wiring.
 
 The planner and renderer read a :class:`ProductDef` and know nothing about dataservice itself, so a
-second product is a second definition (see :mod:`d3os_core.dataservice`), not new planner code.
+second product is a second definition (a product file, ``products/<name>/product.yaml``, loaded by
+:mod:`d3os_core.productload`), not new planner code.
 
 Text templates (exports, extra ConfigMaps) may reference ``${namespace}`` and, for any component key
 ``k``, ``${k.name}``, ``${k.host}``, ``${k.port}`` and ``${k.url}`` (the component's base URL: its

@@ -113,3 +113,23 @@ def installed() -> tuple[ProductDef, ...]:
 def by_kind(products: Sequence[ProductDef], kind: str) -> ProductDef | None:
     """The product whose custom resource is ``kind`` (None when none is)."""
     return next((p for p in products if p.names.kind == kind), None)
+
+
+def by_resource_name(products: Sequence[ProductDef], word: str) -> ProductDef | None:
+    """The product whose custom resource ``word`` names as kubectl would take it: its kind, plural, singular
+    or a short name, in any case (``DataService``, ``dataservices``, ``dsvc``); None when none does."""
+    want = word.lower()
+    for p in products:
+        n = p.names
+        if want in (n.kind.lower(), n.plural, n.singular, *(s.lower() for s in n.short_names)):
+            return p
+    return None
+
+
+def installed_product(name: str) -> ProductDef:
+    """The installed product named ``name`` (``dataservice``, ``analytics``); KeyError naming the installed
+    ones when there is none."""
+    found = next((p for p in installed() if p.name == name), None)
+    if found is None:
+        raise KeyError(f"no installed product {name!r}; installed: {', '.join(p.name for p in installed())}")
+    return found

@@ -31,13 +31,14 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, ServiceAccount
 from lightkube.types import CascadeType, PatchType
 
-from d3os_core import DATASERVICE, api, parse_spec
+from d3os_core import api, parse_spec
 from d3os_core.render import Parent, render_component, resolve
 from d3os_operator.kube import DATASERVICE as DS_KIND
 from d3os_operator.kube import kind_info
 from d3os_testenv import audit, harness
 from d3os_testenv.standin import StandIn, point_uuc_at
 
+from ..unit.helpers import DATASERVICE
 from .apiwatch import Background, follow
 
 FULL = os.environ.get("D3OS_CHAOS", "").lower() == "full"

@@ -16,13 +16,13 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from d3os_core import DATASERVICE
 from d3os_core.render import Parent, render_component, resolve
 from d3os_core.spec import ENV_NAME_PATTERN
 from d3os_core.validation import parse_spec
 from d3os_core.yamlout import dump_all
 from d3os_operator.usercli import errors as clierrors
 
+from ..unit.helpers import DATASERVICE
 from ..unit.strategies import specs
 
 pytest_plugins = ("tests.integration.standin",)
@@ -70,6 +70,44 @@ def test_forbidden_names_the_verb_and_resource(k8s_cluster: Any, k8s_namespace: 
 def test_not_found_is_exit_6(k8s_cluster: Any, crd: None) -> None:
     out = run(k8s_cluster, str(BIN / "d3os"), "diff", str(SAMPLE), "-n", "no-such-namespace-d3os")
     one_line(out, clierrors.EXIT_NOT_FOUND, "not found", "no-such-namespace-d3os")
+
+
+ANALYTICS = ROOT / "examples" / "analyticsservice-sample.yaml"
+
+
+def test_cluster_commands_serve_every_installed_product(
+    k8s_cluster: Any, k8s_namespace: str, crd: None, tmp_path: Path
+) -> None:
+    """apply/status/diff/history of an AnalyticsService (the file's kind, or the kind NAME is found under);
+    one name under two kinds wants --kind; a name not there yet is watched for under every kind."""
+    ns, name, d3os = k8s_namespace, "analyticsservice-sample", str(BIN / "d3os")
+    out = run(k8s_cluster, d3os, "apply", str(ANALYTICS), "-n", ns)
+    assert out.returncode == 0, out
+    assert out.stdout == f"analyticsservice.d3os-product.com.d3os/{name} applied (namespace {ns}, generation 1)\n"
+    out = run(k8s_cluster, d3os, "status", name, "-n", ns)
+    assert out.returncode == 0 and out.stdout.startswith(f"AnalyticsService {ns}/{name}   generation 1"), out
+    out = run(k8s_cluster, d3os, "status", name, "-n", ns, "--kind", "dsvc")
+    assert (out.returncode, out.stdout) == (1, f"DataService {ns}/{name}: not found\n"), out
+    out = run(k8s_cluster, d3os, "history", name, "-n", ns)
+    assert out.returncode == 0 and out.stdout.startswith(f"AnalyticsService {ns}/{name}: no revisions yet"), out
+    out = run(k8s_cluster, d3os, "diff", str(ANALYTICS), "-n", ns)
+    assert out.returncode == 1, out  # its children do not exist (no operator here)
+    assert out.stdout.splitlines()[-1].startswith("# 0 AnalyticsService, "), out.stdout[-500:]
+    assert "+++ applied/Deployment/ingest-api" in out.stdout
+
+    namesake = tmp_path / "namesake.yaml"
+    namesake.write_text(SAMPLE.read_text(encoding="utf-8").replace("name: dataservice-sample", f"name: {name}"),
+                        encoding="utf-8")
+    assert run(k8s_cluster, d3os, "apply", str(namesake), "-n", ns).returncode == 0
+    out = run(k8s_cluster, d3os, "status", name, "-n", ns)
+    one_line(out, clierrors.EXIT_INVALID, "several kinds", "AnalyticsService", "DataService", "--kind")
+    for kind, want in (("asvc", "AnalyticsService"), ("DataService", "DataService")):
+        out = run(k8s_cluster, d3os, "status", name, "-n", ns, "--kind", kind)
+        assert out.returncode == 0 and out.stdout.startswith(f"{want} {ns}/{name}   generation 1"), out
+
+    out = run(k8s_cluster, d3os, "status", "nothing-yet", "-n", ns, "--watch", "--timeout", "3")
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out
+    assert f"DataService {ns}/nothing-yet: not found\nAnalyticsService {ns}/nothing-yet: not found\n" in out.stdout
 
 
 def rendered(spec: dict[str, Any], namespace: str) -> list[dict[str, Any]]:

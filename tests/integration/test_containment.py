@@ -26,6 +26,8 @@ from d3os_core import Facts, Observed, Plan, plan
 from d3os_core.planner import ERROR_REASON
 from d3os_testenv import harness
 
+from ..unit.helpers import DATASERVICE
+
 pytest.register_assert_rewrite("tests.integration.standin")
 from .chaos import OperatorProc, create_namespaces, delete_namespaces  # noqa: E402
 from .standin import StandIn, ensure_volumes, events_for, figures_out, point_uuc_at, wait_for  # noqa: E402
@@ -149,7 +151,7 @@ def test_a_crashing_reconcile_ends_in_status(
         if name == "boom":
             calls.append(name)
             raise RuntimeError("boom: a bug nobody foresaw")
-        return plan(parent, observed, facts)
+        return plan(parent, observed, facts, DATASERVICE)
 
     ns = k8s_namespace
     with harness.RunningOperator(k8s_cluster.kubeconfig, namespaces=[ns], planner=planner) as op:

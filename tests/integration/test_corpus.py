@@ -30,10 +30,11 @@ import yaml
 from lightkube import Client
 
 from d3os_core import api
-from d3os_core.dataservice import DATASERVICE
 from d3os_core.render import Parent, render_component, resolve
 from d3os_core.validation import parse_spec, validate_spec
 from d3os_testenv import harness
+
+from ..unit.helpers import DATASERVICE
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .standin import StandIn, ensure_volumes, events_for, figures_out, list_kind, point_uuc_at, wait_for  # noqa: E402

@@ -16,17 +16,19 @@ import pytest
 from lightkube import ApiError, Client, KubeConfig
 
 from d3os_core import api
-from d3os_core.dataservice import MYSQL
 from d3os_operator import rbac
 from d3os_operator.kube import kind_info
 from d3os_operator.logs import JsonFormatter
 from d3os_testenv import harness
+
+from ..unit.helpers import DATASERVICE
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .standin import Env, StandIn, ensure_volumes, events_for, list_kind  # noqa: E402
 
 pytest_plugins = ("tests.integration.standin",)
 pytestmark = pytest.mark.integration
+MYSQL = DATASERVICE.component("mysql")
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,12 @@ from lightkube import Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
-from d3os_core import DATASERVICE
 from d3os_core.render import Parent, render_component, resolve
 from d3os_core.validation import parse_spec
 from d3os_core.yamlout import dump_all
 from d3os_testenv import harness
+
+from ..unit.helpers import DATASERVICE
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .standin import StandIn, ensure_volumes, point_uuc_at  # noqa: E402

@@ -1,4 +1,5 @@
-"""Shared helpers for the core's unit tests: the seed's sample and a loop that drives a fake cluster."""
+"""Shared helpers for the core's unit tests: the dataservice product, the seed's sample and a loop that drives a
+fake cluster."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ import yaml
 
 from d3os_core import FINALIZER, Facts, Plan, plan
 from d3os_core.fake import FakeCluster
+from d3os_operator.products import installed_product
+
+DATASERVICE = installed_product("dataservice")
+"""The dataservice product as shipped (``products/dataservice/product.yaml``): the one the tests plan with
+(test_product_golden.py holds it equal to a frozen snapshot of the Python literal it replaced)."""
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dataservice-sample.yaml"
 ORDER = ["mysql", "uuc", "eureka", "api-manager", "auth", "ds-adapter", "es-adapter", "trd-adapter",
@@ -35,7 +41,8 @@ class Driver:
 
     def step(self, *, settle: bool | list[str] = True, probe: bool = True) -> Plan:
         self.tick += 1
-        p = plan(self.ds, self.fc.observed(), Facts(now=f"2026-01-01T00:00:{self.tick:02d}Z", secret_seed="seed"))
+        p = plan(self.ds, self.fc.observed(), Facts(now=f"2026-01-01T00:00:{self.tick:02d}Z", secret_seed="seed"),
+                 DATASERVICE)
         self.record(p)
         self.fc.carry_out(p, probe=probe)
         if settle is True:

@@ -17,8 +17,9 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 
-from d3os_core import DATASERVICE
 from d3os_core.validation import operator_env_names
+
+from .helpers import DATASERVICE
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dataservice-sample.yaml"
 SEED: dict[str, Any] = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))

@@ -16,12 +16,12 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from d3os_core import DATASERVICE, Facts, HttpCheck, Observed, TcpCheck, plan, validate_spec
+from d3os_core import Facts, HttpCheck, Observed, TcpCheck, plan, validate_spec
 from d3os_core.planner import ERROR_REASON
 from d3os_core.render import Parent, render_component, resolve
 from d3os_core.validation import parse_spec
 
-from .helpers import sample
+from .helpers import DATASERVICE, sample
 
 EXAMPLES = int(os.environ.get("D3OS_ADDRESS_FUZZ_EXAMPLES", "5000"))
 
@@ -102,7 +102,7 @@ def test_every_address_is_refused_with_a_field_path_or_rendered_and_planned(tp: 
     ds = _dataservice(tp, key)
     errors = validate_spec(ds["spec"], DATASERVICE)  # raises nothing
     assert all(e.path.startswith(f"spec.{key}.thirdParty") and e.message for e in errors), errors
-    result = plan(ds, Observed(), Facts())  # raises nothing, by contract; and must not have needed to
+    result = plan(ds, Observed(), Facts(), DATASERVICE)  # raises nothing, by contract; and must not have needed to
     ready = {c["type"]: c for c in result.status["conditions"]}["Ready"]
     assert ready["reason"] != ERROR_REASON, ready["message"]
     event(f"{next(iter(tp))}: {'refused' if errors else 'accepted'}")

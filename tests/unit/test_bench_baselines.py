@@ -17,10 +17,11 @@ import footprint
 import run
 import yaml
 
-from d3os_core import DATASERVICE as PRODUCT
 from d3os_core import parse_spec
 from d3os_core.product import WorkloadKind
 from d3os_core.render import Parent, resolve
+
+from .helpers import DATASERVICE as PRODUCT
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dataservice-sample.yaml"
 

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from d3os_core import Facts, Observed, api, caches, children, parse_spec, plan
-from d3os_core.dataservice import DATASERVICE
 from d3os_core.desired import desired
 from d3os_core.fake import FakeCluster
 from d3os_core.memo import ENTRY_OVERHEAD, Memo, digest, pack, unpack
@@ -24,7 +23,7 @@ from d3os_operator import cachefilter
 from d3os_operator.informer import Informer
 from d3os_operator.kube import OWNED, kind_info
 
-from .helpers import sample
+from .helpers import DATASERVICE, sample
 
 OWNER = {"apiVersion": api.API_VERSION, "kind": api.KIND, "name": "ds", "uid": "p", "controller": True}
 LABELS = {api.LABEL_MANAGED_BY: api.MANAGED_BY, api.LABEL_INSTANCE: "ds"}
@@ -137,7 +136,8 @@ def test_the_core_still_finds_the_claim_and_the_credentials_in_a_filtered_cache(
             if (cachefilter.keep_for(k[0]) or (lambda _: True))(o)}
     assert ("PersistentVolumeClaim", "data-mysql-dataservice-0") in kept
     assert any(k[0] == "Secret" for k in kept)
-    p = plan(d.ds, Observed(objects=kept, probes=d.fc.probes), Facts(now="2026-01-01T00:10:00Z", secret_seed="new"))
+    p = plan(d.ds, Observed(objects=kept, probes=d.fc.probes), Facts(now="2026-01-01T00:10:00Z", secret_seed="new"),
+             DATASERVICE)
     assert not p.apply and not p.delete, "a filtered, stripped cache plans nothing new"
 
 
@@ -177,7 +177,7 @@ def test_planner_caches_stay_within_their_byte_budgets_when_big_files_are_edited
     ds = sample()
     for i in range(30):
         ds["spec"]["trd-adapter"]["files"] = {"big.py": f"# edit {i}\n" + "x" * 200_000}
-        p = plan(ds, Observed(), Facts(secret_seed="s"), caches=small)
+        p = plan(ds, Observed(), Facts(secret_seed="s"), DATASERVICE, caches=small)
         assert p.apply, "a valid spec: it renders"
         for memo in small.tables().values():
             assert memo.max_bytes is not None and memo.bytes <= memo.max_bytes
@@ -188,10 +188,10 @@ def test_planner_caches_stay_within_their_byte_budgets_when_big_files_are_edited
 def test_the_same_spec_is_one_cache_entry_and_hits() -> None:
     mine = caches.Caches.bounded()
     ds = sample()
-    first = plan(ds, Observed(), Facts(secret_seed="s"), caches=mine)
-    again = plan(copy.deepcopy(ds), Observed(), Facts(secret_seed="s"), caches=mine)
+    first = plan(ds, Observed(), Facts(secret_seed="s"), DATASERVICE, caches=mine)
+    again = plan(copy.deepcopy(ds), Observed(), Facts(secret_seed="s"), DATASERVICE, caches=mine)
     assert len(mine.parsed) == 1 and len(mine.rendered) == 1 and first.apply == again.apply
-    cold = plan(copy.deepcopy(ds), Observed(), Facts(secret_seed="s"), caches=caches.Caches.bounded())
+    cold = plan(copy.deepcopy(ds), Observed(), Facts(secret_seed="s"), DATASERVICE, caches=caches.Caches.bounded())
     assert cold == first, "a cache changes no result"
 
 
@@ -204,14 +204,14 @@ def test_the_render_memo_keeps_one_small_packed_entry_per_dataservice() -> None:
     mine = caches.Caches.bounded()
     fc = FakeCluster()
     ds = sample()
-    p = plan(ds, fc.observed(), Facts(secret_seed="s"), caches=mine)
+    p = plan(ds, fc.observed(), Facts(secret_seed="s"), DATASERVICE, caches=mine)
     assert len(mine.rendered) == 1
     fc.carry_out(p)
     assert any(k[0] == "Secret" for k in fc.objects), "the credentials are live: the rendering's inputs changed"
-    again = plan(ds, fc.observed(), Facts(secret_seed="s"), caches=mine)
+    again = plan(ds, fc.observed(), Facts(secret_seed="s"), DATASERVICE, caches=mine)
     assert len(mine.rendered) == 1, "the DataService's earlier rendering was replaced"
-    assert again == plan(ds, fc.observed(), Facts(secret_seed="s"), caches=caches.Caches.bounded())
-    plan(sample(name="other", uid="ds-uid-2"), Observed(), Facts(secret_seed="s"), caches=mine)
+    assert again == plan(ds, fc.observed(), Facts(secret_seed="s"), DATASERVICE, caches=caches.Caches.bounded())
+    plan(sample(name="other", uid="ds-uid-2"), Observed(), Facts(secret_seed="s"), DATASERVICE, caches=mine)
     assert len(mine.rendered) == 2
     text = sum(len(json.dumps(o)) for o in desired(Parent("dataservice", "default", "ds-uid-1"),
                                                     parse_spec(ds["spec"], DATASERVICE), DATASERVICE))
@@ -221,11 +221,11 @@ def test_the_render_memo_keeps_one_small_packed_entry_per_dataservice() -> None:
 def test_a_render_memo_hit_is_a_copy_nobody_can_alter() -> None:
     mine = caches.Caches.bounded()
     ds = sample()
-    first = plan(ds, Observed(), Facts(secret_seed="s"), caches=mine)
+    first = plan(ds, Observed(), Facts(secret_seed="s"), DATASERVICE, caches=mine)
     first.apply[0].manifest["metadata"]["name"] = "changed"
-    again = plan(ds, Observed(), Facts(secret_seed="s"), caches=mine)
+    again = plan(ds, Observed(), Facts(secret_seed="s"), DATASERVICE, caches=mine)
     assert again.apply[0].manifest["metadata"]["name"] != "changed"
-    assert again == plan(ds, Observed(), Facts(secret_seed="s"), caches=caches.Caches.bounded())
+    assert again == plan(ds, Observed(), Facts(secret_seed="s"), DATASERVICE, caches=caches.Caches.bounded())
 
 
 def test_pack_keeps_plain_data_exactly_and_refuses_anything_else() -> None:

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from d3os_core import DATASERVICE, validate_spec
+from d3os_core import validate_spec
 from d3os_core.checks import CheckError, parse_check_cmd
 from d3os_core.types import HttpCheck, TcpCheck
 
-from .helpers import sample
+from .helpers import DATASERVICE, sample
 
 EXAMPLES = int(os.environ.get("D3OS_FUZZ_EXAMPLES", "10000"))
 CALLS: list[str] = []

@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 import yaml
 
-from d3os_core import DATASERVICE, Facts, Observed, plan, validate_spec
+from d3os_core import Facts, Observed, plan, validate_spec
 from d3os_core import planner as planner_module
 from d3os_core.planner import ERROR_REASON
 from d3os_core.render import Parent, render_component, resolve
 from d3os_core.spec import FILES_MAX_BYTES
 from d3os_core.validation import metadata_name_errors, operator_env_names, parse_spec
 
-from .helpers import sample
+from .helpers import DATASERVICE, sample
 
 ADDRESSES = [
     ({"checkCMD": "curl http://[zz]/"}, "spec.uuc.thirdParty.checkCMD", "is not a valid URL"),
@@ -47,7 +47,7 @@ def test_bad_addresses_are_refused_with_the_field_path(tp: dict[str, Any], path:
     errors = validate_spec(ds["spec"], DATASERVICE)
     assert [e.path for e in errors] == [path], errors
     assert words in errors[0].message, errors
-    p = plan(ds, Observed(), Facts())
+    p = plan(ds, Observed(), Facts(), DATASERVICE)
     ready = {c["type"]: c for c in p.status["conditions"]}["Ready"]
     assert ready["reason"] == "InvalidSpec" and path in ready["message"]
     assert not p.apply and [e.reason for e in p.events] == ["InvalidSpec"]
@@ -72,7 +72,7 @@ def test_an_internal_error_while_planning_is_reported_not_raised(monkeypatch: py
 
     monkeypatch.setattr(planner_module, "_plan_rollout", boom)
     ds = sample()
-    p = plan(ds, Observed(), Facts(now="2026-01-01T00:00:00Z"))
+    p = plan(ds, Observed(), Facts(now="2026-01-01T00:00:00Z"), DATASERVICE)
     conds = {c["type"]: c for c in p.status["conditions"]}
     assert conds["Degraded"]["status"] == "True" and conds["Degraded"]["reason"] == ERROR_REASON
     assert "RuntimeError: a bug nobody foresaw" in conds["Degraded"]["message"]
@@ -82,7 +82,7 @@ def test_an_internal_error_while_planning_is_reported_not_raised(monkeypatch: py
     assert p.requeue_after is not None
     # the same failure again: the status stays, no second Event
     ds["status"] = copy.deepcopy(p.status)
-    again = plan(ds, Observed(), Facts(now="2026-01-01T00:01:00Z"))
+    again = plan(ds, Observed(), Facts(now="2026-01-01T00:01:00Z"), DATASERVICE)
     assert again.status == p.status and again.events == ()
 
 
@@ -95,7 +95,7 @@ def test_an_internal_error_while_planning_is_reported_not_raised(monkeypatch: py
     {"metadata": {"name": "x"}, "spec": {"mysql": 1}, "status": {"conditions": ["x", 1]}},
 ])
 def test_plan_never_raises_whatever_the_parent_looks_like(parent: dict[str, Any]) -> None:
-    p = plan(parent, Observed(), Facts())
+    p = plan(parent, Observed(), Facts(), DATASERVICE)
     assert p.status is not None and not p.apply and not p.delete
 
 
@@ -105,7 +105,7 @@ def test_metadata_name_is_a_dns_label() -> None:
     for bad in ["x$(id)", "Upper", "a.b", "a_b", "-a", "a-", "", None, "m" * 64]:
         (err,) = metadata_name_errors(bad)
         assert err.path == "metadata.name" and "DNS label" in err.message
-    p = plan(sample(name="m" * 64), Observed(), Facts())
+    p = plan(sample(name="m" * 64), Observed(), Facts(), DATASERVICE)
     ready = {c["type"]: c for c in p.status["conditions"]}["Ready"]
     assert ready["reason"] == "InvalidSpec" and ready["message"].startswith("metadata.name: ")
 

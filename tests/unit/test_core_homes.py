@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 import yaml
 
-from d3os_core import DATASERVICE, Facts, Observed, api, desired, parse_spec, plan, up_to_date
+from d3os_core import Facts, Observed, api, desired, parse_spec, plan, up_to_date
 from d3os_core.fake import FakeCluster
 from d3os_core.render import Parent
 from d3os_core.types import ObjectRef, Plan
 from d3os_operator import rbac
 from d3os_operator.usercli import main as d3os
 
-from .helpers import SAMPLE, Driver, sample
+from .helpers import DATASERVICE, SAMPLE, Driver, sample
 
 
 def _parent(ds: dict[str, Any]) -> Parent:
@@ -33,7 +33,7 @@ def _parent(ds: dict[str, Any]) -> Parent:
 def test_the_first_plan_applies_what_desired_returns() -> None:
     ds = sample()
     want = desired(_parent(ds), parse_spec(ds["spec"], DATASERVICE), DATASERVICE, seed="s")
-    p = plan(ds, Observed(), Facts(secret_seed="s"))
+    p = plan(ds, Observed(), Facts(secret_seed="s"), DATASERVICE)
     first = [o for o in want if o["metadata"]["labels"][api.LABEL_COMPONENT] == "mysql"]
     assert [a.manifest for a in p.apply] == first  # the first step: mysql's objects, exactly as desired
 

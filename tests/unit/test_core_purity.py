@@ -4,8 +4,10 @@ Two checks (DESIGN.md §2: "pure library: no network, no clock, no randomness, n
 
 * **static** — the AST of every file of ``src/d3os_core`` (the YAML helpers in ``EXEMPT`` excepted) has no
   import of a forbidden module, no dynamic import, and no call of ``open``/``print``/``input`` nor any use
-  of ``time.*``, ``datetime.now()`` and the like. The AST, not a text search: ``dataservice.py`` ships a
-  Python script *as a string* (``import os`` inside a ConfigMap's content), which is data, not an import.
+  of ``time.*``, ``datetime.now()`` and the like. The AST, not a text search: a string may hold a Python
+  script (``import os`` inside a ConfigMap's content, as dataservice's product once did in code), which is
+  data, not an import. Nor does the core read the product files: the shell loads them and hands the core a
+  ``ProductDef``.
 * **runtime** — importing every core module in a fresh interpreter loads none of the I/O client
   libraries, and loads no I/O, clock or randomness module beyond what pydantic (the core's one
   dependency) loads by itself. pydantic pulls in ``socket``, ``threading``, ``random``, ``secrets``,

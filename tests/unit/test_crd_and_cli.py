@@ -14,7 +14,7 @@ import yaml
 from d3os_core.crd import crd_manifest
 from d3os_core.yamlout import dump_all
 
-from .helpers import SAMPLE
+from .helpers import DATASERVICE, SAMPLE
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "d3os-product.com.d3os_dataservices.yaml"
@@ -26,9 +26,10 @@ def d3os(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[st
 
 
 def test_checked_in_crd_matches_the_code() -> None:
-    assert yaml.safe_load(CRD_FILE.read_text(encoding="utf-8")) == crd_manifest(), (
+    assert yaml.safe_load(CRD_FILE.read_text(encoding="utf-8")) == crd_manifest(DATASERVICE), (
         "crds/ drifted from the pydantic model: run `d3os crd > crds/d3os-product.com.d3os_dataservices.yaml`")
-    assert CRD_FILE.read_text(encoding="utf-8") == dump_all([crd_manifest()]), "crds/: regenerate with `d3os crd`"
+    assert CRD_FILE.read_text(encoding="utf-8") == dump_all([crd_manifest(DATASERVICE)]), (
+        "crds/: regenerate with `d3os crd`")
 
 
 def walk(node: Any, path: str = "") -> list[str]:
@@ -48,7 +49,7 @@ def walk(node: Any, path: str = "") -> list[str]:
 
 
 def test_crd_schema_is_structural() -> None:
-    schema = crd_manifest()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema = crd_manifest(DATASERVICE)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     assert walk(schema) == []
     spec = schema["properties"]["spec"]
     node_port = spec["properties"]["web"]["properties"]["nodePort"]
@@ -59,7 +60,7 @@ def test_crd_schema_is_structural() -> None:
 
 
 def test_printer_columns_and_names() -> None:
-    crd = crd_manifest()
+    crd = crd_manifest(DATASERVICE)
     cols = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
     assert cols == ["Phase", "Message", "Ready", "Age"]
     assert crd["spec"]["versions"][0]["subresources"] == {"status": {}}
@@ -117,5 +118,6 @@ def test_plan_against_a_fake_state(tmp_path: Path) -> None:
 
 def test_crd_command_prints_the_crd() -> None:
     crds = list(yaml.safe_load_all(d3os("crd").stdout))
-    assert crd_manifest() in crds and [c["spec"]["names"]["kind"] for c in crds] == ["AnalyticsService", "DataService"]
-    assert list(yaml.safe_load_all(d3os("crd", "--product", "dataservice").stdout)) == [crd_manifest()]
+    assert crd_manifest(DATASERVICE) in crds
+    assert [c["spec"]["names"]["kind"] for c in crds] == ["AnalyticsService", "DataService"]
+    assert list(yaml.safe_load_all(d3os("crd", "--product", "dataservice").stdout)) == [crd_manifest(DATASERVICE)]

@@ -6,6 +6,8 @@ from typing import Any
 
 from d3os_core.crd import crd_manifest
 
+from .helpers import DATASERVICE
+
 EXEMPT = {".metadata"}
 """The API server refuses a CRD whose ``metadata`` schema says more than its type (kubectl explain describes
 it from ObjectMeta anyway)."""
@@ -27,7 +29,7 @@ def undocumented(node: dict[str, Any], path: str = "") -> list[str]:
 
 
 def schema() -> dict[str, Any]:
-    root: dict[str, Any] = crd_manifest()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    root: dict[str, Any] = crd_manifest(DATASERVICE)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     return root
 
 

@@ -18,7 +18,7 @@ from d3os_core.credentials import ANNOTATION_CREDENTIALS, ANNOTATION_CREDENTIALS
 from d3os_core.fake import FakeCluster
 from d3os_core.types import Plan
 
-from .helpers import Driver, sample
+from .helpers import DATASERVICE, Driver, sample
 
 SECRET = ("Secret", "mysql-dataservice-credentials")
 CLAIM = ("PersistentVolumeClaim", "data-mysql-dataservice-0")
@@ -43,7 +43,7 @@ class Life(Driver):
     def step(self) -> Plan:
         self.n += 1
         p = plan(self.ds, self.fc.observed(), Facts(now=f"2026-01-01T00:{self.n // 60:02d}:{self.n % 60:02d}Z",
-                                                   secret_seed=f"seed-{self.n}"))
+                                                   secret_seed=f"seed-{self.n}"), DATASERVICE)
         self.record(p)
         written = set(self.fc.objects)
         for a in p.apply:  # a claim records only credentials that exist or were written before it
@@ -272,7 +272,7 @@ def test_a_third_party_mysql_from_the_start_keeps_its_credentials_too() -> None:
 
 def test_another_dataservices_credentials_are_a_conflict(life: Life) -> None:
     second = sample(name="dataservice-second", uid="ds-uid-second")
-    p = plan(second, life.fc.observed(), Facts(now="2026-01-03T00:00:00Z", secret_seed="x"))
+    p = plan(second, life.fc.observed(), Facts(now="2026-01-03T00:00:00Z", secret_seed="x"), DATASERVICE)
     mysql = next(c for c in p.status["components"] if c["name"] == "mysql")
     assert mysql["state"] == "Conflict"
     assert f"{SECRET[0]}/{SECRET[1]} is held by DataService/dataservice-sample" in mysql["message"]

@@ -9,7 +9,7 @@ import pytest
 from d3os_core import FINALIZER, Facts, Observed, plan
 from d3os_core.fake import FakeCluster
 
-from .helpers import ORDER, Driver, applied_components, condition, sample
+from .helpers import DATASERVICE, ORDER, Driver, applied_components, condition, sample
 
 MICRO = ORDER[3:]
 
@@ -248,7 +248,7 @@ def test_deletion_goes_in_reverse_order_and_keeps_claims() -> None:
 
 def test_deletion_without_our_finalizer_does_nothing() -> None:
     ds = sample(finalizers=[], deletionTimestamp="2026-01-01T00:00:00Z")
-    p = plan(ds, Observed(), Facts())
+    p = plan(ds, Observed(), Facts(), DATASERVICE)
     assert p.apply == () and p.delete == () and p.finalizer is None
 
 
@@ -301,7 +301,7 @@ def test_an_apply_the_api_server_refused_is_named_in_status() -> None:
     assert d.component("web")["state"] == "Progressing"
     del d.fc.objects[("Service", "web")]
     refused = {("Service", "web"): "spec.ports[0].nodePort: provided port is already allocated"}
-    p = plan(d.ds, dataclasses.replace(d.fc.observed(), refused=refused), Facts(now="t"))
+    p = plan(d.ds, dataclasses.replace(d.fc.observed(), refused=refused), Facts(now="t"), DATASERVICE)
     assert ("Service", "web") in {(a.manifest["kind"], a.manifest["metadata"]["name"]) for a in p.apply}  # retried
     web = next(c for c in p.status["components"] if c["name"] == "web")
     assert web["state"] == "Failed"

@@ -18,7 +18,7 @@ from d3os_core.fake import FakeCluster
 from d3os_core.revisions import changes, revision_name
 from d3os_core.types import PodQuery
 
-from .helpers import ORDER, Driver, condition, sample
+from .helpers import DATASERVICE, ORDER, Driver, condition, sample
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 CR = "ControllerRevision"
@@ -42,11 +42,12 @@ class World(Driver):
     def step(self, advance: float = 1.0) -> Plan:
         self.t += advance
         observed = self.fc.observed()
-        p = plan(self.ds, observed, Facts(now=at(self.t), secret_seed="seed"))
+        p = plan(self.ds, observed, Facts(now=at(self.t), secret_seed="seed"), DATASERVICE)
         if p.inspect:  # the shell reads the pods asked for and plans again
             pods = {q.component: self.pods[q.component] for q in p.inspect if q.component in self.pods}
             if pods:
-                p = plan(self.ds, dataclasses.replace(observed, pods=pods), Facts(now=at(self.t), secret_seed="seed"))
+                p = plan(self.ds, dataclasses.replace(observed, pods=pods), Facts(now=at(self.t), secret_seed="seed"),
+                         DATASERVICE)
         self.record(p)
         self.fc.carry_out(p)
         names = [n for (k, n) in self.fc.objects if k in ("Deployment", "StatefulSet", "DaemonSet")]

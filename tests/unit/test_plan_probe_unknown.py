@@ -10,7 +10,7 @@ from d3os_core import Facts, Observed, plan
 from d3os_core.fake import FakeCluster
 from d3os_core.types import ProbeResult
 
-from .helpers import Driver, condition, sample
+from .helpers import DATASERVICE, Driver, condition, sample
 
 
 def test_a_restart_keeps_the_last_result_of_the_same_check() -> None:
@@ -20,7 +20,7 @@ def test_a_restart_keeps_the_last_result_of_the_same_check() -> None:
     before = copy.deepcopy(d.ds["status"])
     uuc_before = d.component("uuc")
     restarted = Observed(objects=fc.observed().objects, probes={})  # no probe has run in this process yet
-    p = plan(d.ds, restarted, Facts(now="2026-01-01T00:10:00Z", secret_seed="seed"))
+    p = plan(d.ds, restarted, Facts(now="2026-01-01T00:10:00Z", secret_seed="seed"), DATASERVICE)
     uuc = next(c for c in p.status["components"] if c["name"] == "uuc")
     assert uuc == uuc_before and uuc["state"] == "Ready"
     assert p.status == before, "nothing changes: no status write, no Event"
@@ -35,13 +35,14 @@ def test_a_changed_check_or_a_failing_result_is_not_covered_by_the_last_result()
     changed = copy.deepcopy(d.ds)
     changed["spec"]["uuc"]["thirdParty"]["checkCMD"] = "curl --fail http://uuc.example/other"
     changed["metadata"]["generation"] += 1
-    p = plan(changed, Observed(objects=fc.observed().objects, probes={}), Facts(now="2026-01-01T00:10:00Z"))
+    p = plan(changed, Observed(objects=fc.observed().objects, probes={}), Facts(now="2026-01-01T00:10:00Z"),
+             DATASERVICE)
     uuc = next(c for c in p.status["components"] if c["name"] == "uuc")
     assert uuc["state"] == "Progressing" and uuc["message"].startswith("checking HTTP GET http://uuc.example/other")
 
     key = next(r.key for r in d.plans[-1].probes)
     down = Observed(objects=fc.observed().objects, probes={key: ProbeResult(False, "connection refused")})
-    p = plan(d.ds, down, Facts(now="2026-01-01T00:10:00Z"))
+    p = plan(d.ds, down, Facts(now="2026-01-01T00:10:00Z"), DATASERVICE)
     uuc = next(c for c in p.status["components"] if c["name"] == "uuc")
     assert uuc["state"] == "Progressing" and "connection refused" in uuc["message"]
     assert condition({"status": p.status}, "Ready")["status"] == "False"

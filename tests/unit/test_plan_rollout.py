@@ -10,7 +10,7 @@ from d3os_core import Facts, Observed, plan
 from d3os_core.fake import FakeCluster
 
 from .. import seed_transcript as seed
-from .helpers import ORDER, Driver, applied_components, condition, sample
+from .helpers import DATASERVICE, ORDER, Driver, applied_components, condition, sample
 
 
 def test_the_seed_transcript_lists_our_order() -> None:
@@ -44,7 +44,7 @@ def test_each_pass_applies_exactly_the_next_component() -> None:
 
 def test_first_pass_asks_for_the_finalizer() -> None:
     ds = sample(finalizers=[])
-    p = plan(ds, Observed(), Facts())
+    p = plan(ds, Observed(), Facts(), DATASERVICE)
     assert p.finalizer == "add"
 
 
@@ -153,7 +153,7 @@ def test_a_third_party_failing_its_check_is_a_warning_and_its_recovery_is_news()
     # a status that had it waiting still (written before a restart): the step and its failing check, both told
     stale = copy.deepcopy(d.ds)
     next(c for c in stale["status"]["components"] if c["name"] == "uuc").update(state="Waiting", message="w")
-    p = plan(stale, fc.observed(), Facts(now="2026-01-01T00:01:00Z", secret_seed="seed"))
+    p = plan(stale, fc.observed(), Facts(now="2026-01-01T00:01:00Z", secret_seed="seed"), DATASERVICE)
     assert [(e.type, e.reason) for e in p.events] == [("Normal", "Deploying"), ("Warning", "CheckFailed")]
     fc.third_party_up = True
     d.step()  # the probe result arrives

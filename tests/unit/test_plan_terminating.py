@@ -12,7 +12,7 @@ from typing import Any
 from d3os_core import FINALIZER, Facts, plan
 from d3os_core.fake import FakeCluster
 
-from .helpers import Driver, condition, sample
+from .helpers import DATASERVICE, Driver, condition, sample
 
 STS = ("StatefulSet", "mysql-dataservice")
 
@@ -137,9 +137,9 @@ def test_a_terminating_object_is_not_up_to_date_even_with_the_desired_hash() -> 
 def test_deletion_of_the_dataservice_does_not_delete_a_terminating_child_again() -> None:
     d = slow_ready_driver()
     d.ds["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    first = plan(d.ds, d.fc.observed(), Facts(now="2026-01-01T00:01:00Z"))
+    first = plan(d.ds, d.fc.observed(), Facts(now="2026-01-01T00:01:00Z"), DATASERVICE)
     assert first.delete
     d.fc.carry_out(first)
-    again = plan(d.ds, d.fc.observed(), Facts(now="2026-01-01T00:01:01Z"))
+    again = plan(d.ds, d.fc.observed(), Facts(now="2026-01-01T00:01:01Z"), DATASERVICE)
     assert not again.delete and again.finalizer is None
     assert FINALIZER in d.ds["metadata"]["finalizers"]

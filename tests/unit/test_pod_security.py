@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from d3os_core import DATASERVICE
 from d3os_core.render import Parent, render_component, resolve
 from d3os_core.validation import SpecError, parse_spec
 
-from .helpers import SAMPLE
+from .helpers import DATASERVICE, SAMPLE
 
 SEED: dict[str, Any] = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))["spec"]
 ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",

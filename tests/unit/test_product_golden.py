@@ -1,9 +1,12 @@
 """Golden equivalence (issue 23, point 3): ``products/dataservice/product.yaml`` is today's DataService.
 
-The product file replaces the Python literal ``d3os_core.dataservice.DATASERVICE``; before the literal goes,
-everything that follows from the product must be unchanged when it comes from the file instead:
+The product file replaced the Python literal ``d3os_core.dataservice.DATASERVICE``. Before the literal went,
+its :func:`~d3os_core.productload.dump_product` and fingerprint were frozen in ``golden/dataservice-product.json``
+(generated once from the literal, never from the file); everything that follows from the product must be
+the same when it comes from the file as from that snapshot:
 
-* the loaded :class:`ProductDef` equals the literal, component by component, and has its fingerprint;
+* the loaded :class:`ProductDef` equals the snapshot's, component by component, and has the literal's
+  fingerprint; it dumps to the snapshot;
 * the CRD generated from it is byte-identical to ``crds/`` (the same serialisation as test_crd_and_cli.py);
 * the configuration reference equals the literal's and ``docs/configuration.md``;
 * ``desired()`` of every DataService example renders the same objects;
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from d3os_core import DATASERVICE, FINALIZER, Caches, Facts, Plan, fake, plan
+from d3os_core import FINALIZER, Caches, Facts, Plan, fake, plan
 from d3os_core.crd import crd_manifest
 from d3os_core.desired import desired
 from d3os_core.fake import FakeCluster
@@ -44,6 +48,13 @@ REFERENCE = ROOT / "docs" / "configuration.md"
 SPEC_CORPUS = sorted((ROOT / "tests" / "corpus").glob("*.yaml"))
 DS_EXAMPLES = sorted((ROOT / "examples").glob("dataservice-*.yaml"))
 ANALYTICS_SAMPLE = ROOT / "examples" / "analyticsservice-sample.yaml"
+SNAPSHOT = Path(__file__).resolve().parent / "golden" / "dataservice-product.json"
+"""``{"fingerprint": ..., "product": dump_product(DATASERVICE)}`` of the Python literal, frozen when it was deleted.
+A deliberate change of the dataservice product shows here first: regenerate it from the product file only
+with the change reviewed (``dump_product(load_dir("products/dataservice"))`` and its ``fingerprint``)."""
+_FROZEN: dict[str, Any] = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+DATASERVICE = load_product(_FROZEN["product"])
+"""The Python literal as it was (from the snapshot): what the product file is compared with."""
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +70,18 @@ def analytics() -> ProductDef:
 # -- the definition itself ----------------------------------------------------------------------------------
 
 
+def test_the_snapshot_is_the_python_literal() -> None:
+    """The snapshot loads to a product with the fingerprint the literal had (a digest of its whole repr)."""
+    assert DATASERVICE.fingerprint == _FROZEN["fingerprint"]
+    assert (DATASERVICE.name, DATASERVICE.version, len(DATASERVICE.components)) == ("dataservice", "1.4.0", 12)
+
+
 def test_loaded_product_equals_the_python_literal(loaded: ProductDef) -> None:
     assert loaded.keys == DATASERVICE.keys
     for ours, theirs in zip(loaded.components, DATASERVICE.components, strict=True):
         assert ours == theirs, f"component {theirs.key} differs"
     assert loaded == DATASERVICE
-    assert loaded.fingerprint == DATASERVICE.fingerprint
+    assert loaded.fingerprint == DATASERVICE.fingerprint == _FROZEN["fingerprint"]
     assert loaded.names == DATASERVICE.names
     assert (loaded.version, loaded.part_of, loaded.selector_names_product) == (
         DATASERVICE.version, DATASERVICE.part_of, DATASERVICE.selector_names_product)
@@ -72,6 +89,7 @@ def test_loaded_product_equals_the_python_literal(loaded: ProductDef) -> None:
 
 def test_loaded_product_dumps_to_a_file_that_loads_back_equal(loaded: ProductDef) -> None:
     dumped = dump_product(loaded)
+    assert dumped == _FROZEN["product"]
     assert load_product(dumped) == DATASERVICE
     assert load_product(yaml.safe_load(yaml.safe_dump(dumped, sort_keys=False))) == DATASERVICE
 

@@ -40,7 +40,7 @@ from typing import Any
 from hypothesis import HealthCheck, event, find, given, settings
 from hypothesis import strategies as st
 
-from d3os_core import DATASERVICE, FINALIZER, Facts, Plan, api, plan, validate_spec
+from d3os_core import FINALIZER, Facts, Plan, api, plan, validate_spec
 from d3os_core.api import ANNOTATION_HASH, LABEL_NAME
 from d3os_core.credentials import opened_with, retained
 from d3os_core.fake import FakeCluster
@@ -49,6 +49,7 @@ from d3os_core.planner import probe_key
 from d3os_core.render import Parent, render_component, resolve
 from d3os_core.validation import parse_spec
 
+from .helpers import DATASERVICE
 from .strategies import KEYS, Mutation, Op, apply_mutation, histories, mutations, seed_spec, specs
 
 WORKLOADS = api.WORKLOAD_KINDS
@@ -121,7 +122,7 @@ class World:
         self.tick += 1
         observed = self.fc.observed()
         p = plan(self.ds, observed, Facts(now=f"2026-01-01T00:{self.tick // 60:02d}:{self.tick % 60:02d}Z",
-                                          secret_seed=SEED))
+                                          secret_seed=SEED), DATASERVICE)
         check_plan(self.ds, self.fc, p)
         return p
 

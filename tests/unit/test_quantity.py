@@ -19,9 +19,10 @@ def test_canonical_form(given: str, stored: str) -> None:
 
 
 def test_rendered_resources_are_canonical() -> None:
-    from d3os_core.dataservice import DATASERVICE
     from d3os_core.render import Parent, render_component, resolve
     from d3os_core.validation import parse_spec
+
+    from .helpers import DATASERVICE
 
     ds = sample()
     ds["spec"]["mysql"]["resources"] = {"requests": {"cpu": "5000", "memory": "1024Mi"}}

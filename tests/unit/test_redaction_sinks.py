@@ -20,7 +20,7 @@ from d3os_operator.events import EventRecorder
 from d3os_operator.logs import JsonFormatter, TextFormatter
 from d3os_operator.metrics import Metrics
 
-from .helpers import Driver, sample
+from .helpers import DATASERVICE, Driver, sample
 
 SECRET_URL = "http://admin:hunter2@uuc.example:8080/duc"
 
@@ -82,7 +82,7 @@ def test_status_and_events_from_the_core_are_redacted() -> None:
     assert "hunter2" not in shown
     # an invalid spec quoting the URL in its error (InvalidSpec status and Event)
     bad = _with_uuc("http://admin:hunter2@uuc.example:99999/duc")
-    invalid = plan(bad, Observed(), Facts())
+    invalid = plan(bad, Observed(), Facts(), DATASERVICE)
     text = json.dumps(invalid.status) + repr(invalid.events)
     assert "InvalidSpec" in text and "hunter2" not in text, text
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from d3os_core import DATASERVICE
 from d3os_core.reference import config_reference
 from d3os_core.spec import Microservice, Middleware, SpecBase
+
+from .helpers import DATASERVICE
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from d3os_core import DATASERVICE, desired, parse_spec
+from d3os_core import desired, parse_spec
 from d3os_core.render import Parent, render_component, resolve
 from d3os_core.yamlout import dump_all
 
-from .helpers import SAMPLE, sample
+from .helpers import DATASERVICE, SAMPLE, sample
 
 SEED_SERVICES = {  # name: (type, port, nodePort) from the seed's `kubectl get all`
     "api-manager": ("ClusterIP", 9085, None), "auth": ("ClusterIP", 9081, None),

@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 
 from d3os_core import Facts, plan
-from d3os_core.dataservice import MYSQL
 from d3os_core.fake import FakeCluster
 from d3os_core.render import SECRET_PLACEHOLDER
 from d3os_core.types import Plan
 from d3os_operator.usercli import main as d3os
 
-from .helpers import SAMPLE, sample
+from .helpers import DATASERVICE, SAMPLE, sample
+
+MYSQL = DATASERVICE.component("mysql")
 
 GENERATED = [k for k, v in (MYSQL.generated_secret or {}).items() if v == "<random>"]
 
@@ -39,6 +40,7 @@ class Loop:
             self.ds,
             self.fc.observed(),
             Facts(now=f"2026-01-01T00:{self.n // 60:02d}:{self.n % 60:02d}Z", secret_seed=f"seed-{id(self)}-{self.n}"),
+            DATASERVICE,
         )
         self.plans.append(p)
         self.ds["status"] = copy.deepcopy(p.status)

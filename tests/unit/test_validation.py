@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from d3os_core import DATASERVICE, validate_spec
+from d3os_core import validate_spec
 
-from .helpers import sample
+from .helpers import DATASERVICE, sample
 
 Mutate = Callable[[dict[str, Any]], None]
 

@@ -13,12 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from d3os_core import DATASERVICE
 from d3os_core.crd import crd_manifest
 from d3os_core.render import Parent, render_component, resolve
 from d3os_core.validation import parse_spec
 from d3os_core.yamlout import AMBIGUOUS, dump_all
 
+from .helpers import DATASERVICE
 from .strategies import specs
 
 TRICKY = (
@@ -88,6 +88,6 @@ def test_hash_annotations_are_quoted() -> None:
 
 
 def test_crd_has_no_anchors_and_reads_back() -> None:
-    text = dump_all([crd_manifest()])
+    text = dump_all([crd_manifest(DATASERVICE)])
     assert "&id" not in text and "*id" not in text
-    assert yaml12(text) == [crd_manifest()]
+    assert yaml12(text) == [crd_manifest(DATASERVICE)]

@@ -4,7 +4,8 @@
   read a file and call the core, and import no cluster client;
 - cluster commands: ``status`` (:mod:`.status`), ``apply`` (:mod:`.apply`), ``diff`` (:mod:`.diff`),
   ``history`` and ``rollback`` (:mod:`.history`); they reach the cluster through :mod:`.connect`, and
-  ``status --watch``, ``apply --wait``, ``rollback --wait`` follow the DataService with :mod:`.watch`;
+  ``status --watch``, ``apply --wait``, ``rollback --wait`` follow the instance with :mod:`.watch`; a
+  file's kind, or the kind NAME is found under (``--kind``), picks the product;
 - :mod:`.parser` holds every command, flag and help text; :mod:`.errors` the one-line errors and exit
   codes, :mod:`.completion` the shell completion (both used by ``d3os-operator`` and ``d3os-testenv`` too).
 

@@ -1,5 +1,6 @@
-"""``d3os apply FILE [--wait]``: server-side apply of a DataService, then (``--wait``) its progress until
-Ready, Degraded or the timeout; ``rollback --wait`` waits the same way."""
+"""``d3os apply FILE [--wait]``: server-side apply of a product instance (a DataService, an AnalyticsService,
+...: the file's kind picks the product), then (``--wait``) its progress until Ready, Degraded or the
+timeout; ``rollback --wait`` waits the same way."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from d3os_core import api
+from d3os_core.product import ProductDef
 
 from . import connect, offline, watch
 from .status import STATE_WORDS, condition
 
 
-def load(path: str) -> dict[str, Any]:
-    """The one DataService in the file ``path`` ('-': stdin)."""
-    return dict(offline.load_dataservice(path))
+def load(path: str) -> tuple[dict[str, Any], ProductDef]:
+    """The one product instance in the file ``path`` ('-': stdin) and its product (the file's kind picks it
+    among the installed products)."""
+    ds, product = offline.load_instance(path)
+    return dict(ds), product
 
 
 def body(ds: Mapping[str, Any], namespace: str) -> dict[str, Any]:
@@ -27,17 +31,18 @@ def body(ds: Mapping[str, Any], namespace: str) -> dict[str, Any]:
     return out
 
 
-def apply_dataservice(
-    client: Any, ds: Mapping[str, Any], namespace: str, force: bool, dry_run: bool = False
+def apply_instance(
+    client: Any, ds: Mapping[str, Any], product: ProductDef, namespace: str, force: bool, dry_run: bool = False
 ) -> dict[str, Any]:
-    """Server-side apply of the DataService ``ds`` as a person (``d3os apply``; ``d3os diff`` with ``dry_run``)."""
+    """Server-side apply of the instance ``ds`` of ``product`` as a person (``d3os apply``; ``d3os diff`` with
+    ``dry_run``)."""
     from lightkube.types import PatchType
 
-    from ..kube import DATASERVICE
+    from ..kube import product_kind
 
     return dict(
         client.patch(
-            DATASERVICE.res,
+            product_kind(product.names).res,
             ds["metadata"]["name"],
             body(ds, namespace),
             namespace=namespace,
@@ -71,19 +76,22 @@ def wait_for_outcome(
     generation: int,
     timeout: float,
     emit: Callable[[str], None],
+    product: ProductDef,
 ) -> int:
-    """Progress lines until Ready=True (0), Degraded=True (1) at ``generation``, or the timeout (1)."""
-    from ..kube import DATASERVICE
+    """Progress lines of the instance ``name`` of ``product`` until Ready=True (0), Degraded=True (1) at
+    ``generation``, or the timeout (1)."""
+    from ..kube import product_kind
 
+    res = product_kind(product.names).res
     start = time.monotonic()
     deadline = start + timeout
     last = ""
-    current = connect.get(client, DATASERVICE.res, name, namespace)
-    with contextlib.closing(watch.states(config, current, namespace, name, deadline)) as states:
+    current = connect.get(client, res, name, namespace)
+    with contextlib.closing(watch.states(config, current, namespace, name, deadline, resources=[res])) as states:
         for ds in states:
             elapsed = time.monotonic() - start
             if ds is None:
-                emit(f"{elapsed:6.1f}s  DataService {namespace}/{name} was deleted")
+                emit(f"{elapsed:6.1f}s  {product.names.kind} {namespace}/{name} was deleted")
                 return 1
             status = ds.get("status") or {}
             observed = int(status.get("observedGeneration") or 0)
@@ -115,17 +123,16 @@ def printer(out: TextIO) -> Callable[[str], None]:
 
 
 def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
-
-
-    ds = load(args.file)
+    ds, product = load(args.file)
     config = connect.kubeconfig(args)
     with connect.client(config) as client:
         ns = connect.namespace(args, client, ds)
         name = ds["metadata"]["name"]
-        applied = apply_dataservice(client, ds, ns, args.force_conflicts)
+        applied = apply_instance(client, ds, product, ns, args.force_conflicts)
         generation = int(applied["metadata"].get("generation") or 1)
-        out.write(f"dataservice.{api.GROUP}/{name} applied (namespace {ns}, generation {generation})\n")
+        out.write(f"{product.names.kind.lower()}.{api.GROUP}/{name} applied (namespace {ns}, generation "
+                  f"{generation})\n")
         out.flush()
         if not args.wait:
             return 0
-        return wait_for_outcome(config, client, name, ns, generation, args.timeout, printer(out))
+        return wait_for_outcome(config, client, name, ns, generation, args.timeout, printer(out), product)

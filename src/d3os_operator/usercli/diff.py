@@ -1,6 +1,7 @@
-"""``d3os diff FILE``: a server-side dry-run apply of the DataService, and of every object the core
-renders for it, against the live objects: a unified diff of what would change. Exit 0 = no change,
-1 = changes, 2 = error (as ``kubectl diff``)."""
+"""``d3os diff FILE``: a server-side dry-run apply of the product instance in FILE (a DataService, an
+AnalyticsService, ...: the file's kind picks the product), and of every object the core renders for it,
+against the live objects: a unified diff of what would change. Exit 0 = no change, 1 = changes, 2 = error
+(as ``kubectl diff``)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from d3os_core import api
+from d3os_core.product import ProductDef
 from d3os_core.yamlout import dump
 
 from . import connect
-from .apply import apply_dataservice, load
+from .apply import apply_instance, load
 
 EXIT_CHANGES = 1
 EXIT_ERROR = 2
@@ -48,32 +50,35 @@ def unified(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, l
     return "\n".join(lines)
 
 
-def _child_diffs(client: Any, applied_ds: Mapping[str, Any], namespace: str) -> list[tuple[str, str]]:
-    """(label, diff) for every object the core renders for ``applied_ds`` whose content would change,
-    and for live children the rendering no longer contains (they would be deleted)."""
+def _child_diffs(
+    client: Any, applied_ds: Mapping[str, Any], product: ProductDef, namespace: str,
+) -> list[tuple[str, str]]:
+    """(label, diff) for every object the core renders for ``applied_ds`` (an instance of ``product``) whose
+    content would change, and for live children the rendering no longer contains (they would be deleted)."""
     from lightkube.types import PatchType
 
     from d3os_core import desired as desired_objects
     from d3os_core import up_to_date
     from d3os_core.credentials import retained
-    from d3os_core.dataservice import DATASERVICE as PRODUCT
-    from d3os_core.render import Parent
+    from d3os_core.render import parent_of
     from d3os_core.validation import parse_spec
 
     from ..kube import OWNED, kind_info
 
     name = applied_ds["metadata"]["name"]
-    parent = Parent(name, namespace, str(applied_ds["metadata"].get("uid") or "<uid>"))
-    spec = parse_spec(applied_ds.get("spec"), PRODUCT)
+    parent = parent_of({"name": name, "uid": str(applied_ds["metadata"].get("uid") or "<uid>")}, product, namespace)
+    spec = parse_spec(applied_ds.get("spec"), product)
     live: dict[tuple[str, str], dict[str, Any]] = {}
     for info in OWNED:
         for o in client.list(info.res, namespace=namespace, labels={api.LABEL_INSTANCE: name}):
             d = {"apiVersion": info.api_version, "kind": info.kind, **dict(o)}  # list items lack them
-            if api.owner_instance(d) == name:
+            labels = d.get("metadata", {}).get("labels") or {}
+            # the product label: another product's instance of the same name has children of its own
+            if api.owner_instance(d) == name and labels.get(api.LABEL_PRODUCT, "") == parent.product:
                 live[(info.kind, d["metadata"]["name"])] = d
     secrets = {n: o for (k, n), o in live.items() if k == "Secret"}
     claims = {n: str(o["metadata"].get("uid", "")) for (k, n), o in live.items() if k == "PersistentVolumeClaim"}
-    rendered = desired_objects(parent, spec, PRODUCT, live_secrets=secrets, claims=claims)
+    rendered = desired_objects(parent, spec, product, live_secrets=secrets, claims=claims)
     out: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()
     for desired in rendered:
@@ -108,21 +113,22 @@ def _child_diffs(client: Any, applied_ds: Mapping[str, Any], namespace: str) -> 
 def cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
     from d3os_core.validation import SpecError
 
-    from ..kube import DATASERVICE
+    from ..kube import product_kind
 
-    ds = load(args.file)
+    ds, product = load(args.file)
+    kind = product.names.kind
     with connect.client(connect.kubeconfig(args)) as client:
         ns = connect.namespace(args, client, ds)
         name = ds["metadata"]["name"]
-        live = connect.get(client, DATASERVICE.res, name, ns)
-        after = apply_dataservice(client, ds, ns, args.force_conflicts, dry_run=True)
+        live = connect.get(client, product_kind(product.names).res, name, ns)
+        after = apply_instance(client, ds, product, ns, args.force_conflicts, dry_run=True)
         changed = False
-        text = unified(live, after, f"DataService/{name}")
+        text = unified(live, after, f"{kind}/{name}")
         if text:
             out.write(text + "\n")
             changed = True
         try:
-            children = _child_diffs(client, after, ns)
+            children = _child_diffs(client, after, product, ns)
         except SpecError as exc:
             for err in exc.errors:
                 print(str(err), file=sys.stderr)
@@ -132,7 +138,7 @@ def cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
         changed = True
     if changed:
         out.write(
-            f"# {1 if text else 0} DataService, {len(children)} object(s) would change"
+            f"# {1 if text else 0} {kind}, {len(children)} object(s) would change"
             + (f": {', '.join(label for label, _ in children)}" if children else "")
             + "\n"
         )

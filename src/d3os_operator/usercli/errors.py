@@ -86,6 +86,21 @@ def _what(exc: BaseException) -> str:
     return f"{verb} {resource}" + (f" in namespace {ns}" if ns else "")
 
 
+def _product_kind_in(what: str) -> str | None:
+    """The kind of the installed product whose resource (plural) the request ``what`` names, else None."""
+    from d3os_core import api
+
+    resource = what.split(" ")[1].split("/")[0] if what.count(" ") else ""
+    plurals = {api.PLURAL: api.KIND}
+    try:
+        from ..products import installed
+
+        plurals.update({p.names.plural: p.names.kind for p in installed()})
+    except Exception:  # a broken product file must not hide the API server's answer
+        pass
+    return plurals.get(resource)
+
+
 def describe(exc: BaseException) -> tuple[int, str] | None:
     """The exit code and one-line message for an exception a user can cause, else None (a bug)."""
     if isinstance(exc, CliError):
@@ -124,9 +139,10 @@ def describe(exc: BaseException) -> tuple[int, str] | None:
         if code == 404:
             details = exc.status.details if api_status else None  # type: ignore[union-attr]
             unnamed = details is None or not getattr(details, "name", None)
-            if unnamed and "dataservices" in what:
+            kind = _product_kind_in(what) if unnamed else None
+            if kind is not None:
                 return EXIT_NOT_FOUND, (
-                    f"not found: the API server does not serve DataServices ({what}): is the CRD installed? "
+                    f"not found: the API server does not serve {kind}s ({what}): is the CRD installed? "
                     "(kubectl apply --server-side -f crds/ or helm install)"
                 )
             return EXIT_NOT_FOUND, f"not found: {message}" + (f" ({what})" if what else "")

@@ -1,4 +1,5 @@
-"""``d3os history`` and ``d3os rollback``: the revision history of a DataService, like ``kubectl rollout``.
+"""``d3os history`` and ``d3os rollback``: the revision history of a product instance (a DataService, an
+AnalyticsService, ...; NAME is looked up as for ``d3os status``, ``--kind`` says which), like ``kubectl rollout``.
 
 - ``d3os history NAME [-n NS]``: one line per revision (a ControllerRevision the operator recorded when
   that spec reached Ready): number, which is current, when it became Ready, the spec generation, and what
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from d3os_core import api
 from d3os_core.revisions import KIND, NOT_RECORDED, Revision, by_number, changes, observed_revisions
@@ -23,6 +24,9 @@ from d3os_core.revisions import KIND, NOT_RECORDED, Revision, by_number, changes
 from . import connect
 from .apply import printer, wait_for_outcome
 from .status import table
+
+if TYPE_CHECKING:
+    from d3os_core.product import ProductDef
 
 EXIT_ERROR = 2
 
@@ -37,10 +41,11 @@ def _revisions(client: Any, name: str, namespace: str, uid: str) -> list[Revisio
     return observed_revisions(objects, uid)
 
 
-def format_history(revisions: Sequence[Revision], current: str, name: str, namespace: str) -> str:
-    """The table of ``d3os history``."""
+def format_history(revisions: Sequence[Revision], current: str, name: str, namespace: str,
+                   kind: str = "DataService") -> str:
+    """The table of ``d3os history`` (``kind``: the instance's)."""
     if not revisions:
-        return (f"DataService {namespace}/{name}: no revisions yet (a revision is recorded when a spec "
+        return (f"{kind} {namespace}/{name}: no revisions yet (a revision is recorded when a spec "
                 "reaches Ready)\n")
     rows = [["REVISION", "CURRENT", "READY AT", "GENERATION", "CHANGE"]]
     previous: Revision | None = None
@@ -57,16 +62,18 @@ def format_history(revisions: Sequence[Revision], current: str, name: str, names
     return "\n".join(table(rows)) + "\n"
 
 
-def _load(args: argparse.Namespace, client: Any, out: TextIO) -> tuple[str, dict[str, Any], list[Revision]] | None:
-    """The namespace, the DataService and its revisions (None, said on ``out``: not found)."""
-    from ..kube import DATASERVICE
-
+def _load(
+    args: argparse.Namespace, client: Any, out: TextIO,
+) -> tuple[str, ProductDef, dict[str, Any], list[Revision]] | None:
+    """The namespace, the instance's product, the instance and its revisions (None, said on ``out``: not
+    found)."""
     ns = connect.namespace(args, client)
-    ds = connect.get(client, DATASERVICE.res, args.name, ns)
-    if ds is None:
-        out.write(f"DataService {ns}/{args.name}: not found\n")
+    found = connect.find(client, args.name, ns, args.kind)
+    if found.product is None or found.instance is None:
+        out.write(found.not_found(ns, args.name))
         return None
-    return ns, ds, _revisions(client, args.name, ns, str(ds["metadata"]["uid"]))
+    ds = found.instance
+    return ns, found.product, ds, _revisions(client, args.name, ns, str(ds["metadata"]["uid"]))
 
 
 def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
@@ -74,8 +81,9 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
         loaded = _load(args, client, out)
     if loaded is None:
         return 1
-    ns, ds, revs = loaded
-    out.write(format_history(revs, str((ds.get("status") or {}).get("currentRevision") or ""), args.name, ns))
+    ns, product, ds, revs = loaded
+    out.write(format_history(revs, str((ds.get("status") or {}).get("currentRevision") or ""), args.name, ns,
+                             product.names.kind))
     return 0
 
 
@@ -113,12 +121,13 @@ def cmd_rollback(args: argparse.Namespace, out: TextIO) -> int:
 def _rollback(args: argparse.Namespace, config: Any, client: Any, out: TextIO) -> int:
     from lightkube.types import PatchType
 
-    from ..kube import DATASERVICE
+    from ..kube import product_kind
 
     loaded = _load(args, client, out)
     if loaded is None:
         return 1
-    ns, ds, revs = loaded
+    ns, product, ds, revs = loaded
+    res = product_kind(product.names).res
     chosen = pick(revs, str((ds.get("status") or {}).get("currentRevision") or ""), args.to_revision)
     if isinstance(chosen, str):
         out.write(f"error: {chosen}\n")
@@ -127,10 +136,10 @@ def _rollback(args: argparse.Namespace, config: Any, client: Any, out: TextIO) -
     if spec == ds.get("spec"):
         out.write(f"skipped rollback: the spec already is revision {chosen.number}\n")
         return 0
-    body = {"apiVersion": api.API_VERSION, "kind": api.KIND,
+    body = {"apiVersion": api.API_VERSION, "kind": product.names.kind,
             "metadata": {"name": args.name, "namespace": ns}, "spec": spec}
     def apply(dry_run: bool) -> dict[str, Any]:
-        return dict(client.patch(DATASERVICE.res, args.name, body, namespace=ns, patch_type=PatchType.APPLY,
+        return dict(client.patch(res, args.name, body, namespace=ns, patch_type=PatchType.APPLY,
                                  field_manager=connect.FIELD_MANAGER, force=True, dry_run=dry_run))
 
     # One write: server-side apply when it gives exactly the revision's spec (a dry run tells), else an
@@ -141,11 +150,11 @@ def _rollback(args: argparse.Namespace, config: Any, client: Any, out: TextIO) -
     else:
         exact = {k: v for k, v in ds.items() if k != "status"}
         exact["spec"] = spec
-        applied = dict(client.replace(DATASERVICE.res(**exact), field_manager=connect.FIELD_MANAGER))
+        applied = dict(client.replace(res(**exact), field_manager=connect.FIELD_MANAGER))
     generation = int(applied["metadata"].get("generation") or 1)
-    out.write(f"dataservice.{api.GROUP}/{args.name} rolled back to revision {chosen.number} "
+    out.write(f"{product.names.kind.lower()}.{api.GROUP}/{args.name} rolled back to revision {chosen.number} "
               f"(namespace {ns}, generation {generation})\n")
     out.flush()
     if not args.wait:
         return 0
-    return wait_for_outcome(config, client, args.name, ns, generation, args.timeout, printer(out))
+    return wait_for_outcome(config, client, args.name, ns, generation, args.timeout, printer(out), product)

@@ -96,11 +96,6 @@ def load_instance(path: str, products: Sequence[ProductDef] | None = None) -> tu
     return ds, product
 
 
-def load_dataservice(path: str, products: Sequence[ProductDef] | None = None) -> JSON:
-    """The one product instance in ``path`` (kept under its first name: the cluster commands read it)."""
-    return load_instance(path, products)[0]
-
-
 def _parent(ds: Mapping[str, Any], namespace: str | None, product: ProductDef) -> Parent:
     meta = {**ds["metadata"], "uid": ds["metadata"].get("uid") or f"<uid of the {product.names.kind}>"}
     return parent_of(meta, product, namespace)

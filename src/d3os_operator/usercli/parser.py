@@ -25,8 +25,10 @@ GROUPS = (
 FILE_HELP = "YAML file with one product instance: a DataService, an AnalyticsService, ... ('-' reads stdin)"
 PRODUCT_HELP = ("the product FILE is an instance of: a product folder (or its product.yaml) not installed, or an "
                 "installed product's name (default: every installed product; the file's kind picks one)")
-NAME_HELP = "name of the DataService"
-NS_OF_NAME = "namespace of the DataService (default: the kubeconfig context's, else default)"
+NAME_HELP = "name of the instance: a DataService, an AnalyticsService, ... (--kind says which when both exist)"
+NS_OF_NAME = "namespace of the instance (default: the kubeconfig context's, else default)"
+KIND_HELP = ("the kind of NAME: an installed product's kind, plural or short name (DataService, dataservices, "
+             "dsvc, ...); default: NAME is looked up under every installed product's kind")
 NS_OF_FILE = "namespace (default: the file's metadata.namespace, else the kubeconfig context's, else default)"
 WAIT_HELP = "show progress until Ready (0) or Degraded/timeout (1)"
 
@@ -101,6 +103,7 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "does not exist.",
     )
     st.add_argument("name", help=NAME_HELP)
+    st.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)
     st.add_argument("-w", "--watch", action="store_true", help="redraw on every change (Ctrl-C to stop)")
     st.add_argument("--timeout", type=float, default=0, help="with --watch: stop after this many seconds")
     _cluster_options(st, NS_OF_NAME)
@@ -133,6 +136,7 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "replicas, env keys), and which is current. Exit 0, or 1 when it does not exist.",
     )
     hi.add_argument("name", help=NAME_HELP)
+    hi.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)
     _cluster_options(hi, NS_OF_NAME)
     hi.set_defaults(func=history.cmd_history)
     rb = sub.add_parser(
@@ -142,6 +146,7 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "order. Exit 0, or 1 when the revision does not exist or --wait ends Degraded or timed out.",
     )
     rb.add_argument("name", help=NAME_HELP)
+    rb.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)
     rb.add_argument("--to-revision", type=int, default=None, metavar="N",
                     help="revision number (default: the one before the current)")
     rb.add_argument("--wait", action="store_true", help=WAIT_HELP)

@@ -1,4 +1,7 @@
-"""``d3os status NAME [--watch]``: the chain, each component's state and reason, the conditions."""
+"""``d3os status NAME [--kind KIND] [--watch]``: the chain, each component's state and reason, the conditions.
+
+NAME is looked up under every installed product's kind (or only ``--kind``'s): a DataService, an
+AnalyticsService, ...; when two products have an instance of that name there, ``--kind`` must say which."""
 
 from __future__ import annotations
 
@@ -43,16 +46,20 @@ def table(rows: Sequence[Sequence[str]]) -> list[str]:
     return out
 
 
-def format_status(ds: Mapping[str, Any] | None, name: str, namespace: str) -> str:
-    """The screen of ``d3os status``: header, chain, components, conditions."""
+def format_status(
+    ds: Mapping[str, Any] | None, name: str, namespace: str, kinds: Sequence[str] = ("DataService",),
+) -> str:
+    """The screen of ``d3os status``: header, chain, components, conditions. ``kinds``: the kinds NAME was
+    looked up as (the header names the instance's own kind; "not found" is said for each)."""
     if ds is None:
-        return f"DataService {namespace}/{name}: not found\n"
+        return "".join(f"{kind} {namespace}/{name}: not found\n" for kind in kinds)
     meta = ds.get("metadata") or {}
     status = ds.get("status") or {}
     comps = status.get("components") or []
     ready = sum(1 for c in comps if c.get("ready"))
+    kind = str(ds.get("kind") or kinds[0])
     lines = [
-        f"DataService {namespace}/{name}   generation {meta.get('generation')}, "
+        f"{kind} {namespace}/{name}   generation {meta.get('generation')}, "
         f"observed {status.get('observedGeneration', '-')}   {ready}/{len(comps)} ready",
         f"PHASE    {status.get('phase') or '-'}",
         f"CHAIN    {status.get('message') or '-'}",
@@ -94,23 +101,26 @@ def format_status(ds: Mapping[str, Any] | None, name: str, namespace: str) -> st
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
-    from ..kube import DATASERVICE
+    from ..kube import product_kind
 
     config = connect.kubeconfig(args)
     with connect.client(config) as client:
         ns = connect.namespace(args, client)
-        ds = connect.get(client, DATASERVICE.res, args.name, ns)
+        found = connect.find(client, args.name, ns, args.kind)
+    ds = found.instance
+    watched = (found.product,) if found.product is not None else found.tried
+    kinds = [p.names.kind for p in watched]
     if not args.watch:
-        out.write(format_status(ds, args.name, ns))
+        out.write(format_status(ds, args.name, ns, kinds))
         return 0 if ds is not None else 1
     tty = out.isatty()
     deadline = time.monotonic() + args.timeout if args.timeout else None
     last = None
     with contextlib.suppress(KeyboardInterrupt), contextlib.closing(
-        watch.states(config, ds, ns, args.name, deadline)
+        watch.states(config, ds, ns, args.name, deadline, resources=[product_kind(p.names).res for p in watched])
     ) as states:
         for state in states:
-            screen = format_status(state, args.name, ns)
+            screen = format_status(state, args.name, ns, kinds)
             if screen == last:
                 continue
             last = screen

@@ -1,5 +1,5 @@
-"""One DataService, watched: ``d3os status --watch``, ``apply --wait``, ``rollback --wait`` and the test
-harness's status recorder all use :class:`DataServiceWatch`.
+"""One product instance (a DataService, an AnalyticsService, ...), watched: ``d3os status --watch``,
+``apply --wait``, ``rollback --wait`` and the test harness's status recorder all use :class:`DataServiceWatch`.
 
 The watch runs on an event loop thread of its own (an anyio blocking portal) with its own async client,
 so :meth:`DataServiceWatch.stop` cancels it at once, even while the API server sends nothing, closes the
@@ -14,7 +14,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 EventHandler = Callable[[str, "dict[str, Any] | None"], None]
@@ -26,7 +26,9 @@ def _keep_watching(exc: BaseException) -> bool:
 
 
 class DataServiceWatch:
-    """Calls ``on_event`` (from the watch thread) for every change of the DataService ``namespace/name``.
+    """Calls ``on_event`` (from the watch thread) for every change of the instance ``namespace/name`` of the
+    resource ``res`` (a lightkube resource, :func:`d3os_operator.kube.product_kind`'s ``res``; default: the
+    DataService's).
 
     ``config`` is a lightkube ``KubeConfig`` (or one context of it). Without ``resource_version`` the
     watch starts with an ADDED event for the object as it is; after an error it goes on from the last
@@ -47,8 +49,10 @@ class DataServiceWatch:
         on_error: Callable[[BaseException], bool] = _keep_watching,
         retry_pause: float = 0.2,
         server_timeout: int = 30,
+        res: Any = None,
     ) -> None:
         self.config = config
+        self.res = res
         self.namespace = namespace
         self.name = name
         self.on_event = on_event
@@ -111,10 +115,11 @@ class DataServiceWatch:
 
         from ..kube import DATASERVICE
 
+        res = self.res if self.res is not None else DATASERVICE.res
         try:
             async with contextlib.aclosing(
                 client.watch(
-                    DATASERVICE.res,
+                    res,
                     namespace=self.namespace,
                     fields={"metadata.name": self.name},
                     resource_version=self.resource_version,
@@ -129,7 +134,7 @@ class DataServiceWatch:
             if (e.status.code if isinstance(e, ApiError) else e.response.status_code) != 410:
                 raise
         try:
-            found = await client.get(DATASERVICE.res, self.name, namespace=self.namespace)
+            found = await client.get(res, self.name, namespace=self.namespace)
             current: dict[str, Any] | None = dict(found)
         except ApiError as e:
             if e.status.code != 404:
@@ -139,6 +144,20 @@ class DataServiceWatch:
         self.on_event("RELIST", current)
 
 
+def _status_code(exc: BaseException) -> int | None:
+    """The HTTP status of a failed request (an ApiError's, or the response's), else None."""
+    status = getattr(exc, "status", None)
+    code = getattr(status, "code", None)
+    if isinstance(code, int):
+        return code
+    response = getattr(exc, "response", None)
+    try:
+        code = getattr(response, "status_code", None)
+    except RuntimeError:  # httpx: the response was never set
+        return None
+    return code if isinstance(code, int) else None
+
+
 def states(
     config: Any,
     current: dict[str, Any] | None,
@@ -146,9 +165,16 @@ def states(
     name: str,
     deadline: float | None,
     clock: Callable[[], float] = time.monotonic,
+    *,
+    resources: Sequence[Any] = (),
 ) -> Generator[dict[str, Any] | None, None, None]:
-    """``current`` (as just read), then the DataService after every change (None when deleted), until
+    """``current`` (as just read), then the instance after every change (None when deleted), until
     ``deadline`` (a ``clock()`` value; None: no end). An error of the watch is raised here.
+
+    ``resources``: the lightkube resources the instance may be of (default: the DataService's). One is
+    watched per resource, so a name not found yet under any of several kinds is seen when it appears as one;
+    of several, a kind the API server does not serve (404: its CRD is not installed) is left out, and only
+    when none is served is that error raised.
 
     The watch stops when the iteration ends; close the generator (``contextlib.closing``) when leaving
     the loop early, so it stops at once rather than when the generator is collected.
@@ -156,13 +182,22 @@ def states(
     yield current
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
 
+    kinds = tuple(resources) or (None,)
+    unserved: list[BaseException] = []
+
     def failed(exc: BaseException) -> bool:
+        if len(kinds) > 1 and _status_code(exc) == 404:
+            unserved.append(exc)
+            if len(unserved) < len(kinds):
+                return False  # that kind is not served: watch the others
         events.put(("ERROR", exc))
         return False
 
     rv = (current or {}).get("metadata", {}).get("resourceVersion")
-    with DataServiceWatch(config, namespace, name, lambda typ, obj: events.put((typ, obj)),
-                          resource_version=rv, on_error=failed):
+    with contextlib.ExitStack() as watches:
+        for res in kinds:
+            watches.enter_context(DataServiceWatch(config, namespace, name, lambda typ, obj: events.put((typ, obj)),
+                                                   resource_version=rv, on_error=failed, res=res))
         while True:
             left = None if deadline is None else deadline - clock()
             if left is not None and left <= 0:
