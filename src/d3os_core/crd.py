@@ -293,6 +293,8 @@ STATUS_SCHEMA: JSON = {
                             "(a ControllerRevision owned by this DataService; see `d3os history`)."},
         "updateRevision": {"type": "string", "description": "The revision being rolled out (the spec's, or "
                            "the one a rollback returns to)."},
+        "productVersion": {"type": "string", "description": "The version of the product file this instance last "
+                           "became Ready with: while it differs from the operator's, an upgrade is rolling."},
         "rollback": _ROLLBACK_STATUS,
         "conditions": {
             "type": "array",

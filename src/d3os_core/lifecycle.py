@@ -105,6 +105,7 @@ def finish(
     *,
     parent: Parent,
     raw: Mapping[str, Any],
+    product_version: str = "",
     all_ready: bool,
     suspended: bool,
     pending: Sequence[str],
@@ -156,7 +157,7 @@ def finish(
                                                  generation, facts.now, old)
         status["rollback"] = record_
     elif all_ready and not suspended:
-        rec: Recording = record(parent, raw, ctl.revisions, facts.now, generation, history_limit)
+        rec: Recording = record(parent, raw, ctl.revisions, facts.now, generation, history_limit, product_version)
         if rec.write is not None:
             out.apply.append(Apply(rec.write, "", create=rec.create))
             out.events.append(Event("Normal", REVISION_RECORDED,

@@ -167,10 +167,14 @@ def _plan_rollout(
     status = rollup(order, comps, generation, facts.now, prev_status, len(work.delete) + work.going)
     pending = [k for k in order if comps[k].reason == lifecycle.SUSPENDED]
     extra = lifecycle.finish(
-        status, ctl, parent=who, raw=raw,
+        status, ctl, parent=who, raw=raw, product_version=product.version,
         all_ready=all_ready, suspended=suspended, pending=pending, history_limit=spec.revision_history_limit,
         prev_status=prev_status, generation=generation, facts=facts,
     )
+    if product.version and all_ready and not suspended:
+        status["productVersion"] = product.version
+    elif prev_status.get("productVersion"):
+        status["productVersion"] = prev_status["productVersion"]
     work.apply.extend(extra.apply)
     work.delete.extend(extra.delete)
     if rollback_event is not None:

@@ -153,8 +153,10 @@ class Component(_File):
 
 
 class Defaults(_File):
-    middleware: RoleDefaults | None = None
-    microservice: RoleDefaults | None = None
+    """Settings each component of a role takes unless it sets its own."""
+
+    middleware: RoleDefaults | None = Field(None, description="For every middleware.")
+    microservice: RoleDefaults | None = Field(None, description="For every microservice.")
 
 
 class ProductFile(_File):
@@ -168,9 +170,12 @@ class ProductFile(_File):
         True, description="Pod selectors carry the product label (keep true; false only for DataService, "
         "whose selectors predate it).")
     vars: dict[Annotated[str, Field(max_length=63, pattern=VAR_NAME_PATTERN)],
-               Annotated[str, Field(max_length=4096)]] = Field(default_factory=dict, max_length=64)
-    defaults: Defaults = Field(default_factory=Defaults)
-    components: list[Component] = Field(min_length=1, max_length=MAX_COMPONENTS)
+               Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict, max_length=64, description="Plain text named once and used as ${vars.<name>}.")
+    defaults: Defaults = Field(default_factory=Defaults, description="Settings per role (middleware, microservice).")
+    components: list[Component] = Field(min_length=1, max_length=MAX_COMPONENTS,
+                                        description="In deployment order (each waits for the one before unless "
+                                        "dependsOn says otherwise).")
 
 
 def schema() -> dict[str, Any]:

@@ -88,8 +88,12 @@ def by_number(revisions: Sequence[Revision], number: int) -> Revision | None:
     return next((r for r in revisions if r.number == number), None)
 
 
-def manifest(parent: Parent, raw: Mapping[str, Any], number: int, now: str, generation: int) -> JSON:
-    """The ControllerRevision recording ``raw`` as revision ``number``."""
+def manifest(parent: Parent, raw: Mapping[str, Any], number: int, now: str, generation: int,
+             product_version: str = "") -> JSON:
+    """The ControllerRevision recording ``raw`` as revision ``number`` (and the product version it ran with)."""
+    annotations = {api.ANNOTATION_READY_AT: now, api.ANNOTATION_GENERATION: str(generation)}
+    if product_version:
+        annotations[api.ANNOTATION_PRODUCT_VERSION] = product_version
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -98,7 +102,7 @@ def manifest(parent: Parent, raw: Mapping[str, Any], number: int, now: str, gene
             "namespace": parent.namespace,
             "labels": {api.LABEL_MANAGED_BY: api.MANAGED_BY, api.LABEL_INSTANCE: parent.name,
                        **parent.product_labels},
-            "annotations": {api.ANNOTATION_READY_AT: now, api.ANNOTATION_GENERATION: str(generation)},
+            "annotations": annotations,
             "ownerReferences": [{
                 "apiVersion": api.API_VERSION,
                 "kind": parent.kind,
@@ -131,6 +135,7 @@ def record(
     now: str,
     generation: int,
     limit: int,
+    product_version: str = "",
 ) -> Recording:
     """Record ``raw`` as the newest revision (nothing to write when it already is), then prune to ``limit``."""
     name = revision_name(parent.name, raw)
@@ -140,7 +145,7 @@ def record(
     number = existing.number if existing is not None else 0
     if existing is None or existing.number != top or existing.number == 0:
         number = top + 1
-        write = manifest(parent, raw, number, now, generation)
+        write = manifest(parent, raw, number, now, generation, product_version)
     kept = sorted([r for r in revisions if r.name != name], key=lambda r: r.number, reverse=True)
     prune = tuple(sorted(kept[max(0, limit - 1):], key=lambda r: r.number))
     return Recording(write, existing is None, prune, name, number)

@@ -74,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--workers", type=int, default=4, help="DataServices reconciled in parallel (default 4)")
     run.add_argument(
+        "--max-product-upgrades",
+        type=int,
+        default=5,
+        metavar="N",
+        help="instances rolling to a new product version at once, at most (default 5; 0: none): the others wait, "
+        "and an upgrade that never becomes Ready keeps its slot, so a bad version stops spreading",
+    )
+    run.add_argument(
         "--products",
         default=None,
         metavar="DIR",
@@ -211,6 +219,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error(str(e))
     if args.workers < 1:
         parser.error("--workers: must be at least 1")
+    if args.max_product_upgrades < 0:
+        parser.error("--max-product-upgrades: must be 0 or more")
     if not 0 < args.leader_elect_retry_period < args.leader_elect_renew_deadline < args.leader_elect_lease_duration:
         parser.error(
             "--leader-elect-*: need 0 < retry period < renew deadline < lease duration "
@@ -272,6 +282,7 @@ async def run_operator(args: argparse.Namespace) -> int:
         resync_period=args.resync_period,
         probe_policy=probe_policy(args),
         watch_label_selector=selector,
+        max_product_upgrades=args.max_product_upgrades,
     )
     served, missing = await served_products(kube, products)
     operator = Operator(kube, settings, products=served)

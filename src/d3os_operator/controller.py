@@ -77,6 +77,8 @@ class Settings:
     operator's own addresses are added at start (:mod:`d3os_operator.probe_targets`)."""
     watch_label_selector: LabelSelector | None = None
     """Only DataServices matching it are listed, watched and reconciled (a shard: :mod:`d3os_operator.sharding`)."""
+    max_product_upgrades: int | None = 5
+    """Instances rolling to a new product version at once, at most (None: no cap; see d3os_core.upgrades)."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ class Operator:
             self.probes,
             self.events,
             products=self.products,
+            max_product_upgrades=s.max_product_upgrades,
             planner=planner,
             tracer=tracer,
             metrics=self.metrics,

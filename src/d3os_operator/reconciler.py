@@ -52,7 +52,7 @@ import anyio
 import httpx2
 from lightkube.core.exceptions import ApiError
 
-from d3os_core import api
+from d3os_core import api, upgrades
 from d3os_core.planner import plan as core_plan
 from d3os_core.product import ProductDef
 from d3os_core.times import format_time
@@ -84,6 +84,8 @@ MAX_WRITE_STREAK = 25
 """Reconciles in a row that write objects before the reconciler suspects a plan that never converges."""
 PROGRESS_STATUS_INTERVAL = 10.0
 """Seconds between two status writes that change only progress text (see :func:`step_boundary`)."""
+UPGRADE_RECHECK = 2.0
+"""Seconds between looks at an instance held back by the upgrade cap (a slot frees when another is Ready)."""
 MAX_PLANS = 4
 """Plans in one pass at most: the first, and re-plans with what carrying it out revealed (pods, a holder,
 a refusal). Past it the DataService is queued again at once."""
@@ -348,6 +350,7 @@ class Reconciler:
         events: EventRecorder,
         *,
         products: Sequence[ProductDef] = (),
+        max_product_upgrades: int | None = None,
         planner: Planner | None = None,
         tracer: Tracer | None = None,
         metrics: Metrics | None = None,
@@ -365,6 +368,9 @@ class Reconciler:
         self.events = events
         self.planner = planner
         """A replacement of the core's planner (tests); None: the core's, with the instance's product."""
+        self.max_product_upgrades = max_product_upgrades
+        self.upgrading: set[ParentKey] = set()
+        """Instances rolling to a new product version (:mod:`d3os_core.upgrades`): at most the cap at once."""
         self.tracer = tracer
         self.states: dict[ParentKey, ParentState] = {}
         self.reconciles = 0
@@ -388,6 +394,7 @@ class Reconciler:
     def forget(self, key: ParentKey) -> None:
         """The DataService is gone: drop everything kept about it."""
         self.states.pop(key, None)
+        self.upgrading.discard(key)
         if self.status_writer is not None:
             self.status_writer.drop(key)
         self.probes.forget(key)
@@ -457,6 +464,8 @@ class Reconciler:
             self.forget(key)
             log.debug("gone", extra={"ds": fmt_key(key)})
             return Result()
+        if not self._upgrade_admitted(key, parent):
+            return Result(requeue_after=UPGRADE_RECHECK)
         state = self.states.setdefault(key, ParentState())
         facts = Facts(now=utc_now(), secret_seed=secrets.token_urlsafe(32))
         observed = await self._observe(key, state)
@@ -520,6 +529,22 @@ class Reconciler:
         if not _progressing(plan.status):
             self.events.settle(parent)  # complete or stalled: its Events' counts are written now
         return Result(requeue_after=self._requeue_after(key, state, plan, done))
+
+    def _upgrade_admitted(self, key: ParentKey, parent: Mapping[str, Any]) -> bool:
+        """Hold an instance back while --max-product-upgrades others are rolling to a new product version."""
+        product = self.products.get(key[2] if len(key) > 2 else api.KIND)
+        going = bool((parent.get("metadata") or {}).get("deletionTimestamp"))
+        if product is None or going or not upgrades.upgrading(parent.get("status"), product.version):
+            self.upgrading.discard(key)
+            return True
+        if not upgrades.admit(key, self.upgrading, self.max_product_upgrades):
+            self._trace("upgrade-held", key, upgrading=len(self.upgrading))
+            return False
+        if key not in self.upgrading:
+            self.upgrading.add(key)
+            log.info("upgrading", extra={"ds": fmt_key(key), "version": product.version,
+                                         "from": (parent.get("status") or {}).get("productVersion")})
+        return True
 
     def _plan(self, key: ParentKey, parent: Mapping[str, Any], observed: Observed, facts: Facts) -> Plan:
         started = time.monotonic()

@@ -176,6 +176,7 @@ def test_a_crashing_reconcile_ends_in_status(
         warnings = [e for e in events_for(client, ns, "boom") if e.get("type") == "Warning"]
         assert [e.get("reason") for e in warnings] == [ERROR_REASON], json.dumps(warnings, default=str)[:2000]
         assert len(calls) >= 2  # retried ...
-        assert op.operator is not None and op.operator.queue.failures((ns, "boom")) >= 1  # ... with backoff
+        key = (ns, "boom", "DataService")  # the queue's key: namespace, name, kind
+        assert op.operator is not None and op.operator.queue.failures(key) >= 1  # ... with backoff
         op.check_alive()
         figures_out("containment_crashing_reconcile", {"attempts": len(calls), "sample_ready": True})

@@ -59,8 +59,9 @@ def test_template_matches_kustomize() -> None:
     assert {d["kind"] for d in helm_docs} == {d["kind"] for d in kust} - {"Namespace"}
     assert {(d["kind"], d["metadata"]["name"]) for d in helm_docs} == {
         (d["kind"], d["metadata"]["name"]) for d in kust if d["kind"] != "Namespace"}
-    (crd_h,), (crd_k,) = by_kind(helm_docs, "CustomResourceDefinition"), by_kind(kust, "CustomResourceDefinition")
-    assert crd_h["spec"] == crd_k["spec"]
+    crds_h = {d["metadata"]["name"]: d["spec"] for d in by_kind(helm_docs, "CustomResourceDefinition")}
+    crds_k = {d["metadata"]["name"]: d["spec"] for d in by_kind(kust, "CustomResourceDefinition")}
+    assert crds_h == crds_k and len(crds_h) == 2, sorted(crds_h)  # every product's CRD
     (role_h,), (role_k,) = by_kind(helm_docs, "ClusterRole"), by_kind(kust, "ClusterRole")
     assert role_h["rules"] == role_k["rules"]
     roles_h = {(d["metadata"]["namespace"], d["metadata"]["name"]): d["rules"] for d in by_kind(helm_docs, "Role")}

@@ -14,6 +14,7 @@ import sys
 
 from d3os_core import productfile
 from d3os_core.crd import crd_manifest
+from d3os_core.productdiff import diff_products
 from d3os_core.productload import ProductFileError, check_catalogue, crd_size
 from d3os_core.reference import config_reference
 from d3os_core.sample import sample
@@ -48,6 +49,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reference_file(args: argparse.Namespace) -> int:
+    from d3os_core.productref import product_file_reference
+
+    sys.stdout.write(product_file_reference())
+    return 0
+
+
 def cmd_crd(args: argparse.Namespace) -> int:
     sys.stdout.write(dump_all([crd_manifest(p) for p in catalogue(args.product)]))
     return 0
@@ -63,6 +71,21 @@ def cmd_example(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    (old,), (new,) = catalogue(args.old), catalogue(args.new)
+    d = diff_products(old, new)
+    print(f"{old.name} {d.old_version or '(no version)'} -> {new.name} {d.new_version or '(no version)'}")
+    for err in d.breaking:
+        print(f"refused: {err}", file=sys.stderr)
+    if d.breaking:
+        return EXIT_INVALID
+    if d.rolls:
+        print("rolls, in dependency order, on every instance: " + ", ".join(d.rolls))
+    else:
+        print("no component changes" + (" (the version does, and is recorded)" if d.changed else ""))
+    return 1 if d.changed else 0
+
+
 def add_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     pr = sub.add_parser(
         "product", help="check a product file; print its schema, CRD, reference or a sample instance (offline)",
@@ -71,7 +94,7 @@ def add_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # 
         "what follows from it. PRODUCT is a product folder, its product.yaml, or an installed product's name.",
     )
     ps = pr.add_subparsers(dest="product_command", required=True, metavar="SUBCOMMAND",
-                           help="validate, schema, crd, reference or example")
+                           help="validate, schema, reference-file, diff, crd, reference or example")
     v = ps.add_parser("validate", help="check product folders: exit 0, or 2 with one line per problem",
                       description="Check each product folder (schema, then meaning: references, order, clashes, "
                       "CRD size) and, together, that their kinds, plurals and short names are unique. Exit 0 "
@@ -79,6 +102,18 @@ def add_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # 
     v.add_argument("folders", nargs="+", metavar="FOLDER", help="a product folder, or a folder of them")
     v.set_defaults(func=cmd_validate)
     ps.add_parser("schema", help="print the product file's JSON Schema (for editors)").set_defaults(func=cmd_schema)
+    ps.add_parser("reference-file", help="print the product file's field reference (Markdown)",
+                  description="Print the reference of every product file field (docs/product-file.md), generated "
+                  "from its schema.").set_defaults(func=cmd_reference_file)
+    df = ps.add_parser("diff", help="what a new product file does to existing instances: exit 0 none, 1 changes, "
+                       "2 refused", description="Compare two versions of a product (folders, product.yaml files or "
+                       "installed names): the components every instance will roll, in dependency order; and the "
+                       "changes that are refused because an existing instance could become invalid or lose what it "
+                       "has (a component removed or added, allowed kinds narrowed, a role changed, the kind renamed). "
+                       "Exit 0: no change, 1: changes, 2: refused.")
+    df.add_argument("old", metavar="OLD", help="the product as installed")
+    df.add_argument("new", metavar="NEW", help="the new product file")
+    df.set_defaults(func=cmd_diff)
     for name, func, text in (
         ("crd", cmd_crd, "print the product's CustomResourceDefinition"),
         ("reference", cmd_reference, "print the product's configuration reference (Markdown)"),

@@ -178,9 +178,12 @@ class RunningOperator:
         trace: bool = True,
         settings: Settings | None = None,
         planner: Planner | None = None,
+        products: Sequence[Any] | None = None,
     ) -> None:
+        """``products``: the products to serve (default: the installed ones)."""
         self.kubeconfig = Path(kubeconfig)
         self.planner = planner
+        self.products = products
         self.settings = settings or Settings(namespaces=list(namespaces or []) or None, workers=workers)
         if self.settings.probe_policy is None:
             # the tests' third-party stand-ins listen on loopback, which the default probe policy refuses:
@@ -212,7 +215,8 @@ class RunningOperator:
             config = KubeConfig.from_file(str(self.kubeconfig))
             self.kube = Kube(make_client(config), field_manager=self.field_manager)
             self.operator = Operator(
-                self.kube, self.settings, planner=self.planner, tracer=self._record if self.trace_enabled else None
+                self.kube, self.settings, planner=self.planner, tracer=self._record if self.trace_enabled else None,
+                products=self.products,
             )
 
         self.portal.call(build)
