@@ -390,6 +390,19 @@ case(
     _set("mysql.storage", {"size": "-1Gi"}),
     "rejected: spec.mysql.storage.size",
 )
+# -- quantities both validators accepted and the renderer could not compute (issue 24, A4) -----------------
+case(
+    "range-storage-size-exa",
+    "a claim size of 10E (an amount past 2^63 once the server computes it)",
+    _set("mysql.storage", {"size": "10E"}),
+    "rejected: spec.mysql.storage.size in body should match",
+)
+case(
+    "range-resources-20-digits",
+    "a memory request of a 20-digit number",
+    _set(f"{MS}.resources", {"requests": {"memory": "99999999999999999999"}}),
+    "rejected: in body should match",
+)
 # -- check addresses that crashed the parser or the probe (issue 12, findings 2 and 3) --------------------
 case(
     "addr-checkcmd-bracket-host",
