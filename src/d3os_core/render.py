@@ -189,7 +189,7 @@ def render_secret(
     with_data = st.definition.storage is not None
     meta = _meta(parent, product, st.key, name, owned=not with_data)
     if with_data:
-        held = claims_of(st, claims or {})
+        held = {n: u for n, u in claims_of(st, claims or {}).items() if u}  # a uid is known once it exists
         if held:
             meta["ownerReferences"] = [claim_owner_reference(n, u) for n, u in held.items()]
     return stamp({
