@@ -40,7 +40,7 @@ def _parts(obj: Mapping[str, Any]) -> tuple[int, Mapping[str, Any], Mapping[str,
 
 def _untracked(what: str, strategy: str) -> Rollout:
     return Rollout(False, True, f"{what} updateStrategy {strategy}: its rollout cannot be followed "
-                   "(kubectl rollout status neither); use RollingUpdate")
+                   "(nor can kubectl rollout status); set it back to RollingUpdate")
 
 
 def deployment_rollout(obj: Mapping[str, Any]) -> Rollout:
