@@ -8,26 +8,23 @@ path, not as an internal error.
 from __future__ import annotations
 
 import io
-import json
 import math
 import re
 from contextlib import redirect_stderr, redirect_stdout
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from d3os_core.crd import crd_manifest
 from d3os_core.dataservice import DATASERVICE
 from d3os_core.quantity import canonical
 from d3os_core.validation import validate_spec
 from d3os_operator import usercli as cli
 
-from .helpers import sample
+from .helpers import crd_pattern, crd_spec, sample
 
 INT64_MAX = 2**63 - 1
 """The API server keeps a quantity exactly only up to this many units (it caps larger binary amounts)."""
@@ -41,19 +38,6 @@ def amount(text: str) -> Fraction:
     m = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", text)
     assert m, text
     return Fraction(m.group(1)) * MULTIPLIER[m.group(2)]
-
-
-def crd_spec() -> dict[str, Any]:
-    version = crd_manifest()["spec"]["versions"][0]
-    return version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
-
-
-def crd_pattern(node: dict[str, Any]) -> str:
-    """The regex admission applies to a string node: its ``pattern`` or its ``self.matches(...)`` CEL rule."""
-    if "pattern" in node:
-        return str(node["pattern"])
-    (rule,) = [r["rule"] for r in node.get("x-kubernetes-validations", []) if "matches" in r["rule"]]
-    return str(json.loads(rule.removeprefix("self.matches(").removesuffix(")")))
 
 
 def crd_quantity_patterns() -> dict[str, str]:

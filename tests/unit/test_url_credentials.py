@@ -22,8 +22,7 @@ from d3os_core.redact import redact_text
 from d3os_core.types import HttpCheck
 from d3os_operator.metrics import Metrics
 
-from .helpers import Driver, sample
-from .test_quantity_bounds import crd_pattern, crd_spec
+from .helpers import Driver, crd_pattern, crd_spec, sample
 
 PASSWORD = "hunter2"
 
