@@ -51,21 +51,36 @@ HOST_PATTERN = rf"({_LABEL}(\.{_LABEL})*\.?|\[[0-9a-fA-F:.]*:[0-9a-fA-F:.]*\])"
 brackets. The core then checks lengths and the IPv6 address exactly (:func:`check_host`)."""
 PORT_PATTERN = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 """1 to 65535."""
-_USERINFO = r"([-a-zA-Z0-9._~!$&()*+,;=:%]+@)?"
 _REST = r"([/?#][!-~]*)?"
-URL_PATTERN = rf"^[a-z][a-z0-9+.-]*://{_USERINFO}{HOST_PATTERN}(:{PORT_PATTERN})?{_REST}$"
-HTTP_URL_PATTERN = rf"^https?://{_USERINFO}{HOST_PATTERN}(:{PORT_PATTERN})?{_REST}$"
+# No ``USER[:PASSWORD]@`` before the host: the operator shows its URLs (status, Events, logs, metric labels)
+# and copies them into ConfigMaps and revisions; a credential has no place there (see NO_CREDENTIALS).
+URL_PATTERN = rf"^[a-z][a-z0-9+.-]*://{HOST_PATTERN}(:{PORT_PATTERN})?{_REST}$"
+HTTP_URL_PATTERN = rf"^https?://{HOST_PATTERN}(:{PORT_PATTERN})?{_REST}$"
 """``thirdParty.check.http.url``: used by the spec model (offline) and the CRD (admission) alike."""
 THIRD_PARTY_URL_PATTERN = (
-    rf"^((https?|tcp|mysql|jdbc:mysql)://)?{_USERINFO}{HOST_PATTERN}(:{PORT_PATTERN})?{_REST}$"
+    rf"^((https?|tcp|mysql|jdbc:mysql)://)?{HOST_PATTERN}(:{PORT_PATTERN})?{_REST}$"
 )
 """``thirdParty.url``: http(s)://…, tcp://HOST:PORT, jdbc:mysql://HOST[:PORT]/…, mysql://HOST[:PORT], HOST:PORT."""
 TCP_HOST_PATTERN = rf"^({_LABEL}(\.{_LABEL})*\.?|\[?[0-9a-fA-F:.]*:[0-9a-fA-F:.]*\]?)$"
 """``thirdParty.check.tcp.host``: a host as above, an IPv6 address with or without brackets."""
 
 
+NO_CREDENTIALS = (
+    "must not carry credentials (USER[:PASSWORD]@ before the host): the operator shows its URLs in status, "
+    "Events, logs and metrics and copies them into ConfigMaps; check an endpoint that needs none (or use a "
+    "tcp check), and give the application its credentials through env from a Secret"
+)
+"""Why a URL with userinfo is refused; the message never repeats the URL (it holds the credential)."""
+
+
 class CheckError(ValueError):
     """A check that cannot be turned into a structured probe; the message says why."""
+
+
+def has_userinfo(url: str) -> bool:
+    """Does ``url`` (with or without a scheme) carry ``USER[:PASSWORD]@`` before its host?"""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    return "@" in re.split(r"[/?#]", rest, maxsplit=1)[0]
 
 
 def _seconds(flag: str, value: str) -> float:
@@ -86,6 +101,8 @@ def check_url(url: str, *, what: str = "URL") -> None:
 def _split_url(url: str, what: str, schemes: tuple[str, ...]) -> tuple[str, str, int | None]:
     """(scheme, host, port) of ``url``; every malformed part is a :class:`CheckError` naming it, never another
     exception (``urlsplit`` raises ValueError on ``http://[zz]/`` or ``http://h:99999/``)."""
+    if has_userinfo(url):  # first: every later message quotes the URL
+        raise CheckError(f"{what} {NO_CREDENTIALS}")
     if any(c.isspace() for c in url) or any(ord(c) < 32 or ord(c) == 127 for c in url):
         raise CheckError(f"{what} must not contain whitespace or control characters")
     if not url.isascii():
@@ -109,7 +126,7 @@ def _split_url(url: str, what: str, schemes: tuple[str, ...]) -> tuple[str, str,
     if port is not None and not 1 <= port <= 65535:
         raise CheckError(f"{what} port must be a number from 1 to 65535, got {port}")
     if re.fullmatch(URL_PATTERN, url) is None:
-        raise CheckError(f"{what} {url!r} is not a valid URL: expected SCHEME://[USER@]HOST[:PORT][/PATH] "
+        raise CheckError(f"{what} {url!r} is not a valid URL: expected SCHEME://HOST[:PORT][/PATH] "
                          "in printable ASCII")
     return parts.scheme, host, port
 
@@ -135,6 +152,8 @@ def check_host(host: str, *, what: str = "host") -> str:
     address, or an IPv6 address (in brackets or bare); the host without brackets, or :class:`CheckError`."""
     if not host:
         raise CheckError(f"{what} is empty")
+    if "@" in host:
+        raise CheckError(f"{what} {NO_CREDENTIALS}")
     if not host.isascii():
         raise CheckError(f"{what} {host!r} must be ASCII: {_ascii_hint(host)}")
     if host.startswith("[") or host.endswith("]") or ":" in host:

@@ -16,7 +16,7 @@ from . import api, credentials, revisions
 from .caches import Caches
 from .drift import covers
 from .memo import text_digest
-from .render import ComponentState, Parent, claim_name, secret_name
+from .render import ComponentState, Parent, claim_name, claims_of, secret_name
 from .status import State
 from .types import JSON, Apply, ObjectRef, Observed
 
@@ -150,17 +150,18 @@ def credentials_hold(
     if keys is None:
         return None
     name = secret_name(st, "-credentials")
-    claim = claim_name(st) if st.definition.storage is not None else None
+    mine = claims_of(st, claims)
     live = observed.objects.get(("Secret", name))
     if live is not None:
-        claim_uid = claims.get(claim) if claim is not None else None
-        if owned(live, "Secret", who) and credentials.standing(live, who.uid, claim_uid) == "going":
+        if owned(live, "Secret", who) and credentials.standing(live, who.uid, mine.values()) == "going":
             return "Progressing", credentials.going_message(name)
         return None
-    if claim is None or claim not in claims:
+    if not mine:
         return None
-    if credentials.opened_with(observed.objects[("PersistentVolumeClaim", claim)]):
-        return "Failed", credentials.lost_message(name, claim, sorted(keys), who.name)
+    first = claim_name(st)
+    # claim 0 alone, recording nothing, is new or re-created empty; any other claim keeps a replica's data
+    if set(mine) != {first} or credentials.opened_with(observed.objects[("PersistentVolumeClaim", first)]):
+        return "Failed", credentials.lost_message(name, list(mine), sorted(keys), who.name)
     return None
 
 

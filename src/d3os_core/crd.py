@@ -91,11 +91,13 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
 
 
 _ADDRESS_FORMS = {
-    HTTP_URL_PATTERN: "must be an absolute http(s)://[USER@]HOST[:PORT][/PATH] URL in printable ASCII: HOST an "
-                      "ASCII DNS name (xn-- form for internationalised names), IPv4 or [IPv6] address, PORT 1-65535",
+    HTTP_URL_PATTERN: "must be an absolute http(s)://HOST[:PORT][/PATH] URL in printable ASCII: HOST an "
+                      "ASCII DNS name (xn-- form for internationalised names), IPv4 or [IPv6] address, PORT 1-65535; "
+                      "no USER:PASSWORD@ (credentials go in a Secret)",
     THIRD_PARTY_URL_PATTERN: "must be http(s)://HOST…, tcp://HOST:PORT, jdbc:mysql://HOST[:PORT]/…, "
                              "mysql://HOST[:PORT] or HOST:PORT in printable ASCII: HOST an ASCII DNS name (xn-- form "
-                             "for internationalised names), IPv4 or [IPv6] address, PORT 1-65535",
+                             "for internationalised names), IPv4 or [IPv6] address, PORT 1-65535; no USER:PASSWORD@ "
+                             "(credentials go in a Secret)",
     TCP_HOST_PATTERN: "must be an ASCII DNS name (xn-- form for internationalised names), an IPv4 or IPv6 address",
 }
 

@@ -7,15 +7,17 @@ database. So the two share one lifetime:
 
 * the Secret has no ownerReference to the DataService; it is found again by its labels (like the
   claim) when a DataService of the same name comes back, or when mysql is renamed and renamed back;
-* once the claim exists, the Secret carries an ownerReference to the claim (no ``controller``, no
-  ``blockOwnerDeletion``): deleting the claim lets Kubernetes' garbage collector delete the Secret;
+* once the claims exist, the Secret carries an ownerReference to every claim of the component (no
+  ``controller``, no ``blockOwnerDeletion``): the garbage collector deletes the Secret only with the last
+  of them, as each replica of a StatefulSet initialised its own data with the same password;
 * the claim records the name of the Secret its data is opened with (annotation
   :data:`ANNOTATION_CREDENTIALS`), written with the claim in the same pass, right after that Secret (a
   failed write stops the pass before the claim): so neither object waits for the other's uid but the
   Secret's ownerReference, and a first rollout writes the claim once. A claim that records credentials
   which are gone keeps data that new credentials would not open: the planner then generates none and says
-  how to recover (restore the Secret, or delete the claim). A claim that records nothing is new (or
-  re-created empty by the StatefulSet controller after its predecessor was deleted): it gets fresh
+  how to recover (restore the Secret, or delete the claim). So do the claims of the other replicas, which
+  record nothing: while any is left, no credentials are generated. Claim 0 alone recording nothing is new
+  (or re-created empty by the StatefulSet controller after its predecessor was deleted): it gets fresh
   credentials;
 * a Secret whose claim is gone (garbage collection pending) is waited out, never reused.
 
@@ -24,7 +26,7 @@ Neither object is ever deleted by the operator.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
 from . import api
@@ -79,18 +81,19 @@ def claim_owner_reference(name: str, uid: str) -> dict[str, Any]:
     return {"apiVersion": api.kind_def(CLAIM_KIND).api_version, "kind": CLAIM_KIND, "name": name, "uid": uid}
 
 
-def standing(secret: Mapping[str, Any], parent_uid: str, claim_uid: str | None) -> Standing:
-    """``going`` when the Secret is being deleted, or belongs to a claim that no longer exists or to an
+def standing(secret: Mapping[str, Any], parent_uid: str, claim_uids: Collection[str]) -> Standing:
+    """``going`` when the Secret is being deleted, or belongs only to claims that no longer exist, or to an
     earlier DataService of the same name (the garbage collector deletes it); ``usable`` otherwise (no
-    owner yet, this DataService, or the live claim)."""
+    owner yet, this DataService, or a live claim of the component among its owners)."""
     meta = _meta(secret)
     if meta.get("deletionTimestamp"):
         return "going"
-    for ref in meta.get("ownerReferences") or []:
-        if ref.get("kind") == CLAIM_KIND and ref.get("uid") != claim_uid:
-            return "going"
-        if ref.get("apiVersion") == api.API_VERSION and ref.get("uid") != parent_uid:  # an earlier instance
-            return "going"
+    refs = meta.get("ownerReferences") or []
+    if any(ref.get("apiVersion") == api.API_VERSION and ref.get("uid") != parent_uid for ref in refs):
+        return "going"  # an earlier instance of the same name (of any product kind)
+    held = [ref.get("uid") for ref in refs if ref.get("kind") == CLAIM_KIND]
+    if held and not any(u in claim_uids for u in held):
+        return "going"
     return "usable"
 
 
@@ -100,13 +103,16 @@ def opened_with(claim: Mapping[str, Any]) -> str:
     return str(notes.get(ANNOTATION_CREDENTIALS) or notes.get(ANNOTATION_CREDENTIALS_UID) or "")
 
 
-def lost_message(secret: str, claim: str, keys: list[str], instance: str) -> str:
+def lost_message(secret: str, claims: Sequence[str], keys: list[str], instance: str) -> str:
     """Why a component with data waits for a person when its credentials Secret is gone, and what to do."""
+    which = ", ".join(f"{CLAIM_KIND}/{c}" for c in claims)
+    one = len(claims) == 1
     return (
-        f"{LOST}PersistentVolumeClaim/{claim} keeps data but its Secret/{secret} is gone; new credentials "
-        f"would not open that data, so none are generated: re-create Secret/{secret} with the old values "
-        f"(keys {', '.join(keys)}; labels {api.LABEL_MANAGED_BY}={api.MANAGED_BY} and "
-        f"{api.LABEL_INSTANCE}={instance}), or delete the claim to start with empty data"
+        f"{LOST}{which} {'keeps' if one else 'keep'} data but {'its' if one else 'their'} Secret/{secret} is "
+        f"gone; new credentials would not open that data, so none are generated: re-create Secret/{secret} "
+        f"with the old values (keys {', '.join(keys)}; labels {api.LABEL_MANAGED_BY}={api.MANAGED_BY} and "
+        f"{api.LABEL_INSTANCE}={instance}), or delete {'the claim' if one else 'the claims'} to start with "
+        "empty data"
     )
 
 

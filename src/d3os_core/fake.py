@@ -42,6 +42,7 @@ class FakeCluster:
     delete_requests: list[ObjKey] = field(default_factory=list)
     """Every delete asked for, including ones of objects already terminating."""
     _version: int = 0
+    _removed_uids: set[str] = field(default_factory=set)
 
     def observed(self) -> Observed:
         return Observed(objects=copy.deepcopy(self.objects), probes=dict(self.probes))
@@ -166,8 +167,11 @@ class FakeCluster:
     def remove(self, kind: str, name: str, *, owner_uid: str | None = None) -> None:
         """Delete an object by hand (``kubectl delete``), or with ``owner_uid`` an owner that is not kept
         here (a DataService), then garbage-collect, as Kubernetes does in the background, every object
-        whose owners are all gone."""
-        gone = {owner_uid} if owner_uid is not None else set()
+        whose owners are all gone (removed now or earlier: an object with several owners outlives all but the
+        last)."""
+        gone = self._removed_uids
+        if owner_uid is not None:
+            gone.add(owner_uid)
         live = self.objects.pop((kind, name), None)
         if live is not None:
             gone.add(live["metadata"]["uid"])

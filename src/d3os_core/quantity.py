@@ -8,7 +8,7 @@ form: the same amount, the way the server will give it back.
 from __future__ import annotations
 
 import re
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, Decimal, localcontext
 
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|)$")
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
@@ -29,11 +29,19 @@ def _decimal_si(value: Decimal) -> str:
 
 
 def canonical(text: str) -> str:
-    """``text`` as the API server returns it; text that is not a plain quantity is returned unchanged."""
+    """``text`` as the API server returns it; text that is not a plain quantity is returned unchanged.
+
+    The arithmetic is exact for any length: the spec bounds quantities, but a renderer that raised on an
+    amount it was handed would retry forever."""
     m = _QUANTITY.match(text.strip())
     if m is None:
         return text
-    number, suffix = Decimal(m.group(1)), m.group(2)
+    with localcontext() as ctx:  # digits of the number, up to 19 more for Ei, 9 kept after the point
+        ctx.prec = len(text) + 40
+        return _canonical(Decimal(m.group(1)), m.group(2))
+
+
+def _canonical(number: Decimal, suffix: str) -> str:
     if suffix in _BINARY:
         value = number * (Decimal(1024) ** _BINARY[suffix])
         if value < 1024 or value != value.to_integral_value():

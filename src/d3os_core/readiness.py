@@ -1,7 +1,11 @@
-"""Is a workload rolled out? The rules of ``kubectl rollout status`` (k8s.io/kubectl polymorphichelpers).
+"""Is a workload rolled out? The verdicts of ``kubectl rollout status`` (k8s.io/kubectl polymorphichelpers).
 
-A status is trusted only once the controller has observed the current generation; a Deployment whose
-Progressing condition says ``ProgressDeadlineExceeded`` has failed, it is not merely slow.
+Each step waits on these rules, so they are kubectl's, not ours: tests/unit/test_readiness.py holds them
+to kubectl's verdict case by case. An object is read as the API server stores it: a field the server
+always defaults (``spec.replicas``, a StatefulSet's update strategy) is read with that default when absent,
+so objects built by hand (the fake cluster) are judged like live ones. Where kubectl exits with an error
+(a Deployment past its progress deadline, an ``OnDelete`` strategy it cannot follow) the rollout has
+failed: waiting would never end.
 """
 
 from __future__ import annotations
@@ -25,20 +29,29 @@ def _int(obj: Mapping[str, Any], key: str, default: int = 0) -> int:
     return value if isinstance(value, int) else default
 
 
-def _generation_observed(obj: Mapping[str, Any]) -> bool:
-    meta = obj.get("metadata") or {}
-    status = obj.get("status") or {}
-    return _int(status, "observedGeneration", -1) >= _int(meta, "generation", 0)
+def _map(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = obj.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _parts(obj: Mapping[str, Any]) -> tuple[int, Mapping[str, Any], Mapping[str, Any]]:
+    return _int(_map(obj, "metadata"), "generation"), _map(obj, "spec"), _map(obj, "status")
+
+
+def _untracked(what: str, strategy: str) -> Rollout:
+    return Rollout(False, True, f"{what} updateStrategy {strategy}: its rollout cannot be followed "
+                   "(nor can kubectl rollout status); set it back to RollingUpdate")
 
 
 def deployment_rollout(obj: Mapping[str, Any]) -> Rollout:
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    if not _generation_observed(obj):
+    generation, spec, status = _parts(obj)
+    if generation > _int(status, "observedGeneration"):
         return Rollout(False, False, "waiting for the deployment spec update to be observed")
     for cond in status.get("conditions") or []:
-        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
-            return Rollout(False, True, f"deployment exceeded its progress deadline: {cond.get('message', '')}")
+        if cond.get("type") == "Progressing":  # the first one, as kubectl reads it
+            if cond.get("reason") == "ProgressDeadlineExceeded":
+                return Rollout(False, True, f"deployment exceeded its progress deadline: {cond.get('message', '')}")
+            break
     desired = _int(spec, "replicas", 1)
     updated = _int(status, "updatedReplicas")
     total = _int(status, "replicas")
@@ -53,31 +66,39 @@ def deployment_rollout(obj: Mapping[str, Any]) -> Rollout:
 
 
 def statefulset_rollout(obj: Mapping[str, Any]) -> Rollout:
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    if not _generation_observed(obj):
+    generation, spec, status = _parts(obj)
+    strategy = _map(spec, "updateStrategy")
+    kind = strategy.get("type") or "RollingUpdate"
+    if kind != "RollingUpdate":
+        return _untracked("statefulset", str(kind))
+    # The server gives a strategy without a type ``rollingUpdate: {partition: 0}``; one created with
+    # ``type: RollingUpdate`` alone keeps none, and only then does kubectl compare revisions.
+    rolling = strategy.get("rollingUpdate") if strategy.get("type") else (strategy.get("rollingUpdate") or {})
+    observed = _int(status, "observedGeneration")
+    if observed == 0 or generation > observed:
         return Rollout(False, False, "waiting for the statefulset spec update to be observed")
-    strategy = spec.get("updateStrategy") or {}
-    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
-        return Rollout(True, False, "OnDelete strategy: not tracked")
     desired = _int(spec, "replicas", 1)
     ready = _int(status, "readyReplicas")
+    updated = _int(status, "updatedReplicas")
     if ready < desired:
         return Rollout(False, False, f"{ready} of {desired} pods ready")
-    partition = _int((strategy.get("rollingUpdate") or {}), "partition")
-    if partition > 0:
-        updated = _int(status, "updatedReplicas")
+    if isinstance(rolling, Mapping):
+        partition = _int(rolling, "partition")
         if updated < desired - partition:
-            return Rollout(False, False, f"{updated} of {desired - partition} partitioned pods updated")
-        return Rollout(True, False, f"{ready}/{desired} ready (partition {partition})")
+            return Rollout(False, False, f"{updated} of {desired - partition} pods updated"
+                           + (f" (partition {partition})" if partition else ""))
+        return Rollout(True, False, f"{ready}/{desired} ready" + (f" (partition {partition})" if partition else ""))
     if status.get("updateRevision") != status.get("currentRevision"):
-        return Rollout(False, False, f"{_int(status, 'updatedReplicas')} of {desired} pods at the new revision")
+        return Rollout(False, False, f"{updated} of {desired} pods at the new revision")
     return Rollout(True, False, f"{ready}/{desired} ready")
 
 
 def daemonset_rollout(obj: Mapping[str, Any]) -> Rollout:
-    status = obj.get("status") or {}
-    if not _generation_observed(obj):
+    generation, spec, status = _parts(obj)
+    kind = _map(spec, "updateStrategy").get("type") or "RollingUpdate"
+    if kind != "RollingUpdate":
+        return _untracked("daemonset", str(kind))
+    if generation > _int(status, "observedGeneration"):
         return Rollout(False, False, "waiting for the daemonset spec update to be observed")
     desired = _int(status, "desiredNumberScheduled")
     updated = _int(status, "updatedNumberScheduled")

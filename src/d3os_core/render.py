@@ -164,13 +164,13 @@ def render_secret(
     st: ComponentState,
     live: Mapping[str, Any] | None,
     seed: str,
-    claim_uid: str | None = None,
+    claims: Mapping[str, str] | None = None,
 ) -> JSON | None:
     """The component's credentials Secret: created once, its data kept as found afterwards.
 
-    A component with storage: the Secret lives as long as the claim (see :mod:`d3os_core.credentials`),
-    so it is owned by the claim once ``claim_uid`` is known, never by the DataService. Otherwise it is an
-    ordinary child of the DataService."""
+    A component with storage: the Secret lives as long as its claims (see :mod:`d3os_core.credentials`),
+    so it is owned by each live claim of the component (``claims``: uid by name), never by the
+    DataService. Otherwise it is an ordinary child of the DataService."""
     keys = st.definition.generated_secret
     if keys is None:
         return None
@@ -188,8 +188,10 @@ def render_secret(
     name = secret_name(st, "-credentials")
     with_data = st.definition.storage is not None
     meta = _meta(parent, product, st.key, name, owned=not with_data)
-    if with_data and claim_uid:
-        meta["ownerReferences"] = [claim_owner_reference(claim_name(st), claim_uid)]
+    if with_data:
+        held = {n: u for n, u in claims_of(st, claims or {}).items() if u}  # a uid is known once it exists
+        if held:
+            meta["ownerReferences"] = [claim_owner_reference(n, u) for n, u in held.items()]
     return stamp({
         "apiVersion": api.kind_def("Secret").api_version,
         "kind": "Secret",
@@ -242,9 +244,8 @@ def render_component(
     ns = parent.namespace
     objects: list[JSON] = []
 
-    claim_uid = (claims or {}).get(claim_name(st)) if comp.storage is not None else None
     live_secret = live_secrets.get(secret_name(st, "-credentials"))
-    secret = render_secret(parent, product, st, live_secret, seed, claim_uid)
+    secret = render_secret(parent, product, st, live_secret, seed, claims)
     if secret is not None:
         objects.append(secret)
 
@@ -278,6 +279,15 @@ def claim_name(st: ComponentState, ordinal: int = 0) -> str:
     """``<template>-<statefulset>-<ordinal>``: the name a StatefulSet gives its claim, used by every kind."""
     assert st.definition.storage is not None
     return f"{st.definition.storage.claim_prefix}-{st.name}-{ordinal}"
+
+
+def claims_of(st: ComponentState, claims: Mapping[str, str]) -> dict[str, str]:
+    """The component's claims among ``claims`` (uid by name): every ordinal its StatefulSet made, in order."""
+    if st.definition.storage is None:
+        return {}
+    prefix = claim_name(st).removesuffix("0")
+    mine = {int(n[len(prefix):]): n for n in claims if n.startswith(prefix) and n[len(prefix):].isdigit()}
+    return {mine[i]: claims[mine[i]] for i in sorted(mine)}
 
 
 def _claim_spec(st: ComponentState, c: Any) -> JSON:

@@ -23,8 +23,16 @@ NAME_RULE = (
 ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 IMAGE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]*$"
 """An image reference's characters: registry[:port]/name[:tag][@digest]; nothing a shell would read."""
-QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
-"""A non-negative Kubernetes quantity (``500m``, ``1.5Gi``, ``8Gi``)."""
+QUANTITY_PATTERN = (r"^([0-9]{1,18}(\.[0-9]+)?m?|[0-9]{1,15}(\.[0-9]+)?(k|Ki)|[0-9]{1,12}(\.[0-9]+)?(M|Mi)"
+                    r"|[0-9]{1,9}(\.[0-9]+)?(G|Gi)|[0-9]{1,6}(\.[0-9]+)?(T|Ti)|[0-9]{1,3}(\.[0-9]+)?(P|Pi))$")
+"""A non-negative Kubernetes quantity (``500m``, ``1.5Gi``, ``8Gi``) below 1.2 x 10^18 units.
+
+Bounded by digits before the point per suffix, so a pattern (the CRD's) can say it: every amount stays
+far below 2^63, which the API server keeps exactly (it silently caps larger binary amounts) and the
+renderer's arithmetic handles."""
+QUANTITY_RULE = ("a Kubernetes quantity below 1.2 x 10^18 units: digits, an optional fraction and an optional suffix; "
+                 "at most 18 digits before the point with no suffix or m, 15 with k or Ki, 12 with M or Mi, "
+                 "9 with G or Gi, 6 with T or Ti, 3 with P or Pi (E and Ei are not accepted); e.g. 500m, 2, 8Gi")
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 FILE_NAME_PATTERN = r"^[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"
 """A ConfigMap key that is not hidden ('..data' is what kubelet uses for its own symlinks)."""

@@ -21,6 +21,7 @@ from .product import ProductDef, WorkloadKind
 from .spec import (
     ENV_NAME_PATTERN,
     NAME_RULE,
+    QUANTITY_RULE,
     Microservice,
     Middleware,
     SpecBase,
@@ -120,6 +121,8 @@ def _friendly(err: Mapping[str, Any], model: type[BaseModel], product: ProductDe
             return f"{err.get('input')!r} is not {NAME_RULE}"
         if len(loc) >= 2 and loc[-2] == "env":
             return f"env name {err.get('input')!r} must match {ENV_NAME_PATTERN}"
+        if (last == "size" and len(loc) >= 2 and loc[-2] == "storage") or (len(loc) >= 3 and loc[-3] == "resources"):
+            return f"{err.get('input')!r} is not {QUANTITY_RULE}"
         if last == "image":
             return ("an image reference is registry[:port]/name[:tag][@digest]: letters, digits and . _ / : @ -, "
                     f"got {err.get('input')!r}")
@@ -186,7 +189,10 @@ def parse_spec(raw: Any, product: ProductDef) -> SpecBase:
         spec = model.model_validate(raw)
     except ValidationError as exc:
         details = exc.errors(include_url=False)
-        errors = [FieldError(_path(tuple(e["loc"])), _friendly(e, model, product)) for e in details]
+        not_text = _not_text(raw, ())
+        if not_text:  # pydantic places a key it cannot read nowhere (an empty loc): told here with its path
+            details = [e for e in details if e["loc"] and e["type"] != "string_unicode"]
+        errors = not_text + [FieldError(_path(tuple(e["loc"])), _friendly(e, model, product)) for e in details]
         raise SpecError(errors + _cross_field_despite(raw, details, errors, model, product)) from None
     problems = cross_field_errors(spec, product)
     if problems:
@@ -202,6 +208,8 @@ def _cross_field_despite(
     at once (``spec.mysql.kind`` beside a bad ``spec.web.nodePort``) and none twice."""
     pruned = copy.deepcopy(dict(raw))
     for e in details:
+        if not e["loc"]:
+            continue
         *parents, last = tuple(e["loc"])
         node: Any = pruned
         for step in parents:
@@ -218,6 +226,33 @@ def _cross_field_despite(
     told = {e.path for e in errors}
     return [p for p in cross_field_errors(spec, product)
             if not any(p.path == t or p.path.startswith(t + ".") or t.startswith(p.path + ".") for t in told)]
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _not_text(node: Any, loc: tuple[int | str, ...]) -> list[FieldError]:
+    """Keys and values that are no Unicode text (a lone surrogate, from a YAML ``\\ud800`` escape): JSON, and
+    so the API server, cannot carry them."""
+    rule = "is not valid Unicode text (it holds a lone surrogate); the API server accepts UTF-8 text only"
+    out: list[FieldError] = []
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if isinstance(key, str) and not _is_text(key):
+                out.append(FieldError(_path(loc), f"key {key!r} {rule}"))
+            else:
+                out += _not_text(value, (*loc, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out += _not_text(value, (*loc, i))
+    elif isinstance(node, str) and not _is_text(node):
+        out.append(FieldError(_path(loc), f"{node!r} {rule}"))
+    return out
 
 
 def _has(node: dict[Any, Any] | list[Any], key: Any) -> bool:

@@ -390,6 +390,44 @@ case(
     _set("mysql.storage", {"size": "-1Gi"}),
     "rejected: spec.mysql.storage.size",
 )
+# -- quantities both validators accepted and the renderer could not compute (issue 24, A4) -----------------
+case(
+    "range-storage-size-exa",
+    "a claim size of 10E (an amount past 2^63 once the server computes it)",
+    _set("mysql.storage", {"size": "10E"}),
+    "rejected: spec.mysql.storage.size in body should match",
+)
+case(
+    "range-resources-20-digits",
+    "a memory request of a 20-digit number",
+    _set(f"{MS}.resources", {"requests": {"memory": "99999999999999999999"}}),
+    "rejected: in body should match",
+)
+# -- credentials in URLs: shown in Events, status and logs, copied into ConfigMaps (issue 24, B6) -----------
+case(
+    "cred-url-userinfo",
+    "a thirdParty.url with user:password@",
+    _set("uuc.thirdParty.url", "http://admin:hunter2@uuc.example:8080/duc"),
+    "rejected: spec.uuc.thirdParty.url",
+)
+case(
+    "cred-url-bare-userinfo",
+    "a scheme-less thirdParty.url with user:password@",
+    _set("uuc.thirdParty.url", "admin:hunter2@db.example:3306"),
+    "rejected: spec.uuc.thirdParty.url",
+)
+case(
+    "cred-http-url-userinfo",
+    "a check.http.url with user:password@",
+    _set("uuc.thirdParty.check", {"http": {"url": "https://admin:hunter2@uuc.example/health"}}),
+    "rejected: spec.uuc.thirdParty.check.http.url",
+)
+case(
+    "cred-checkcmd-userinfo",
+    "curl to user:password@host without a scheme",
+    _set("uuc.thirdParty.checkCMD", "curl --fail user:hunter2@uuc.example/duc"),
+    "invalid-spec: spec.uuc.thirdParty.checkCMD: curl URL must not carry credentials",
+)
 # -- check addresses that crashed the parser or the probe (issue 12, findings 2 and 3) --------------------
 case(
     "addr-checkcmd-bracket-host",

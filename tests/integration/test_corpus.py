@@ -17,72 +17,23 @@ from __future__ import annotations
 
 import collections
 import json
-import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-import yaml
 from lightkube import Client
 
 from d3os_core import api
-from d3os_core.render import Parent, render_component, resolve
-from d3os_core.validation import parse_spec, validate_spec
 from d3os_testenv import harness
 
-from ..unit.helpers import DATASERVICE
-
 pytest.register_assert_rewrite("tests.integration.standin")
+from ..corpus_cases import CASES, Case  # noqa: E402
 from .standin import StandIn, ensure_volumes, events_for, figures_out, list_kind, point_uuc_at, wait_for  # noqa: E402
 
 pytest_plugins = ("tests.integration.standin",)
 pytestmark = pytest.mark.integration
-
-CORPUS = Path(__file__).resolve().parents[1] / "corpus"
-_EXPECT = re.compile(r"^# expect: (rejected|invalid-spec|accepted|ready|known-gap)(?::\s*(.*))?$", re.M)
-
-
-@dataclass(frozen=True)
-class Case:
-    path: Path
-    text: str
-    outcome: str
-    needle: str
-
-    @property
-    def name(self) -> str:
-        return self.path.stem
-
-    @property
-    def doc(self) -> dict[str, Any]:
-        return dict(yaml.safe_load(self.text))
-
-
-def load_cases() -> list[Case]:
-    out = []
-    for p in sorted(CORPUS.glob("*.yaml")):
-        text = p.read_text(encoding="utf-8")
-        m = _EXPECT.search(text)
-        assert m, f"{p.name}: no '# expect:' header"
-        out.append(Case(p, text, m.group(1), (m.group(2) or "").strip()))
-    return out
-
-
-CASES = load_cases()
-
-
-def test_corpus_size_and_coverage() -> None:
-    counts = collections.Counter(c.outcome for c in CASES)
-    assert len(CASES) >= 60, counts
-    assert counts["rejected"] and counts["invalid-spec"] and counts["accepted"] and counts["ready"] == 1, counts
-    for prefix in ("type-", "null-", "range-", "huge-", "name-", "dup-", "unknown-", "cycle-", "kind3-", "inject-"):
-        assert any(c.name.startswith(prefix) for c in CASES), prefix
-    assert any(c.name == "mysql-daemonset" for c in CASES)
-
 
 def apply_raw(client: Client, namespace: str, case: Case, dry_run: bool = False) -> tuple[int, str]:
     """Server-side apply the file's bytes with strict field validation; (HTTP status, message)."""
@@ -100,49 +51,6 @@ def apply_raw(client: Client, namespace: str, case: Case, dry_run: bool = False)
     except ValueError:
         message = resp.text
     return resp.status_code, message
-
-
-def rendered_objects(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every object ``d3os render`` shows for a valid DataService."""
-    spec = parse_spec(doc["spec"], DATASERVICE)
-    meta = doc["metadata"]
-    parent = Parent(name=meta["name"], namespace="corpus", uid="corpus-uid")
-    states = resolve(parent, spec, DATASERVICE)
-    out: list[dict[str, Any]] = []
-    for key in DATASERVICE.keys:
-        out.extend(render_component(parent, spec, DATASERVICE, states, key, {}, "").objects)
-    return out
-
-
-_SHELL = re.compile(r"[;|`$<>\n]|&&")
-
-
-def assert_inert(doc: dict[str, Any]) -> None:
-    """Shell syntax from the spec lands only in env values and ConfigMap data, never in a command."""
-    for obj in rendered_objects(doc):
-        if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet"):
-            for c in obj["spec"]["template"]["spec"].get("containers", []):
-                for field in ("command", "args"):
-                    for arg in c.get(field) or []:
-                        for value in _injected(doc):
-                            assert value not in arg, (obj["metadata"]["name"], field, arg)
-
-
-def _injected(doc: dict[str, Any]) -> list[str]:
-    out = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-        elif isinstance(node, str) and _SHELL.search(node) and "cosmoplat" not in node:
-            out.append(node)
-
-    walk(doc["spec"])
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -183,24 +91,6 @@ def test_every_case_ends_as_expected_at_admission(admission: tuple[str, dict[str
         if not ok:
             wrong[case.name] = (case.outcome, case.needle, code, message[:400])
     figures_out("corpus_admission", {"cases": len(CASES), "outcomes": dict(outcomes)})
-    assert wrong == {}, json.dumps(wrong, indent=1, ensure_ascii=False)
-
-
-def test_admitted_cases_as_the_core_sees_them() -> None:
-    wrong = {}
-    for case in CASES:
-        if case.outcome not in ("invalid-spec", "accepted", "ready", "known-gap"):
-            continue
-        errors = "; ".join(str(e) for e in validate_spec(case.doc["spec"], DATASERVICE))
-        if case.outcome == "invalid-spec":
-            if case.needle not in errors:
-                wrong[case.name] = errors or "(valid)"
-        elif errors:
-            wrong[case.name] = (
-                f"the core now refuses it ({errors}): re-label the case" if case.outcome == "known-gap" else errors
-            )
-        else:
-            assert_inert(case.doc)
     assert wrong == {}, json.dumps(wrong, indent=1, ensure_ascii=False)
 
 

@@ -134,15 +134,15 @@ def test_black_holed_checks_do_not_hold_the_workers(
 def test_a_refused_target_says_probe_policy_and_never_shows_credentials(
     env: Any, sample: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """uuc pointed at the cloud metadata address, with a password in its URL: uuc is not ready, its
-    component status and Progressing say "probe policy" and the address; status, Events, metric labels
-    and logs show ``***`` instead of the password."""
+    """uuc pointed at the cloud metadata address, with a token in its URL's query (userinfo is refused by
+    the spec): uuc is not ready, its component status and Progressing say "probe policy" and the address;
+    status, Events, metric labels and logs show ``***`` instead of the token."""
     import logging
 
     from .standin import events_for
 
     caplog.set_level(logging.INFO)
-    url = "http://admin:hunter2@169.254.169.254/duc"
+    url = "http://169.254.169.254/duc?token=hunter2"
     spec = copy.deepcopy(sample)
     spec["spec"]["uuc"]["thirdParty"]["url"] = url
     spec["spec"]["uuc"]["thirdParty"]["checkCMD"] = f"curl --silent --fail {url}"
@@ -160,7 +160,7 @@ def test_a_refused_target_says_probe_policy_and_never_shows_credentials(
     progressing = harness.condition(ds, "Progressing")
     assert "probe policy" in progressing["message"] and "169.254.169.254" in progressing["message"], progressing
     assert not harness.is_ready(ds)
-    assert "http://***@169.254.169.254/duc" in comp["message"]
+    assert "http://169.254.169.254/duc?token=***" in comp["message"]
 
     def warned() -> list[dict[str, Any]]:
         evs = events_for(env.client, env.namespace, "dataservice-sample")
@@ -170,7 +170,7 @@ def test_a_refused_target_says_probe_policy_and_never_shows_credentials(
     everything = json.dumps(ds["status"]) + json.dumps(events_for(env.client, env.namespace, "dataservice-sample"))
     assert "hunter2" not in everything
     metrics = env.operator.operator.metrics.text().decode()
-    assert 'check="HTTP GET http://***@169.254.169.254/duc"' in metrics
+    assert 'check="HTTP GET http://169.254.169.254/duc?token=***"' in metrics
     assert "hunter2" not in metrics
     logged = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
     assert "probe result changed" in logged and "hunter2" not in logged

@@ -4,12 +4,14 @@ fake cluster."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from d3os_core import FINALIZER, Facts, Plan, plan
+from d3os_core.crd import crd_manifest
 from d3os_core.fake import FakeCluster
 from d3os_operator.products import installed_product
 
@@ -86,3 +88,17 @@ def condition(ds: dict[str, Any], type_: str) -> dict[str, Any]:
 def applied_components(p: Plan) -> set[str]:
     """Components whose objects the plan applies (a ControllerRevision records history, it is no component)."""
     return {a.component for a in p.apply if a.manifest["kind"] != "ControllerRevision"}
+
+
+def crd_spec() -> dict[str, Any]:
+    """The generated CRD's schema of each component under ``spec``, by key."""
+    version = crd_manifest(DATASERVICE)["spec"]["versions"][0]
+    return version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+
+
+def crd_pattern(node: dict[str, Any]) -> str:
+    """The regex admission applies to a string node: its ``pattern`` or its ``self.matches(...)`` CEL rule."""
+    if "pattern" in node:
+        return str(node["pattern"])
+    (rule,) = [r["rule"] for r in node.get("x-kubernetes-validations", []) if "matches" in r["rule"]]
+    return str(json.loads(rule.removeprefix("self.matches(").removesuffix(")")))

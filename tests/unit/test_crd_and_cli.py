@@ -108,7 +108,8 @@ def test_plan_against_a_fake_state(tmp_path: Path) -> None:
     for o in mysql:
         if o["kind"] == "StatefulSet":
             o["metadata"]["generation"] = 1
-            o["status"] = {"observedGeneration": 1, "readyReplicas": 1, "currentRevision": "r", "updateRevision": "r"}
+            o["status"] = {"observedGeneration": 1, "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1,
+                               "currentRevision": "r", "updateRevision": "r"}
     observed = tmp_path / "observed.yaml"
     observed.write_text(yaml.safe_dump_all(mysql), encoding="utf-8")
     nxt = yaml.safe_load(d3os("plan", str(with_uid), "--observed", str(observed)).stdout)

@@ -1,5 +1,5 @@
-"""A third-party URL's ``user:password@`` never reaches a metric label, a log line, status or an Event;
-and the probe policy flags of ``d3os-operator run``."""
+"""A third-party URL's ``user:password@`` (or a secret-named query value) never reaches a metric label, a
+log line, status or an Event; and the probe policy flags of ``d3os-operator run``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from d3os_operator.events import EventRecorder
 from d3os_operator.logs import JsonFormatter, TextFormatter
 from d3os_operator.metrics import Metrics
 
-from .helpers import DATASERVICE, Driver, sample
+from .helpers import DATASERVICE, Driver, condition, sample
 
 SECRET_URL = "http://admin:hunter2@uuc.example:8080/duc"
 
@@ -72,12 +72,22 @@ def _with_uuc(url: str, check_cmd: str | None = None) -> dict[str, Any]:
 
 
 def test_status_and_events_from_the_core_are_redacted() -> None:
+    # a URL with userinfo is refused (InvalidSpec, issue 24): nothing of it is shown, nothing is rendered
     ds = _with_uuc(SECRET_URL, f"curl --fail {SECRET_URL}")
     driver = Driver(ds, FakeCluster(third_party_up=False))
+    for _ in range(3):
+        driver.step()
+    assert "must not carry credentials" in condition(driver.ds, "Ready")["message"]
+    assert driver.fc.objects == {}
+    shown = json.dumps(driver.ds["status"]) + repr([p.events for p in driver.plans])
+    assert "hunter2" not in shown
+    # a secret-named query value of a check that runs: masked where the check is shown
+    url = "http://uuc.example:8080/duc?password=hunter2"
+    driver = Driver(_with_uuc(url, f"curl --fail {url}"), FakeCluster(third_party_up=False))
     for _ in range(10):
         driver.step()
     uuc = driver.component("uuc")
-    assert uuc["ready"] is False and "http://***@uuc.example:8080/duc" in uuc["message"], uuc
+    assert uuc["ready"] is False and "http://uuc.example:8080/duc?password=***" in uuc["message"], uuc
     shown = json.dumps(driver.ds["status"]) + repr([p.events for p in driver.plans])
     assert "hunter2" not in shown
     # an invalid spec quoting the URL in its error (InvalidSpec status and Event)
