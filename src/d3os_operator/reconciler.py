@@ -434,6 +434,8 @@ class Reconciler:
         assert self.metrics is not None
         comps = status.get("components") or []
         self.metrics.components(key[0], key[1], {str(c["name"]): bool(c.get("ready")) for c in comps})
+        conds = [c for c in status.get("conditions") or [] if isinstance(c, Mapping) and "type" in c]
+        self.metrics.conditions(key[0], key[1], {str(c["type"]): c.get("status") == "True" for c in conds})
 
     def _trace(self, what: str, key: ParentKey, **fields: Any) -> None:
         if self.tracer is not None:
