@@ -16,6 +16,8 @@ import yaml
 from d3os_testenv import harness
 
 pytest.register_assert_rewrite("tests.integration.standin")
+from tests.docsnippets import command  # noqa: E402
+
 from .standin import Env  # noqa: E402
 
 pytest_plugins = ("tests.integration.standin",)
@@ -43,7 +45,12 @@ def test_helm_install_wait_returns_once_ready_and_fails_fast_when_stalled(
     values = {"name": NAME, "spec": sample["spec"]}  # uuc pointed at the local stand-in
     good = tmp_path / "values.yaml"
     good.write_text(yaml.safe_dump(values, allow_unicode=True))
-    done, took = helm("install", "ds", str(CHART), "-n", env.namespace, "--wait", "--timeout", "120s", "-f", str(good))
+    # docs/integrations.md: `helm install ds examples/helm/dataservice -n apps --wait --timeout 120s`
+    argv = command("helm-install-wait")[1:]
+    argv = [str(ROOT / a) if a.startswith("examples/") else a for a in argv]
+    argv[argv.index("-n") + 1] = env.namespace
+    assert argv[:2] == ["install", "ds"] and "--wait" in argv and str(CHART) in argv
+    done, took = helm(*argv, "-f", str(good))
     assert done.returncode == 0, done.stderr
     ds = env.ds()
     assert ds is not None and harness.is_ready(ds), "helm returned before the DataService was Ready"

@@ -22,6 +22,8 @@ import yaml
 from d3os_testenv import harness
 
 pytest.register_assert_rewrite("tests.integration.standin")
+from tests.docsnippets import command  # noqa: E402
+
 from .standin import Env, ensure_volumes, wait_for  # noqa: E402
 from .verdicts import Recording, argocd_health, kstatus, kstatus_of_json  # noqa: E402
 
@@ -98,7 +100,10 @@ def test_every_state_of_a_rollout_from_created_to_deleted(
 
     with harness.RunningOperator(cluster.kubeconfig, namespaces=[ns]) as op, recorder:
         try:
-            rec.add("ready", wait_for("Ready", lambda: ready(1), 240))
+            # docs/integrations.md: `kubectl wait dataservice/NAME --for=condition=Ready`
+            # (a later --timeout wins: a broken test fails in minutes, not in the doc's 10)
+            cluster.kubectl(*command("kubectl-wait-ready")[1:], "-n", ns, "--timeout=240s", timeout=300)
+            rec.add("ready", wait_for("Ready", lambda: ready(1), 5))
             # spec changed: until the operator has seen it (and while it rolls it out), not Current
             changed = copy.deepcopy(sample)
             changed["spec"]["web"]["env"] = {"touch": "1"}
@@ -166,17 +171,18 @@ def test_a_step_past_its_deadline_is_stalled_and_every_waiter_fails_fast(
     path = tmp_path / "ds.yaml"
     path.write_text(yaml.safe_dump(ds, allow_unicode=True))
     kubeconfig = str(env.cluster.kubeconfig)
+    argv = [str(path) if a.endswith(".yaml") else a for a in command("d3os-apply-wait")[1:]]  # the doc's
     apply = subprocess.Popen(
-        [sys.executable, "-m", "d3os_operator.usercli", "apply", str(path), "--wait", "--timeout", "120",
-         "-n", env.namespace, "--kubeconfig", kubeconfig],
+        [sys.executable, "-m", "d3os_operator.usercli", *argv, "--timeout", "120", "-n", env.namespace,
+         "--kubeconfig", kubeconfig],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
         wait_for("the DataService created", lambda: env.ds() is not None, 60)
 
         def kubectl_wait() -> tuple[subprocess.CompletedProcess[str], float]:
-            done = env.cluster.kubectl("wait", "--for=condition=Stalled", f"dataservice/{NAME}", "-n",
-                                       env.namespace, "--timeout=120s", timeout=150)
+            done = env.cluster.kubectl(*command("kubectl-wait-stalled")[1:], "-n", env.namespace, "--timeout=90s",
+                                       timeout=120)
             return done, time.monotonic()
 
         with ThreadPoolExecutor(1) as pool:

@@ -135,6 +135,15 @@ def test_alerts_and_dashboard_are_off_by_default_and_ship_their_files_as_they_ar
         (CHART / "files" / "grafana-dashboard.json").read_text())
 
 
+def test_the_integrations_doc_installs_the_monitoring() -> None:
+    from tests.docsnippets import command
+
+    argv = command("helm-monitoring")
+    docs = template(*[argv[i + 1] for i, a in enumerate(argv) if a == "--set"])
+    assert by_kind(docs, "PrometheusRule") and by_kind(docs, "ServiceMonitor")
+    assert [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")]
+
+
 @pytest.mark.parametrize("sets", [(), ("watchNamespaces={a,b}",), ("metrics.serviceMonitor.enabled=true",),
                                   ("prometheusRule.enabled=true", "grafanaDashboard.enabled=true")])
 def test_helm_lint(sets: tuple[str, ...]) -> None:
