@@ -106,7 +106,6 @@ STALLED_REASONS = frozenset({
     "ProgressDeadlineExceeded", "InvalidSpec", "Conflict", credentials.LOST_REASON, "ApplyRefused", "RolledBack",
 })
 """Reasons of ``Degraded`` that no retry of the operator's can clear: someone must change something."""
-CONDITION_TYPES = ("Ready", "Progressing", "Degraded", "Reconciling", "Stalled")
 
 
 def with_kstatus(

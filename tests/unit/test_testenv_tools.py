@@ -72,7 +72,7 @@ replace (
 
 def test_one_cold_build_runs_each_recipe_into_its_cache_entry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for var in ("D3OS_TESTENV_ETCD", "D3OS_TESTENV_KUBERNETES_VERSION", "D3OS_TESTENV_ETCD_VERSION",
-                "D3OS_TESTENV_KWOK_VERSION", "D3OS_TESTENV_HELM_VERSION"):
+                "D3OS_TESTENV_KWOK_VERSION", "D3OS_TESTENV_HELM_VERSION", "D3OS_TESTENV_PROMETHEUS_VERSION"):
         monkeypatch.delenv(var, raising=False)
     mods = tmp_path / "mods"
     (mods / "k8s.mod").parent.mkdir()
@@ -83,18 +83,21 @@ def test_one_cold_build_runs_each_recipe_into_its_cache_entry(monkeypatch: pytes
         (mods / "kwok" / rel).write_text(f"kind: Stage  # {rel}\n")
     gets: list[list[str]] = []
     compiled: dict[str, tuple[str, str, list[str]]] = {}
+    tagged: dict[str, str] = {}
 
     def fake_go(go: str, args: list[str], cwd: Path, log: Path, what: str, progress: Any, **kw: Any) -> str:
         if args[:2] == ["mod", "download"]:
             module = args[-1].split("@")[0]
-            go_mod = {"k8s.io/kubernetes": "k8s.mod", "helm.sh/helm/v4": "helm.mod"}.get(module, "none")
+            go_mod = {"k8s.io/kubernetes": "k8s.mod", "helm.sh/helm/v4": "helm.mod",
+                      "github.com/prometheus/prometheus": "helm.mod"}.get(module, "none")
             return "go: downloading\n" + json.dumps({"GoMod": str(mods / go_mod), "Dir": str(mods / "kwok")})
         gets.append(args)
         return ""
 
     def fake_compile(go: str, src: Path, log: Path, what: str, progress: Any, jobs: int, ldflags: str, out: Path,
-                     pkgs: list[str]) -> None:
+                     pkgs: list[str], tags: str = "") -> None:
         compiled[src.name] = ((src / "go.mod").read_text(), ldflags, pkgs)
+        tagged[src.name] = tags
         for name in [p.rsplit("/", 1)[-1] for p in pkgs] if len(pkgs) > 1 else [out.name]:
             exe = (out if len(pkgs) > 1 else out.parent) / name
             exe.write_text("#!/bin/sh\n")
@@ -106,19 +109,23 @@ def test_one_cold_build_runs_each_recipe_into_its_cache_entry(monkeypatch: pytes
     monkeypatch.setattr(build, "_go_version_line", lambda go: "1.26")
     tc = build.ensure_built(Versions(), jobs=1, root=tmp_path)
     build.ensure_tool("helm", jobs=1, root=tmp_path)
+    build.ensure_tool("promtool", jobs=1, root=tmp_path)
 
     v = Versions()
     entries = {p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("*-v*/*") if "bin-" not in p.parent.name}
     assert entries == {
         *(f"kubernetes-{v.kubernetes}/{b}" for b in build.K8S_BINARIES),
         f"etcd-{v.etcd}/etcd", f"kwok-{v.kwok}/kwok", f"kwok-{v.kwok}/stages.yaml", f"helm-{HELM_VERSION}/helm",
+        f"promtool-{build.PROMETHEUS_VERSION}/promtool",
     }
     assert tc.is_built() and tc.bin_dir == tmp_path / f"bin-{v.kubernetes}-etcd{v.etcd}-kwok{v.kwok}"
     assert (tc.bin_dir / "helm").resolve() == tmp_path / f"helm-{HELM_VERSION}" / "helm"
     assert [g[1].split("@")[0] for g in gets] == [  # small ones first
         "sigs.k8s.io/kwok/cmd/kwok", "go.etcd.io/etcd/server/v3", "k8s.io/kubernetes/cmd/kube-apiserver",
-        "helm.sh/helm/v4/cmd/helm",
+        "helm.sh/helm/v4/cmd/helm", "github.com/prometheus/prometheus/cmd/promtool",
     ]
+    assert tagged[f"promtool-{build.PROMETHEUS_VERSION}"] == "remove_all_sd", "no service discovery in promtool"
+    assert tagged[f"helm-{HELM_VERSION}"] == ""
     k8s_mod, k8s_flags, k8s_pkgs = compiled[f"kubernetes-{v.kubernetes}"]
     assert "\tk8s.io/api => k8s.io/api v0.36.3" in k8s_mod and "godebug default=go1.26" in k8s_mod
     assert len(k8s_pkgs) == 4 and "k8s.io/component-base/version.gitVersion=v1.36.3" in k8s_flags
@@ -147,7 +154,7 @@ def test_the_tests_own_go_tools_build_from_their_checked_in_module(
         return ""
 
     def fake_compile(go: str, src: Path, log: Path, what: str, progress: Any, jobs: int, ldflags: str, out: Path,
-                     pkgs: list[str]) -> None:
+                     pkgs: list[str], tags: str = "") -> None:
         compiled[src.name] = sorted(p.name for p in src.iterdir())
         out.write_text("#!/bin/sh\n")
         out.chmod(0o755)

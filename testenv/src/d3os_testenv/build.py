@@ -38,6 +38,8 @@ ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
 
 HELM_VERSION = "v4.3.2"
+PROMETHEUS_VERSION = "v0.316.0"
+"""The Go module version of Prometheus 3.16.0 (its modules are numbered v0.3MINOR.PATCH)."""
 GOTOOLS_DIR = Path(__file__).resolve().parent / "gotools"
 """The tests' own small Go programs, one module each (built from the Go module proxy's dependencies)."""
 
@@ -202,6 +204,7 @@ class Recipe:
     Kubernetes tools stamp it: v0.37.x -> 1, 37). ``version_env`` names the variable that overrides the
     version; ``wrapper`` is a key of :data:`WRAPPERS`; ``note`` is said before compiling (how long).
     A ``local`` recipe's ``module`` is its directory under :data:`GOTOOLS_DIR` and its main package ``.``.
+    ``tags``: Go build tags (promtool's ``remove_all_sd`` leaves out the service discoveries it never needs).
     """
 
     name: str
@@ -212,6 +215,7 @@ class Recipe:
     version_env: str = ""
     wrapper: str = "replaces"
     note: str = ""
+    tags: str = ""
 
     @property
     def package(self) -> str:
@@ -318,10 +322,21 @@ GO_TOOLS: dict[str, Recipe] = {
         "-X helm.sh/helm/v4/internal/version.gitTreeState=clean",
         version_env="D3OS_TESTENV_HELM_VERSION",
     ),
+    "promtool": Recipe(
+        name="promtool",
+        module="github.com/prometheus/prometheus",
+        binaries=(("promtool", "github.com/prometheus/prometheus/cmd/promtool"),),
+        version=PROMETHEUS_VERSION,
+        ldflags="-s -w -X github.com/prometheus/common/version.Version={version}",
+        version_env="D3OS_TESTENV_PROMETHEUS_VERSION",
+        tags="remove_all_sd",
+        note="the largest tool after Helm: `promtool check rules` for the chart's alerts",
+    ),
     "kstatus": _local("kstatus", "about 1 min cold: sigs.k8s.io/cli-utils' kstatus and k8s.io/apimachinery"),
     "luahealth": _local("luahealth", "seconds: gopher-lua"),
 }
-"""Tools beside the control plane: Helm (the chart's tests and the bench install with it); ``kstatus``
+"""Tools beside the control plane: Helm (the chart's tests and the bench install with it); promtool (checks
+the chart's alert rules); ``kstatus``
 (kstatus' verdict on objects, from sigs.k8s.io/cli-utils) and ``luahealth`` (an Argo CD health script run
 in gopher-lua, as Argo CD runs it), which the tests use to check the status with the tools' own code."""
 
@@ -511,7 +526,8 @@ def build(recipe: Recipe, root: Path, go: str, progress: ProgressFn | None, jobs
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     out = tmp / names[0] if len(names) == 1 else Path(str(tmp) + "/")  # `-o dir/`: one binary per package
-    _compile(go, src, log, f"compiling {recipe.name} {v}", progress, jobs, recipe.link_flags(go_mod), out, pkgs)
+    _compile(go, src, log, f"compiling {recipe.name} {v}", progress, jobs, recipe.link_flags(go_mod), out, pkgs,
+             recipe.tags)
     _finish(tmp, out_dir)
     _say(progress, f"{recipe.name} {v}: built in {_fmt_secs(time.monotonic() - t0)} -> {out_dir}")
     return out_dir
@@ -567,12 +583,14 @@ def _compile(
     ldflags: str,
     out: Path,
     pkgs: Sequence[str],
+    tags: str = "",
 ) -> None:
     """``go build`` with a progress line: packages compiled so far of the packages needed."""
     total = 0
+    tag_args = [f"-tags={tags}"] if tags else []
     try:
         listed = subprocess.run(
-            [go, "list", "-deps", *pkgs],
+            [go, "list", "-deps", *tag_args, *pkgs],
             cwd=src,
             env=_go_env(),
             capture_output=True,
@@ -586,7 +604,7 @@ def _compile(
     _say(progress, f"{what}: {total or '?'} packages to compile or take from the Go build cache")
     _run_go(
         go,
-        ["build", "-v", f"-p={jobs}", "-trimpath", "-ldflags", ldflags, "-o", str(out), *pkgs],
+        ["build", "-v", f"-p={jobs}", "-trimpath", *tag_args, "-ldflags", ldflags, "-o", str(out), *pkgs],
         src,
         log,
         what,
