@@ -6,8 +6,9 @@
   seen by a watch). What is left when nothing but the control plane and kwok work.
 * **Helm** -- what d3os customers use today: the same objects as a chart, one release per DataService,
   ``helm install --wait``, releases installed concurrently with bounded parallelism. The time is Helm's
-  own (process start to exit), so readiness is judged by *Helm's* rules (``pkg/kube/ready.go``: a
-  Deployment's new ReplicaSet has ``replicas - maxUnavailable`` ready pods, claims Bound, ...; polled
+  own (process start to exit), so readiness is judged by *Helm's* rules (Helm 4, which the testenv builds:
+  kstatus, from a watch; Helm 3, which the published results were measured with: ``pkg/kube/ready.go``, a
+  Deployment's new ReplicaSet has ``replicas - maxUnavailable`` ready pods, claims Bound, ..., polled
   every 2 s); the same watch also records when the core's rules were met, for comparison. Helm labels
   what it installs ``app.kubernetes.io/managed-by: Helm`` and adds its release annotations.
 

@@ -228,7 +228,8 @@ _CONDITION: JSON = {
     "description": "One aspect of the DataService's state (Kubernetes API conventions).",
     "required": ["type", "status", "lastTransitionTime", "reason", "message"],
     "properties": {
-        "type": {"type": "string", "maxLength": 316, "description": "Ready, Progressing or Degraded."},
+        "type": {"type": "string", "maxLength": 316,
+                 "description": "Ready, Progressing, Degraded, Reconciling or Stalled."},
         "status": {"type": "string", "enum": ["True", "False", "Unknown"],
                    "description": "True, False or Unknown."},
         "reason": {"type": "string", "maxLength": 1024,
@@ -285,12 +286,14 @@ _ROLLBACK_STATUS: JSON = {
 STATUS_SCHEMA: JSON = {
     "type": "object",
     "description": "Observed state, written by the operator.",
+    "default": {},
     "properties": {
         "phase": {"type": "string", "description": "The seed's phase: '<component>已部署' (deployed)."},
         "message": {"type": "string", "description": "The chain with the current step in brackets."},
         "ready": {"type": "string", "description": "Ready components / all components."},
-        "observedGeneration": {"type": "integer", "format": "int64",
-                               "description": "metadata.generation of the spec this status describes."},
+        "observedGeneration": {"type": "integer", "format": "int64", "default": -1,
+                               "description": "metadata.generation of the spec this status describes; -1 "
+                                              "until the operator has observed the resource."},
         "currentRevision": {"type": "string", "description": "The last revision that reached Ready "
                             "(a ControllerRevision owned by this DataService; see `d3os history`)."},
         "updateRevision": {"type": "string", "description": "The revision being rolled out (the spec's, or "
@@ -300,7 +303,8 @@ STATUS_SCHEMA: JSON = {
         "rollback": _ROLLBACK_STATUS,
         "conditions": {
             "type": "array",
-            "description": "Ready, Progressing and Degraded, one entry per type.",
+            "description": "Ready, Progressing and Degraded, then kstatus' Reconciling and Stalled (read by "
+                           "Flux, kpt, Helm and cli-utils), one entry per type.",
             "items": _CONDITION,
             "x-kubernetes-list-type": "atomic",
         },
@@ -315,7 +319,12 @@ STATUS_SCHEMA: JSON = {
 """The status is the operator's alone and always written whole (one server-side apply of all of it), so its
 lists are atomic: the API server's managedFields then record each list as one field instead of every field
 of every entry, and a status write -- a dozen per rollout -- costs it about a fifth less CPU (17-19 ms instead
-of 24-25 ms in a CPU profile of back-to-back status applies)."""
+of 24-25 ms in a CPU profile of back-to-back status applies).
+
+The defaults (``status: {}``, ``observedGeneration: -1``) make a DataService the operator has not yet observed
+read as not observed: the API server drops a new object's status and fills the defaults in whenever it reads
+the object, so kstatus (Flux, Helm 4 ``--wait``) sees ``observedGeneration`` lag ``generation`` (InProgress)
+instead of no status at all (Current) until the operator's first status write."""
 
 
 _API_VERSION_DOC = (

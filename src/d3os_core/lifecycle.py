@@ -18,7 +18,7 @@ from typing import Any
 
 from .deadlines import REASON as DEADLINE
 from .revisions import Recording, Revision, find, record, revision_name
-from .status import ComponentStatus, condition
+from .status import ComponentStatus, condition, with_kstatus
 from .types import JSON, Apply, Event, Facts, ObjectRef, Parent
 
 SUSPENDED = "Suspended"
@@ -179,7 +179,8 @@ def finish(
             out.events.append(Event("Normal", SUSPENDED, why[:1024]))
     elif any(c.get("type") == "Progressing" and c.get("reason") == SUSPENDED for c in old):
         out.events.append(Event("Normal", "Resumed", "spec.suspend is false: the rollout continues"))
-    status["conditions"] = [conds[t] for t in ("Ready", "Progressing", "Degraded") if t in conds]
+    status["conditions"] = with_kstatus([conds[t] for t in ("Ready", "Progressing", "Degraded") if t in conds],
+                                        generation, facts.now, old)
     return out
 
 

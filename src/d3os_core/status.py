@@ -3,6 +3,10 @@
 The status policy lives here, in one place: what phase/message, which condition says what (rolling out,
 invalid spec, planning failed), and which transitions are worth an Event. Status is computed from what
 was observed (component states), never from what is hoped.
+
+Besides ``Ready``, ``Progressing`` and ``Degraded``, every status carries the kstatus pair
+(:func:`with_kstatus`): ``Reconciling`` and ``Stalled``, which Flux, kpt, Helm 4's ``--wait`` and
+cli-utils read instead of ours, so that they conclude what ``kubectl`` shows.
 """
 
 from __future__ import annotations
@@ -98,6 +102,37 @@ def condition(
     }
 
 
+STALLED_REASONS = frozenset({
+    "ProgressDeadlineExceeded", "InvalidSpec", "Conflict", credentials.LOST_REASON, "ApplyRefused", "RolledBack",
+})
+"""Reasons of ``Degraded`` that no retry of the operator's can clear: someone must change something."""
+
+
+def with_kstatus(
+    conditions: Sequence[JSON], generation: int, now: str, previous: Sequence[Mapping[str, Any]]
+) -> list[JSON]:
+    """``conditions`` (Ready, Progressing, Degraded) in that order, then kstatus' ``Reconciling`` and ``Stalled``.
+
+    kstatus reads only these two (then ``Ready``): ``Reconciling=True`` is InProgress, ``Stalled=True`` is
+    Failed. ``Reconciling`` says what ``Progressing`` says (rolling out, waiting, pruning, rolling back,
+    deleting). ``Stalled`` is True when ``Degraded`` is, for a reason in :data:`STALLED_REASONS`, and nothing
+    progresses any more: a branch still rolling out beside a failed one keeps ``Reconciling``, so the two are
+    never True together (kstatus would read the first). Both carry the reason and message they mirror.
+    """
+    by_type = {str(c["type"]): c for c in conditions}
+    ready, progressing, degraded = (by_type.get(t) for t in ("Ready", "Progressing", "Degraded"))
+    moving = progressing is not None and progressing["status"] == "True"
+    source = progressing or ready or {}
+    reconciling = condition("Reconciling", moving, str(source.get("reason") or "Unknown"),
+                            str(source.get("message") or ""), generation, now, previous)
+    failed = degraded is not None and degraded["status"] == "True"
+    stuck = failed and not moving and str((degraded or {}).get("reason")) in STALLED_REASONS
+    why = (progressing if failed and moving else degraded or ready) or {}  # still moving: not stalled (yet)
+    stalled = condition("Stalled", stuck, str(why.get("reason") or "Unknown"), str(why.get("message") or ""),
+                        generation, now, previous)
+    return [*(by_type[t] for t in ("Ready", "Progressing", "Degraded") if t in by_type), reconciling, stalled]
+
+
 def find_condition(conditions: Any, type_: str) -> dict[str, Any]:
     """The condition of type ``type_`` in a list of conditions (of a status, a pod), or ``{}``."""
     for c in conditions if isinstance(conditions, list) else []:
@@ -158,7 +193,7 @@ def rollup(
         "message": message,
         "ready": f"{ready_n}/{total}",
         "observedGeneration": generation,
-        "conditions": [ready, progressing, degraded],
+        "conditions": with_kstatus([ready, progressing, degraded], generation, now, old),
         "components": [comps[k].to_json() for k in order],
     }
 
@@ -172,11 +207,11 @@ def stopped(
     old = prev.get("conditions") or []
     status = {k: v for k, v in prev.items() if k not in ("conditions", "observedGeneration")}
     status["observedGeneration"] = generation
-    status["conditions"] = [
+    status["conditions"] = with_kstatus([
         condition("Ready", False, reason, message, generation, now, old),
         condition("Progressing", False, reason, progressing, generation, now, old),
         condition("Degraded", True, reason, message, generation, now, old),
-    ]
+    ], generation, now, old)
     was = find_condition(old, "Degraded")
     same = was.get("reason") == reason and was.get("message") == message
     return status, same

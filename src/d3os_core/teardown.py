@@ -15,7 +15,7 @@ from typing import Any
 from . import api
 from .graph import dependents_closure, topo_order
 from .revisions import KIND as REVISION_KIND
-from .status import condition
+from .status import condition, with_kstatus
 from .types import Event, Facts, ObjectRef, Observed, Plan
 
 Owned = Callable[[Mapping[str, Any], str], bool]
@@ -60,12 +60,13 @@ def plan_deletion(
         groups.setdefault(comp, []).append((kind, name, obj))
     old = prev_status.get("conditions") or []
     status = {k: v for k, v in prev_status.items() if k != "conditions"}
+    status["observedGeneration"] = generation
     order = topo_order(list(keys), deps)
     if not groups and not revisions:
-        status["conditions"] = [
+        status["conditions"] = with_kstatus([
             condition("Ready", False, "Deleted", "all children removed; claims and their credentials kept", generation,
                       facts.now, old),
-        ]
+        ], generation, facts.now, old)
         kept = "all children removed; persistent volume claims and their credentials Secrets kept"
         return Plan(status=status, finalizer="remove", events=(Event("Normal", "Deleted", kept),))
     if groups:
@@ -83,10 +84,10 @@ def plan_deletion(
         ref_of(kind, name, obj, comp) for comp, kind, name, obj in doomed if not _meta(obj).get("deletionTimestamp")
     )
     message = f"deleting {what}" + (f"; then {', '.join(later)}" if later else "")
-    status["conditions"] = [
+    status["conditions"] = with_kstatus([
         condition("Ready", False, "Deleting", message, generation, facts.now, old),
         condition("Progressing", True, "Deleting", message, generation, facts.now, old),
-    ]
+    ], generation, facts.now, old)
     events = (Event("Normal", "Deleting", f"deleting {what}: " + ", ".join(
         f"{kind}/{name}" for _, kind, name, _ in doomed)),) if deletes else ()
     return Plan(delete=deletes, status=status, events=events, requeue_after=REQUEUE)

@@ -13,7 +13,9 @@
 * ``process_*`` (CPU seconds, resident and virtual memory, open and max file descriptors, start time),
   as the Prometheus Go client exports them for controller-runtime;
 * ``leader_election_master_status{name}``;
-* ours: ``d3os_component_ready{namespace,name,component}`` (1 ready, 0 not), ``d3os_step_latency_seconds``
+* ours: ``d3os_component_ready{namespace,name,component}`` (1 ready, 0 not),
+  ``d3os_condition{namespace,name,type,kind}`` (1 when the instance's condition ``type`` -- Ready, Progressing,
+  Degraded, Reconciling, Stalled -- is True, else 0: what the alerts read), ``d3os_step_latency_seconds``
   (the operator's added time per step: from the event that made a step possible -- the enqueue of the
   DataService -- to the first apply of the next component), ``d3os_writes_total{verb,kind}``,
   ``d3os_thirdparty_check_up{check}``, ``d3os_relists_total{kind}``, ``d3os_events_total``.
@@ -223,6 +225,13 @@ class Metrics:
             ["namespace", "name", "component", "kind"],
             registry=r,
         )
+        self.condition = Gauge(
+            "d3os_condition",
+            "1 when the instance's condition of this type (Ready, Progressing, Degraded, Reconciling, Stalled) "
+            "is True, else 0.",
+            ["namespace", "name", "type", "kind"],
+            registry=r,
+        )
         self.step_latency = Histogram(
             "d3os_step_latency_seconds",
             "Operator-added time per rollout step: from the event that made the step possible (the "
@@ -232,6 +241,7 @@ class Metrics:
         )
         self._ql = (CONTROLLER, CONTROLLER)
         self._components: dict[tuple[str, str, str], set[str]] = {}
+        self._conditions: dict[tuple[str, str, str], set[str]] = {}
 
     # -- work queue -----------------------------------------------------------------------------------
 
@@ -274,10 +284,21 @@ class Metrics:
             self.component_ready.labels(namespace, name, comp, kind).set(1.0 if ok else 0.0)
         self._components[key] = set(ready)
 
+    def conditions(self, namespace: str, name: str, true: Mapping[str, bool], kind: str = "DataService") -> None:
+        """Set ``d3os_condition`` for one instance: each condition type, 1 when True."""
+        key = (namespace, name, kind)
+        for gone in self._conditions.get(key, set()) - set(true):
+            self.condition.remove(namespace, name, gone, kind)
+        for type_, ok in true.items():
+            self.condition.labels(namespace, name, type_, kind).set(1.0 if ok else 0.0)
+        self._conditions[key] = set(true)
+
     def forget(self, namespace: str, name: str, kind: str = "DataService") -> None:
         """The instance is gone: drop its series."""
         self.components(namespace, name, {}, kind)
         self._components.pop((namespace, name, kind), None)
+        self.conditions(namespace, name, {}, kind)
+        self._conditions.pop((namespace, name, kind), None)
 
     # -- API client and leader election ---------------------------------------------------------------
 

@@ -439,7 +439,10 @@ class Reconciler:
     def _component_metrics(self, key: ParentKey, status: Mapping[str, Any]) -> None:
         assert self.metrics is not None
         comps = status.get("components") or []
-        self.metrics.components(key[0], key[1], {str(c["name"]): bool(c.get("ready")) for c in comps}, key[2])
+        kind = key[2] if len(key) > 2 else "DataService"
+        self.metrics.components(key[0], key[1], {str(c["name"]): bool(c.get("ready")) for c in comps}, kind)
+        conds = [c for c in status.get("conditions") or [] if isinstance(c, Mapping) and "type" in c]
+        self.metrics.conditions(key[0], key[1], {str(c["type"]): c.get("status") == "True" for c in conds}, kind)
 
     def _trace(self, what: str, key: ParentKey, **fields: Any) -> None:
         if self.tracer is not None:

@@ -2,8 +2,10 @@
 
 The release goes into a fresh namespace that *enforces* the restricted Pod Security Standard, so the
 manager pods must be admitted under it; kwok's simulated nodes run them without pulling the image. The
-release has its own name, so its cluster-wide RBAC cannot collide with other tests' objects; the session's
-CRD already exists, so Helm leaves it alone (crds/ is install-only) and the uninstall keeps it.
+release has its own name, so its cluster-wide RBAC cannot collide with other tests' objects. The CRD is the
+session's (installed here if no test did before), so the install skips crds/ -- Helm 4 server-side applies
+crds/ even over an existing CRD, which conflicts with that CRD's own field manager -- and the uninstall
+keeps it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from d3os_testenv import harness
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +30,7 @@ def test_helm_install_wait_uninstall(k8s_cluster: Any, k8s_namespace: str, helm_
                                      tmp_path: Path) -> None:
     kubectl = k8s_cluster.kubectl
     ns = k8s_namespace
+    harness.install_crd(harness.sync_client(k8s_cluster.kubeconfig))  # the session's, as other tests have it
     kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted",
             "pod-security.kubernetes.io/enforce-version=latest")
     env = {
@@ -42,11 +47,11 @@ def test_helm_install_wait_uninstall(k8s_cluster: Any, k8s_namespace: str, helm_
         assert out.returncode == 0, f"helm {' '.join(args)}: {out.stdout}\n{out.stderr}"
         return out
 
-    assert helm("version", "--short").stdout.startswith("v3.")
+    assert helm("version", "--short").stdout.startswith("v4."), "the Helm testenv builds is Helm 4"
     helm("lint", "--strict", str(CHART))
     release = f"h{uuid.uuid4().hex[:6]}"
     fullname = f"{release}-d3os-operator"
-    helm("install", release, str(CHART), "-n", ns, "--wait", "--timeout", "240s",
+    helm("install", release, str(CHART), "-n", ns, "--wait", "--timeout", "240s", "--skip-crds",
          "--set", "watchNamespaces={" + ns + "}", "--set", "probePolicy.allowCIDRs={10.0.0.0/8}")
     try:
         dep = json.loads(kubectl("get", "deployment", f"{fullname}-controller-manager", "-n", ns, "-o", "json").stdout)

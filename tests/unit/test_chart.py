@@ -8,6 +8,7 @@ skipped (the drift test never is). Installing for real: tests/integration/test_h
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,31 @@ def test_values_reach_the_deployment() -> None:
     assert svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
 
 
-@pytest.mark.parametrize("sets", [(), ("watchNamespaces={a,b}",), ("metrics.serviceMonitor.enabled=true",)])
+def test_alerts_and_dashboard_are_off_by_default_and_ship_their_files_as_they_are() -> None:
+    assert not by_kind(template(), "PrometheusRule")
+    assert not [d for d in by_kind(template(), "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")]
+    docs = template("prometheusRule.enabled=true", "prometheusRule.labels.release=prom",
+                    "grafanaDashboard.enabled=true")
+    (rule,) = by_kind(docs, "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load((CHART / "files" / "prometheus-rules.yaml").read_text())
+    assert rule["metadata"]["labels"]["release"] == "prom"
+    (board,) = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")]
+    assert board["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(board["data"]["d3os-operator.json"]) == json.loads(
+        (CHART / "files" / "grafana-dashboard.json").read_text())
+
+
+def test_the_integrations_doc_installs_the_monitoring() -> None:
+    from tests.docsnippets import command
+
+    argv = command("helm-monitoring")
+    docs = template(*[argv[i + 1] for i, a in enumerate(argv) if a == "--set"])
+    assert by_kind(docs, "PrometheusRule") and by_kind(docs, "ServiceMonitor")
+    assert [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")]
+
+
+@pytest.mark.parametrize("sets", [(), ("watchNamespaces={a,b}",), ("metrics.serviceMonitor.enabled=true",),
+                                  ("prometheusRule.enabled=true", "grafanaDashboard.enabled=true")])
 def test_helm_lint(sets: tuple[str, ...]) -> None:
     out = helm("lint", "--strict", str(CHART), *[x for s in sets for x in ("--set", s)])
     assert out.returncode == 0, out.stdout + out.stderr

@@ -95,6 +95,18 @@ def test_component_ready_series_follow_the_dataservice() -> None:
     assert not [k for k in samples(m) if k[0] == "d3os_component_ready"]
 
 
+def test_condition_series_follow_the_dataservice() -> None:
+    m = Metrics()
+    m.conditions("ns", "ds", {"Ready": False, "Stalled": True})
+    ds = {"namespace": "ns", "name": "ds", "kind": "DataService"}
+    assert value(m, "d3os_condition", type="Stalled", **ds) == 1
+    assert value(m, "d3os_condition", type="Ready", **ds) == 0
+    m.conditions("ns", "ds", {"Ready": True})
+    assert ("d3os_condition", tuple(sorted({**ds, "type": "Stalled"}.items()))) not in samples(m)
+    m.forget("ns", "ds")
+    assert not [k for k in samples(m) if k[0] == "d3os_condition"]
+
+
 @pytest.mark.anyio
 async def test_queue_reports_depth_adds_wait_and_retries() -> None:
     m = Metrics()

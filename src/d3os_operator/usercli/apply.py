@@ -1,5 +1,5 @@
 """``d3os apply FILE [--wait]``: server-side apply of a product instance (a DataService, an AnalyticsService,
-...: the file's kind picks the product), then (``--wait``) its progress until Ready, Degraded or the
+...: the file's kind picks the product), then (``--wait``) its progress until Ready, Stalled or the
 timeout; ``rollback --wait`` waits the same way."""
 
 from __future__ import annotations
@@ -78,8 +78,12 @@ def wait_for_outcome(
     emit: Callable[[str], None],
     product: ProductDef,
 ) -> int:
-    """Progress lines of the instance ``name`` of ``product`` until Ready=True (0), Degraded=True (1) at
-    ``generation``, or the timeout (1)."""
+    """Progress lines of the instance ``name`` of ``product`` until Ready=True (0), Stalled=True (1) at
+    ``generation``, or the timeout (1).
+
+    Stalled, not Degraded: a failure beside a branch still rolling out, or one a rollback is repairing, still
+    moves; Stalled is the core's word for "nothing changes until someone does" (what kstatus calls Failed).
+    A status without Stalled (an operator from before it) ends on Degraded."""
     from ..kube import product_kind
 
     res = product_kind(product.names).res
@@ -104,9 +108,11 @@ def wait_for_outcome(
             if condition(status, "Ready").get("status") == "True":
                 emit(f"{elapsed:6.1f}s  Ready: {condition(status, 'Ready').get('message', '')}".rstrip())
                 return 0
-            degraded = condition(status, "Degraded")
-            if degraded.get("status") == "True":
-                emit(f"{elapsed:6.1f}s  Degraded ({degraded.get('reason')}): {degraded.get('message', '')}")
+            stalled = condition(status, "Stalled")
+            ended = stalled if stalled else condition(status, "Degraded")
+            if ended.get("status") == "True":
+                word = "Stalled" if stalled else "Degraded"
+                emit(f"{elapsed:6.1f}s  {word} ({ended.get('reason')}): {ended.get('message', '')}")
                 return 1
     emit(f"{time.monotonic() - start:6.1f}s  timed out after {timeout:g}s waiting for Ready")
     return 1

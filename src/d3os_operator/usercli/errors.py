@@ -4,7 +4,7 @@ Exit codes of ``d3os``, ``kubectl d3os`` and ``d3os-operator`` (docs/operations.
 
 ===  ===========================================================================================
  0   done
- 1   the answer is "no": ``diff`` found changes, ``apply --wait`` ended Degraded or timed out,
+ 1   the answer is "no": ``diff`` found changes, ``apply --wait`` ended Stalled or timed out,
      ``status``: the DataService does not exist, ``d3os-operator run`` lost its leadership
  2   invalid input: command line, unreadable file, not YAML, invalid DataService spec
  3   no usable kubeconfig (none found, unreadable, unknown context)
@@ -37,7 +37,7 @@ EXIT_BUG = 70
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = (
-    "exit codes: 0 done; 1 changes (diff), Degraded or timeout (apply --wait), not found (status); "
+    "exit codes: 0 done; 1 changes (diff), Stalled or timeout (apply --wait), not found (status); "
     "2 invalid input; 3 no usable kubeconfig; 4 API server unreachable; 5 forbidden/unauthorized; "
     "6 not found (object, or the DataService kind: CRD not installed); 7 other API error; 70 internal error; "
     "130 interrupted. "

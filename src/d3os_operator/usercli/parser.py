@@ -121,7 +121,8 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     ap = sub.add_parser(
         "apply", help=f"server-side apply FILE (field manager {FIELD_MANAGER}); --wait shows progress",
         description=f"Server-side apply the DataService in FILE (field manager {FIELD_MANAGER}). With --wait, "
-        "print progress until Ready (exit 0), Degraded or the timeout (exit 1).",
+        "print progress until Ready (exit 0), Stalled (nothing moves until the spec or the cluster changes) or the "
+        "timeout (exit 1).",
     )
     ap.add_argument("file", help=FILE_HELP)
     ap.add_argument("--wait", action="store_true", help=WAIT_HELP)
@@ -143,7 +144,7 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "rollback", help="rewrite the spec from an earlier revision (like kubectl rollout undo)",
         description="Rewrite the spec of the DataService NAME from a recorded revision (default: the one before "
         "the current) with server-side apply, field manager kubectl-d3os; the operator then rolls it out in "
-        "order. Exit 0, or 1 when the revision does not exist or --wait ends Degraded or timed out.",
+        "order. Exit 0, or 1 when the revision does not exist or --wait ends Stalled or timed out.",
     )
     rb.add_argument("name", help=NAME_HELP)
     rb.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)

@@ -11,14 +11,16 @@ dependencies of another. Wrappers come in three kinds (:data:`WRAPPERS`): ``kube
 staging module (``k8s.io/api`` ...) with its published ``v0.x`` version (a dependency's own ``replace``
 lines are ignored by Go, so the wrapper must add them), ``replaces`` repeats the module's own non-local
 ``replace`` lines (helm), ``bare`` is an empty module that ``go get`` fills (etcd and kwok, whose go.mod
-has replace lines, so ``go install ...@version`` is refused). Binaries are cached outside the repository,
-keyed by name and version: ``${XDG_CACHE_HOME:-~/.cache}/d3os-testenv/<recipe>-<version>/``.
+has replace lines, so ``go install ...@version`` is refused), ``local`` is a module of this package
+(``gotools/<name>/``: main.go, go.mod, go.sum), versioned by a hash of its files. Binaries are cached
+outside the repository, keyed by name and version: ``${XDG_CACHE_HOME:-~/.cache}/d3os-testenv/<recipe>-<version>/``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import os
 import re
@@ -35,7 +37,11 @@ KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
 
-HELM_VERSION = "v3.22.0"
+HELM_VERSION = "v4.3.2"
+PROMETHEUS_VERSION = "v0.316.0"
+"""The Go module version of Prometheus 3.16.0 (its modules are numbered v0.3MINOR.PATCH)."""
+GOTOOLS_DIR = Path(__file__).resolve().parent / "gotools"
+"""The tests' own small Go programs, one module each (built from the Go module proxy's dependencies)."""
 
 ProgressFn = Callable[[str], None]
 
@@ -197,6 +203,8 @@ class Recipe:
     ``{k8s_major}``/``{k8s_minor}`` (the Kubernetes version of the k8s.io/client-go the module requires, as
     Kubernetes tools stamp it: v0.37.x -> 1, 37). ``version_env`` names the variable that overrides the
     version; ``wrapper`` is a key of :data:`WRAPPERS`; ``note`` is said before compiling (how long).
+    A ``local`` recipe's ``module`` is its directory under :data:`GOTOOLS_DIR` and its main package ``.``.
+    ``tags``: Go build tags (promtool's ``remove_all_sd`` leaves out the service discoveries it never needs).
     """
 
     name: str
@@ -207,6 +215,7 @@ class Recipe:
     version_env: str = ""
     wrapper: str = "replaces"
     note: str = ""
+    tags: str = ""
 
     @property
     def package(self) -> str:
@@ -285,24 +294,51 @@ CONTROL_PLANE: dict[str, Recipe] = {
 
 ALL_BINARIES = tuple(b for r in CONTROL_PLANE.values() for b, _ in r.binaries)
 
+def source_version(directory: Path) -> str:
+    """The version of a ``local`` module: a hash of its files, so that an edit rebuilds it."""
+    digest = hashlib.sha256()
+    for f in sorted(p for p in directory.iterdir() if p.is_file() and p.name in LOCAL_FILES):
+        digest.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return "src-" + digest.hexdigest()[:12]
+
+
+LOCAL_FILES = ("main.go", "go.mod", "go.sum")
+
+
+def _local(name: str, note: str) -> Recipe:
+    return Recipe(name=name, module=name, binaries=((name, "."),), version=source_version(GOTOOLS_DIR / name),
+                  wrapper="local", note=note)
+
+
 GO_TOOLS: dict[str, Recipe] = {
     "helm": Recipe(
         name="helm",
-        module="helm.sh/helm/v3",
-        binaries=(("helm", "helm.sh/helm/v3/cmd/helm"),),
+        module="helm.sh/helm/v4",
+        binaries=(("helm", "helm.sh/helm/v4/cmd/helm"),),
         version=HELM_VERSION,
-        # as helm's Makefile: the version, and the Kubernetes version `helm template` and `helm lint`
-        # assume without a cluster (else 1.20, which charts with a kubeVersion constraint refuse)
-        ldflags="-s -w -X helm.sh/helm/v3/internal/version.version={version} "
-        "-X helm.sh/helm/v3/internal/version.gitTreeState=clean "
-        "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor={k8s_major} "
-        "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor={k8s_minor} "
-        "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor={k8s_major} "
-        "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={k8s_minor}",
+        # as helm's Makefile; Helm 4 takes the Kubernetes version `helm template` and `helm lint` assume
+        # without a cluster from the k8s.io/client-go it is built with, so there is nothing else to stamp
+        ldflags="-s -w -X helm.sh/helm/v4/internal/version.version={version} "
+        "-X helm.sh/helm/v4/internal/version.gitTreeState=clean",
         version_env="D3OS_TESTENV_HELM_VERSION",
     ),
+    "promtool": Recipe(
+        name="promtool",
+        module="github.com/prometheus/prometheus",
+        binaries=(("promtool", "github.com/prometheus/prometheus/cmd/promtool"),),
+        version=PROMETHEUS_VERSION,
+        ldflags="-s -w -X github.com/prometheus/common/version.Version={version}",
+        version_env="D3OS_TESTENV_PROMETHEUS_VERSION",
+        tags="remove_all_sd",
+        note="the largest tool after Helm: `promtool check rules` for the chart's alerts",
+    ),
+    "kstatus": _local("kstatus", "about 1 min cold: sigs.k8s.io/cli-utils' kstatus and k8s.io/apimachinery"),
+    "luahealth": _local("luahealth", "seconds: gopher-lua"),
 }
-"""Tools beside the control plane: Helm (the chart's tests and the bench install with it)."""
+"""Tools beside the control plane: Helm (the chart's tests and the bench install with it); promtool (checks
+the chart's alert rules); ``kstatus``
+(kstatus' verdict on objects, from sigs.k8s.io/cli-utils) and ``luahealth`` (an Argo CD health script run
+in gopher-lua, as Argo CD runs it), which the tests use to check the status with the tools' own code."""
 
 
 @dataclass(frozen=True)
@@ -445,6 +481,7 @@ WRAPPERS: dict[str, Callable[[Recipe, str | None], str]] = {
     "kubernetes": lambda r, go_mod: kubernetes_wrapper_gomod(go_mod or "", r.version),
     "replaces": lambda r, go_mod: tool_wrapper_gomod(r, go_mod or ""),
     "bare": bare_wrapper_gomod,
+    "local": lambda r, _go_mod: (GOTOOLS_DIR / r.module / "go.mod").read_text(),
 }
 """How a recipe's wrapper go.mod is made from the module's own go.mod (``bare`` does not fetch it)."""
 
@@ -475,17 +512,22 @@ def build(recipe: Recipe, root: Path, go: str, progress: ProgressFn | None, jobs
     log = root / "logs" / f"{recipe.name}-{v}.log"
     src.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    go_mod = None if recipe.wrapper == "bare" else _module_go_mod(recipe, go, src, log, progress)
+    go_mod = None if recipe.wrapper in ("bare", "local") else _module_go_mod(recipe, go, src, log, progress)
     _write(src / "go.mod", WRAPPERS[recipe.wrapper](recipe, go_mod))
     pkgs = [p for _, p in recipe.binaries]
-    _say(progress, f"{recipe.name} {v}: resolving dependencies (go get; downloads modules on a cold cache)")
-    _run_go(go, ["get", *[f"{p}@{v}" for p in pkgs]], src, log, f"resolving {recipe.name} {v}", progress)
+    if recipe.wrapper == "local":  # its go.sum pins every dependency: `go build` downloads what it lacks
+        for f in LOCAL_FILES:
+            _write(src / f, (GOTOOLS_DIR / recipe.module / f).read_text())
+    else:
+        _say(progress, f"{recipe.name} {v}: resolving dependencies (go get; downloads modules on a cold cache)")
+        _run_go(go, ["get", *[f"{p}@{v}" for p in pkgs]], src, log, f"resolving {recipe.name} {v}", progress)
     _say(progress, f"{recipe.name} {v}: compiling {', '.join(names)}{f' ({recipe.note})' if recipe.note else ''}")
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     out = tmp / names[0] if len(names) == 1 else Path(str(tmp) + "/")  # `-o dir/`: one binary per package
-    _compile(go, src, log, f"compiling {recipe.name} {v}", progress, jobs, recipe.link_flags(go_mod), out, pkgs)
+    _compile(go, src, log, f"compiling {recipe.name} {v}", progress, jobs, recipe.link_flags(go_mod), out, pkgs,
+             recipe.tags)
     _finish(tmp, out_dir)
     _say(progress, f"{recipe.name} {v}: built in {_fmt_secs(time.monotonic() - t0)} -> {out_dir}")
     return out_dir
@@ -541,12 +583,14 @@ def _compile(
     ldflags: str,
     out: Path,
     pkgs: Sequence[str],
+    tags: str = "",
 ) -> None:
     """``go build`` with a progress line: packages compiled so far of the packages needed."""
     total = 0
+    tag_args = [f"-tags={tags}"] if tags else []
     try:
         listed = subprocess.run(
-            [go, "list", "-deps", *pkgs],
+            [go, "list", "-deps", *tag_args, *pkgs],
             cwd=src,
             env=_go_env(),
             capture_output=True,
@@ -560,7 +604,7 @@ def _compile(
     _say(progress, f"{what}: {total or '?'} packages to compile or take from the Go build cache")
     _run_go(
         go,
-        ["build", "-v", f"-p={jobs}", "-trimpath", "-ldflags", ldflags, "-o", str(out), *pkgs],
+        ["build", "-v", f"-p={jobs}", "-trimpath", *tag_args, "-ldflags", ldflags, "-o", str(out), *pkgs],
         src,
         log,
         what,

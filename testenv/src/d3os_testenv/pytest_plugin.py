@@ -7,7 +7,9 @@ Fixtures:
   ``D3OS_TEST_KUBECONFIG`` when set (e.g. a cluster from ``d3os-testenv up``), otherwise starts a
   private ``LocalCluster`` for the session and stops it at the end.
 * ``k8s_namespace`` (function): a fresh namespace (its ``default`` ServiceAccount exists), deleted after.
-* ``helm_binary`` (session): the path of ``helm`` from the toolchain cache, built first if missing.
+* ``helm_binary`` (session): the path of ``helm`` from the toolchain cache, built first if missing;
+  ``kstatus_binary`` and ``luahealth_binary`` the same for the tests' Go checkers (kstatus' verdict,
+  Argo CD's Lua health scripts).
 
 Every test that uses one of them is marked ``integration`` automatically, so ``-m "not integration"``
 deselects them and ``-m integration`` selects them.
@@ -69,6 +71,20 @@ def helm_binary() -> str:
     from d3os_testenv.build import ensure_tool
 
     return str(ensure_tool("helm", progress=_progress))
+
+
+@pytest.fixture(scope="session")
+def kstatus_binary() -> str:
+    from d3os_testenv.build import ensure_tool
+
+    return str(ensure_tool("kstatus", progress=_progress))
+
+
+@pytest.fixture(scope="session")
+def luahealth_binary() -> str:
+    from d3os_testenv.build import ensure_tool
+
+    return str(ensure_tool("luahealth", progress=_progress))
 
 
 def _ns_name(nodeid: str) -> str:
