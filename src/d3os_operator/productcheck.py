@@ -16,6 +16,7 @@ from lightkube.core.exceptions import ApiError
 from d3os_core import api
 from d3os_core.crd import crd_manifest
 from d3os_core.product import ProductDef
+from d3os_core.productdiff import crd_compatibility
 
 from .kube import Kube
 from .usercli import errors as clierrors
@@ -56,11 +57,14 @@ async def served_products(kube: Kube, products: Sequence[ProductDef]) -> tuple[l
                         "%s; apply its CRD again to record it", name, api.ANNOTATION_FINGERPRINT, product.name)
         elif have != wanted:
             installed = annotations.get(api.ANNOTATION_PRODUCT_VERSION, "unknown")
+            breaking = crd_compatibility(live, product)
+            change = ("a breaking change: " + ", ".join(e.message for e in breaking) + "; "
+                      if breaking else "")
             mismatched.append(
                 f"product {product.name} {product.version or '(no version)'}: the installed CRD {name} was generated "
-                f"from version {installed} (fingerprint {have}, this file's {wanted}); apply this file's CRD "
-                f"(`d3os product crd {product.name} | kubectl apply --server-side -f -`) or run the operator with "
-                "the product file the CRD came from"
+                f"from version {installed} (fingerprint {have}, this file's {wanted}); {change}apply this file's "
+                f"CRD (`d3os product crd {product.name} | kubectl apply --server-side -f -`) or run the operator "
+                "with the product file the CRD came from"
             )
             continue
         served.append(product)
