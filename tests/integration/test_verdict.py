@@ -46,10 +46,20 @@ def _same_fields(admission: str, offline: str) -> bool:
     return any(a == o or a.startswith(o + ".") or o.startswith(a + ".") for a in theirs for o in ours)
 
 
+def _plural(text: str) -> str:
+    """The resource a file's kind is served as (DataService unless the file says another product's kind)."""
+    from d3os_operator.products import installed
+
+    kinds = {p.names.kind: p.names.plural for p in installed()}
+    found = re.search(r"^kind:\s*(\w+)\s*$", text, re.M)
+    return kinds.get(found.group(1), api.PLURAL) if found else api.PLURAL
+
+
 def dry_run_create(client: Client, namespace: str, text: str) -> tuple[int, str]:
-    """POST the file's bytes as ``kubectl create --dry-run=server --validate=strict`` would: (status, message)."""
+    """POST the file's bytes as ``kubectl create --dry-run=server --validate=strict`` would: (status, message),
+    to the collection of the file's kind."""
     http = client._client._client
-    url = f"/apis/{api.GROUP}/{api.VERSION}/namespaces/{namespace}/{api.PLURAL}"
+    url = f"/apis/{api.GROUP}/{api.VERSION}/namespaces/{namespace}/{_plural(text)}"
     resp = http.post(
         url,
         params={"dryRun": "All", "fieldValidation": "Strict", "fieldManager": "verdict"},

@@ -160,8 +160,13 @@ class World:
                 self.fc.remove(*key)
                 claim = _claim_of(key)
                 if claim is not None and (PVC, claim) in self.fc.objects:
-                    event("hand: delete a claim's credentials, then (as the status says) the claim")
-                    self.fc.remove(PVC, claim)
+                    # as the status says: delete the claims that hold the data (one per replica)
+                    event("hand: delete a claim's credentials, then (as the status says) its claims")
+                    base = claim.removesuffix("-0")
+                    for k, n in sorted(self.fc.objects):
+                        if k == PVC and n.startswith(base + "-") and n[len(base) + 1:].isdigit():
+                            self.fc.remove(PVC, n)
+                            self.claims_removed_by_hand.add(n)
                     key = (PVC, claim)
                 if key[0] == PVC:
                     self.claims_removed_by_hand.add(key[1])
