@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -202,12 +203,26 @@ class World:
 
     # convergence
 
+    def follow_lost_credentials(self) -> None:
+        """The status says credentials are lost and names the claims holding the data: the person does what it
+        says and deletes those claims, starting with empty data (the other way, restoring the Secret's old
+        values, is not something a test can do)."""
+        degraded = next((c for c in self.ds.get("status", {}).get("conditions", []) if c["type"] == "Degraded"), {})
+        if degraded.get("reason") != "CredentialsLost":
+            return
+        for name in re.findall(r"PersistentVolumeClaim/([-a-z0-9.]+)", degraded.get("message", "")):
+            if (PVC, name) in self.fc.objects:
+                event("hand: credentials lost, so (as the status says) delete the claims")
+                self.fc.remove(PVC, name)
+                self.claims_removed_by_hand.add(name)
+
     def converge(self) -> Plan:
         self.fc.third_party_up = True
         for n in range(MAX_PASSES):
             p = self.step()
             self.fc.settle()
             self.note_claims()
+            self.follow_lost_credentials()
             if not p.apply and not p.delete and ready(self.ds):
                 event(f"converged in {n // 5 * 5}-{n // 5 * 5 + 4} passes")
                 return p
