@@ -109,8 +109,13 @@ def test_every_state_of_a_rollout_from_created_to_deleted(
             changed["spec"]["web"]["env"] = {"touch": "1"}
             kubectl_apply(cluster, ns, changed)
             raw = get_json(cluster, ns, NAME)
-            assert kstatus_of_json(kstatus_binary, raw)[0]["status"] == "InProgress"
-            rec.add("spec-changed", json.loads(raw))
+            now = json.loads(raw)
+            # InProgress -- unless the operator observed the change and rolled it out already between the two
+            # kubectl calls (a web env change takes about a second on kwok): then Current is right
+            done = observed(now) and cond(now, "Ready").get("status") == "True"
+            assert kstatus_of_json(kstatus_binary, raw)[0]["status"] == ("Current" if done else "InProgress"), now
+            if not done:
+                rec.add("spec-changed", now)
             wait_for("Ready at generation 2", lambda: ready(2), 240)
             # suspended with a change pending: InProgress for kstatus, Suspended for Argo CD
             held = copy.deepcopy(changed)
@@ -156,10 +161,13 @@ def test_every_state_of_a_rollout_from_created_to_deleted(
     assert {h["status"] for h in health} == {"Progressing", "Healthy", "Suspended"}
     expect = {"unobserved": "Progressing", "ready": "Healthy", "spec-changed": "Progressing",
               "suspended": "Suspended", "rolling-out": "Progressing", "deleting": "Progressing"}
+    if "spec-changed" not in rec.states:  # the change was rolled out before it could be caught in flight
+        del expect["spec-changed"]
     names = sorted(rec.states)
     got = argocd_health(luahealth_binary, [rec.states[n] for n in names], tmp_path)
     assert {n: h["status"] for n, h in zip(names, got, strict=True)} == expect
-    rec.save()
+    if len(rec.states) == 6:  # a recording for Argo CD's test cases only when every state was caught
+        rec.save()
 
 
 def test_a_step_past_its_deadline_is_stalled_and_every_waiter_fails_fast(
