@@ -439,10 +439,9 @@ class Reconciler:
     def _component_metrics(self, key: ParentKey, status: Mapping[str, Any]) -> None:
         assert self.metrics is not None
         comps = status.get("components") or []
-        kind = key[2] if len(key) > 2 else "DataService"
-        self.metrics.components(key[0], key[1], {str(c["name"]): bool(c.get("ready")) for c in comps}, kind)
+        self.metrics.components(key[0], key[1], {str(c["name"]): bool(c.get("ready")) for c in comps}, key[2])
         conds = [c for c in status.get("conditions") or [] if isinstance(c, Mapping) and "type" in c]
-        self.metrics.conditions(key[0], key[1], {str(c["type"]): c.get("status") == "True" for c in conds}, kind)
+        self.metrics.conditions(key[0], key[1], {str(c["type"]): c.get("status") == "True" for c in conds}, key[2])
 
     def _trace(self, what: str, key: ParentKey, **fields: Any) -> None:
         if self.tracer is not None:
@@ -535,7 +534,7 @@ class Reconciler:
 
     def _upgrade_admitted(self, key: ParentKey, parent: Mapping[str, Any]) -> bool:
         """Hold an instance back while --max-product-upgrades others are rolling to a new product version."""
-        product = self.products.get(key[2] if len(key) > 2 else api.KIND)
+        product = self.products.get(key[2])
         going = bool((parent.get("metadata") or {}).get("deletionTimestamp"))
         if product is None or going or not upgrades.upgrading(parent.get("status"), product.version):
             self.upgrading.discard(key)

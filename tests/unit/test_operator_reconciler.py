@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from d3os_operator.parents import ParentCaches
 from d3os_operator.reconciler import status_differs, step_boundary
 
 
@@ -75,6 +76,8 @@ from d3os_operator.reconciler import (  # noqa: E402
 )
 
 NS = "ns"
+KEY = (NS, "ds", "DataService")
+"""The reconciler's key of the DataService the tests reconcile: namespace, name, kind."""
 DS = {"apiVersion": "d3os-product.com.d3os/v1", "kind": "DataService",
       "metadata": {"name": "ds", "namespace": NS, "uid": "u1", "resourceVersion": "5", "generation": 1},
       "spec": {}}
@@ -126,7 +129,7 @@ def _reconciler(kube: FakeKube, planner: Any) -> Reconciler:
     def informer(info: Any) -> Informer:
         return Informer(kube, info, [NS], handler=lambda *a: None)  # type: ignore[arg-type]
 
-    parents = informer(DATASERVICE)
+    parents = ParentCaches({DATASERVICE.kind: informer(DATASERVICE)})
     parents.write_through(dict(DS))
     owned = {info.kind: informer(info) for info in OWNED}
     events = EventRecorder(kube)  # type: ignore[arg-type]  # record() only queues
@@ -153,19 +156,19 @@ async def test_a_held_name_is_read_after_the_409_reported_to_the_core_and_nothin
     kube = FakeKube(held={"eureka": stranger})
     seen: list[Observed] = []
     rec = _reconciler(kube, _conflict_aware_planner(seen))
-    result = await rec.reconcile((NS, "ds"))
+    result = await rec.reconcile(KEY)
     assert kube.sent == [("create", "ConfigMap/eureka"), ("get", "ConfigMap/eureka")], "no GET before the create"
     assert len(seen) == 2 and seen[1].objects[("ConfigMap", "eureka")] == stranger, "planned again, once"
     assert kube.statuses == [{"phase": "conflict", "message": "ConfigMap/eureka is held"}]
-    assert rec.states[(NS, "ds")].holders == {Holder("v1", "ConfigMap", "eureka")}
-    assert rec.parents_holding(NS, "ConfigMap", "eureka") == [(NS, "ds")]
+    assert rec.states[KEY].holders == {Holder("v1", "ConfigMap", "eureka")}
+    assert rec.parents_holding(NS, "ConfigMap", "eureka") == [KEY]
     assert result == Result(requeue_after=HOLDER_RECHECK), "the holder may not be watched: look again"
 
     kube.held.clear()  # the stranger deleted it: the next pass reads it again, finds the name free, creates
     kube.sent.clear()
-    result = await rec.reconcile((NS, "ds"))
+    result = await rec.reconcile(KEY)
     assert kube.sent == [("get", "ConfigMap/eureka"), ("create", "ConfigMap/eureka"), ("create", "Deployment/eureka")]
-    assert result == Result(requeue_after=0.0) and not rec.states[(NS, "ds")].holders
+    assert result == Result(requeue_after=0.0) and not rec.states[KEY].holders
 
 
 @pytest.mark.anyio
@@ -180,7 +183,7 @@ async def test_a_refused_apply_is_named_in_status_and_raised_as_refused() -> Non
     kube = FakeKube(refuse={"web": 422})
     rec = _reconciler(kube, planner)
     with pytest.raises(RefusedError, match="422"):
-        await rec.reconcile((NS, "ds"))
+        await rec.reconcile(KEY)
     assert seen[1].refused == {("Service", "web"): "422 X: answer 422"}
     assert kube.statuses == [{"phase": "refused"}], "only the status that names the refusal is written"
 
@@ -193,10 +196,10 @@ async def test_a_server_error_is_transient_and_the_state_goes_with_the_dataservi
     kube = FakeKube(refuse={"web": 500})
     rec = _reconciler(kube, planner)
     with pytest.raises(TransientError):
-        await rec.reconcile((NS, "ds"))
-    assert (NS, "ds") in rec.states
+        await rec.reconcile(KEY)
+    assert KEY in rec.states
     rec.parents.evict(NS, "ds")
-    assert await rec.reconcile((NS, "ds")) == Result()
+    assert await rec.reconcile(KEY) == Result()
     assert rec.states == {}, "one object per DataService, dropped when it is gone"
 
 
@@ -262,7 +265,7 @@ def _mysql_plan(finalizer: Any = None) -> Any:
 async def test_a_wave_is_in_flight_at_once_and_the_finalizer_patch_with_the_first() -> None:
     kube = ConcurrentKube()
     rec = _reconciler(kube, _mysql_plan(finalizer="add"))
-    assert await rec.reconcile((NS, "ds")) == Result(requeue_after=0.0)
+    assert await rec.reconcile(KEY) == Result(requeue_after=0.0)
     assert kube.waves == [["finalizer", "Secret/creds", "ConfigMap/mysql", "Service/mysql"],
                           ["PersistentVolumeClaim/data"], ["StatefulSet/mysql"]]
     assert kube.most == 4, "three round trips instead of six"
@@ -275,7 +278,7 @@ async def test_a_failed_finalizer_patch_stops_the_pass_after_the_first_wave() ->
     kube = ConcurrentKube(finalizer_error=409)
     rec = _reconciler(kube, _mysql_plan(finalizer="add"))
     with pytest.raises(TransientError, match="409"):
-        await rec.reconcile((NS, "ds"))
+        await rec.reconcile(KEY)
     assert kube.waves == [["finalizer", "Secret/creds", "ConfigMap/mysql", "Service/mysql"]]
     assert rec.owned["ConfigMap"].get(NS, "mysql") is not None, "what was sent is in the cache"
     assert kube.statuses == []
@@ -294,7 +297,7 @@ async def test_held_names_and_refusals_in_a_wave_stop_the_next_wave() -> None:
 
     kube = ConcurrentKube(held={"mysql": stranger})
     rec = _reconciler(kube, planner)
-    await rec.reconcile((NS, "ds"))
+    await rec.reconcile(KEY)
     assert kube.waves[0] == ["Secret/creds", "ConfigMap/mysql", "Service/mysql"]
     sent = [what for _, what in kube.sent]
     assert "StatefulSet/mysql" not in sent and "PersistentVolumeClaim/data" not in sent, \
@@ -307,9 +310,9 @@ async def test_held_names_and_refusals_in_a_wave_stop_the_next_wave() -> None:
     kube2 = ConcurrentKube(refuse={"mysql": 422})
     rec2 = _reconciler(kube2, _mysql_plan())
     with pytest.raises(RefusedError, match="422"):
-        await rec2.reconcile((NS, "ds"))
-    assert len(kube2.waves) == 1 and ("Secret", "creds") not in rec2.states[(NS, "ds")].refused
-    assert set(rec2.states[(NS, "ds")].refused) == {("ConfigMap", "mysql"), ("Service", "mysql")}, \
+        await rec2.reconcile(KEY)
+    assert len(kube2.waves) == 1 and ("Secret", "creds") not in rec2.states[KEY].refused
+    assert set(rec2.states[KEY].refused) == {("ConfigMap", "mysql"), ("Service", "mysql")}, \
         "every refusal in the wave is named"
 
 
@@ -357,7 +360,7 @@ async def test_status_writer_writes_in_order_replaces_only_progress_text_and_sho
     kube = GatedKube()
     rec = _reconciler(kube, lambda *a: Plan())
     writer = StatusWriter(kube, rec.parents)  # type: ignore[arg-type]
-    key = (NS, "ds")
+    key = KEY
     async with anyio.create_task_group() as tg:
         tg.start_soon(writer.run)
         writer.submit(key, DS, _progress("applying", phase="p1"))
@@ -404,7 +407,7 @@ async def test_the_next_pass_plans_with_the_status_handed_over_and_a_failed_writ
     retried: list[Any] = []
     rec2.on_retry = retried.append
     assert rec2.status_writer is not None
-    key = (NS, "ds")
+    key = KEY
     async with anyio.create_task_group() as tg:
         tg.start_soon(rec2.status_writer.run)
         await rec2.reconcile(key)  # hands "one" over; its write waits at the gate
