@@ -7,7 +7,7 @@ or stopped at run time).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from d3os_core import api
@@ -32,7 +32,7 @@ def fmt_key(key: tuple[str, ...]) -> str:
     return f"{key[0]}/{key[1]}"
 
 
-def stamped(info_api_version: str, kind: str) -> Any:
+def stamped(info_api_version: str, kind: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """A transform that makes sure a cached instance says its apiVersion and kind (writes go by them)."""
 
     def stamp(obj: dict[str, Any]) -> dict[str, Any]:
