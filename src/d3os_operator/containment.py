@@ -4,7 +4,8 @@ The worker calls :func:`report_reconcile_error` for any exception that is not a 
 error (those are retried quietly with backoff). The DataService then shows Degraded=True, reason
 ``ReconcileError``, with the error, and gets a Warning Event (once per distinct message, as the core
 decides); the worker retries it with backoff and keeps serving every other DataService. Reporting is
-best effort: if the report itself fails, that is logged and the retry goes on.
+best effort: if the report itself fails, that is logged and the retry goes on. The status takes the one
+status path (:class:`d3os_operator.statuswriter.StatusPath`), after any status a pass handed over.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from d3os_core.types import Facts
 
 from .kube import api_error_text
 from .parents import ParentKey, fmt_key
-from .reconciler import Reconciler, status_differs, utc_now
+from .reconciler import Reconciler, utc_now
 
 log = logging.getLogger("d3os_operator.containment")
 
@@ -28,9 +29,8 @@ async def report_reconcile_error(reconciler: Reconciler, key: ParentKey, error: 
         if parent is None:
             return False
         plan = plan_failed(parent, error, Facts(now=utc_now()), what="reconcile")
-        if plan.status and status_differs(plan.status, parent.get("status")):
-            parent = await reconciler.kube.apply_status(parent, plan.status)
-            reconciler.parents.write_through(parent)
+        if plan.status:
+            parent = await reconciler.status.write_now(key, parent, plan.status)  # after what was handed over
         for event in plan.events:
             reconciler.events.record(parent, event)
         return True

@@ -8,12 +8,13 @@ Wiring, declared in :data:`WATCHES` (controller-runtime's ``For(DataService).Own
   object's ownerReference (and by its instance label), plus any DataService that found that name held by
   someone else; informers store objects without managedFields (:mod:`d3os_operator.cachefilter`);
 * the probe manager enqueues a DataService when one of its third-party checks changes result;
-* statuses are written by the reconciler's :class:`~d3os_operator.reconciler.StatusWriter` in a task of
+* statuses are written by the reconciler's :class:`~d3os_operator.statuswriter.StatusWriter` in a task of
   their own, so a pass never waits for one (a failed write queues its DataService again, with backoff);
 * N workers take keys from the queue; a key is never reconciled by two workers at once. The worker alone
-  maps a reconcile's answer onto the queue: a :class:`~d3os_operator.reconciler.Result` becomes a timed
-  requeue (or none), a transient or refused error a retry with exponential backoff, a terminal error no
-  retry, anything else is contained (:mod:`d3os_operator.containment`) and retried with backoff.
+  maps a reconcile's answer onto the queue (:mod:`d3os_operator.outcome`): a
+  :class:`~d3os_operator.outcome.Result` becomes a timed requeue (or none), a transient error a retry with
+  exponential backoff, a refusal a steady retry every :data:`~d3os_operator.outcome.REFUSED_RETRY` seconds,
+  anything else is contained (:mod:`d3os_operator.containment`) and retried with backoff.
 """
 
 from __future__ import annotations
@@ -38,17 +39,11 @@ from .events import EventRecorder
 from .informer import Informer, store_key
 from .kube import OWNED, KindInfo, Kube, product_kind
 from .metrics import Metrics
+from .outcome import REFUSED_RETRY, RefusedError, TransientError
 from .parents import ParentCaches, ParentKey, fmt_key, parent_key, stamped
 from .probes import ProbeManager
 from .products import installed as installed_products
-from .reconciler import (
-    Planner,
-    Reconciler,
-    RefusedError,
-    TerminalError,
-    Tracer,
-    TransientError,
-)
+from .reconciler import Planner, Reconciler, Tracer
 from .sharding import LabelSelector
 from .workqueue import WorkQueue
 
@@ -283,8 +278,8 @@ class Operator:
                 tg.start_soon(self.queue.run)
                 tg.start_soon(self.probes.run)
                 tg.start_soon(self.events.run)
-                if self.reconciler.status_writer is not None:
-                    tg.start_soon(self.reconciler.status_writer.run)
+                if self.reconciler.status.writer is not None:
+                    tg.start_soon(self.reconciler.status.writer.run)
                 for informer in (*self.parents, *self.owned.values()):
                     tg.start_soon(informer.run)
                 await self.probes.wait_started()
@@ -338,7 +333,14 @@ class Operator:
             try:
                 with anyio.fail_after(self.settings.reconcile_timeout):
                     outcome = await self.reconciler.reconcile(key, woke_at=self.queue.picked_since(key))
-            except (TransientError, RefusedError, TimeoutError) as e:
+            except RefusedError as e:
+                # the status and a Warning Event name it; the same request is refused until something changes
+                self.errors += 1
+                self.queue.forget(key)
+                self.queue.add_after(key, REFUSED_RETRY)
+                log.info("reconcile refused by the API server, trying again in %ss: %s", REFUSED_RETRY, e,
+                         extra={"ds": fmt_key(key), "error": str(e), "retry_in_s": REFUSED_RETRY})
+            except (TransientError, TimeoutError) as e:
                 self.errors += 1
                 delay = self.queue.add_rate_limited(key)
                 text = str(e) or type(e).__name__
@@ -347,10 +349,6 @@ class Operator:
                     text,
                     extra={"ds": fmt_key(key), "error": text, "retry_in_s": round(delay, 3)},
                 )
-            except TerminalError as e:
-                self.errors += 1
-                self.queue.forget(key)  # not retried: the DataService's next change queues it again
-                log.error("reconcile failed, not retrying", extra={"ds": fmt_key(key), "error": str(e)})
             except Exception as e:
                 # containment: whatever one DataService makes go wrong stays in its status, never leaves here
                 self.errors += 1

@@ -41,6 +41,7 @@ from lightkube.core.exceptions import ApiError
 from d3os_core.redact import redact_text
 from d3os_core.types import Event
 
+from .apierrors import Answer, classify
 from .kube import Kube, api_error_text
 
 FIRST_INTERVAL = 5.0
@@ -304,7 +305,7 @@ class EventRecorder:
                     await self.kube.update_event(parent["metadata"]["namespace"], series.name, count=series.count,
                                                  last=series.last, message=event.message)
                 except ApiError as e:
-                    if e.status.code != 404:
+                    if classify(e) is not Answer.GONE:
                         raise
                     series.name = None  # expired (the API server's event TTL): a new Event carries the count
             if series.name is None:

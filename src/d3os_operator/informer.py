@@ -44,6 +44,7 @@ import anyio
 import httpx2
 from lightkube.core.exceptions import ApiError
 
+from .apierrors import Answer, classify
 from .kube import ALL_NAMESPACES, KindInfo, Kube, api_error_text
 from .sharding import labels_match
 
@@ -291,7 +292,7 @@ class Informer:
                     self._apply_event(typ, obj)
                     rv = new_rv or rv
             except ApiError as e:
-                if e.status.code == 410:
+                if classify(e) is Answer.EXPIRED:
                     raise _Gone() from e
                 raise
         if deadline.cancelled_caught:

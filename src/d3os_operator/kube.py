@@ -47,6 +47,7 @@ from d3os_core.times import format_time
 from d3os_core.types import Event, ObjectRef
 
 from . import __version__
+from .apierrors import Answer, classify
 from .netstreams import PooledTransport
 
 USER_AGENT = f"d3os-operator/{__version__}"
@@ -416,7 +417,7 @@ class Kube:
         try:
             return plain(await self.client.get(info.res, name, namespace=namespace))
         except ApiError as e:
-            if e.status.code == 404:
+            if classify(e) is Answer.GONE:
                 return None
             raise
 

@@ -29,6 +29,8 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.coordination_v1 import Lease
 from lightkube.types import PatchType
 
+from .apierrors import Answer, classify
+
 log = logging.getLogger("d3os_operator.leader")
 
 DEFAULT_ID = "d3os-operator.d3os-product.com.d3os"
@@ -101,7 +103,7 @@ class LeaderElector:
         try:
             return await self.client.get(Lease, self.name, namespace=self.namespace)
         except ApiError as e:
-            if e.status.code == 404:
+            if classify(e) is Answer.GONE:
                 return None
             raise
 
@@ -124,7 +126,7 @@ class LeaderElector:
             try:
                 await self.client.create(cast(Lease, Lease.from_dict(body)))
             except ApiError as e:
-                if e.status.code == 409:
+                if classify(e) is Answer.CONFLICT:
                     return False
                 raise
             return True
@@ -141,7 +143,7 @@ class LeaderElector:
         try:
             await self.client.patch(Lease, self.name, patch, namespace=self.namespace, patch_type=PatchType.MERGE)
         except ApiError as e:
-            if e.status.code == 409:  # someone else wrote it first
+            if classify(e) is Answer.CONFLICT:  # someone else wrote it first
                 return False
             raise
         return True

@@ -18,6 +18,7 @@ from d3os_core.crd import crd_manifest
 from d3os_core.product import ProductDef
 from d3os_core.productdiff import crd_compatibility
 
+from .apierrors import Answer, classify
 from .kube import Kube
 from .usercli import errors as clierrors
 
@@ -38,7 +39,7 @@ async def served_products(kube: Kube, products: Sequence[ProductDef]) -> tuple[l
         try:
             live = await kube.get_cluster_object(CRD_PATH + name)
         except ApiError as e:
-            if e.status.code != 403:
+            if classify(e) is not Answer.REFUSED:
                 raise
             log.warning("cannot read the CRD %s (forbidden): serving product %s unchecked", name, product.name)
             served.append(product)

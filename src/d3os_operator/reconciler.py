@@ -1,11 +1,11 @@
 """One reconcile: cache -> ``d3os_core.plan`` -> carry the plan out. No business rule lives here.
 
-It speaks controller-runtime's contract: :meth:`Reconciler.reconcile` returns a :class:`Result` (requeue
-after some seconds, or not) or raises a typed error -- :class:`TransientError` (retry with backoff),
-:class:`RefusedError` (the API server refused a request: 400/403/422, named in status, retried with
-backoff), :class:`TerminalError` (no retry until the object changes) -- like controller-runtime's
-``reconcile.Result``/``reconcile.TerminalError`` and kopf's ``TemporaryError``/``PermanentError``. Only the
-worker (:mod:`d3os_operator.controller`) maps them onto the queue.
+It speaks controller-runtime's contract: :meth:`Reconciler.reconcile` returns a
+:class:`~d3os_operator.outcome.Result` (requeue after some seconds, or not) or raises a
+:class:`~d3os_operator.outcome.TransientError` or :class:`~d3os_operator.outcome.RefusedError`, each with its
+own behaviour in the worker (:mod:`d3os_operator.outcome`) -- like controller-runtime's ``reconcile.Result``
+and kopf's ``TemporaryError``. What an API answer means is :func:`d3os_operator.apierrors.classify`'s to say.
+Statuses take one path, :class:`d3os_operator.statuswriter.StatusPath`.
 
 One pass reads only the caches, asks the core for a plan and carries it out, in this order:
 
@@ -55,17 +55,21 @@ from lightkube.core.exceptions import ApiError
 from d3os_core import api, upgrades
 from d3os_core.planner import plan as core_plan
 from d3os_core.product import ProductDef
+from d3os_core.statusdiff import progressing, status_differs, step_boundary
 from d3os_core.times import format_time
 from d3os_core.types import Apply, Event, Facts, ObjKey, Observed, Plan, PodQuery
 from d3os_core.waves import apply_waves
 
+from .apierrors import Answer, classify, is_answer
 from .events import EventRecorder
 from .informer import Informer, store_key
 from .kube import Kube, api_error_text, kind_info
 from .metrics import Metrics
+from .outcome import RefusedError, Result, TransientError
 from .parents import ParentCaches, ParentKey, fmt_key
 from .probes import ProbeManager
 from .products import installed as installed_products
+from .statuswriter import StatusPath
 
 log = logging.getLogger("d3os_operator.reconciler")
 
@@ -73,8 +77,6 @@ Planner = Callable[[Mapping[str, Any], Observed, Facts], Plan]
 """A planner of one product's instances (tests replace the core's ``plan`` with one)."""
 Tracer = Callable[[dict[str, Any]], None]
 
-REFUSALS = (400, 403, 422)
-"""API answers that retrying the same request cannot change: named in status, retried with backoff."""
 HOLDER_RECHECK = 10.0
 """Seconds: while a name stays held, re-read the holder at least this often (it may not be watched)."""
 POD = kind_info("v1", "Pod")
@@ -93,88 +95,6 @@ a refusal). Past it the DataService is queued again at once."""
 
 def utc_now() -> str:
     return format_time(time.time())
-
-
-def _strip_none(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _strip_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_strip_none(v) for v in value]
-    return value
-
-
-def status_differs(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
-    """True when writing ``desired`` would change the live status (null fields count as absent)."""
-    live = live or {}
-    if desired == live:
-        return False
-    return bool(_strip_none(dict(desired)) != _strip_none(dict(live)))
-
-
-def _progress_text_only(status: Mapping[str, Any]) -> Any:
-    """``status`` without its progress text: condition messages, the message of a Progressing component, and
-    that message where another component quotes it ("waiting for eureka (progressing: <its message>)")."""
-    st = _strip_none(dict(status))
-    comps = st.get("components") or []
-    progress = sorted({str(c["message"]) for c in comps if c.get("state") == "Progressing" and c.get("message")},
-                      key=len, reverse=True)
-
-    def unquoted(message: Any) -> Any:
-        if not isinstance(message, str):
-            return message
-        for text in progress:
-            message = message.replace(text, "…")
-        return message
-
-    return {
-        **st,
-        "conditions": [{k: v for k, v in c.items() if k != "message"} for c in st.get("conditions") or []],
-        "components": [
-            {k: unquoted(v) if k == "message" else v
-             for k, v in c.items() if not (k == "message" and c.get("state") == "Progressing")}
-            for c in comps
-        ],
-    }
-
-
-def step_boundary(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
-    """True when writing ``desired`` changes more than progress text ("0 of 1 updated replicas available"
-    becoming "1 of 1 …" while the component stays Progressing): a phase, a state, a condition's status or
-    reason, a count... Such a status is written at once; progress text alone at most every
-    :data:`PROGRESS_STATUS_INTERVAL` seconds."""
-    return bool(_progress_text_only(desired) != _progress_text_only(live or {}))
-
-
-def _progressing(status: Mapping[str, Any]) -> bool:
-    """The core's verdict: is this DataService's rollout still moving (condition Progressing=True)?"""
-    return any(c.get("type") == "Progressing" and c.get("status") == "True" for c in status.get("conditions") or [])
-
-
-# -- the contract with the worker ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Result:
-    """A pass that succeeded: ``requeue_after`` seconds until the next one (0: at once), None: only on events."""
-
-    requeue_after: float | None = None
-
-
-class ReconcileError(Exception):
-    """A pass that failed; the worker decides what the queue does with the key."""
-
-
-class TransientError(ReconcileError):
-    """Worth retrying as it is (the API server away, a conflict, a timeout): retried with backoff."""
-
-
-class RefusedError(ReconcileError):
-    """The API server refused a request (400/403/422): the status names it; retried with backoff, since a
-    change elsewhere (RBAC, a freed NodePort) may let it through."""
-
-
-class TerminalError(ReconcileError):
-    """Retrying cannot help until the DataService changes: not retried (its next event queues it again)."""
 
 
 @dataclass(frozen=True)
@@ -230,114 +150,6 @@ class _NameHeld(Exception):
         self.held = dict(held)
 
 
-class StatusWriter:
-    """Writes DataService statuses off the reconcile path.
-
-    A pass hands its status over and ends; the next pass is not held up by the write's round trip (the watch
-    event that lets the next step start often arrives while the last step's status is being written). Per
-    DataService the statuses are written one at a time, in the order they were handed over (two server-side
-    applies of one status in flight could land in either order), so every step boundary is seen as before;
-    a waiting status that the next one changes only in progress text is replaced by it. Each answer goes
-    through to the cache; until then :meth:`latest` is the status the next plan must take as live (its
-    transition times and Events then follow what was handed over, not the older copy in the cache).
-
-    A failed write drops what was waiting for that DataService and calls ``on_failure``; the reconciler then
-    writes that DataService's next status within its pass, where a failure takes the usual backoff.
-    """
-
-    def __init__(
-        self,
-        kube: Kube,
-        parents: ParentCaches,
-        *,
-        on_written: Callable[[ParentKey, Mapping[str, Any]], None] | None = None,
-        on_failure: Callable[[ParentKey, BaseException], None] | None = None,
-        limit: int = 8,
-    ) -> None:
-        self.kube = kube
-        self.parents = parents
-        self.on_written = on_written
-        self.on_failure = on_failure
-        self._pending: dict[ParentKey, list[tuple[Mapping[str, Any], dict[str, Any]]]] = {}
-        """Per DataService: (parent, status) handed over and not yet answered; the first may be in flight."""
-        self._writing: set[ParentKey] = set()
-        self._idle: dict[ParentKey, anyio.Event] = {}
-        self._wake = anyio.Event()
-        self._limit = anyio.CapacityLimiter(limit)
-        self.written = 0
-        self.replaced = 0
-
-    def submit(self, key: ParentKey, parent: Mapping[str, Any], status: dict[str, Any]) -> None:
-        """Queue ``status`` for writing after what is queued for ``key`` already."""
-        queue = self._pending.setdefault(key, [])
-        waiting = len(queue) > (1 if key in self._writing else 0)
-        if waiting and queue and not step_boundary(status, queue[-1][1]):
-            queue[-1] = (parent, status)  # only progress text moved on since the waiting one: write the newer
-            self.replaced += 1
-        else:
-            queue.append((parent, status))
-        self._wake.set()
-
-    def latest(self, key: ParentKey) -> dict[str, Any] | None:
-        """The last status handed over for ``key`` and not yet answered (None: the cache is up to date)."""
-        queue = self._pending.get(key)
-        return queue[-1][1] if queue else None
-
-    def busy(self, key: ParentKey) -> bool:
-        return bool(self._pending.get(key))
-
-    async def flush(self, key: ParentKey) -> None:
-        """Until nothing is queued or in flight for ``key`` (written, or dropped after a failure)."""
-        while self._pending.get(key) or key in self._writing:
-            event = self._idle.setdefault(key, anyio.Event())
-            await event.wait()
-
-    def drop(self, key: ParentKey) -> None:
-        """Forget what is queued for ``key`` (a write in flight finishes; nothing after it is sent)."""
-        self._pending.pop(key, None)
-
-    async def run(self) -> None:
-        """Start a writer for every DataService with statuses queued, until cancelled."""
-        async with anyio.create_task_group() as tg:
-            while True:
-                for key in [k for k, q in self._pending.items() if q and k not in self._writing]:
-                    self._writing.add(key)
-                    tg.start_soon(self._drain, key)
-                await self._wake.wait()
-                self._wake = anyio.Event()
-
-    async def _drain(self, key: ParentKey) -> None:
-        try:
-            while True:
-                queue = self._pending.get(key)
-                if not queue:
-                    return
-                parent, status = queue[0]
-                try:
-                    async with self._limit:
-                        written = await self.kube.apply_status(parent, status)
-                except (ApiError, httpx2.HTTPError, OSError) as e:
-                    self._pending.pop(key, None)
-                    if self.on_failure is not None:
-                        self.on_failure(key, e)
-                    return
-                self.written += 1
-                self.parents.write_through(written)
-                if self._pending.get(key) is queue:
-                    queue.pop(0)
-                if self.on_written is not None:
-                    self.on_written(key, status)
-        finally:
-            self._writing.discard(key)
-            if self._pending.get(key):
-                self._wake.set()  # handed over after a failure: a new writer starts
-            else:
-                self._pending.pop(key, None)
-                idle = self._idle.pop(key, None)
-                if idle is not None:
-                    idle.set()
-
-
 class Reconciler:
     """See the module docstring."""
 
@@ -374,10 +186,9 @@ class Reconciler:
         self.tracer = tracer
         self.states: dict[ParentKey, ParentState] = {}
         self.reconciles = 0
-        self.status_writer = (
-            StatusWriter(kube, parents, on_written=self._status_written, on_failure=self._status_failed)
-            if background_status else None
-        )
+        self.status = StatusPath(kube, parents, background=background_status,
+                                 on_written=self._status_written, on_failure=self._status_failed)
+        """The one path every status of an instance takes (its background writer's ``run`` the caller runs)."""
         self.on_retry: Callable[[ParentKey], None] | None = None
         """Called when a DataService must be reconciled again with backoff (its status was not written)."""
 
@@ -395,8 +206,7 @@ class Reconciler:
         """The DataService is gone: drop everything kept about it."""
         self.states.pop(key, None)
         self.upgrading.discard(key)
-        if self.status_writer is not None:
-            self.status_writer.drop(key)
+        self.status.drop(key)
         self.probes.forget(key)
         if self.metrics is not None:
             self.metrics.forget(*key)
@@ -405,26 +215,22 @@ class Reconciler:
         """The cached DataService, with the status last handed to the :class:`StatusWriter` if its write is
         not answered yet: what a plan must take as the live status."""
         parent = self.parents.get(*key)
-        pending = self.status_writer.latest(key) if self.status_writer is not None else None
+        pending = self.status.latest(key)
         if parent is None or pending is None:
             return parent
         return {**parent, "status": pending}
 
     async def flush_status(self, key: ParentKey) -> None:
         """Until the statuses handed over for ``key`` are written (or dropped after a failure)."""
-        if self.status_writer is not None:
-            await self.status_writer.flush(key)
+        await self.status.flush(key)
 
-    def _status_traced(self, key: ParentKey, status: Mapping[str, Any]) -> None:
-        """A status was written (in the pass or by the :class:`StatusWriter`): trace and log it."""
+    def _status_written(self, key: ParentKey, status: Mapping[str, Any]) -> None:
+        """A status was written (in the pass, by the background writer, or by containment): trace and log it,
+        and set the component metrics when nothing newer is on its way."""
         self._trace("status", key, phase=status.get("phase"), message=status.get("message"))
         log.debug("status written", extra={"ds": fmt_key(key), "phase": status.get("phase"),
                                            "detail": status.get("message")})
-
-    def _status_written(self, key: ParentKey, status: Mapping[str, Any]) -> None:
-        self._status_traced(key, status)
-        more = self.status_writer is not None and self.status_writer.busy(key)
-        if self.metrics is not None and key in self.states and not more:
+        if self.metrics is not None and key in self.states and not self.status.busy(key):
             self._component_metrics(key, status)
 
     def _status_failed(self, key: ParentKey, error: BaseException) -> None:
@@ -456,7 +262,7 @@ class Reconciler:
             return await self._reconcile(key, woke_at)
         except ApiError as e:
             text = api_error_text(e)
-            raise (RefusedError(text) if e.status.code in REFUSALS else TransientError(text)) from e
+            raise (RefusedError(text) if classify(e) is Answer.REFUSED else TransientError(text)) from e
         except (httpx2.HTTPError, OSError) as e:
             raise TransientError(api_error_text(e)) from e
 
@@ -515,7 +321,7 @@ class Reconciler:
                 continue
             except ApiError as e:
                 await self._report_api_error(key, state, parent, e)
-                if e.status.code in REFUSALS and state.refused and attempt + 1 < MAX_PLANS:
+                if classify(e) is Answer.REFUSED and state.refused and attempt + 1 < MAX_PLANS:
                     refusal = e
                     parent = self._parent(key) or parent
                     observed = await self._observe(key, state)
@@ -524,11 +330,11 @@ class Reconciler:
             break
         else:
             return Result(requeue_after=0.0)  # still learning (a holder per plan): look again at once
-        if self.metrics is not None and plan.status and not (self.status_writer and self.status_writer.busy(key)):
+        if self.metrics is not None and plan.status and not self.status.busy(key):
             # the metric never runs ahead of the status written (else the status writer sets it once written)
             self._component_metrics(key, plan.status)
         state.last_error = None
-        if not _progressing(plan.status):
+        if not progressing(plan.status):
             self.events.settle(parent)  # complete or stalled: its Events' counts are written now
         return Result(requeue_after=self._requeue_after(key, state, plan, done))
 
@@ -623,9 +429,9 @@ class Reconciler:
         meta = parent["metadata"]
 
         add_finalizer = plan.finalizer == "add" and api.FINALIZER not in (meta.get("finalizers") or [])
-        if add_finalizer and self.status_writer is not None and self.status_writer.busy(key):
+        if add_finalizer and self.status.busy(key):
             # the patch is guarded by the resourceVersion, which a status write in flight is about to change
-            await self.status_writer.flush(key)
+            await self.status.flush(key)
             parent = self._parent(key) or parent
             meta = parent["metadata"]
         waves = apply_waves(plan.apply)
@@ -653,7 +459,7 @@ class Reconciler:
             try:
                 result = await self.kube.delete(ref)
             except ApiError as e:
-                if e.status.code == 409:  # uid precondition failed: a namesake replaced it, leave it
+                if classify(e) is Answer.CONFLICT:  # uid precondition failed: a namesake replaced it, leave it
                     if informer is not None and ref.uid and informer.evict(ns, ref.name, ref.uid):
                         done.evicted += 1  # the cache still had the replaced one: plan again without it
                     log.info(
@@ -684,8 +490,8 @@ class Reconciler:
             self.events.record(parent, event)
 
         if plan.finalizer == "remove":
-            if self.status_writer is not None and self.status_writer.busy(key):
-                await self.status_writer.flush(key)  # its last status first; then the guard's resourceVersion
+            if self.status.busy(key):
+                await self.status.flush(key)  # its last status first; then the guard's resourceVersion
                 parent = self._parent(key) or parent
             finalizers = list(parent["metadata"].get("finalizers") or [])
             if api.FINALIZER in finalizers:
@@ -693,7 +499,7 @@ class Reconciler:
                     parent = await self.kube.set_finalizers(parent, [f for f in finalizers if f != api.FINALIZER])
                     self.parents.write_through(parent)
                 except ApiError as e:
-                    if e.status.code != 404:
+                    if classify(e) is not Answer.GONE:
                         raise
                 done.finalizer = True
                 log.info("finalizer removed", extra={"ds": ds, "finalizer": api.FINALIZER})
@@ -768,11 +574,11 @@ class Reconciler:
             m = step.manifest
             kind, name = m["kind"], m["metadata"]["name"]
             if isinstance(result, BaseException):
-                if isinstance(result, ApiError) and step.create and result.status.code == 409:
+                if step.create and is_answer(result, Answer.CONFLICT):
                     h = Holder(m["apiVersion"], kind, name)
                     held[h] = await self.kube.get(m["apiVersion"], kind, ns, name)
                     continue
-                if isinstance(result, ApiError) and result.status.code in REFUSALS:
+                if is_answer(result, Answer.REFUSED):
                     state.refused[(kind, name)] = api_error_text(result)
                 error = error or result
                 continue
@@ -792,27 +598,24 @@ class Reconciler:
         """Write the plan's status if it differs: at once at a step boundary, else (progress text only) at
         most every :data:`PROGRESS_STATUS_INTERVAL` seconds (``done`` is told when, to requeue then).
 
-        With a :class:`StatusWriter`, the status is handed to it and the pass goes on; without ``done`` (the
-        status that names a refusal) or after a background write failed, it is written here, in order after
-        what the writer holds. Returns the DataService as the pass is to see it from now on."""
+        With a background writer (:class:`~d3os_operator.statuswriter.StatusPath`), the status is handed to it
+        and the pass goes on; without ``done`` (the status that names a refusal) or after a background write
+        failed, it is written here, in order after what was handed over. Returns the instance as the pass is to
+        see it from now on."""
         if not plan.status or not status_differs(plan.status, parent.get("status")):
             return parent
         wait = state.status_at + PROGRESS_STATUS_INTERVAL - time.monotonic()
         if done is not None and wait > 0 and not step_boundary(plan.status, parent.get("status")):
             done.status_due = wait
             return parent
-        writer = self.status_writer
-        if writer is not None and done is not None and not state.status_in_pass:
-            writer.submit(key, parent, plan.status)
-            state.status_at = time.monotonic()
-            return {**parent, "status": plan.status}
-        if writer is not None:
-            await writer.flush(key)  # in order after what was handed over before
-        parent = await self.kube.apply_status(parent, plan.status)
+        if done is not None and not state.status_in_pass:
+            handed = self.status.hand_over(key, parent, plan.status)
+            if handed is not None:
+                state.status_at = time.monotonic()
+                return handed
+        parent = await self.status.write_now(key, parent, plan.status)
         state.status_in_pass = False
         state.status_at = time.monotonic()
-        self.parents.write_through(parent)
-        self._status_traced(key, plan.status)
         return parent
 
     async def _report_api_error(self, key: ParentKey, state: ParentState, parent: Mapping[str, Any],
@@ -821,7 +624,7 @@ class Reconciler:
 
         Transient failures (conflicts, timeouts, server errors) are only retried with backoff.
         """
-        if e.status.code not in (400, 403, 404, 422):
+        if classify(e) not in (Answer.REFUSED, Answer.GONE):
             return
         message = api_error_text(e)
         if state.last_error == message:

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from d3os_operator.parents import ParentCaches
-from d3os_operator.reconciler import status_differs, step_boundary
+from d3os_core.statusdiff import status_differs, step_boundary
 
 
 def _status(state: str, message: str, ready: str = "0/2") -> dict[str, Any]:
@@ -66,14 +66,8 @@ from d3os_operator.events import EventRecorder  # noqa: E402
 from d3os_operator.informer import Informer  # noqa: E402
 from d3os_operator.kube import DATASERVICE, OWNED  # noqa: E402
 from d3os_operator.probes import ProbeManager  # noqa: E402
-from d3os_operator.reconciler import (  # noqa: E402
-    HOLDER_RECHECK,
-    Holder,
-    Reconciler,
-    RefusedError,
-    Result,
-    TransientError,
-)
+from d3os_operator.outcome import RefusedError, Result, TransientError  # noqa: E402
+from d3os_operator.reconciler import HOLDER_RECHECK, Holder, Reconciler  # noqa: E402
 
 NS = "ns"
 KEY = (NS, "ds", "DataService")
@@ -205,7 +199,7 @@ async def test_a_server_error_is_transient_and_the_state_goes_with_the_dataservi
 
 # -- waves: a step's leaves in flight together (the order is d3os_core.waves') -------------------------------
 
-from d3os_operator.reconciler import StatusWriter  # noqa: E402
+from d3os_operator.statuswriter import StatusWriter  # noqa: E402
 
 
 def _step(kind: str, name: str, component: str, create: bool = True) -> Apply:
@@ -406,12 +400,12 @@ async def test_the_next_pass_plans_with_the_status_handed_over_and_a_failed_writ
                       background_status=True)
     retried: list[Any] = []
     rec2.on_retry = retried.append
-    assert rec2.status_writer is not None
+    assert rec2.status.writer is not None
     key = KEY
     async with anyio.create_task_group() as tg:
-        tg.start_soon(rec2.status_writer.run)
+        tg.start_soon(rec2.status.writer.run)
         await rec2.reconcile(key)  # hands "one" over; its write waits at the gate
-        assert kube.statuses == [] and rec2.status_writer.latest(key) == {"phase": "one"}
+        assert kube.statuses == [] and rec2.status.writer.latest(key) == {"phase": "one"}
         kube.fail = 500
         await rec2.reconcile(key)
         assert seen == [None, {"phase": "one"}], "planned with the status handed over, not the cached one"
