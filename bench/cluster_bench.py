@@ -19,7 +19,6 @@ import os
 import re
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -42,7 +41,7 @@ from d3os_core.readiness import rollout
 from d3os_core.render import Parent, resolve
 from d3os_operator.kube import DATASERVICE
 from d3os_operator.products import installed_product
-from d3os_testenv import harness
+from d3os_testenv import harness, operatorproc
 from d3os_testenv.standin import StandIn, point_uuc_at
 
 PRODUCT = installed_product("dataservice")
@@ -389,40 +388,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _has_flag(flag: str) -> bool:
-    """The operator's CLI may not have every flag yet (it is developed alongside): ask its --help."""
-    out = subprocess.run([sys.executable, "-m", "d3os_operator.cli", "run", "--help"], capture_output=True, text=True)
-    return flag in out.stdout
-
-
-class OperatorProcess:
-    """``d3os-operator run`` as a subprocess, so its memory and CPU are its own and can be read from /proc."""
+class OperatorProcess(operatorproc.OperatorProcess):
+    """The operator for a benchmark (``d3os_testenv.operatorproc``): warnings only, its metrics and health
+    servers on ports chosen here (the sampler reads its metrics), under cProfile when asked (it writes its
+    stats when the operator exits on SIGTERM)."""
 
     def __init__(
         self, env: Env, log_path: Path, profile_out: Path | None = None, extra_args: Sequence[str] = ()
     ) -> None:
         self.metrics_port = free_port()
-        self.health_port = free_port() if _has_flag("--health-probe-bind-address") else None
-        # under cProfile when asked: it writes its stats when the operator exits on SIGTERM
-        prof = ["-m", "cProfile", "-o", str(profile_out)] if profile_out else []
-        cmd = [sys.executable, *prof, "-m", "d3os_operator.cli", "run", "--kubeconfig", str(env.kubeconfig),
-               "--log-format", "json", "--log-level", "warning",
-               "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}"]
-        if self.health_port is not None:
-            cmd += ["--health-probe-bind-address", f"127.0.0.1:{self.health_port}"]
-        if _has_flag("--probe-allow-cidr"):  # the third-party stand-in listens on loopback
-            cmd += ["--probe-allow-cidr", "127.0.0.1/32"]
-        cmd += list(extra_args)  # e.g. a shard's --watch-label-selector (bench/shard_bench.py)
-        self.cmd = cmd
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.health_port = free_port()
+        super().__init__(env.kubeconfig, log_path, log_level="warning", metrics=f"127.0.0.1:{self.metrics_port}",
+                         health=f"127.0.0.1:{self.health_port}", extra=extra_args,  # e.g. a shard's selector
+                         python_args=["-m", "cProfile", "-o", str(profile_out)] if profile_out else [])
         self.log_path = log_path
-        with open(log_path, "ab") as fh:
-            self.proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
-        self.pid = self.proc.pid
+        self.proc = self.p
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        """/readyz (caches synced) on the health port, or on the metrics port for an older operator."""
-        port = self.health_port or self.metrics_port
+        """Until /readyz (caches synced) answers 200 on the health port."""
+        port = self.health_port
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check()
@@ -431,20 +415,6 @@ class OperatorProcess:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"operator not ready after {timeout}s; log: {self.log_path}")
-
-    def check(self) -> None:
-        if self.proc.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"the operator exited with {self.proc.returncode}:\n{tail}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 def http_status(url: str) -> int | None:

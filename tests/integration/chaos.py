@@ -15,9 +15,6 @@ import hashlib
 import json
 import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -36,6 +33,7 @@ from d3os_core.render import Parent, render_component, resolve
 from d3os_operator.kube import DATASERVICE as DS_KIND
 from d3os_operator.kube import kind_info
 from d3os_testenv import audit, harness
+from d3os_testenv.operatorproc import OperatorProcess
 from d3os_testenv.standin import StandIn, point_uuc_at
 
 from ..unit.helpers import DATASERVICE
@@ -69,103 +67,19 @@ def new_seed(name: str) -> int:
 # -- the operator as a subprocess ------------------------------------------------------------------------
 
 
-class OperatorProc:
-    """``python -m d3os_operator.cli run`` on some namespaces, JSON logs to its own file."""
+class OperatorProc(OperatorProcess):
+    """The operator on some namespaces (None: all), with the cache dump the cache-truth check reads
+    (tests/integration/cachetruth.py), its metrics server off."""
 
     def __init__(self, kubeconfig: Path, namespaces: Sequence[str] | None, log: Path) -> None:
-        self.log = log
-        ns_args = [a for ns in namespaces or () for a in ("--namespace", ns)]
-        cmd = [
-            sys.executable,
-            "-m",
-            "d3os_operator.cli",
-            "run",
-            "--kubeconfig",
-            str(kubeconfig),
-            *ns_args,
-            "--log-format",
-            "json",
-            "--log-level",
-            "info",
-            # no fixed ports: other operators (other tests, benchmarks) may run on this machine at the same time
-            "--metrics-bind-address",
-            "0",
-            # a free loopback port, with the cache dump the cache-truth check reads (tests/integration/cachetruth.py)
-            "--health-probe-bind-address",
-            "127.0.0.1:0",
-            "--debug-cache-endpoint",
-            # the third-party stand-in listens on loopback, which the probe policy refuses by default
-            "--probe-allow-cidr",
-            "127.0.0.1/32",
-        ]
-        self.started = time.monotonic()
-        with open(log, "ab") as f:
-            self.p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
-        self.killed_at: float | None = None
-
-    @property
-    def pid(self) -> int:
-        return self.p.pid
-
-    @property
-    def alive(self) -> bool:
-        return self.p.poll() is None
-
-    def lines(self) -> list[dict[str, Any]]:
-        out = []
-        if not self.log.exists():
-            return out
-        for line in self.log.read_text(errors="replace").splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                out.append({"msg": line, "level": "raw"})
-        return out
-
-    def synced(self) -> bool:
-        return self.log.exists() and '"caches synced"' in self.log.read_text(errors="replace")
-
-    def wait_synced(self, timeout: float = 90.0) -> float:
-        """Wait for "caches synced"; returns seconds since the process started."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.synced():
-                return time.monotonic() - self.started
-            if not self.alive:
-                raise AssertionError(f"the operator exited ({self.p.returncode}): {self.tail()}")
-            time.sleep(0.05)
-        raise AssertionError(f"the operator did not sync its caches within {timeout}s: {self.tail()}")
-
-    def health_port(self) -> int:
-        """The port its health server chose (logged as "serving health probes")."""
-        for x in self.lines():
-            if x.get("msg") == "serving health probes" and x.get("port"):
-                return int(x["port"])
-        raise AssertionError(f"the operator has not logged its health port: {self.tail()}")
+        super().__init__(kubeconfig, log, namespaces=list(namespaces or ()), metrics="0",
+                         extra=["--debug-cache-endpoint"])
 
     def cache(self) -> Any:
         """A callable returning what its informers hold (``/debug/cache``)."""
         from .cachetruth import http_snapshot
 
         return http_snapshot(self.health_port())
-
-    def tail(self, n: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, no goodbye."""
-        self.p.send_signal(signal.SIGKILL)
-        self.p.wait(30)
-        self.killed_at = time.monotonic()
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(15)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
 
 
 # -- namespaces and DataServices -------------------------------------------------------------------------

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import base64
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +17,7 @@ from lightkube import Client
 
 from d3os_operator import rbac
 from d3os_testenv import harness
+from d3os_testenv.operatorproc import OperatorProcess
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .standin import StandIn, ensure_volumes, wait_for  # noqa: E402
@@ -72,28 +70,12 @@ def test_in_cluster_with_the_generated_rbac(
     env["D3OS_SERVICE_ACCOUNT_DIR"] = str(tmp_path / "sa")
     env["HOME"] = str(tmp_path)  # no ~/.kube/config to fall back on
     log = tmp_path / "operator.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "d3os_operator.cli",
-        "run",
-        "--in-cluster",
-        "--leader-elect",
-        "--namespace",
-        k8s_namespace,
-        "--log-format",
-        "json",
-        "--metrics-bind-address=127.0.0.1:0",
-        "--health-probe-bind-address=127.0.0.1:0",
-        "--probe-allow-cidr=127.0.0.1/32",  # a third-party stand-in would listen on loopback
-    ]
-    with open(log, "ab") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+    proc = OperatorProcess(None, log, namespaces=[k8s_namespace], extra=["--in-cluster", "--leader-elect"], env=env)
     try:
         wait_for(
-            "the operator to lead and sync", lambda: proc.poll() is not None or "caches synced" in log.read_text(), 60
+            "the operator to lead and sync", lambda: not proc.alive or proc.synced(), 60
         )
-        assert proc.poll() is None, log.read_text()[-3000:]
+        proc.check()
         k8s_cluster.kubectl("apply", "-n", k8s_namespace, "-f", "-", input=yaml.safe_dump(sample, allow_unicode=True))
         wait_for(
             "Ready", lambda: harness.is_ready(harness.get_dataservice(client, k8s_namespace, "dataservice-sample")), 120
@@ -113,12 +95,6 @@ def test_in_cluster_with_the_generated_rbac(
         ).stdout
         assert lease, "the Lease is held"
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        proc.stop()
         if harness.get_dataservice(client, k8s_namespace, "dataservice-sample") is not None:
             harness.delete_dataservices(client, k8s_namespace, timeout=1)

@@ -3,10 +3,7 @@ continues; no duplicate or orphaned objects. The operator runs as ``d3os-operato
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +14,7 @@ from lightkube import Client
 
 from d3os_core import api
 from d3os_testenv import harness
+from d3os_testenv.operatorproc import OperatorProcess
 
 pytest.register_assert_rewrite("tests.integration.standin")
 from .. import seed_transcript  # noqa: E402
@@ -28,62 +26,17 @@ from .standin import (  # noqa: E402
     ensure_volumes,
     expected_phases,
     list_kind,
-    wait_for,
 )
 
 pytest_plugins = ("tests.integration.standin",)
 pytestmark = pytest.mark.integration
 
 
-class Proc:
+class Proc(OperatorProcess):
+    """The operator on one namespace (``extra``: more flags), JSON logs to ``log``."""
+
     def __init__(self, kubeconfig: Path, namespace: str, log: Path, extra: list[str] | None = None) -> None:
-        self.log = log
-        cmd = [
-            sys.executable,
-            "-m",
-            "d3os_operator.cli",
-            "run",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--namespace",
-            namespace,
-            "--log-format",
-            "json",
-            "--log-level",
-            "info",
-            "--metrics-bind-address=127.0.0.1:0",
-            "--health-probe-bind-address=127.0.0.1:0",
-            "--probe-allow-cidr=127.0.0.1/32",  # the third-party stand-in listens on loopback
-            *(extra or []),
-        ]
-        with open(log, "ab") as f:
-            self.p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
-
-    def lines(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log.read_text(errors="replace").splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                out.append({"msg": line, "level": "raw"})
-        return out
-
-    def wait_synced(self) -> None:
-        wait_for(
-            "the operator to sync its caches",
-            lambda: self.p.poll() is not None or any(x.get("msg") == "caches synced" for x in self.lines()),
-            60,
-        )
-        assert self.p.poll() is None, self.log.read_text()[-3000:]
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(15)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+        super().__init__(kubeconfig, log, namespaces=[namespace], extra=extra or [])
 
 
 @pytest.fixture

@@ -6,11 +6,7 @@ installed is named in one log line and in ``d3os_product_served`` and is not ser
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -19,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from d3os_testenv.operatorproc import OperatorProcess
 from d3os_testenv.processes import free_port
 
 pytest_plugins = ("tests.integration.standin",)
@@ -27,12 +24,11 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(kubeconfig: Path, products: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "d3os_operator.cli", "run", "--kubeconfig", str(kubeconfig), "--products",
-         str(products), "--health-probe-bind-address", "0", "--log-format", "text", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+def _run(kubeconfig: Path, products: Path, metrics: str = "0") -> OperatorProcess:
+    """The operator on the products in ``products``, its text log beside that directory."""
+    log = products.parent / f"{products.name}-operator.log"
+    return OperatorProcess(kubeconfig, log, extra=["--products", str(products)], log_format="text", health="0",
+                           metrics=metrics, allow_loopback=False)
 
 
 def test_a_breaking_product_file_is_refused_at_start(k8s_cluster: Any, crd: None, tmp_path: Path) -> None:
@@ -42,8 +38,9 @@ def test_a_breaking_product_file_is_refused_at_start(k8s_cluster: Any, crd: None
     doc["metadata"]["version"] = "3.0.0"
     doc["components"] = [c for c in doc["components"] if c["key"] != "dashboard"]  # removed
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-    proc = _run(k8s_cluster.kubeconfig, tmp_path, "--metrics-bind-address", "0")
-    out, _ = proc.communicate(timeout=60)
+    proc = _run(k8s_cluster.kubeconfig, tmp_path)
+    proc.p.wait(60)
+    out = proc.text()
     print(out)
     assert proc.returncode == 2, out
     assert "product analytics 3.0.0: the installed CRD analyticsservices.d3os-product.com.d3os was generated from " \
@@ -61,7 +58,7 @@ def test_a_product_without_its_crd_is_named_and_not_served(k8s_cluster: Any, crd
     doc["names"] = {"kind": "ShopService", "plural": "shopservices", "singular": "shopservice"}
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     port = free_port(set())
-    proc = _run(k8s_cluster.kubeconfig, tmp_path, "--metrics-bind-address", f"127.0.0.1:{port}")
+    proc = _run(k8s_cluster.kubeconfig, tmp_path, f"127.0.0.1:{port}")
     try:
         text = ""
         deadline = time.monotonic() + 60
@@ -79,7 +76,7 @@ def test_a_product_without_its_crd_is_named_and_not_served(k8s_cluster: Any, crd
                           'd3os_product_served{product="shop",version="2.0.0"} 0.0'}, served
         assert 'controller="shopservice"' not in text and 'controller="dataservice"' in text
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        proc.stop(30)
+    out = proc.text()
     lines = [ln for ln in out.splitlines() if "product shop is not served" in ln]
     assert len(lines) == 1 and "shopservices.d3os-product.com.d3os is not installed" in lines[0], out

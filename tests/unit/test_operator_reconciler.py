@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from d3os_operator.parents import ParentCaches
 from d3os_core.statusdiff import status_differs, step_boundary
+from d3os_operator.parents import ParentCaches
 
 
 def _status(state: str, message: str, ready: str = "0/2") -> dict[str, Any]:
@@ -65,8 +65,8 @@ from d3os_core.types import Apply, Facts, Observed, Plan  # noqa: E402
 from d3os_operator.events import EventRecorder  # noqa: E402
 from d3os_operator.informer import Informer  # noqa: E402
 from d3os_operator.kube import DATASERVICE, OWNED  # noqa: E402
-from d3os_operator.probes import ProbeManager  # noqa: E402
 from d3os_operator.outcome import RefusedError, Result, TransientError  # noqa: E402
+from d3os_operator.probes import ProbeManager  # noqa: E402
 from d3os_operator.reconciler import HOLDER_RECHECK, Holder, Reconciler  # noqa: E402
 
 NS = "ns"

@@ -3,8 +3,8 @@ takes the queue's exponential backoff, a refusal a steady retry, a crash is cont
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import anyio

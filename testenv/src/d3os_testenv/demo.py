@@ -17,8 +17,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ import yaml
 from d3os_core.text import display_width
 
 from . import harness
+from .operatorproc import OperatorProcess
 from .standin import StandIn, point_uuc_at
 
 BOLD = "\033[1m" if sys.stdout.isatty() else ""
@@ -58,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     step("1/6 local Kubernetes control plane (d3os-testenv)")
     cluster = LocalCluster(args.name, progress=lambda m: say(f"{DIM}  {m}{RESET}"))
     cluster.start()
-    operator: subprocess.Popen[bytes] | None = None
+    operator: OperatorProcess | None = None
     standin = StandIn()
     ok = False
     try:
@@ -86,28 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         step("4/6 d3os-operator run")
         log_path = cluster.run_dir / "logs" / "d3os-operator.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            sys.executable,
-            "-m",
-            "d3os_operator.cli",
-            "run",
-            "--kubeconfig",
-            str(cluster.kubeconfig),
-            "--namespace",
-            args.namespace,
-            "--log-format",
-            "text",
-            "--metrics-bind-address=127.0.0.1:0",
-            "--health-probe-bind-address=127.0.0.1:0",
-            # the stand-in listens on loopback, which the probe policy refuses by default
-            "--probe-allow-cidr=127.0.0.1/32",
-        ]
-        say(f"  {' '.join(['d3os-operator', *cmd[3:]])}")
+        # the stand-in listens on loopback, which the probe policy refuses by default: allow_loopback
+        operator = OperatorProcess(cluster.kubeconfig, log_path, namespaces=[args.namespace], log_format="text")
+        say(f"  {operator.shown}")
         say(f"  operator log: {log_path}")
-        log_file = open(log_path, "ab")  # noqa: SIM115 - handed to the subprocess
-        operator = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=dict(os.environ))
-        log_file.close()
-        _wait_operator_ready(log_path, operator)
+        operator.wait_synced(60)
+        say("  operator is watching (caches synced)")
 
         step(f"5/6 kubectl apply -f {sample_path.name} (uuc patched) -- progress, live")
         name = patched["metadata"]["name"]
@@ -139,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             except TimeoutError as e:
                 say(f"\n  NOT Ready: {e}")
-                if operator.poll() is not None:
+                if not operator.alive:
                     say(f"  the operator exited with {operator.returncode}; see {log_path}")
 
         step("6/6 the result")
@@ -148,12 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"\n$ kubectl get all -n {args.namespace}")
         say(cluster.kubectl("get", "all", "-n", args.namespace).stdout.rstrip())
     finally:
-        if operator is not None and operator.poll() is None:
-            operator.terminate()
-            try:
-                operator.wait(10)
-            except subprocess.TimeoutExpired:
-                operator.kill()
+        if operator is not None:
+            operator.stop(10)
         standin.down()
         if args.keep:
             say(f"\nThe cluster {args.name!r} keeps running (the operator and the stand-in are stopped):")
@@ -185,18 +164,6 @@ def _dedup(show: Any) -> Any:
         show(change)
 
     return inner
-
-
-def _wait_operator_ready(log_path: Path, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the operator exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        if "caches synced" in log_path.read_text(errors="replace"):
-            say("  operator is watching (caches synced)")
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"the operator did not sync its caches within {timeout}s; see {log_path}")
 
 
 if __name__ == "__main__":
