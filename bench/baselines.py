@@ -28,22 +28,23 @@ import resource
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lightkube import ALL_NS, ApiError, Client, KubeConfig
+from lightkube import Client, KubeConfig
 from lightkube.core.resource_registry import resource_registry
 from lightkube.resources.apps_v1 import DaemonSet, Deployment, StatefulSet
 from lightkube.types import PatchType
 
 from d3os_core import parse_spec
+from d3os_core.desired import desired
 from d3os_core.readiness import rollout
-from d3os_core.render import Parent, render_component, resolve
+from d3os_core.render import Parent
 from d3os_operator.products import installed_product
+from d3os_testenv.firstseen import FirstSeen
 
 PRODUCT = installed_product("dataservice")
 """The dataservice product as shipped (products/dataservice/product.yaml)."""
@@ -66,18 +67,15 @@ CHART_TEMPLATE = """\
 
 
 def rendered_objects(manifest: Mapping[str, Any], namespace: str) -> list[dict[str, Any]]:
-    """Every object the core renders for DataService ``manifest`` in ``namespace`` (all components, product
-    order), without ownerReferences (see the module docstring)."""
+    """Every object the operator wants for DataService ``manifest`` in ``namespace`` (the core's
+    :func:`~d3os_core.desired.desired`, product order), without ownerReferences (see the module docstring)."""
     name = manifest["metadata"]["name"]
     parent = Parent(name, namespace, str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench/{namespace}/{name}")))
-    spec = parse_spec(manifest["spec"], PRODUCT)
-    states = resolve(parent, spec, PRODUCT)
     out: list[dict[str, Any]] = []
-    for key in PRODUCT.keys:
-        for obj in render_component(parent, spec, PRODUCT, states, key, {}, f"bench-{parent.uid}").objects:
-            obj = json.loads(json.dumps(obj))  # a plain, private copy
-            obj["metadata"].pop("ownerReferences", None)
-            out.append(obj)
+    for obj in desired(parent, parse_spec(manifest["spec"], PRODUCT), PRODUCT, seed=f"bench-{parent.uid}"):
+        obj = json.loads(json.dumps(obj))  # a plain, private copy
+        obj["metadata"].pop("ownerReferences", None)
+        out.append(obj)
     return out
 
 
@@ -90,67 +88,22 @@ def workloads(objects: Iterable[Mapping[str, Any]]) -> set[tuple[str, str, str]]
 # -- readiness by the core's rules, from watches ------------------------------------------------------------------
 
 
-class RolloutWatcher:
-    """Watches Deployments, StatefulSets and DaemonSets in every namespace; records when each expected
-    workload is first rolled out by the core's rules (monotonic clock of this process)."""
+class RolloutWatcher(FirstSeen):
+    """Deployments, StatefulSets and DaemonSets in every namespace: when each expected workload is first rolled
+    out by the core's rules (monotonic clock of this process)."""
 
     def __init__(self, kubeconfig: Path, expected: set[tuple[str, str, str]]) -> None:
         self.expected = set(expected)
         self.namespaces = {ns for _k, ns, _n in expected}
-        self.ready_at: dict[tuple[str, str, str], float] = {}
-        self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self._clients: list[Client] = []
-        self._threads = [threading.Thread(target=self._run, args=(kind, res, kubeconfig), daemon=True,
-                                          name=f"watch-{kind}") for kind, res in WORKLOAD_KINDS.items()]
 
-    def __enter__(self) -> RolloutWatcher:
-        for t in self._threads:
-            t.start()
-        return self
+        def key(kind: str, obj: Mapping[str, Any]) -> tuple[str, str, str] | None:
+            k = (kind, obj["metadata"]["namespace"], obj["metadata"]["name"])
+            return k if k in self.expected else None
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=1)
-        for c in self._clients:
-            with contextlib.suppress(Exception):
-                c.close()
+        super().__init__(kubeconfig, list(WORKLOAD_KINDS.items()), key, lambda kind, obj: rollout(obj, kind).ready)
 
-    def _run(self, kind: str, res: Any, kubeconfig: Path) -> None:
-        client = Client(config=KubeConfig.from_file(str(kubeconfig)), trust_env=False)
-        self._clients.append(client)
-        rv: str | None = None
-        while not self._stop.is_set():
-            try:
-                # no label selector: Helm sets app.kubernetes.io/managed-by=Helm on what it installs
-                for _typ, obj in client.watch(res, namespace=ALL_NS, resource_version=rv, server_timeout=60):
-                    data = obj.to_dict()
-                    meta = data["metadata"]
-                    rv = meta["resourceVersion"]
-                    key = (kind, meta["namespace"], meta["name"])
-                    if key in self.expected and key not in self.ready_at and rollout(data, kind).ready:
-                        with self._cond:
-                            self.ready_at[key] = time.monotonic()
-                            self._cond.notify_all()
-                    if self._stop.is_set():
-                        return
-            except ApiError as e:
-                if e.status.code == 410:
-                    rv = None
-                time.sleep(0.2)
-            except Exception:
-                time.sleep(0.2)
-
-    def wait(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self.ready_at) < len(self.expected):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 1.0))
-        return True
+    def wait(self, timeout: float, alive: Any = None, n: int | None = None) -> bool:  # type: ignore[override]
+        return super().wait(len(self.expected) if n is None else n, timeout, alive)
 
     def all_ready_at(self) -> float | None:
         return max(self.ready_at.values()) if len(self.ready_at) == len(self.expected) else None

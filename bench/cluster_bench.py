@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lightkube import ALL_NS, ApiError, Client
+from lightkube import ApiError, Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 from lightkube.types import PatchType
@@ -37,11 +37,11 @@ from seed_baseline import SeedBaseline, is_seed_done
 
 from d3os_core import parse_spec
 from d3os_core.product import WorkloadKind
-from d3os_core.readiness import rollout
 from d3os_core.render import Parent, resolve
 from d3os_operator.kube import DATASERVICE
 from d3os_operator.products import installed_product
 from d3os_testenv import harness, operatorproc
+from d3os_testenv.firstseen import FirstSeen
 from d3os_testenv.standin import StandIn, point_uuc_at
 
 PRODUCT = installed_product("dataservice")
@@ -210,65 +210,15 @@ def make_clients(env: Env, threads: int = 8) -> Iterator[list[Client]]:
                 c.close()
 
 
-class ReadyWatcher:
-    """Watches every DataService and records, per (namespace, name), when ``pred`` first held."""
+class ReadyWatcher(FirstSeen):
+    """Every DataService in namespaces starting with ``prefix``, by (namespace, name): when ``pred`` first held."""
 
     def __init__(self, env: Env, pred: Callable[[Mapping[str, Any]], bool], prefix: str) -> None:
-        self.client = harness.sync_client(env.kubeconfig)
-        self.pred = pred
-        self.prefix = prefix
-        self.ready_at: dict[tuple[str, str], float] = {}
-        self.seen: set[tuple[str, str]] = set()
-        self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ready-watcher", daemon=True)
+        def key(_kind: str, obj: Mapping[str, Any]) -> tuple[str, str] | None:
+            ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+            return (ns, name) if ns.startswith(prefix) else None
 
-    def __enter__(self) -> ReadyWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=1)
-        with contextlib.suppress(Exception):
-            self.client.close()
-
-    def _run(self) -> None:
-        rv: str | None = None
-        while not self._stop.is_set():
-            try:
-                for _typ, obj in self.client.watch(DATASERVICE.res, namespace=ALL_NS, resource_version=rv,
-                                                   server_timeout=60):
-                    data = dict(obj)
-                    rv = data["metadata"]["resourceVersion"]
-                    key = (data["metadata"]["namespace"], data["metadata"]["name"])
-                    if not key[0].startswith(self.prefix):
-                        continue
-                    with self._cond:
-                        self.seen.add(key)
-                        if key not in self.ready_at and self.pred(data):
-                            self.ready_at[key] = time.monotonic()
-                            self._cond.notify_all()
-                    if self._stop.is_set():
-                        return
-            except ApiError as e:
-                if e.status.code == 410:
-                    rv = None
-                time.sleep(0.2)
-            except Exception:
-                time.sleep(0.2)
-
-    def wait(self, n: int, timeout: float, alive: Callable[[], None] | None = None) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self.ready_at) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 1.0))
-                if alive is not None:
-                    alive()
-        return True
+        super().__init__(env.kubeconfig, [(DATASERVICE.kind, DATASERVICE.res)], key, lambda _k, obj: pred(obj))
 
 
 # -- 2. rollout latency of the seed's sample (in-process operator, traced) -------------------------------------
@@ -280,31 +230,6 @@ def workloads_of(manifest: Mapping[str, Any]) -> tuple[list[str], dict[str, tupl
     states = resolve(Parent(manifest["metadata"]["name"], "x", "x"), spec, PRODUCT)
     wl = {k: (st.kind.k8s_kind, st.name) for k, st in states.items() if st.kind is not WorkloadKind.THIRD_PARTY}
     return list(PRODUCT.keys), wl
-
-
-def component_times(
-    records: Sequence[dict[str, Any]], workloads: Mapping[str, tuple[str, str]], ds: str
-) -> tuple[dict[str, float], dict[str, float]]:
-    """(first apply sent, first observed ready after it) per component, from the operator's trace -- the
-    same rules as :func:`d3os_testenv.harness.step_latencies` (watch event that makes a workload rolled
-    out by the core's rules, or the third-party probe turning ok)."""
-    ready_at: dict[str, float] = {}
-    first_apply: dict[str, float] = {}
-    names = {v: k for k, v in workloads.items()}
-    for r in records:
-        if r.get("ds") != ds and not (isinstance(r.get("ds"), list) and ds in r["ds"]):
-            continue
-        if r["what"] == "event" and r["kind"] != DATASERVICE.kind and r["type"] != "DELETED":
-            comp = names.get((r["kind"], r["obj"]["metadata"]["name"]))
-            if comp and comp not in ready_at and comp in first_apply and rollout(r["obj"], r["kind"]).ready:
-                ready_at[comp] = r["t"]
-        elif r["what"] == "probe" and r.get("ok"):
-            comp = r.get("component", "")
-            if comp and comp not in ready_at:
-                ready_at[comp] = r["t"]
-        elif r["what"] == "apply" and r["component"] not in first_apply:
-            first_apply[r["component"]] = r["t"]
-    return first_apply, ready_at
 
 
 def rollout_once(env: Env, run: int, timeout: float = 240.0) -> dict[str, Any]:
@@ -326,7 +251,7 @@ def rollout_once(env: Env, run: int, timeout: float = 240.0) -> dict[str, Any]:
     finally:
         cleanup(env, [ns], wait=120.0)  # its garbage collection must not overlap the next run
     key = f"{ns}/{name}"
-    first_apply, ready_at = component_times(records, wl, key)
+    first_apply, ready_at = harness.component_times(records, wl, key)
     added = {r["component"]: r.get("latency_ms") for r in harness.step_latencies(records, order, wl, key)}
     steps = []
     for i, comp in enumerate(order):

@@ -428,14 +428,12 @@ OPERATOR_RESOURCES = (
 # -- per-step latency ------------------------------------------------------------------------------------
 
 
-def step_latencies(
-    records: Sequence[dict[str, Any]], order: Sequence[str], workloads: Mapping[str, tuple[str, str]], ds: str
-) -> list[dict[str, Any]]:
-    """For each component after the first: when its predecessor was first *observed* ready by the
-    operator (a watch event on the workload that makes it rolled out, or the third-party probe turning
-    ok) and when the operator sent the component's first apply. ``workloads`` maps a component to its
-    (kind, name), absent for a third party. Readiness uses the core's own rollout rules.
-    """
+def component_times(
+    records: Sequence[dict[str, Any]], workloads: Mapping[str, tuple[str, str]], ds: str
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(first apply sent, first observed ready after it) per component of ``ds``, from the operator's trace:
+    a watch event on the workload that makes it rolled out by the core's rules, or the third-party probe
+    turning ok. ``workloads`` maps a component to its (kind, name), absent for a third party."""
     from d3os_core.readiness import rollout
 
     ready_at: dict[str, float] = {}
@@ -455,6 +453,15 @@ def step_latencies(
                 ready_at[comp] = r["t"]
         elif r["what"] == "apply" and r["component"] not in first_apply:
             first_apply[r["component"]] = r["t"]
+    return first_apply, ready_at
+
+
+def step_latencies(
+    records: Sequence[dict[str, Any]], order: Sequence[str], workloads: Mapping[str, tuple[str, str]], ds: str
+) -> list[dict[str, Any]]:
+    """For each component after the first: when its predecessor was first *observed* ready by the operator
+    and when the operator sent the component's first apply (:func:`component_times`)."""
+    first_apply, ready_at = component_times(records, workloads, ds)
     out = []
     for prev, comp in itertools.pairwise(order):
         row: dict[str, Any] = {"step": f"{prev} -> {comp}", "component": comp}
