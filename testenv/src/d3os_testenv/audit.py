@@ -99,3 +99,37 @@ def summary(requests: Iterable[Request]) -> dict[str, Any]:
         "watches": sum(1 for r in reqs if r.verb == "watch"),
         "by_verb_resource": dict(per.most_common()),
     }
+
+
+MARK_PREFIX = "d3os-audit-high-water-"
+
+
+def high_water(client: Any, path: Path, timeout: float = 30.0) -> float:
+    """Send a marker request (a GET of a ConfigMap nobody has, under a unique name) and wait until the audit
+    log shows it; returns when the API server received it (epoch seconds).
+
+    The log backend writes events in the order requests complete, so once the marker is in the log, every
+    request that completed before it is too: "nothing more was sent" is then a fact, not a guess after a
+    sleep (a sleep passes a duplicate that arrives late). Raises if the marker never shows -- a log that
+    silently records nothing must fail the check, not pass it.
+    """
+    import time
+    import uuid
+
+    from lightkube import ApiError
+    from lightkube.resources.core_v1 import ConfigMap
+
+    name = MARK_PREFIX + uuid.uuid4().hex
+    try:
+        client.get(ConfigMap, name, namespace="default")
+    except ApiError as e:
+        if e.status.code != 404:
+            raise
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            for req in read(path):
+                if req.name == name:
+                    return req.at
+        time.sleep(0.2)
+    raise AssertionError(f"the audit log {path} never showed the marker request {name} within {timeout}s")
