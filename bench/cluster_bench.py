@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from lightkube import ApiError, Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
@@ -38,8 +39,8 @@ from seed_baseline import SeedBaseline, is_seed_done
 from d3os_core import parse_spec
 from d3os_core.product import WorkloadKind
 from d3os_core.render import Parent, resolve
-from d3os_operator.kube import DATASERVICE
-from d3os_operator.products import installed_product
+from d3os_operator.kube import product_kind
+from d3os_operator.products import installed, installed_product
 from d3os_testenv import harness, operatorproc
 from d3os_testenv.firstseen import FirstSeen
 from d3os_testenv.standin import StandIn, point_uuc_at
@@ -52,6 +53,9 @@ OPERATOR_AGENT = "d3os-operator/"
 NODE_PORT_BASE = 30200
 BENCH_CAPACITY = {"cpu": "2000", "memory": "8Ti", "pods": "3000", "ephemeral-storage": "100Ti"}
 """kwok node capacity: N=200 DataServices request ~250 CPUs and ~600 GiB; the default nodes would refuse."""
+
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def log(msg: str) -> None:
@@ -100,6 +104,13 @@ class Env:
         manifest = point_uuc_at(harness.load_sample(SAMPLE), self.standin)
         manifest["spec"]["web"]["nodePort"] = node_port or self.node_port()
         return manifest
+
+
+def analytics_sample(env: Env) -> dict[str, Any]:
+    """The AnalyticsService example, its dashboard on its own nodePort."""
+    manifest = yaml.safe_load((ROOT / "examples" / "analyticsservice-sample.yaml").read_text(encoding="utf-8"))
+    manifest["spec"]["dashboard"]["nodePort"] = env.node_port()
+    return dict(manifest)
 
 
 def open_env(name: str = "bench") -> Env:
@@ -163,11 +174,12 @@ def cleanup(env: Env, namespaces: Sequence[str], wait: float = 0.0) -> bool:
     they are gone, so the next benchmark does not share the machine with their garbage collection."""
 
     def strip(ns: str) -> None:
-        with contextlib.suppress(Exception):
-            for obj in env.client.list(DATASERVICE.res, namespace=ns):
-                with contextlib.suppress(ApiError):
-                    env.client.patch(DATASERVICE.res, dict(obj)["metadata"]["name"], {"metadata": {"finalizers": None}},
-                                     namespace=ns, patch_type=PatchType.MERGE)
+        for res in (product_kind(p.names).res for p in installed()):
+            with contextlib.suppress(Exception):
+                for obj in env.client.list(res, namespace=ns):
+                    with contextlib.suppress(ApiError):
+                        env.client.patch(res, dict(obj)["metadata"]["name"], {"metadata": {"finalizers": None}},
+                                         namespace=ns, patch_type=PatchType.MERGE)
         with contextlib.suppress(ApiError):
             env.client.delete(Namespace, ns)
 
@@ -211,14 +223,16 @@ def make_clients(env: Env, threads: int = 8) -> Iterator[list[Client]]:
 
 
 class ReadyWatcher(FirstSeen):
-    """Every DataService in namespaces starting with ``prefix``, by (namespace, name): when ``pred`` first held."""
+    """Every instance (of every installed product) in namespaces starting with ``prefix``, by (namespace, name):
+    when ``pred`` first held."""
 
     def __init__(self, env: Env, pred: Callable[[Mapping[str, Any]], bool], prefix: str) -> None:
         def key(_kind: str, obj: Mapping[str, Any]) -> tuple[str, str] | None:
             ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
             return (ns, name) if ns.startswith(prefix) else None
 
-        super().__init__(env.kubeconfig, [(DATASERVICE.kind, DATASERVICE.res)], key, lambda _k, obj: pred(obj))
+        kinds = [(p.names.kind, product_kind(p.names).res) for p in installed()]  # every product's instances
+        super().__init__(env.kubeconfig, kinds, key, lambda _k, obj: pred(obj))
 
 
 # -- 2. rollout latency of the seed's sample (in-process operator, traced) -------------------------------------
@@ -515,10 +529,11 @@ def wait_quiet(env: Env, quiet: float = 5.0, limit: float = 60.0) -> float:
 
 def bench_scale(
     env: Env, n: int, *, steady_seconds: float | None = None, timeout: float = 900.0, profile: bool = False,
-    scrape_period: float = 1.0, operator_args: Sequence[str] = (),
+    scrape_period: float = 1.0, operator_args: Sequence[str] = (), analytics: int = 0,
 ) -> dict[str, Any]:
-    """N DataServices in N namespaces created at once; the operator runs as a subprocess over all namespaces.
-    ``profile``: under cProfile (slower: a separate run, for where the operator's time goes).
+    """N instances in N namespaces created at once; the operator runs as a subprocess over all namespaces.
+    ``analytics``: how many of the N are AnalyticsServices (the rest DataServices: two products served by one
+    operator). ``profile``: under cProfile (slower: a separate run, for where the operator's time goes).
     ``operator_args``: added to the operator's command line (A/B runs of an option, e.g. ``--http2``)."""
     from d3os_testenv import audit
 
@@ -526,11 +541,12 @@ def bench_scale(
     namespaces = [f"{prefix}{i:03d}" for i in range(n)]
     create_namespaces(env.client, namespaces)
     env.cluster.ensure_pvs(n + 4)
-    manifests = [(ns, env.sample()) for ns in namespaces]
+    manifests = [(ns, env.sample() if i < n - analytics else analytics_sample(env)) for i, ns in enumerate(namespaces)]
     prof_path = Path(env.kubeconfig).parent / f"bench-operator-{n}.prof" if profile else None
     op = OperatorProcess(env, Path(env.kubeconfig).parent / "logs" / f"bench-operator-{n}.log", prof_path,
                          extra_args=operator_args)
-    result: dict[str, Any] = {"n": n, "operator_command": " ".join(op.cmd[1:]), "scrape_period_s": scrape_period}
+    result: dict[str, Any] = {"n": n, "operator_command": " ".join(op.cmd[1:]), "scrape_period_s": scrape_period,
+                              "instances": {"DataService": n - analytics, "AnalyticsService": analytics}}
     try:
         op.wait_ready()
         with Sampler(op, scrape_period) as sampler, ReadyWatcher(env, harness.is_ready, prefix) as watcher, \

@@ -1,6 +1,6 @@
 """``nox -s bench``: every benchmark in one run; writes JSON and prints a markdown table.
 
-    python bench/run.py [--out bench/results.json] [--only core,rollout,alone,helm,scale,steady,seed]
+    python bench/run.py [--out bench/results.json] [--only core,rollout,alone,helm,scale,steady,seed,products]
                         [--sizes 50,200] [--steady-seconds 300] [--runs 3] [--seed-n 50]
                         [--seed-timeout 600] [--helm-parallel 10] [--quick]
 
@@ -16,9 +16,13 @@
              rolled out by the core's rules -- the physical limit, measured before each ``scale`` run.
 7. helm      the same objects as a chart, one release per DataService, ``helm install --wait``
              (``--helm-parallel`` releases at a time), on the sample and on N.
+8. products  products as data (bench/product_bench.py): one operator serving two products (N/2 DataServices +
+             N/2 AnalyticsServices) beside one product (N DataServices) -- all Ready, requests per instance,
+             peak RSS; plan time of synthetic 12/50/200-component products against ``--plan-baseline`` (the
+             last Python-literal commit); load + validate + CRD of a 200-component product file.
 
 Results are written after every part, so an interrupted run keeps what it measured. Goals are reported,
-never asserted (DESIGN.md §4).
+never asserted.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Any
 
 import cluster_bench as cb
 import plan_bench
+import product_bench
 import synthetic
 import write_cost
 
@@ -46,7 +51,7 @@ from d3os_core import Observed, plan
 from d3os_operator import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("core", "writes", "rollout", "alone", "helm", "scale", "steady", "seed")
+PARTS = ("core", "writes", "rollout", "alone", "helm", "scale", "steady", "seed", "products")
 CORE_SIZES = (12, 50, 200)
 MB = 1_000_000
 
@@ -302,6 +307,37 @@ def writes_table(w: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def products_table(prod: dict[str, Any]) -> list[str]:
+    """Products as data: mixed products beside one, plan time against the Python-literal era, a 200-component
+    product file."""
+    lines: list[str] = []
+    runs = {k: v for k, v in prod.items() if "x" in k and isinstance(v, dict) and "n" in v}
+    if runs:
+        lines += ["", "**products** (one operator, all namespaces): two products beside one, same N", "",
+                  "| run | instances | all Ready | requests per instance (to rest) | peak RSS |",
+                  "|---|---|---:|---:|---:|"]
+        for label, r in runs.items():
+            rest = (r.get("requests_to_rest") or {}).get("total")
+            per = f"{rest / r['n']:.1f}" if rest else "-"
+            inst = ", ".join(f"{v} {k}" for k, v in (r.get("instances") or {}).items() if v)
+            ready = _fmt(r.get("all_ready_s"), " s") if r.get("all_ready") else f"{r.get('ready')}/{r['n']}"
+            lines.append(f"| {label} | {inst} | {ready} | {per} | "
+                         f"{_fmt((r.get('peak_rss_bytes') or 0) / MB, ' MB', 0)} |")
+    pt = prod.get("plan_time")
+    if pt:
+        lines += ["", f"**plan time** (CPU ms per call, median of {pt['rounds']} alternating rounds) against "
+                  f"{pt['baseline_ref']} ({pt['baseline_commit'][:7]})", "",
+                  "| case | this | baseline | ratio |", "|---|---:|---:|---:|"]
+        for case, row in pt["cases"].items():
+            lines.append(f"| {case} | {row['this_ms']:.2f} | {row['baseline_ms']:.2f} | {row['ratio']:.2f} |")
+    ld = prod.get("load_200")
+    if ld:
+        lines += ["", f"**a {ld['components']}-component product file** ({ld['file_bytes']} B): load + validate + "
+                  f"CRD {ld['in_process_s']:.2f} s in-process, `d3os product validate` {ld['cli_wall_s']:.2f} s "
+                  f"(exit {ld['cli_exit']}): {ld['verdict_in_process']}"]
+    return lines
+
+
 def table(res: dict[str, Any], sizes: list[int]) -> str:
     """Markdown: goals first, then the details of each part that ran."""
     m = res["machine"]
@@ -377,6 +413,7 @@ def table(res: dict[str, Any], sizes: list[int]) -> str:
                 heavy = ", ".join(f"{f} {b}" for f, b in k["heaviest_fields_json_bytes"].items())
                 lines.append(f"| {kind} | {k['objects']} | {k['json_bytes_raw']} → {k['json_bytes_stored']} | "
                              f"{k['heap_bytes_stored']} | {heavy} |")
+    lines += products_table(res.get("products") or {})
     stdy = res.get("steady")
     if stdy and stdy.get("source"):
         lines += ["", f"**steady state** N={stdy.get('n')}, {stdy['window_s']:.0f} s idle: writes {stdy['writes']} "
@@ -421,6 +458,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--cluster-name", default="bench", help="LocalCluster name (default bench)")
     ap.add_argument("--report", type=Path, default=None,
                     help="print the table of an existing results file (goals recomputed) and exit")
+    ap.add_argument("--plan-baseline", default="a84fba2^",
+                    help="git ref whose core the products part compares plan time with (default: the last commit "
+                         "with dataservice as a Python literal)")
     ap.add_argument("--quick", action="store_true", help="small sizes and short windows, for development")
     ap.add_argument("--merge", action="store_true",
                     help="re-run the --only parts into the existing --out file, keeping its other figures")
@@ -516,6 +556,11 @@ def main(argv: list[str] | None = None) -> int:
     if "core" in args.parts:
         part("core", lambda: res.__setitem__("core", bench_core(0.5 if args.quick else 2.0,
                                                                   300 if args.quick else 2000)))
+    if "products" in args.parts:
+        res.setdefault("products", {})
+        part("products load", lambda: res["products"].__setitem__("load_200", product_bench.load_200()))
+        part("products plan", lambda: res["products"].__setitem__("plan_time", product_bench.plan_time(
+            args.plan_baseline, rounds=2 if args.quick else 5)))
     cluster_parts = [p for p in args.parts if p != "core"]
     if cluster_parts or args.profile_n:
         env = cb.open_env(args.cluster_name)
@@ -575,6 +620,16 @@ def run_cluster_parts(args: argparse.Namespace, env: cb.Env, res: dict[str, Any]
         for n in args.size_list:
             _baselines(env, res, n, args, part)
 
+
+    if "products" in args.parts:
+        # two products served by one operator (N/2 DataServices + N/2 AnalyticsServices) beside one product
+        # (N DataServices), the same N, one after the other on the same control plane
+        res.setdefault("products", {})
+        n = max(args.size_list)
+        for label, analytics in ((f"1x{n}", 0), (f"2x{n // 2}", n // 2)):
+            part(f"products {label}", lambda label=label, analytics=analytics: res["products"].__setitem__(
+                label, cb.bench_scale(env, n, timeout=args.scale_timeout, scrape_period=args.scrape_period,
+                                      analytics=analytics)))
 
     if args.profile_n:
         part(f"profile N={args.profile_n}", lambda: res.__setitem__(

@@ -104,11 +104,17 @@ def install_one_crd(client: Client, crd: Mapping[str, Any], res: Any, timeout: f
 def apply_dataservice(
     client: Client, manifest: Mapping[str, Any], namespace: str, manager: str = "d3os-user"
 ) -> dict[str, Any]:
-    """Apply a DataService as a user would (server-side apply, its own field manager)."""
+    """Apply an instance of any installed product (a DataService by default) as a user would (server-side
+    apply, its own field manager); its ``kind`` picks the resource."""
+    from d3os_operator.kube import product_kind
+    from d3os_operator.products import installed
+
     body = dict(manifest)
     body["metadata"] = {**dict(manifest.get("metadata") or {}), "namespace": namespace}
+    kind = str(body.get("kind") or DATASERVICE.kind)
+    res = next((product_kind(p.names).res for p in installed() if p.names.kind == kind), DATASERVICE.res)
     out = client.patch(
-        DATASERVICE.res,
+        res,
         body["metadata"]["name"],
         body,
         namespace=namespace,
