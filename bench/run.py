@@ -333,8 +333,9 @@ def products_table(prod: dict[str, Any]) -> list[str]:
     ld = prod.get("load_200")
     if ld:
         lines += ["", f"**a {ld['components']}-component product file** ({ld['file_bytes']} B): load + validate + "
-                  f"CRD {ld['in_process_s']:.2f} s in-process, `d3os product validate` {ld['cli_wall_s']:.2f} s "
-                  f"(exit {ld['cli_exit']}): {ld['verdict_in_process']}"]
+                  f"CRD {ld['in_process_cpu_s']:.2f} CPU s in-process; `d3os product validate` "
+                  f"{ld['cli_wall_s']:.2f} s wall, {ld['cli_cpu_s']:.2f} CPU s (exit {ld['cli_exit']}): "
+                  f"{ld['verdict_in_process']}"]
     return lines
 
 
