@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from d3os_operator import chart, rbac
+from d3os_generate import chart, rbac
 
 from .test_kustomize import kustomize
 
@@ -51,7 +51,7 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 def test_generated_files_match_their_sources() -> None:
     for name, text in chart.generated_files().items():
         assert (CHART / name).read_text(encoding="utf-8") == text, (
-            f"charts/d3os-operator/{name} drifted: run `python -m d3os_operator.chart --write charts/d3os-operator`")
+            f"charts/d3os-operator/{name} drifted: run `python -m d3os_generate.chart --write charts/d3os-operator`")
     assert (CHART / chart.CRD_FILE).read_bytes() == (ROOT / chart.CRD_FILE).read_bytes()
 
 

@@ -19,7 +19,7 @@ from d3os_core import Facts, Observed, api, desired, parse_spec, plan, up_to_dat
 from d3os_core.fake import FakeCluster
 from d3os_core.render import Parent
 from d3os_core.types import ObjectRef, Plan
-from d3os_operator import rbac
+from d3os_generate import rbac
 from d3os_operator.usercli import main as d3os
 
 from .helpers import DATASERVICE, SAMPLE, Driver, sample

@@ -1,4 +1,4 @@
-"""The operator's RBAC is generated from one declaration (d3os_operator.rbac): the checked-in files of
+"""The operator's RBAC is generated from one declaration (d3os_generate.rbac): the checked-in files of
 config/rbac/ must match it, and it grants no wildcard and nothing the operator does not use."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from d3os_core import api
-from d3os_operator import rbac
+from d3os_generate import rbac
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "rbac"
@@ -23,7 +23,7 @@ def test_checked_in_files_match_the_declaration() -> None:
     got = {p.name: p.read_text(encoding="utf-8") for p in CONFIG.glob("*.yaml")}
     assert set(got) == set(want), "config/rbac/ has other files than the declaration"
     for name, text in want.items():
-        assert got[name] == text, f"config/rbac/{name} drifted: run `python -m d3os_operator.rbac --write config/rbac`"
+        assert got[name] == text, f"config/rbac/{name} drifted: run `python -m d3os_generate.rbac --write config/rbac`"
 
 
 def test_kustomization_lists_every_file() -> None:
