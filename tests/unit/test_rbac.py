@@ -69,7 +69,7 @@ def test_owned_kinds_are_covered_and_claims_never_deleted() -> None:
         group = api_version.rpartition("/")[0]
         verbs = granted[(group, rbac._PLURALS[kind])]
         assert {"get", "list", "watch", "create", "patch"} <= verbs, kind
-        assert ("delete" in verbs) == (kind != "PersistentVolumeClaim"), kind
+        assert ("delete" in verbs) == (kind not in ("PersistentVolumeClaim", "Secret")), kind  # data, credentials
     for plural in ("dataservices", "analyticsservices"):  # every installed product's kind
         assert granted[(api.GROUP, plural)] == {"list", "watch", "patch"}
         assert granted[(api.GROUP, f"{plural}/status")] == {"patch"}
