@@ -180,6 +180,7 @@ def test_the_identity_is_refused_what_the_role_does_not_grant(
         ("create", "serviceaccounts/token", "-n", ns),
         ("escalate", "clusterroles"),
         ("update", "secrets", "-n", ns),
+        ("delete", "secrets", "-n", ns),  # no shipped product deletes a Secret (issue 24, B8)
         ("deletecollection", "configmaps", "-n", ns),
     ):
         res = k8s_cluster.kubectl(*kc, "auth", "can-i", *args, check=False)

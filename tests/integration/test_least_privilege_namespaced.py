@@ -125,6 +125,8 @@ def test_namespaced_rbac_runs_the_seed_and_is_refused_outside(
     kc = ["--kubeconfig", namespaced_sa]
     for args, want in (
         (("list", "secrets", "-n", ns), "yes"),
+        (("delete", "secrets", "-n", ns), "no"),  # issue 24, B8: the credentials outlive any spec
+        (("delete", "configmaps", "-n", ns), "yes"),
         (("list", "secrets", "-n", outside), "no"),
         (("get", "secrets", "-n", outside), "no"),
         (("list", "secrets", "--all-namespaces"), "no"),
