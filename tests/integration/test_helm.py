@@ -143,8 +143,8 @@ def test_two_releases_in_two_namespaces_and_helm_test(k8s_cluster: Any, k8s_name
                                      "-o", "json").stdout)
             assert dep["status"].get("readyReplicas") == 2, dep["status"]
             tested = helm("test", release, "-n", ns, "--timeout", "180s")
-            assert re.search(r"TEST SUITE: +ops-d3os-operator-test-metrics\n(.*\n){2}Phase: +Succeeded", tested.stdout), (
-                tested.stdout)
+            passed = r"TEST SUITE: +ops-d3os-operator-test-metrics\n(.*\n){2}Phase: +Succeeded"
+            assert re.search(passed, tested.stdout), tested.stdout
         # the second release's platform options were admitted as rendered
         pod = json.loads(kubectl("get", "pods", "-n", second, "-l", "app.kubernetes.io/component=manager",
                                  "-o", "json").stdout)["items"][0]
