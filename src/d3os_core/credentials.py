@@ -30,6 +30,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
 from . import api
+from .product import ProductDef
 from .types import Parent
 
 CLAIM_KIND = "PersistentVolumeClaim"
@@ -66,6 +67,16 @@ def retained(obj: Mapping[str, Any], kind: str, parent_uid: str) -> bool:
 
     They are found by their labels and never deleted by the operator (not pruned, not on deletion)."""
     return kind == CLAIM_KIND or (kind == "Secret" and not owned_by_parent(obj, parent_uid))
+
+
+def deletes_secrets(product: ProductDef) -> bool:
+    """Whether the operator ever deletes a Secret of ``product``'s instances.
+
+    Only a credentials Secret of a component without storage is the instance's own child (pruned when the
+    spec no longer wants it, deleted with the instance); one of a component with data belongs to its claims
+    and is never deleted by the operator (:func:`retained`). The generated RBAC grants ``delete`` on Secrets
+    only when a served product needs it: least privilege."""
+    return any(c.generated_secret is not None and c.storage is None for c in product.components)
 
 
 def label_owned(obj: Mapping[str, Any], kind: str, parent: Parent) -> bool:

@@ -1,5 +1,5 @@
 """Least privilege, proven under real RBAC: the operator runs the whole seed scenario authenticated as the
-ServiceAccount bound to exactly the generated role (config/rbac, from d3os_operator.rbac), and the same
+ServiceAccount bound to exactly the generated role (config/rbac, from d3os_generate.rbac), and the same
 identity is refused what the role does not grant. The same rollout shows the generated mysql password never
 leaves its Secret: not in ConfigMaps, status, Events, the operator's log; pods get it by secretKeyRef only."""
 
@@ -16,7 +16,7 @@ import pytest
 from lightkube import ApiError, Client, KubeConfig
 
 from d3os_core import api
-from d3os_operator import rbac
+from d3os_generate import rbac
 from d3os_operator.kube import kind_info
 from d3os_operator.logs import JsonFormatter
 from d3os_testenv import harness
@@ -180,6 +180,7 @@ def test_the_identity_is_refused_what_the_role_does_not_grant(
         ("create", "serviceaccounts/token", "-n", ns),
         ("escalate", "clusterroles"),
         ("update", "secrets", "-n", ns),
+        ("delete", "secrets", "-n", ns),  # no shipped product deletes a Secret (issue 24, B8)
         ("deletecollection", "configmaps", "-n", ns),
     ):
         res = k8s_cluster.kubectl(*kc, "auth", "can-i", *args, check=False)

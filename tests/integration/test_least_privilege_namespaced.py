@@ -1,6 +1,6 @@
 """Least privilege for an operator that watches given namespaces (issue 12, G), under real RBAC.
 
-The RBAC of the namespaced install (``config/namespaced``, from ``d3os_operator.rbac.namespaced_manifests``:
+The RBAC of the namespaced install (``config/namespaced``, from ``d3os_generate.rbac.namespaced_manifests``:
 a Role and RoleBinding in each watched namespace, no ClusterRole) is applied for a ServiceAccount of its own
 (its own operator namespace, so the cluster-wide install of test_least_privilege.py cannot lend it a
 binding). The operator, authenticated as that ServiceAccount and run with ``--namespace`` = the watched
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from lightkube import ApiError, Client, KubeConfig
 
-from d3os_operator import rbac
+from d3os_generate import rbac
 from d3os_operator.kube import kind_info
 from d3os_operator.logs import JsonFormatter
 from d3os_testenv import harness
@@ -125,6 +125,8 @@ def test_namespaced_rbac_runs_the_seed_and_is_refused_outside(
     kc = ["--kubeconfig", namespaced_sa]
     for args, want in (
         (("list", "secrets", "-n", ns), "yes"),
+        (("delete", "secrets", "-n", ns), "no"),  # issue 24, B8: the credentials outlive any spec
+        (("delete", "configmaps", "-n", ns), "yes"),
         (("list", "secrets", "-n", outside), "no"),
         (("get", "secrets", "-n", outside), "no"),
         (("list", "secrets", "--all-namespaces"), "no"),

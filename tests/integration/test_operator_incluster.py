@@ -1,5 +1,5 @@
 """The operator as it runs in a cluster: ``d3os-operator run --in-cluster --leader-elect`` with the service
-account of the generated RBAC (config/rbac, from d3os_operator.rbac): its token, CA and namespace files, as a
+account of the generated RBAC (config/rbac, from d3os_generate.rbac): its token, CA and namespace files, as a
 pod would have them, and KUBERNETES_SERVICE_HOST/PORT.
 The sample rolls out to Ready and is deleted cleanly: the RBAC is enough."""
 
@@ -15,7 +15,7 @@ import pytest
 import yaml
 from lightkube import Client
 
-from d3os_operator import rbac
+from d3os_generate import rbac
 from d3os_testenv import harness
 from d3os_testenv.operatorproc import OperatorProcess
 

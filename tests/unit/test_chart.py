@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from d3os_operator import chart, rbac
+from d3os_generate import chart, rbac
 
 from .test_kustomize import kustomize
 
@@ -37,9 +37,15 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(_helm()), *args], capture_output=True, text=True, timeout=120)
 
 
-def template(*sets: str, release: str = "d3os-operator") -> list[dict[str, Any]]:
-    flags = [x for s in sets for x in ("--set", s)]
-    out = helm("template", release, str(CHART), "-n", rbac.NAMESPACE, "--include-crds", *flags)
+MONITORING = ("--api-versions", "monitoring.coreos.com/v1/ServiceMonitor",
+              "--api-versions", "monitoring.coreos.com/v1/PrometheusRule")
+"""A cluster with the Prometheus Operator's API (else the chart refuses a ServiceMonitor or PrometheusRule)."""
+
+
+def template(*sets: str, release: str = "d3os-operator", namespace: str = rbac.NAMESPACE,
+             chart: Path = CHART, flags: tuple[str, ...] = ("--skip-tests", *MONITORING)) -> list[dict[str, Any]]:
+    values = [x for s in sets for x in ("--set", s)]
+    out = helm("template", release, str(chart), "-n", namespace, "--include-crds", *flags, *values)
     assert out.returncode == 0, out.stderr
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
@@ -49,23 +55,41 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 def test_generated_files_match_their_sources() -> None:
-    for name, text in chart.generated_files().items():
+    files = chart.generated_files()
+    for name, text in files.items():
         assert (CHART / name).read_text(encoding="utf-8") == text, (
-            f"charts/d3os-operator/{name} drifted: run `python -m d3os_operator.chart --write charts/d3os-operator`")
-    assert (CHART / chart.CRD_FILE).read_bytes() == (ROOT / chart.CRD_FILE).read_bytes()
+            f"charts/d3os-operator/{name} drifted: run `python -m d3os_generate.chart --write charts/d3os-operator`")
+    for directory in chart.GENERATED_DIRS:  # and nothing else there (a removed product's files go too)
+        on_disk = {p.relative_to(CHART).as_posix() for p in (CHART / directory).rglob("*") if p.is_file()}
+        assert on_disk == {n for n in files if n.startswith(directory + "/")}, directory
+    crds = sorted(n for n in files if n.startswith("files/crds/"))
+    assert len(crds) == 2
+    for name in crds:  # the chart's CRDs are the repository's crds/
+        assert (CHART / name).read_bytes() == (ROOT / "crds" / Path(name).name).read_bytes(), name
+    products = {n.removeprefix("files/products/"): (CHART / n).read_bytes() for n in files
+                if n.startswith("files/products/")}
+    shipped = {p.relative_to(ROOT / "products"): p for p in (ROOT / "products").rglob("*") if p.is_file()}
+    assert products == {rel.as_posix(): p.read_bytes() for rel, p in shipped.items()
+                        if len(rel.parts) > 1 and "__pycache__" not in rel.parts}  # every product folder, whole
+
+
+def _kustomize_name(doc: dict[str, Any]) -> str:
+    """The kustomize install's name of a chart object: outside the release namespace the chart's names carry
+    that namespace (``d3os-operator-d3os-operator-system-manager-role``), so two releases never share one."""
+    return str(doc["metadata"]["name"]).replace(f"d3os-operator-{rbac.NAMESPACE}-", "d3os-operator-")
 
 
 def test_template_matches_kustomize() -> None:
     helm_docs, kust = template(), kustomize("default")
     assert {d["kind"] for d in helm_docs} == {d["kind"] for d in kust} - {"Namespace"}
-    assert {(d["kind"], d["metadata"]["name"]) for d in helm_docs} == {
+    assert {(d["kind"], _kustomize_name(d)) for d in helm_docs} == {
         (d["kind"], d["metadata"]["name"]) for d in kust if d["kind"] != "Namespace"}
     crds_h = {d["metadata"]["name"]: d["spec"] for d in by_kind(helm_docs, "CustomResourceDefinition")}
     crds_k = {d["metadata"]["name"]: d["spec"] for d in by_kind(kust, "CustomResourceDefinition")}
     assert crds_h == crds_k and len(crds_h) == 2, sorted(crds_h)  # every product's CRD
     (role_h,), (role_k,) = by_kind(helm_docs, "ClusterRole"), by_kind(kust, "ClusterRole")
     assert role_h["rules"] == role_k["rules"]
-    roles_h = {(d["metadata"]["namespace"], d["metadata"]["name"]): d["rules"] for d in by_kind(helm_docs, "Role")}
+    roles_h = {(d["metadata"]["namespace"], _kustomize_name(d)): d["rules"] for d in by_kind(helm_docs, "Role")}
     roles_k = {(d["metadata"]["namespace"], d["metadata"]["name"]): d["rules"] for d in by_kind(kust, "Role")}
     assert roles_h == roles_k  # the leader-election Role and the probe targets' Role in default
     (dep_h,), (dep_k,) = by_kind(helm_docs, "Deployment"), by_kind(kust, "Deployment")
@@ -73,10 +97,18 @@ def test_template_matches_kustomize() -> None:
     assert dep_k["metadata"]["labels"].items() <= dep_h["metadata"]["labels"].items()
     tpl_h, tpl_k = dep_h["spec"]["template"]["metadata"], dep_k["spec"]["template"]["metadata"]
     assert tpl_k["labels"].items() <= tpl_h["labels"].items()
+    assert set(tpl_h["annotations"]) == set(tpl_k["annotations"])  # prometheus.io/* and checksum/products
     pod_h, pod_k = dep_h["spec"]["template"]["spec"], dep_k["spec"]["template"]["spec"]
     assert pod_h["securityContext"] == pod_k["securityContext"]
+    vols_h, vols_k = ({v["name"]: v for v in pod["volumes"]} for pod in (pod_h, pod_k))
+    assert vols_h == vols_k  # the products volume: the same keys at the same paths
     (c_h,), (c_k,) = pod_h["containers"], pod_k["containers"]
     assert c_h == c_k
+    (cm_h,), (cm_k,) = by_kind(helm_docs, "ConfigMap"), by_kind(kust, "ConfigMap")
+    assert cm_h["data"] == cm_k["data"]  # the product files, keyed alike
+    (pdb_h,), (pdb_k,) = by_kind(helm_docs, "PodDisruptionBudget"), by_kind(kust, "PodDisruptionBudget")
+    assert pdb_h["spec"]["maxUnavailable"] == pdb_k["spec"]["maxUnavailable"] == 1
+    assert pdb_k["spec"]["selector"]["matchLabels"].items() <= pdb_h["spec"]["selector"]["matchLabels"].items()
 
 
 def test_watch_namespaces_give_namespaced_rbac_and_flags() -> None:
@@ -145,8 +177,9 @@ def test_the_integrations_doc_installs_the_monitoring() -> None:
     assert [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")]
 
 
-@pytest.mark.parametrize("sets", [(), ("watchNamespaces={a,b}",), ("metrics.serviceMonitor.enabled=true",),
-                                  ("prometheusRule.enabled=true", "grafanaDashboard.enabled=true")])
+@pytest.mark.parametrize("sets", [(), ("watchNamespaces={a,b}",), ("grafanaDashboard.enabled=true",),
+                                  ("networkPolicy.enabled=true", "crds.enabled=false", "replicaCount=1",
+                                   "leaderElection.enabled=false")])
 def test_helm_lint(sets: tuple[str, ...]) -> None:
     out = helm("lint", "--strict", str(CHART), *[x for s in sets for x in ("--set", s)])
     assert out.returncode == 0, out.stdout + out.stderr

@@ -50,7 +50,7 @@ def test_sample_copy_matches_example() -> None:
 def test_manager_renders_hardened() -> None:
     docs = kustomize("manager")
     by_kind = {d["kind"]: d for d in docs}
-    assert set(by_kind) == {"Namespace", "Deployment", "Service"}
+    assert set(by_kind) == {"Namespace", "Deployment", "Service", "PodDisruptionBudget", "ConfigMap"}
     svc = by_kind["Service"]
     assert svc["spec"]["ports"] == [{"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}]
     ns = by_kind["Namespace"]

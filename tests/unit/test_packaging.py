@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +79,35 @@ def test_the_image_installs_the_runtime_only() -> None:
         "testenv/ stays out")
     installs = [ln for ln in text.splitlines() if "pip install" in ln]
     assert installs and all("testenv" not in ln and "[" not in ln for ln in installs), installs
+
+
+def test_the_wheel_holds_the_runtime_and_no_generator(tmp_path: Path) -> None:
+    """Built for real (what the Dockerfile copies, offline: no build isolation), the operator's wheel holds the
+    core, the operator and the product files; the build-time generators of the chart and the RBAC
+    (``d3os_generate``, in the development distribution) and the development side are not in it."""
+    src = tmp_path / "src-tree"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("src", "products"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."],
+        cwd=src, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    (wheel,) = tmp_path.glob("d3os_operator-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert tops == {"d3os_core", "d3os_operator", "d3os_products"}, tops
+    modules = {n.rsplit("/", 1)[-1] for n in names if n.startswith("d3os_operator/")}
+    assert {"cli.py", "kube.py", "products.py"} <= modules
+    assert not {"chart.py", "rbac.py"} & modules, "the generators are build-time tools (d3os_generate)"
+    assert "d3os_products/dataservice/product.yaml" in names and "d3os_products/analytics/product.yaml" in names
+
+
+def test_the_generators_live_in_the_development_distribution() -> None:
+    """``python -m d3os_generate.chart`` / ``.rbac``: in testenv/src, which only the dev set-up installs."""
+    pkg = ROOT / "testenv" / "src" / "d3os_generate"
+    assert sorted(p.name for p in pkg.glob("*.py")) == ["__init__.py", "chart.py", "rbac.py"]
+    assert not list((ROOT / "src").rglob("chart.py")) and not list((ROOT / "src").rglob("rbac.py"))

@@ -1,4 +1,4 @@
-"""The operator's RBAC is generated from one declaration (d3os_operator.rbac): the checked-in files of
+"""The operator's RBAC is generated from one declaration (d3os_generate.rbac): the checked-in files of
 config/rbac/ must match it, and it grants no wildcard and nothing the operator does not use."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from d3os_core import api
-from d3os_operator import rbac
+from d3os_generate import rbac
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "rbac"
@@ -23,7 +23,7 @@ def test_checked_in_files_match_the_declaration() -> None:
     got = {p.name: p.read_text(encoding="utf-8") for p in CONFIG.glob("*.yaml")}
     assert set(got) == set(want), "config/rbac/ has other files than the declaration"
     for name, text in want.items():
-        assert got[name] == text, f"config/rbac/{name} drifted: run `python -m d3os_operator.rbac --write config/rbac`"
+        assert got[name] == text, f"config/rbac/{name} drifted: run `python -m d3os_generate.rbac --write config/rbac`"
 
 
 def test_kustomization_lists_every_file() -> None:
@@ -69,7 +69,7 @@ def test_owned_kinds_are_covered_and_claims_never_deleted() -> None:
         group = api_version.rpartition("/")[0]
         verbs = granted[(group, rbac._PLURALS[kind])]
         assert {"get", "list", "watch", "create", "patch"} <= verbs, kind
-        assert ("delete" in verbs) == (kind != "PersistentVolumeClaim"), kind
+        assert ("delete" in verbs) == (kind not in ("PersistentVolumeClaim", "Secret")), kind  # data, credentials
     for plural in ("dataservices", "analyticsservices"):  # every installed product's kind
         assert granted[(api.GROUP, plural)] == {"list", "watch", "patch"}
         assert granted[(api.GROUP, f"{plural}/status")] == {"patch"}

@@ -29,6 +29,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* The manager pods (selector of the Deployment, the metrics Service and the ServiceMonitor). */}}
@@ -44,4 +47,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- else }}
 {{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
 {{- end }}
+{{- end }}
+
+{{/*
+Prefix of the objects outside the release namespace (the ClusterRole and its binding, the probe targets'
+Role in default): <fullname>-<release namespace>, so that two releases of one name in two namespaces never
+share one.
+*/}}
+{{- define "d3os-operator.clusterName" -}}
+{{- printf "%s-%s" (include "d3os-operator.fullname" .) .Release.Namespace }}
 {{- end }}

@@ -1,10 +1,10 @@
 """The operator's RBAC, declared once: every rule is a verb the shell really sends.
 
-``python -m d3os_operator.rbac`` prints the install YAML (ServiceAccount, ClusterRole, ClusterRoleBinding,
-leader-election Role and RoleBinding); ``python -m d3os_operator.rbac --write config/rbac`` writes the
+``python -m d3os_generate.rbac`` prints the install YAML (ServiceAccount, ClusterRole, ClusterRoleBinding,
+leader-election Role and RoleBinding); ``python -m d3os_generate.rbac --write config/rbac`` writes the
 checked-in files, which ``tests/unit/test_rbac.py`` compares with this declaration (drift test).
 
-For an operator that watches given namespaces only (``--namespace``), ``python -m d3os_operator.rbac
+For an operator that watches given namespaces only (``--namespace``), ``python -m d3os_generate.rbac
 --watch-namespace NS [--watch-namespace NS2 ...] --write config/namespaced`` writes a complete kustomize
 install (``config/namespaced``): the same rules as a Role and RoleBinding in each watched namespace and no
 ClusterRole at all, the ServiceAccount and leader-election Role, the CRD and the manager (from
@@ -19,7 +19,8 @@ Where the verbs come from (``kube.py`` is the operator's one door to the API ser
   admission plugin is on.
 * Owned kinds (``d3os_core.api.OWNED_KINDS``): listed and watched by label, ``get`` for a name the plan
   wants to create, server-side apply (``patch``; ``create`` when the object is new), the field take-over
-  is a JSON ``patch``, pruning is a ``delete``. PersistentVolumeClaims are never deleted.
+  is a JSON ``patch``, pruning is a ``delete``. PersistentVolumeClaims are never deleted; nor are Secrets, unless a
+  product has credentials without storage (a claim's credentials outlive any spec: ``credentials.retained``).
 * ControllerRevisions (an owned kind): the DataService's revision history, one per spec that reached
   Ready; pruned with ``delete`` beyond ``spec.revisionHistoryLimit``.
 * Pods: ``list`` only, by the component's labels, and only for a component past its progress deadline:
@@ -49,9 +50,9 @@ from typing import Any
 import yaml
 
 from d3os_core import api
+from d3os_core.credentials import deletes_secrets
 from d3os_core.product import ProductDef
-
-from .products import installed
+from d3os_operator.products import installed
 
 NAMESPACE = "d3os-operator-system"
 SERVICE_ACCOUNT = "d3os-operator-controller-manager"
@@ -109,15 +110,18 @@ _PLURALS = api.OWNED_PLURALS
 OWNED_VERBS = ("get", "list", "watch", "create", "patch", "delete")
 """Children: read (informer, name look-up), server-side apply (create/patch), take-over patch, prune."""
 NEVER_DELETED = frozenset(k.kind for k in api.KINDS if k.owned and not k.deletable)
-"""Claims keep the data: the operator creates them but never deletes one."""
+"""Claims keep the data: the operator creates them but never deletes one. Secrets: ``delete`` only when a
+served product has a credentials Secret that is an instance's own child (:func:`d3os_core.credentials.
+deletes_secrets`); a claim's credentials are never deleted by the operator."""
 
 
-def _owned_rules() -> list[Rule]:
+def _owned_rules(products: Sequence[ProductDef]) -> list[Rule]:
     by_group: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for k in api.KINDS:  # the kinds table: what the operator creates, and whether it may delete it
         if not k.owned:
             continue
-        verbs = tuple(v for v in OWNED_VERBS if not (v == "delete" and k.kind in NEVER_DELETED))
+        deletes = k.deletable and (k.kind != "Secret" or any(deletes_secrets(p) for p in products))
+        verbs = tuple(v for v in OWNED_VERBS if v != "delete" or deletes)
         by_group.setdefault((k.group, verbs), []).append(k.plural)
     return [
         Rule(group, tuple(resources), verbs, "the children it renders")
@@ -129,6 +133,10 @@ def _plurals(products: Sequence[ProductDef] | None) -> tuple[str, ...]:
     return tuple(p.names.plural for p in (products if products is not None else installed()))
 
 
+def _served(products: Sequence[ProductDef] | None) -> Sequence[ProductDef]:
+    return products if products is not None else installed()
+
+
 def cluster_rules(products: Sequence[ProductDef] | None = None) -> list[Rule]:
     """The ClusterRole: everything the operator does in the namespaces it serves, for every product
     (default: the installed ones)."""
@@ -138,7 +146,7 @@ def cluster_rules(products: Sequence[ProductDef] | None = None) -> list[Rule]:
         Rule(api.GROUP, tuple(f"{p}/status" for p in plurals), ("patch",), "status (server-side apply)"),
         Rule(api.GROUP, tuple(f"{p}/finalizers" for p in plurals), ("update",),
              "ownerReferences with blockOwnerDeletion"),
-        *_owned_rules(),
+        *_owned_rules(_served(products)),
         Rule("", (api.PLURALS["Pod"],), ("list",), "why a component past its progress deadline is stuck"),
         Rule("", (api.PLURALS["Event"],), ("create", "patch"), "Events on DataServices (a repeat patches the count)"),
     ]
@@ -242,7 +250,7 @@ def manifests(namespace: str = NAMESPACE, service_account: str = SERVICE_ACCOUNT
     }
 
 
-HEADER = "# Generated by `python -m d3os_operator.rbac --write config/rbac` from d3os_operator/rbac.py: do not edit.\n"
+HEADER = "# Generated by `python -m d3os_generate.rbac --write config/rbac` from d3os_generate/rbac.py: do not edit.\n"
 NAMESPACED_DIR = "config/namespaced"
 EXAMPLE_WATCH = ("dataservice",)
 """The watched namespaces of the checked-in ``config/namespaced`` (regenerate it for yours)."""
@@ -325,7 +333,7 @@ def namespaced_command(watch: Sequence[str], namespace: str, service_account: st
         args.append(f"--namespace {namespace}")
     if service_account != SERVICE_ACCOUNT:
         args.append(f"--service-account {service_account}")
-    return f"python -m d3os_operator.rbac {' '.join(args)} --write {directory}"
+    return f"python -m d3os_generate.rbac {' '.join(args)} --write {directory}"
 
 
 def namespaced_files(
@@ -371,7 +379,7 @@ def render_namespaced(watch: Sequence[str], namespace: str = NAMESPACE, service_
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m d3os_operator.rbac", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m d3os_generate.rbac", description=__doc__.splitlines()[0])
     p.add_argument("--namespace", default=NAMESPACE, help="the operator's namespace (ServiceAccount, Lease)")
     p.add_argument("--service-account", default=SERVICE_ACCOUNT)
     p.add_argument(
