@@ -20,10 +20,11 @@ FIELD_MANAGER = "kubectl-d3os"
 
 
 def kubeconfig(args: argparse.Namespace) -> Any:
-    """The kubeconfig the command line names (a lightkube ``KubeConfig``), narrowed to ``--context``."""
-    from lightkube import KubeConfig
+    """The kubeconfig the command line names (a lightkube ``KubeConfig``, :mod:`.kubeconfig`'s merge of a
+    ``$KUBECONFIG`` list as kubectl does), narrowed to ``--context``."""
+    from . import kubeconfig as kc
 
-    config = KubeConfig.from_file(args.kubeconfig) if args.kubeconfig else KubeConfig.from_env()
+    config = kc.load(args.kubeconfig, args.context)
     return config.get(args.context) if args.context else config
 
 

@@ -7,7 +7,6 @@ commands read a file (or nothing) and need no cluster; the cluster commands need
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
 from .. import __version__
@@ -16,7 +15,8 @@ from .connect import FIELD_MANAGER
 
 OFFLINE = ("render", "validate", "plan", "crd", "reference", "product", "completion")
 CLUSTER = ("status", "diff", "apply", "history", "rollback")
-KUBECONFIG_HELP = "kubeconfig file (default: $D3OS_KUBECONFIG, else $KUBECONFIG, else ~/.kube/config)"
+KUBECONFIG_HELP = ("kubeconfig file (default: $D3OS_KUBECONFIG, else $KUBECONFIG, each a colon-separated list merged "
+                   "as kubectl does, else ~/.kube/config)")
 GROUPS = (
     ("offline commands", "Read a DataService file (or nothing) and print; no cluster needed.", OFFLINE),
     ("cluster commands", "Talk to the cluster of the kubeconfig: --kubeconfig, else $D3OS_KUBECONFIG, else "
@@ -35,7 +35,7 @@ WAIT_HELP = "show progress until Ready (0) or Degraded/timeout (1)"
 
 def _cluster_options(sp: argparse.ArgumentParser, namespace_help: str) -> None:
     sp.add_argument("-n", "--namespace", help=namespace_help)
-    sp.add_argument("--kubeconfig", default=os.environ.get("D3OS_KUBECONFIG"), help=KUBECONFIG_HELP)
+    sp.add_argument("--kubeconfig", default=None, help=KUBECONFIG_HELP)
     sp.add_argument("--context", default=None, help="kubeconfig context (default: the current one)")
 
 
