@@ -146,3 +146,70 @@ def test_render_reads_back_the_same_in_kubectl(k8s_cluster: Any, cases: list[tup
         annotations = item["metadata"].get("annotations") or {}
         annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
     assert items == docs
+
+
+def _kubectl(cluster: Any, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(cluster.bin_dir / "kubectl"), f"--kubeconfig={cluster.kubeconfig}", *args],
+                          input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def test_apply_refuses_an_invalid_file_before_any_request(k8s_cluster: Any, k8s_namespace: str, crd: None,
+                                                         tmp_path: Path) -> None:
+    """Issue 26 item 3: the offline verdict first (exit 2, the field path), never the API server's
+    ``failed to create typed patch object … expected numeric`` (exit 7); nothing is created."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SAMPLE.read_text(encoding="utf-8").replace("port: 9085", 'port: "9085x"'), encoding="utf-8")
+    for cmd in ("apply", "diff"):
+        out = run(k8s_cluster, str(BIN / "d3os"), cmd, str(bad), "-n", k8s_namespace)
+        one_line(out, clierrors.EXIT_INVALID, str(bad), "spec.api-manager.port", "must be an integer")
+    got = _kubectl(k8s_cluster, "get", "dsvc", "-n", k8s_namespace, "-o", "name")
+    assert got.returncode == 0 and got.stdout == "", got
+
+
+def test_a_field_manager_conflict_is_explained(k8s_cluster: Any, k8s_namespace: str, crd: None,
+                                               tmp_path: Path) -> None:
+    """Issue 26 item 4: after a client-side ``kubectl apply`` (docs/install.md's path), ``d3os diff``/``apply`` of
+    a changed image name the field, its manager and the resolving command; with ``--force-conflicts`` the diff
+    shows the one real change (not ``+ nodePort: null`` for the sample's empty fields), and the command the
+    message gives resolves it."""
+    ns = k8s_namespace
+    made = _kubectl(k8s_cluster, "apply", "-n", ns, "-f", str(SAMPLE))
+    assert made.returncode == 0, made
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(SAMPLE.read_text(encoding="utf-8").replace("dataservice-web:v1.4", "dataservice-web:v1.5"),
+                      encoding="utf-8")
+    for cmd in ("diff", "apply"):
+        out = run(k8s_cluster, str(BIN / "d3os"), cmd, str(edited), "-n", ns)
+        one_line(out, clierrors.EXIT_API, "conflict", ".spec.web.image", '"kubectl-client-side-apply"',
+                 f"d3os apply {edited} -n {ns} --force-conflicts")
+    out = run(k8s_cluster, str(BIN / "d3os"), "diff", str(edited), "-n", ns, "--force-conflicts")
+    assert out.returncode == 1, out
+    own = out.stdout.split("--- live/", 2)[1]  # the DataService's own diff (its children come after)
+    changed = [line for line in own.splitlines()[2:] if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert changed == ["-    image: registry-edge.cosmoplat.com/dataservice/dataservice-web:v1.4",
+                       "+    image: registry-edge.cosmoplat.com/dataservice/dataservice-web:v1.5"], own
+    resolve = one_line_command(out_of=run(k8s_cluster, str(BIN / "d3os"), "apply", str(edited), "-n", ns))
+    done = run(k8s_cluster, str(BIN / "d3os"), *resolve)
+    assert done.returncode == 0, done
+    image = _kubectl(k8s_cluster, "get", "dsvc", "dataservice-sample", "-n", ns, "-o", "jsonpath={.spec.web.image}")
+    assert image.stdout.endswith(":v1.5"), image
+    out = run(k8s_cluster, str(BIN / "d3os"), "diff", str(edited), "-n", ns)  # the DataService is as the file says
+    assert "--- live/DataService/" not in out.stdout, out.stdout[:2000]
+
+
+def one_line_command(out_of: subprocess.CompletedProcess[str]) -> list[str]:
+    """The arguments of the ``d3os apply …`` command a conflict message gives."""
+    match = re.search(r"to take them over: d3os (apply \S+ -n \S+ --force-conflicts)", out_of.stderr)
+    assert match, out_of.stderr
+    return match.group(1).split(" ")
+
+
+def test_diff_into_a_closed_pipe_still_says_changes(k8s_cluster: Any, k8s_namespace: str, crd: None) -> None:
+    """Issue 26 item 6: ``d3os diff FILE | head -1`` exits 1 (changes), as the unpiped diff does, not 0."""
+    shell = (f"{BIN / 'd3os'} diff {SAMPLE} -n {k8s_namespace} | head -1; "
+             'echo "exit=${PIPESTATUS[0]}"')
+    out = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                         env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": "/nonexistent-home",
+                              "KUBECONFIG": str(k8s_cluster.kubeconfig)})
+    assert out.stdout.splitlines() == [f"--- live/DataService/dataservice-sample", "exit=1"], out
+    assert out.stderr == "", out.stderr

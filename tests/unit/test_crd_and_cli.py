@@ -90,7 +90,7 @@ def test_bad_files_give_an_error_not_a_traceback(tmp_path: Path, content: str) -
     for cmd in ("validate", "render", "plan"):
         r = d3os(cmd, str(f))
         assert r.returncode == 2, (cmd, r.stdout)
-        assert r.stderr.startswith("error: ") and "Traceback" not in r.stderr
+        assert r.stderr.startswith("d3os: error: ") and "Traceback" not in r.stderr
 
 
 def test_plan_against_a_fake_state(tmp_path: Path) -> None:

@@ -23,13 +23,11 @@ from d3os_core.revisions import KIND, NOT_RECORDED, Revision, by_number, changes
 
 from . import connect
 from .apply import printer, wait_for_outcome
+from .errors import EXIT_NO, CliError
 from .status import table
 
 if TYPE_CHECKING:
     from d3os_core.product import ProductDef
-
-EXIT_ERROR = 2
-
 
 def _revisions(client: Any, name: str, namespace: str, uid: str) -> list[Revision]:
     from ..kube import kind_info
@@ -68,7 +66,7 @@ def _load(
     """The namespace, the instance's product, the instance and its revisions (None, said on ``out``: not
     found)."""
     ns = connect.namespace(args, client)
-    found = connect.find(client, args.name, ns, args.kind)
+    found = connect.find(client, args.name, ns, args.kind, args.product)
     if found.product is None or found.instance is None:
         out.write(found.not_found(ns, args.name))
         return None
@@ -129,9 +127,8 @@ def _rollback(args: argparse.Namespace, config: Any, client: Any, out: TextIO) -
     ns, product, ds, revs = loaded
     res = product_kind(product.names).res
     chosen = pick(revs, str((ds.get("status") or {}).get("currentRevision") or ""), args.to_revision)
-    if isinstance(chosen, str):
-        out.write(f"error: {chosen}\n")
-        return EXIT_ERROR
+    if isinstance(chosen, str):  # no such revision: the answer is "no" (exit 1, as --help says)
+        raise CliError(EXIT_NO, f"{product.names.kind} {ns}/{args.name}: {chosen}")
     spec = target_spec(chosen, ds.get("spec") or {})
     if spec == ds.get("spec"):
         out.write(f"skipped rollback: the spec already is revision {chosen.number}\n")

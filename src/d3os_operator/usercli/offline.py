@@ -28,26 +28,46 @@ from d3os_core.yamlload import DuplicateKeyError, load_all
 from d3os_core.yamlout import dump_all
 
 from .. import products as product_files
+from .errors import CliError
 
 EXIT_INVALID = 2
+MAX_INSTANCE_BYTES = 3 * 1024 * 1024
+"""The API server refuses a request body over 3 MiB (and etcd an object over 1.5 MiB): an instance file larger
+than that can never be applied, and PyYAML would take seconds per MB to say so."""
 
 
 def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(code)
+    raise CliError(code, message)
 
 
-def _load_docs(path: str) -> list[Any]:
+def read_text(path: str, limit: int | None = None) -> str:
+    """The text of ``path`` ('-': stdin): refused in one line when unreadable, larger than ``limit`` bytes
+    (before anything is parsed), or not UTF-8 text (a binary file)."""
     try:
-        with open(path, encoding="utf-8") if path != "-" else sys.stdin as fh:
-            docs = [d for d in load_all(fh) if d is not None]
+        if path == "-":
+            raw = sys.stdin.buffer.read(limit + 1 if limit is not None else -1)
+        else:
+            with open(path, "rb") as fh:
+                raw = fh.read(limit + 1 if limit is not None else -1)
     except OSError as exc:
         _fail(f"{path}: {exc.strerror or exc}")
+    if limit is not None and len(raw) > limit:
+        _fail(f"{path}: larger than {limit // (1024 * 1024)} MiB, the most the API server accepts in one request "
+              "(an instance is a few KiB)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        _fail(f"{path}: not a YAML text file: byte 0x{raw[exc.start]:02x} at offset {exc.start} is not UTF-8")
+
+
+def _load_docs(path: str, limit: int | None = MAX_INSTANCE_BYTES) -> list[Any]:
+    text = read_text(path, limit)
+    try:
+        return [d for d in load_all(text) if d is not None]
     except DuplicateKeyError as exc:
         _fail(f"{path}: {exc.problem}")
     except yaml.YAMLError as exc:
         _fail(f"{path}: not valid YAML: {exc}".replace("\n", " "))
-    return docs
 
 
 def catalogue(product: str | None = None) -> tuple[ProductDef, ...]:
@@ -69,8 +89,16 @@ def catalogue(product: str | None = None) -> tuple[ProductDef, ...]:
 
 def _what(doc: Any) -> str:
     if isinstance(doc, dict) and isinstance(doc.get("kind"), str):
-        return f"a {doc['kind']}"
-    return f"a {type(doc).__name__}" if doc is not None else "nothing"
+        name = (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
+        return f"a {doc['kind']}" + (f" ({name})" if isinstance(name, str) else "")
+    if isinstance(doc, dict):
+        return "a mapping without a kind"
+    return {"str": "a string", "list": "a list"}.get(type(doc).__name__, f"a {type(doc).__name__}")
+
+
+def found_text(docs: Sequence[Any]) -> str:
+    """What a file holds, said as a person would: ``a ConfigMap (x), a Secret (y)``, or ``nothing``."""
+    return ", ".join(_what(d) for d in docs) or "nothing (no YAML document)"
 
 
 def load_instance(path: str, products: Sequence[ProductDef] | None = None) -> tuple[JSON, ProductDef]:
@@ -82,8 +110,7 @@ def load_instance(path: str, products: Sequence[ProductDef] | None = None) -> tu
     found = [d for d in docs if isinstance(d, dict) and d.get("kind") in kinds]
     if len(found) != 1:
         wanted = " or ".join(kinds)
-        others = ", ".join(_what(d) for d in docs if d not in found) or "nothing else"
-        _fail(f"{path}: expected exactly one {wanted}; found {len(found)} (and {others})")
+        _fail(f"{path}: expected exactly one {wanted}; found {found_text(docs)}")
     ds = found[0]
     product = kinds[ds["kind"]]
     if ds.get("apiVersion") != api.API_VERSION:
@@ -115,6 +142,16 @@ def _problems(ds: Mapping[str, Any], product: ProductDef) -> list[FieldError]:
     return errors
 
 
+def valid_instance(path: str, products: Sequence[ProductDef] | None = None) -> tuple[JSON, ProductDef]:
+    """:func:`load_instance`, refused (exit 2, one line per problem naming ``spec.<path>``) unless the instance
+    is valid: the offline verdict, before anything is rendered, planned or sent to a cluster."""
+    ds, product = load_instance(path, products)
+    errors = _problems(ds, product)
+    if errors:
+        _fail("\n".join(f"{path}: {err}" for err in errors))
+    return ds, product
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     ds, product = load_instance(args.file, catalogue(args.product))
     errors = _problems(ds, product)
@@ -127,12 +164,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    ds, product = load_instance(args.file, catalogue(args.product))
-    errors = _problems(ds, product)
-    for err in errors:
-        print(str(err), file=sys.stderr)
-    if errors:
-        return EXIT_INVALID
+    ds, product = valid_instance(args.file, catalogue(args.product))
     spec = parse_spec(ds.get("spec"), product)
     _dump(desired(_parent(ds, args.namespace, product), spec, product))
     return 0
@@ -142,7 +174,7 @@ def _observed_objects(path: str | None) -> dict[ObjKey, JSON]:
     if path is None:
         return {}
     objects: dict[ObjKey, JSON] = {}
-    for doc in _load_docs(path):
+    for doc in _load_docs(path, limit=None):
         items = doc.get("items") if isinstance(doc, dict) and doc.get("kind", "").endswith("List") else [doc]
         for item in items or []:
             if not isinstance(item, dict) or "kind" not in item or "name" not in (item.get("metadata") or {}):
@@ -152,7 +184,7 @@ def _observed_objects(path: str | None) -> dict[ObjKey, JSON]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    ds, product = load_instance(args.file, catalogue(args.product))
+    ds, product = valid_instance(args.file, catalogue(args.product))
     objects = _observed_objects(args.observed)
     meta = dict(ds["metadata"])
     if not meta.get("uid"):  # take the uid the observed children point at

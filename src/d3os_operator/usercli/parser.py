@@ -33,8 +33,13 @@ NS_OF_FILE = "namespace (default: the file's metadata.namespace, else the kubeco
 WAIT_HELP = "show progress until Ready (0) or Degraded/timeout (1)"
 
 
-def _cluster_options(sp: argparse.ArgumentParser, namespace_help: str) -> None:
+PRODUCT_OF_NAME = ("a product folder (or its product.yaml) not installed, or an installed product's name: NAME is "
+                   "looked up under its kind only")
+
+
+def _cluster_options(sp: argparse.ArgumentParser, namespace_help: str, product_help: str = PRODUCT_HELP) -> None:
     sp.add_argument("-n", "--namespace", help=namespace_help)
+    sp.add_argument("--product", help=product_help)
     sp.add_argument("--kubeconfig", default=None, help=KUBECONFIG_HELP)
     sp.add_argument("--context", default=None, help="kubeconfig context (default: the current one)")
 
@@ -106,7 +111,7 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     st.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)
     st.add_argument("-w", "--watch", action="store_true", help="redraw on every change (Ctrl-C to stop)")
     st.add_argument("--timeout", type=float, default=0, help="with --watch: stop after this many seconds")
-    _cluster_options(st, NS_OF_NAME)
+    _cluster_options(st, NS_OF_NAME, PRODUCT_OF_NAME)
     st.set_defaults(func=status.cmd_status)
     df = sub.add_parser(
         "diff", help="show what applying FILE would change (server-side dry run); exit 1 if anything",
@@ -138,7 +143,7 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     )
     hi.add_argument("name", help=NAME_HELP)
     hi.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)
-    _cluster_options(hi, NS_OF_NAME)
+    _cluster_options(hi, NS_OF_NAME, PRODUCT_OF_NAME)
     hi.set_defaults(func=history.cmd_history)
     rb = sub.add_parser(
         "rollback", help="rewrite the spec from an earlier revision (like kubectl rollout undo)",
@@ -152,7 +157,7 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                     help="revision number (default: the one before the current)")
     rb.add_argument("--wait", action="store_true", help=WAIT_HELP)
     rb.add_argument("--timeout", type=float, default=600.0, help="with --wait, seconds (default 600)")
-    _cluster_options(rb, NS_OF_NAME)
+    _cluster_options(rb, NS_OF_NAME, PRODUCT_OF_NAME)
     rb.set_defaults(func=history.cmd_rollback)
 
 
@@ -187,6 +192,7 @@ def build_parser(prog: str = "d3os") -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"{prog} {__version__}")
     p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    p.set_defaults(prog=prog)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_offline(sub)
     _add_cluster(sub)

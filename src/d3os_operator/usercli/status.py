@@ -15,6 +15,7 @@ from d3os_core.status import find_condition
 from d3os_core.text import display_width
 
 from . import connect, watch
+from .errors import EXIT_INTERRUPTED
 
 STATE_WORDS = {
     "Ready": "ready",
@@ -106,7 +107,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     config = connect.kubeconfig(args)
     with connect.client(config) as client:
         ns = connect.namespace(args, client)
-        found = connect.find(client, args.name, ns, args.kind)
+        found = connect.find(client, args.name, ns, args.kind, args.product)
     ds = found.instance
     watched = (found.product,) if found.product is not None else found.tried
     kinds = [p.names.kind for p in watched]
@@ -115,19 +116,26 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         return 0 if ds is not None else 1
     tty = out.isatty()
     deadline = time.monotonic() + args.timeout if args.timeout else None
-    last = None
-    with contextlib.suppress(KeyboardInterrupt), contextlib.closing(
-        watch.states(config, ds, ns, args.name, deadline, resources=[product_kind(p.names).res for p in watched])
-    ) as states:
-        for state in states:
-            screen = format_status(state, args.name, ns, kinds)
-            if screen == last:
-                continue
-            last = screen
-            if tty:
-                out.write("\x1b[H\x1b[2J")
-            else:
-                out.write(f"--- {time.strftime('%H:%M:%S')}\n")
-            out.write(screen)
-            out.flush()
+    try:
+        with contextlib.closing(watch.states(config, ds, ns, args.name, deadline,
+                                             resources=[product_kind(p.names).res for p in watched])) as states:
+            _redraw(states, args.name, ns, kinds, out, tty)
+    except KeyboardInterrupt:  # Ctrl-C: the documented 130, quietly (as kubectl get --watch)
+        return EXIT_INTERRUPTED
     return 0
+
+
+def _redraw(states: Any, name: str, ns: str, kinds: Sequence[str], out: TextIO, tty: bool) -> None:
+    """Each state a new screen (the terminal cleared, else a time-stamped separator), unchanged ones skipped."""
+    last = None
+    for state in states:
+        screen = format_status(state, name, ns, kinds)
+        if screen == last:
+            continue
+        last = screen
+        if tty:
+            out.write("\x1b[H\x1b[2J")
+        else:
+            out.write(f"--- {time.strftime('%H:%M:%S')}\n")
+        out.write(screen)
+        out.flush()
