@@ -211,5 +211,5 @@ def test_diff_into_a_closed_pipe_still_says_changes(k8s_cluster: Any, k8s_namesp
     out = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=120, cwd=ROOT,
                          env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": "/nonexistent-home",
                               "KUBECONFIG": str(k8s_cluster.kubeconfig)})
-    assert out.stdout.splitlines() == [f"--- live/DataService/dataservice-sample", "exit=1"], out
+    assert out.stdout.splitlines() == ["--- live/DataService/dataservice-sample", "exit=1"], out
     assert out.stderr == "", out.stderr

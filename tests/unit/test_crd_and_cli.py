@@ -62,7 +62,7 @@ def test_crd_schema_is_structural() -> None:
 def test_printer_columns_and_names() -> None:
     crd = crd_manifest(DATASERVICE)
     cols = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
-    assert cols == ["Phase", "Message", "Ready", "Age"]
+    assert cols == ["Status", "Phase", "Message", "Ready", "Age"]
     assert crd["spec"]["versions"][0]["subresources"] == {"status": {}}
     assert crd["spec"]["names"]["shortNames"] == ["dsvc"]
 
