@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -213,3 +214,59 @@ def test_diff_into_a_closed_pipe_still_says_changes(k8s_cluster: Any, k8s_namesp
                               "KUBECONFIG": str(k8s_cluster.kubeconfig)})
     assert out.stdout.splitlines() == ["--- live/DataService/dataservice-sample", "exit=1"], out
     assert out.stderr == "", out.stderr
+
+
+def test_get_lists_every_product_kind_and_output_formats_match_kubectl(
+    k8s_cluster: Any, k8s_namespace: str, crd: None, tmp_path: Path
+) -> None:
+    """Issue 26 item 5, kubectl the oracle: ``d3os get [-n NS | -A] -o name|json`` lists what ``kubectl get
+    dsvc,asvc`` lists; ``status -o json`` is the object kubectl returns; the STATUS column (item 8) shows the
+    status' summary in kubectl's table and in ``d3os get``."""
+    ns, d3os = k8s_namespace, str(BIN / "d3os")
+    other = f"{ns}-b"
+    assert _kubectl(k8s_cluster, "create", "namespace", other).returncode == 0
+    try:
+        for path, where in ((SAMPLE, ns), (ANALYTICS, ns), (SAMPLE, other)):
+            assert run(k8s_cluster, d3os, "apply", str(path), "-n", where).returncode == 0
+        for scope in (["-n", ns], ["-A"]):
+            mine = run(k8s_cluster, d3os, "get", *scope, "-o", "name")
+            theirs = _kubectl(k8s_cluster, "get", "dataservices,analyticsservices", *scope, "-o", "name")
+            assert mine.returncode == 0 and theirs.returncode == 0, (mine, theirs)
+            assert sorted(mine.stdout.splitlines()) == sorted(theirs.stdout.splitlines()), (mine, theirs)
+            listed = json.loads(run(k8s_cluster, d3os, "get", *scope, "-o", "json").stdout)
+            kubectl_listed = json.loads(_kubectl(k8s_cluster, "get", "dataservices,analyticsservices", *scope,
+                                                 "-o", "json").stdout)
+            key = lambda o: (o["metadata"]["namespace"], o["kind"], o["metadata"]["name"])  # noqa: E731
+            assert sorted(map(key, listed["items"])) == sorted(map(key, kubectl_listed["items"]))
+        assert len(run(k8s_cluster, d3os, "get", "-A", "-o", "name").stdout.splitlines()) >= 3
+        mine = json.loads(run(k8s_cluster, d3os, "status", "dataservice-sample", "-n", ns, "-o", "json").stdout)
+        theirs = json.loads(_kubectl(k8s_cluster, "get", "dsvc", "dataservice-sample", "-n", ns, "-o", "json").stdout)
+        assert mine == theirs
+        patch = json.dumps({"status": {"summary": "Degraded", "ready": "11/12", "phase": "web已部署"}})
+        done = _kubectl(k8s_cluster, "patch", "dsvc", "dataservice-sample", "-n", ns, "--subresource=status",
+                        "--type=merge", "-p", patch)
+        assert done.returncode == 0, done
+        header, line = _kubectl(k8s_cluster, "get", "dsvc", "dataservice-sample", "-n", ns).stdout.splitlines()[:2]
+        assert header.split()[:2] == ["NAME", "STATUS"] and line.split()[:2] == ["dataservice-sample", "Degraded"]
+        table = run(k8s_cluster, d3os, "get", "-n", ns).stdout.splitlines()
+        assert table[0].split() == ["NAME", "KIND", "STATUS", "READY", "PHASE", "AGE"], table
+        assert [r.split()[:4] for r in table[1:]] == [
+            ["analyticsservice-sample", "AnalyticsService", "-", "-"],
+            ["dataservice-sample", "DataService", "Degraded", "11/12"]], table
+        out = run(k8s_cluster, d3os, "get", "nothing-here", "-n", ns)
+        assert out.returncode == 1 and "DataService" in out.stdout and "not found" in out.stdout, out
+        one_line(run(k8s_cluster, d3os, "get", "-A", "-n", ns), clierrors.EXIT_INVALID, "-A", "-n")
+    finally:
+        _kubectl(k8s_cluster, "delete", "namespace", other, "--wait=false")
+
+
+def test_plan_names_objects_as_kubectl_does(k8s_cluster: Any) -> None:
+    """``d3os plan FILE -o name``: the objects of ``-o wide``'s manifests, named as ``kubectl create -o name``."""
+    wide = subprocess.run([str(BIN / "d3os"), "plan", str(SAMPLE), "-o", "wide"], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    names = subprocess.run([str(BIN / "d3os"), "plan", str(SAMPLE), "-o", "name"], capture_output=True, text=True,
+                           timeout=120, cwd=ROOT)
+    manifests = yaml.safe_load(wide.stdout)["apply"]
+    kubectl = _kubectl(k8s_cluster, "create", "--dry-run=client", "-o", "name", "-f", "-", stdin=dump_all(manifests))
+    assert kubectl.returncode == 0, kubectl.stderr
+    assert names.returncode == 0 and names.stdout == kubectl.stdout and len(manifests) >= 5, (names, kubectl)

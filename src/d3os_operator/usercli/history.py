@@ -24,6 +24,7 @@ from d3os_core.revisions import KIND, NOT_RECORDED, Revision, by_number, changes
 from . import connect
 from .apply import printer, wait_for_outcome
 from .errors import EXIT_NO, CliError
+from .output import document
 from .status import table
 
 if TYPE_CHECKING:
@@ -39,24 +40,33 @@ def _revisions(client: Any, name: str, namespace: str, uid: str) -> list[Revisio
     return observed_revisions(objects, uid)
 
 
+def records(revisions: Sequence[Revision], current: str) -> list[dict[str, Any]]:
+    """The revisions as ``-o json|yaml`` prints them: number, ControllerRevision name, current or not, when
+    Ready, the generation, what changed from the one before, and the spec."""
+    out: list[dict[str, Any]] = []
+    previous: Revision | None = None
+    for r in revisions:
+        out.append({
+            "revision": r.number, "name": r.name, "current": r.name == current, "readyAt": r.ready_at or None,
+            "generation": r.generation or None,
+            "change": "; ".join(changes(previous.spec, r.spec)) if previous is not None
+            else "initial" if r.number == 1 else "(first revision kept)",
+            "spec": dict(r.spec),
+        })
+        previous = r
+    return out
+
+
 def format_history(revisions: Sequence[Revision], current: str, name: str, namespace: str,
-                   kind: str = "DataService") -> str:
-    """The table of ``d3os history`` (``kind``: the instance's)."""
+                   kind: str = "DataService", wide: bool = False) -> str:
+    """The table of ``d3os history`` (``kind``: the instance's; ``wide``: with each ControllerRevision)."""
     if not revisions:
         return (f"{kind} {namespace}/{name}: no revisions yet (a revision is recorded when a spec "
                 "reaches Ready)\n")
-    rows = [["REVISION", "CURRENT", "READY AT", "GENERATION", "CHANGE"]]
-    previous: Revision | None = None
-    for r in revisions:
-        rows.append([
-            str(r.number),
-            "*" if r.name == current else "",
-            r.ready_at or "-",
-            str(r.generation or "-"),
-            "; ".join(changes(previous.spec, r.spec)) if previous is not None
-            else "initial" if r.number == 1 else "(first revision kept)",
-        ])
-        previous = r
+    rows = [["REVISION", "CURRENT", "READY AT", "GENERATION", *(["CONTROLLERREVISION"] if wide else []), "CHANGE"]]
+    for r in records(revisions, current):
+        rows.append([str(r["revision"]), "*" if r["current"] else "", r["readyAt"] or "-",
+                     str(r["generation"] or "-"), *([r["name"]] if wide else []), r["change"]])
     return "\n".join(table(rows)) + "\n"
 
 
@@ -80,8 +90,13 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
     if loaded is None:
         return 1
     ns, product, ds, revs = loaded
-    out.write(format_history(revs, str((ds.get("status") or {}).get("currentRevision") or ""), args.name, ns,
-                             product.names.kind))
+    current = str((ds.get("status") or {}).get("currentRevision") or "")
+    if args.output == "name":
+        out.write("".join(f"controllerrevision.apps/{r.name}\n" for r in revs))
+    elif args.output in ("json", "yaml"):
+        out.write(document(records(revs, current), args.output))
+    else:
+        out.write(format_history(revs, current, args.name, ns, product.names.kind, wide=args.output == "wide"))
     return 0
 
 

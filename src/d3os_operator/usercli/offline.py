@@ -29,6 +29,7 @@ from d3os_core.yamlout import dump_all
 
 from .. import products as product_files
 from .errors import CliError
+from .output import document, resource_name
 
 EXIT_INVALID = 2
 MAX_INSTANCE_BYTES = 3 * 1024 * 1024
@@ -203,8 +204,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     probes = {p.key: ProbeResult(args.third_party == "up", "" if args.third_party == "up" else "down")
               for p in first.probes} if args.third_party != "unknown" else {}
     result = plan(parent, Observed(objects=objects, probes=probes), facts, product) if probes else first
+    full = args.full or args.output == "wide"
+    if args.output == "name":  # the objects it would apply, as `kubectl apply -o name` names them
+        sys.stdout.write("".join(resource_name(a.manifest) + "\n" for a in result.apply))
+        return 0
     out: JSON = {
-        "apply": [a.manifest if args.full else {
+        "apply": [a.manifest if full else {
             "kind": a.manifest["kind"], "name": a.manifest["metadata"]["name"], "component": a.component,
             "create": a.create} for a in result.apply],
         "delete": [{"kind": d.kind, "name": d.name, "component": d.component} for d in result.delete],
@@ -214,7 +219,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         "requeueAfter": result.requeue_after,
         "status": result.status,
     }
-    _dump([out])
+    sys.stdout.write(document(out, "json" if args.output == "json" else "yaml"))
     return 0
 
 

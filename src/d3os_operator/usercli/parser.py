@@ -10,11 +10,11 @@ import argparse
 from collections.abc import Sequence
 
 from .. import __version__
-from . import apply, completion, diff, errors, history, offline, productcmd, status
+from . import apply, completion, diff, errors, get, history, offline, output, productcmd, status
 from .connect import FIELD_MANAGER
 
 OFFLINE = ("render", "validate", "plan", "crd", "reference", "product", "completion")
-CLUSTER = ("status", "diff", "apply", "history", "rollback")
+CLUSTER = ("get", "status", "diff", "apply", "history", "rollback")
 KUBECONFIG_HELP = ("kubeconfig file (default: $D3OS_KUBECONFIG, else $KUBECONFIG, each a colon-separated list merged "
                    "as kubectl does, else ~/.kube/config)")
 GROUPS = (
@@ -83,6 +83,7 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                     help="treat the resource as not yet carrying the operator's finalizer")
     pl.add_argument("--now", default="1970-01-01T00:00:00Z", help="time stamp for conditions")
     pl.add_argument("--product", help=PRODUCT_HELP)
+    output.add_option(pl, "whole manifests, as --full (default: yaml)")
     pl.set_defaults(func=offline.cmd_plan)
     c = sub.add_parser(
         "crd", help="print the CustomResourceDefinition of every installed product (offline)",
@@ -101,6 +102,19 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    ge = sub.add_parser(
+        "get", help="list the instances of every installed product (-A: in every namespace), with their STATUS",
+        description="List the instances of every installed product kind (a DataService, an AnalyticsService, ...) "
+        "in the namespace (-A: every namespace): name, kind, STATUS (Ready, Progressing, Degraded, Stalled, "
+        "Suspended, Deleting), ready components, PHASE, age. A kind whose CRD is not installed is left out "
+        "(said on stderr). Exit 0; 1 when NAME is given and not found.",
+    )
+    ge.add_argument("name", nargs="?", help="only the instance of this name (under every kind, or --kind's)")
+    ge.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)
+    ge.add_argument("-A", "--all-namespaces", action="store_true", help="list the instances of every namespace")
+    output.add_option(ge, "the MESSAGE (the chain) and the generation observed")
+    _cluster_options(ge, "namespace to list (default: the kubeconfig context's, else default)", PRODUCT_OF_NAME)
+    ge.set_defaults(func=get.cmd_get)
     st = sub.add_parser(
         "status", help="show a DataService: the chain, each component's state and reason, the conditions",
         description="Show the DataService NAME as the operator last reported it: phase, the chain with the current "
@@ -111,6 +125,7 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     st.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)
     st.add_argument("-w", "--watch", action="store_true", help="redraw on every change (Ctrl-C to stop)")
     st.add_argument("--timeout", type=float, default=0, help="with --watch: stop after this many seconds")
+    output.add_option(st, "each component's step start (SINCE) and desired-state hash")
     _cluster_options(st, NS_OF_NAME, PRODUCT_OF_NAME)
     st.set_defaults(func=status.cmd_status)
     df = sub.add_parser(
@@ -143,6 +158,7 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     )
     hi.add_argument("name", help=NAME_HELP)
     hi.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)
+    output.add_option(hi, "the ControllerRevision of each revision")
     _cluster_options(hi, NS_OF_NAME, PRODUCT_OF_NAME)
     hi.set_defaults(func=history.cmd_history)
     rb = sub.add_parser(
