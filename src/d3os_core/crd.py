@@ -17,6 +17,7 @@ from . import api
 from .checks import HTTP_URL_PATTERN, TCP_HOST_PATTERN, THIRD_PARTY_URL_PATTERN
 from .product import ComponentDef, ProductDef, WorkloadKind
 from .spec import spec_model
+from .status import SUMMARIES
 from .types import JSON
 from .validation import (
     KIND_CHOICES,
@@ -291,6 +292,11 @@ STATUS_SCHEMA: JSON = {
         "phase": {"type": "string", "description": "The seed's phase: '<component>已部署' (deployed)."},
         "message": {"type": "string", "description": "The chain with the current step in brackets."},
         "ready": {"type": "string", "description": "Ready components / all components."},
+        "summary": {"type": "string", "enum": list(SUMMARIES),
+                    "description": "One word from the conditions, for `kubectl get`'s STATUS column: Deleting, "
+                                   "Suspended, Stalled (nothing moves until someone changes the spec or the "
+                                   "cluster), Degraded (a component failed while others still move), Ready, else "
+                                   "Progressing."},
         "observedGeneration": {"type": "integer", "format": "int64", "default": -1,
                                "description": "metadata.generation of the spec this status describes; -1 "
                                               "until the operator has observed the resource."},
@@ -401,6 +407,7 @@ def _crd_spec(product: ProductDef) -> JSON:
             "storage": True,
             "subresources": {"status": {}},
             "additionalPrinterColumns": [
+                {"name": "Status", "type": "string", "jsonPath": ".status.summary"},
                 {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
                 {"name": "Message", "type": "string", "jsonPath": ".status.message"},
                 {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},

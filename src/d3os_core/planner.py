@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from . import api, children, credentials, lifecycle, revisions, teardown
@@ -30,7 +31,7 @@ from .product import ProductDef, WorkloadKind
 from .redact import redact_text
 from .render import Parent, parent_of, secret_name
 from .spec import SpecBase
-from .status import ERROR_REASON, REFUSED, previous_components, rollup, stopped, transition_events
+from .status import ERROR_REASON, REFUSED, previous_components, rollup, stopped, transition_events, with_summary
 from .types import Event, Facts, Observed, Plan
 from .validation import FieldError, SpecError, metadata_name_errors, parse_spec
 
@@ -68,9 +69,10 @@ def plan(
     to use (default: the process's, :data:`d3os_core.caches.DEFAULT`).
     """
     try:
-        return _plan(parent, observed, facts, product, caches or DEFAULT_CACHES)
+        result = _plan(parent, observed, facts, product, caches or DEFAULT_CACHES)
     except Exception as exc:
         return plan_failed(parent, exc, facts)
+    return replace(result, status=with_summary(result.status))
 
 
 def plan_failed(parent: Mapping[str, Any], exc: BaseException, facts: Facts, what: str = "planning") -> Plan:
@@ -92,7 +94,7 @@ def plan_failed(parent: Mapping[str, Any], exc: BaseException, facts: Facts, wha
     status, same = stopped({**prev, "conditions": old}, generation, facts.now, ERROR_REASON, message,
                            "stopped until the error is resolved")
     events = () if same else (Event("Warning", ERROR_REASON, message[:1024]),)
-    return Plan(status=status, events=events, requeue_after=FAILED_RETRY)
+    return Plan(status=with_summary(status), events=events, requeue_after=FAILED_RETRY)
 
 
 def _plan(parent: Mapping[str, Any], observed: Observed, facts: Facts, product: ProductDef, cache: Caches) -> Plan:

@@ -133,6 +133,38 @@ def with_kstatus(
     return [*(by_type[t] for t in ("Ready", "Progressing", "Degraded") if t in by_type), reconciling, stalled]
 
 
+Summary = Literal["Ready", "Progressing", "Degraded", "Stalled", "Suspended", "Deleting"]
+SUMMARIES: tuple[Summary, ...] = ("Ready", "Progressing", "Degraded", "Stalled", "Suspended", "Deleting")
+"""The words of ``status.summary`` (``kubectl get``'s STATUS column)."""
+
+
+def summary(conditions: Any) -> Summary:
+    """One word for ``kubectl get``'s STATUS column, from the conditions alone, the first that holds of:
+    Deleting (Ready's reason ``Deleting``/``Deleted``), Suspended (Progressing's reason), Stalled (kstatus'
+    ``Stalled=True``: someone must change something), Degraded (``Degraded=True``, while something still
+    moves), Ready (``Ready=True``), else Progressing -- so that PHASE ``web已部署`` with READY ``11/12`` no
+    longer hides a failure."""
+    ready = find_condition(conditions, "Ready")
+    if ready.get("reason") in ("Deleting", "Deleted"):
+        return "Deleting"
+    if find_condition(conditions, "Progressing").get("reason") == "Suspended":
+        return "Suspended"
+    if find_condition(conditions, "Stalled").get("status") == "True":
+        return "Stalled"
+    if find_condition(conditions, "Degraded").get("status") == "True":
+        return "Degraded"
+    if ready.get("status") == "True":
+        return "Ready"
+    return "Progressing"
+
+
+def with_summary(status: Mapping[str, Any]) -> JSON:
+    """``status`` with its ``summary`` (:func:`summary`) when it has conditions (an unobserved one has none)."""
+    if not isinstance(status.get("conditions"), list):
+        return dict(status)
+    return {**status, "summary": summary(status["conditions"])}
+
+
 def find_condition(conditions: Any, type_: str) -> dict[str, Any]:
     """The condition of type ``type_`` in a list of conditions (of a status, a pod), or ``{}``."""
     for c in conditions if isinstance(conditions, list) else []:

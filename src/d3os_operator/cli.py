@@ -20,7 +20,7 @@ from d3os_core.productload import ProductFileError
 
 from . import __version__
 from .logs import setup_logging
-from .usercli import completion
+from .usercli import completion, kubeconfig
 from .usercli import errors as clierrors
 
 log = logging.getLogger("d3os_operator")
@@ -259,7 +259,7 @@ async def _preflight(client: object) -> None:
 async def run_operator(args: argparse.Namespace) -> int:
     from .controller import Operator, Settings
     from .endpoints import PROMETHEUS, TEXT, Query, Response, Route, listen, parse_address, serve
-    from .kube import USER_AGENT, Kube, load_config, make_client
+    from .kube import USER_AGENT, Kube, make_client, service_account_dir
     from .leader import DEFAULT_ID, LeaderElector, LostLeadership, new_identity
     from .productcheck import served_products
     from .products import load_catalogue
@@ -270,7 +270,8 @@ async def run_operator(args: argparse.Namespace) -> int:
     except ProductFileError as e:
         raise clierrors.CliError(clierrors.EXIT_INVALID, f"--products {args.products or '(installed)'}: "
                                  + "; ".join(str(x) for x in e.errors)) from None
-    config = load_config(args.kubeconfig, in_cluster=args.in_cluster)
+    config = kubeconfig.for_operator(  # a $KUBECONFIG list merged as kubectl does; a bad file: one line
+        args.kubeconfig, args.context, args.in_cluster, service_account_dir())
     client = make_client(config, context=args.context, http2=args.http2)
     await _preflight(client)
     identity = new_identity()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -146,3 +147,126 @@ def test_render_reads_back_the_same_in_kubectl(k8s_cluster: Any, cases: list[tup
         annotations = item["metadata"].get("annotations") or {}
         annotations.pop("kubectl.kubernetes.io/last-applied-configuration", None)
     assert items == docs
+
+
+def _kubectl(cluster: Any, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(cluster.bin_dir / "kubectl"), f"--kubeconfig={cluster.kubeconfig}", *args],
+                          input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def test_apply_refuses_an_invalid_file_before_any_request(k8s_cluster: Any, k8s_namespace: str, crd: None,
+                                                         tmp_path: Path) -> None:
+    """Issue 26 item 3: the offline verdict first (exit 2, the field path), never the API server's
+    ``failed to create typed patch object … expected numeric`` (exit 7); nothing is created."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SAMPLE.read_text(encoding="utf-8").replace("port: 9085", 'port: "9085x"'), encoding="utf-8")
+    for cmd in ("apply", "diff"):
+        out = run(k8s_cluster, str(BIN / "d3os"), cmd, str(bad), "-n", k8s_namespace)
+        one_line(out, clierrors.EXIT_INVALID, str(bad), "spec.api-manager.port", "must be an integer")
+    got = _kubectl(k8s_cluster, "get", "dsvc", "-n", k8s_namespace, "-o", "name")
+    assert got.returncode == 0 and got.stdout == "", got
+
+
+def test_a_field_manager_conflict_is_explained(k8s_cluster: Any, k8s_namespace: str, crd: None,
+                                               tmp_path: Path) -> None:
+    """Issue 26 item 4: after a client-side ``kubectl apply`` (docs/install.md's path), ``d3os diff``/``apply`` of
+    a changed image name the field, its manager and the resolving command; with ``--force-conflicts`` the diff
+    shows the one real change (not ``+ nodePort: null`` for the sample's empty fields), and the command the
+    message gives resolves it."""
+    ns = k8s_namespace
+    made = _kubectl(k8s_cluster, "apply", "-n", ns, "-f", str(SAMPLE))
+    assert made.returncode == 0, made
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(SAMPLE.read_text(encoding="utf-8").replace("dataservice-web:v1.4", "dataservice-web:v1.5"),
+                      encoding="utf-8")
+    for cmd in ("diff", "apply"):
+        out = run(k8s_cluster, str(BIN / "d3os"), cmd, str(edited), "-n", ns)
+        one_line(out, clierrors.EXIT_API, "conflict", ".spec.web.image", '"kubectl-client-side-apply"',
+                 f"d3os apply {edited} -n {ns} --force-conflicts")
+    out = run(k8s_cluster, str(BIN / "d3os"), "diff", str(edited), "-n", ns, "--force-conflicts")
+    assert out.returncode == 1, out
+    own = out.stdout.split("--- live/", 2)[1]  # the DataService's own diff (its children come after)
+    changed = [line for line in own.splitlines()[2:] if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert changed == ["-    image: registry-edge.cosmoplat.com/dataservice/dataservice-web:v1.4",
+                       "+    image: registry-edge.cosmoplat.com/dataservice/dataservice-web:v1.5"], own
+    resolve = one_line_command(out_of=run(k8s_cluster, str(BIN / "d3os"), "apply", str(edited), "-n", ns))
+    done = run(k8s_cluster, str(BIN / "d3os"), *resolve)
+    assert done.returncode == 0, done
+    image = _kubectl(k8s_cluster, "get", "dsvc", "dataservice-sample", "-n", ns, "-o", "jsonpath={.spec.web.image}")
+    assert image.stdout.endswith(":v1.5"), image
+    out = run(k8s_cluster, str(BIN / "d3os"), "diff", str(edited), "-n", ns)  # the DataService is as the file says
+    assert "--- live/DataService/" not in out.stdout, out.stdout[:2000]
+
+
+def one_line_command(out_of: subprocess.CompletedProcess[str]) -> list[str]:
+    """The arguments of the ``d3os apply …`` command a conflict message gives."""
+    match = re.search(r"to take them over: d3os (apply \S+ -n \S+ --force-conflicts)", out_of.stderr)
+    assert match, out_of.stderr
+    return match.group(1).split(" ")
+
+
+def test_diff_into_a_closed_pipe_still_says_changes(k8s_cluster: Any, k8s_namespace: str, crd: None) -> None:
+    """Issue 26 item 6: ``d3os diff FILE | head -1`` exits 1 (changes), as the unpiped diff does, not 0."""
+    shell = (f"{BIN / 'd3os'} diff {SAMPLE} -n {k8s_namespace} | head -1; "
+             'echo "exit=${PIPESTATUS[0]}"')
+    out = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                         env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": "/nonexistent-home",
+                              "KUBECONFIG": str(k8s_cluster.kubeconfig)})
+    assert out.stdout.splitlines() == ["--- live/DataService/dataservice-sample", "exit=1"], out
+    assert out.stderr == "", out.stderr
+
+
+def test_get_lists_every_product_kind_and_output_formats_match_kubectl(
+    k8s_cluster: Any, k8s_namespace: str, crd: None, tmp_path: Path
+) -> None:
+    """Issue 26 item 5, kubectl the oracle: ``d3os get [-n NS | -A] -o name|json`` lists what ``kubectl get
+    dsvc,asvc`` lists; ``status -o json`` is the object kubectl returns; the STATUS column (item 8) shows the
+    status' summary in kubectl's table and in ``d3os get``."""
+    ns, d3os = k8s_namespace, str(BIN / "d3os")
+    other = f"{ns}-b"
+    assert _kubectl(k8s_cluster, "create", "namespace", other).returncode == 0
+    try:
+        for path, where in ((SAMPLE, ns), (ANALYTICS, ns), (SAMPLE, other)):
+            assert run(k8s_cluster, d3os, "apply", str(path), "-n", where).returncode == 0
+        for scope in (["-n", ns], ["-A"]):
+            mine = run(k8s_cluster, d3os, "get", *scope, "-o", "name")
+            theirs = _kubectl(k8s_cluster, "get", "dataservices,analyticsservices", *scope, "-o", "name")
+            assert mine.returncode == 0 and theirs.returncode == 0, (mine, theirs)
+            assert sorted(mine.stdout.splitlines()) == sorted(theirs.stdout.splitlines()), (mine, theirs)
+            listed = json.loads(run(k8s_cluster, d3os, "get", *scope, "-o", "json").stdout)
+            kubectl_listed = json.loads(_kubectl(k8s_cluster, "get", "dataservices,analyticsservices", *scope,
+                                                 "-o", "json").stdout)
+            key = lambda o: (o["metadata"]["namespace"], o["kind"], o["metadata"]["name"])  # noqa: E731
+            assert sorted(map(key, listed["items"])) == sorted(map(key, kubectl_listed["items"]))
+        assert len(run(k8s_cluster, d3os, "get", "-A", "-o", "name").stdout.splitlines()) >= 3
+        mine = json.loads(run(k8s_cluster, d3os, "status", "dataservice-sample", "-n", ns, "-o", "json").stdout)
+        theirs = json.loads(_kubectl(k8s_cluster, "get", "dsvc", "dataservice-sample", "-n", ns, "-o", "json").stdout)
+        assert mine == theirs
+        patch = json.dumps({"status": {"summary": "Degraded", "ready": "11/12", "phase": "web已部署"}})
+        done = _kubectl(k8s_cluster, "patch", "dsvc", "dataservice-sample", "-n", ns, "--subresource=status",
+                        "--type=merge", "-p", patch)
+        assert done.returncode == 0, done
+        header, line = _kubectl(k8s_cluster, "get", "dsvc", "dataservice-sample", "-n", ns).stdout.splitlines()[:2]
+        assert header.split()[:2] == ["NAME", "STATUS"] and line.split()[:2] == ["dataservice-sample", "Degraded"]
+        table = run(k8s_cluster, d3os, "get", "-n", ns).stdout.splitlines()
+        assert table[0].split() == ["NAME", "KIND", "STATUS", "READY", "PHASE", "AGE"], table
+        assert [r.split()[:4] for r in table[1:]] == [
+            ["analyticsservice-sample", "AnalyticsService", "-", "-"],
+            ["dataservice-sample", "DataService", "Degraded", "11/12"]], table
+        out = run(k8s_cluster, d3os, "get", "nothing-here", "-n", ns)
+        assert out.returncode == 1 and "DataService" in out.stdout and "not found" in out.stdout, out
+        one_line(run(k8s_cluster, d3os, "get", "-A", "-n", ns), clierrors.EXIT_INVALID, "-A", "-n")
+    finally:
+        _kubectl(k8s_cluster, "delete", "namespace", other, "--wait=false")
+
+
+def test_plan_names_objects_as_kubectl_does(k8s_cluster: Any) -> None:
+    """``d3os plan FILE -o name``: the objects of ``-o wide``'s manifests, named as ``kubectl create -o name``."""
+    wide = subprocess.run([str(BIN / "d3os"), "plan", str(SAMPLE), "-o", "wide"], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    names = subprocess.run([str(BIN / "d3os"), "plan", str(SAMPLE), "-o", "name"], capture_output=True, text=True,
+                           timeout=120, cwd=ROOT)
+    manifests = yaml.safe_load(wide.stdout)["apply"]
+    kubectl = _kubectl(k8s_cluster, "create", "--dry-run=client", "-o", "name", "-f", "-", stdin=dump_all(manifests))
+    assert kubectl.returncode == 0, kubectl.stderr
+    assert names.returncode == 0 and names.stdout == kubectl.stdout and len(manifests) >= 5, (names, kubectl)

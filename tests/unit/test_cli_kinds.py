@@ -145,8 +145,9 @@ def test_history_and_rollback_look_the_name_up_the_same_way(cluster: list[FakeCl
     cluster[0] = FakeClient(instance("AnalyticsService", "an"))
     code, out, _ = d3os("history", "an", "-n", NS)
     assert code == 0 and out.startswith(f"AnalyticsService {NS}/an: no revisions yet"), out
-    code, out, _ = d3os("rollback", "an", "-n", NS)
-    assert code == 2 and out == "error: no revisions yet: nothing to roll back to\n"
+    code, out, err = d3os("rollback", "an", "-n", NS)  # exit 1, as its --help says (issue 26 item 6)
+    assert (code, out) == (1, "")
+    assert err == f"d3os: error: AnalyticsService {NS}/an: no revisions yet: nothing to roll back to\n"
 
 
 @pytest.mark.parametrize(("plural", "kind"), [("dataservices", "DataService"),

@@ -62,7 +62,7 @@ def test_crd_schema_is_structural() -> None:
 def test_printer_columns_and_names() -> None:
     crd = crd_manifest(DATASERVICE)
     cols = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
-    assert cols == ["Phase", "Message", "Ready", "Age"]
+    assert cols == ["Status", "Phase", "Message", "Ready", "Age"]
     assert crd["spec"]["versions"][0]["subresources"] == {"status": {}}
     assert crd["spec"]["names"]["shortNames"] == ["dsvc"]
 
@@ -90,7 +90,7 @@ def test_bad_files_give_an_error_not_a_traceback(tmp_path: Path, content: str) -
     for cmd in ("validate", "render", "plan"):
         r = d3os(cmd, str(f))
         assert r.returncode == 2, (cmd, r.stdout)
-        assert r.stderr.startswith("error: ") and "Traceback" not in r.stderr
+        assert r.stderr.startswith("d3os: error: ") and "Traceback" not in r.stderr
 
 
 def test_plan_against_a_fake_state(tmp_path: Path) -> None:

@@ -14,14 +14,16 @@ from d3os_core import api
 from d3os_core.product import ProductDef
 
 from . import connect, offline, watch
+from .errors import EXIT_API, CliError
 from .status import STATE_WORDS, condition
 
 
-def load(path: str) -> tuple[dict[str, Any], ProductDef]:
+def load(path: str, product: str | None = None) -> tuple[dict[str, Any], ProductDef]:
     """The one product instance in the file ``path`` ('-': stdin) and its product (the file's kind picks it
-    among the installed products)."""
-    ds, product = offline.load_instance(path)
-    return dict(ds), product
+    among the installed products, or ``--product``'s), refused (exit 2, naming ``spec.<path>``) unless valid:
+    nothing invalid reaches the API server."""
+    ds, found = offline.valid_instance(path, offline.catalogue(product))
+    return dict(ds), found
 
 
 def body(ds: Mapping[str, Any], namespace: str) -> dict[str, Any]:
@@ -52,6 +54,39 @@ def apply_instance(
             dry_run=dry_run,
         )
     )
+
+
+def conflicts(exc: BaseException) -> dict[str, list[str]] | None:
+    """{field manager: [fields]} of a server-side apply refused for fields other managers own (a 409 whose
+    causes are ``FieldManagerConflict``), else None."""
+    from lightkube import ApiError
+
+    if not isinstance(exc, ApiError) or exc.status.code != 409 or exc.status.details is None:
+        return None
+    found: dict[str, list[str]] = {}
+    for cause in exc.status.details.causes or []:
+        if cause.reason != "FieldManagerConflict":
+            continue
+        message = cause.message or ""
+        manager = message.split('"')[1] if message.count('"') >= 2 else message
+        found.setdefault(manager, []).append(cause.field or "?")
+    return found or None
+
+
+def explain_conflict(exc: BaseException, args: argparse.Namespace, kind: str, namespace: str, name: str) -> None:
+    """Re-raise a field-manager conflict as one line that names the fields, who manages them and the commands
+    that resolve it (``--force-conflicts``, or keep using the other tool); any other error as it is."""
+    found = conflicts(exc)
+    if found is None:
+        raise exc
+    owners = "; ".join(f'{", ".join(fields)} managed by "{manager}"' for manager, fields in found.items())
+    ns = f" -n {args.namespace}" if args.namespace else ""
+    kubectl = " (a client-side `kubectl apply` made them its own)" if any(
+        m == "kubectl-client-side-apply" for m in found) else ""
+    raise CliError(EXIT_API, f"conflict: {kind} {namespace}/{name}: {owners}{kubectl}; to take them over: "
+                             f"{args.prog} apply {args.file}{ns} --force-conflicts (`{args.prog} diff ... "
+                             "--force-conflicts` shows the result first), or keep changing them with the tool "
+                             "that manages them") from None
 
 
 def progress_line(elapsed: float, ds: Mapping[str, Any]) -> str:
@@ -129,12 +164,15 @@ def printer(out: TextIO) -> Callable[[str], None]:
 
 
 def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
-    ds, product = load(args.file)
+    ds, product = load(args.file, args.product)
     config = connect.kubeconfig(args)
     with connect.client(config) as client:
         ns = connect.namespace(args, client, ds)
         name = ds["metadata"]["name"]
-        applied = apply_instance(client, ds, product, ns, args.force_conflicts)
+        try:
+            applied = apply_instance(client, ds, product, ns, args.force_conflicts)
+        except Exception as exc:
+            explain_conflict(exc, args, product.names.kind, ns, name)
         generation = int(applied["metadata"].get("generation") or 1)
         out.write(f"{product.names.kind.lower()}.{api.GROUP}/{name} applied (namespace {ns}, generation "
                   f"{generation})\n")

@@ -20,10 +20,11 @@ FIELD_MANAGER = "kubectl-d3os"
 
 
 def kubeconfig(args: argparse.Namespace) -> Any:
-    """The kubeconfig the command line names (a lightkube ``KubeConfig``), narrowed to ``--context``."""
-    from lightkube import KubeConfig
+    """The kubeconfig the command line names (a lightkube ``KubeConfig``, :mod:`.kubeconfig`'s merge of a
+    ``$KUBECONFIG`` list as kubectl does), narrowed to ``--context``."""
+    from . import kubeconfig as kc
 
-    config = KubeConfig.from_file(args.kubeconfig) if args.kubeconfig else KubeConfig.from_env()
+    config = kc.load(args.kubeconfig, args.context)
     return config.get(args.context) if args.context else config
 
 
@@ -55,22 +56,24 @@ def get(client: Any, res: Any, name: str, namespace: str) -> dict[str, Any] | No
         raise
 
 
-def kinds_to_try(kind: str | None) -> tuple[ProductDef, ...]:
+def kinds_to_try(kind: str | None, product: str | None = None) -> tuple[ProductDef, ...]:
     """The products whose instances a NAME may be: the one ``--kind`` names (its kind, plural, singular or a
-    short name), else every installed product, DataService (the first kind d3os served) first. An unknown
-    ``--kind`` is invalid input (exit 2)."""
+    short name), else every installed product (or ``--product``'s, a folder not installed), DataService (the
+    first kind d3os served) first. An unknown ``--kind`` is invalid input (exit 2)."""
     from d3os_core import api
 
     from .. import products
     from .errors import EXIT_INVALID, CliError
+    from .offline import catalogue
 
-    installed = products.installed()
+    installed = products.installed() if product is None else catalogue(product)
     if kind is None:
         return tuple(sorted(installed, key=lambda p: p.names.kind != api.KIND))
     found = products.by_resource_name(installed, kind)
     if found is None:
         kinds = ", ".join(f"{p.names.kind} ({', '.join((p.names.plural, *p.names.short_names))})" for p in installed)
-        raise CliError(EXIT_INVALID, f"--kind {kind}: not the kind of an installed product; kinds: {kinds}")
+        among = "an installed product" if product is None else f"--product {product}"
+        raise CliError(EXIT_INVALID, f"--kind {kind}: not the kind of {among}; kinds: {kinds}")
     return (found,)
 
 
@@ -87,7 +90,7 @@ class Found:
         return "".join(f"{p.names.kind} {namespace}/{name}: not found\n" for p in self.tried)
 
 
-def find(client: Any, name: str, namespace: str, kind: str | None) -> Found:
+def find(client: Any, name: str, namespace: str, kind: str | None, product: str | None = None) -> Found:
     """The instance named ``name`` in ``namespace``: of ``--kind`` when given, else of whichever installed
     product has one (a kind whose CRD the cluster lacks has none). Several (one name, two products): invalid
     input, exit 2, asking for ``--kind``.
@@ -99,7 +102,7 @@ def find(client: Any, name: str, namespace: str, kind: str | None) -> Found:
     from ..kube import product_kind
     from .errors import EXIT_INVALID, CliError
 
-    candidates = kinds_to_try(kind)
+    candidates = kinds_to_try(kind, product)
     tried: list[ProductDef] = []
     hits: list[tuple[ProductDef, dict[str, Any]]] = []
     forbidden: list[ApiError] = []

@@ -16,7 +16,8 @@ from d3os_core.product import ProductDef
 from d3os_core.yamlout import dump
 
 from . import connect
-from .apply import apply_instance, load
+from .apply import apply_instance, explain_conflict, load
+from .errors import quiet_stdout
 
 EXIT_CHANGES = 1
 EXIT_ERROR = 2
@@ -24,11 +25,21 @@ EXIT_ERROR = 2
 _VOLATILE_META = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
 
 
+def _without_nulls(value: Any) -> Any:
+    """A null field is an absent one (the seed's sample says ``nodePort:``; server-side apply keeps the null,
+    ``kubectl apply`` drops it): only a real change is shown."""
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def normalize(obj: Mapping[str, Any] | None) -> dict[str, Any]:
-    """What a person compares: no status, no server bookkeeping."""
+    """What a person compares: no status, no server bookkeeping, no null fields."""
     if not obj:
         return {}
-    out = {k: v for k, v in obj.items() if k != "status"}
+    out = {k: _without_nulls(v) for k, v in obj.items() if k != "status"}
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _VOLATILE_META}
     ann = {
         k: v
@@ -111,35 +122,41 @@ def _child_diffs(
 
 
 def cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
+    """Exit 1 when anything would change, also when the reader stops reading first (``d3os diff F | head``)."""
     from d3os_core.validation import SpecError
 
     from ..kube import product_kind
 
-    ds, product = load(args.file)
+    ds, product = load(args.file, args.product)
     kind = product.names.kind
     with connect.client(connect.kubeconfig(args)) as client:
         ns = connect.namespace(args, client, ds)
         name = ds["metadata"]["name"]
         live = connect.get(client, product_kind(product.names).res, name, ns)
-        after = apply_instance(client, ds, product, ns, args.force_conflicts, dry_run=True)
-        changed = False
+        try:
+            after = apply_instance(client, ds, product, ns, args.force_conflicts, dry_run=True)
+        except Exception as exc:
+            explain_conflict(exc, args, kind, ns, name)
         text = unified(live, after, f"{kind}/{name}")
-        if text:
-            out.write(text + "\n")
-            changed = True
         try:
             children = _child_diffs(client, after, product, ns)
         except SpecError as exc:
             for err in exc.errors:
                 print(str(err), file=sys.stderr)
             return EXIT_ERROR
-    for _label, child in children:
-        out.write(child + "\n")
-        changed = True
-    if changed:
+    if not text and not children:
+        return 0
+    try:
+        if text:
+            out.write(text + "\n")
+        for _label, child in children:
+            out.write(child + "\n")
         out.write(
             f"# {1 if text else 0} {kind}, {len(children)} object(s) would change"
             + (f": {', '.join(label for label, _ in children)}" if children else "")
             + "\n"
         )
-    return EXIT_CHANGES if changed else 0
+        out.flush()
+    except BrokenPipeError:
+        quiet_stdout()
+    return EXIT_CHANGES

@@ -19,6 +19,7 @@ Exit codes of ``d3os``, ``kubectl d3os`` and ``d3os-operator`` (docs/operations.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -169,7 +170,8 @@ def run(prog: str, func: Callable[[], int], debug: bool) -> int:
     """Call ``func``; turn the errors :func:`describe` knows into ``prog: error: ...`` and their exit code."""
     try:
         return func()
-    except BrokenPipeError:
+    except BrokenPipeError:  # `d3os render ... | head`: the reader has what it wanted
+        quiet_stdout()
         return EXIT_OK
     except (Exception, KeyboardInterrupt) as exc:
         found = describe(exc)
@@ -179,5 +181,17 @@ def run(prog: str, func: Callable[[], int], debug: bool) -> int:
         if found is None:
             found = EXIT_BUG, f"internal error: {type(exc).__name__}: {exc} (--debug shows the traceback)"
         code, message = found
-        print(f"{prog}: error: {message}", file=sys.stderr)
+        with contextlib.suppress(BrokenPipeError):  # `d3os plan BAD 2>&1 | head -1`
+            for line in message.splitlines() or [""]:  # several problems (an invalid spec): one line each
+                print(f"{prog}: error: {line}", file=sys.stderr)
         return code
+
+
+def quiet_stdout() -> None:
+    """Send what is still buffered for a closed pipe to /dev/null, so that Python's flush at exit neither
+    prints a BrokenPipeError nor changes the exit code (Python's documented recipe, "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no file (a test's StringIO): nothing buffered to drop
+        pass

@@ -23,13 +23,12 @@ from d3os_core.revisions import KIND, NOT_RECORDED, Revision, by_number, changes
 
 from . import connect
 from .apply import printer, wait_for_outcome
+from .errors import EXIT_NO, CliError
+from .output import document
 from .status import table
 
 if TYPE_CHECKING:
     from d3os_core.product import ProductDef
-
-EXIT_ERROR = 2
-
 
 def _revisions(client: Any, name: str, namespace: str, uid: str) -> list[Revision]:
     from ..kube import kind_info
@@ -41,24 +40,33 @@ def _revisions(client: Any, name: str, namespace: str, uid: str) -> list[Revisio
     return observed_revisions(objects, uid)
 
 
+def records(revisions: Sequence[Revision], current: str) -> list[dict[str, Any]]:
+    """The revisions as ``-o json|yaml`` prints them: number, ControllerRevision name, current or not, when
+    Ready, the generation, what changed from the one before, and the spec."""
+    out: list[dict[str, Any]] = []
+    previous: Revision | None = None
+    for r in revisions:
+        out.append({
+            "revision": r.number, "name": r.name, "current": r.name == current, "readyAt": r.ready_at or None,
+            "generation": r.generation or None,
+            "change": "; ".join(changes(previous.spec, r.spec)) if previous is not None
+            else "initial" if r.number == 1 else "(first revision kept)",
+            "spec": dict(r.spec),
+        })
+        previous = r
+    return out
+
+
 def format_history(revisions: Sequence[Revision], current: str, name: str, namespace: str,
-                   kind: str = "DataService") -> str:
-    """The table of ``d3os history`` (``kind``: the instance's)."""
+                   kind: str = "DataService", wide: bool = False) -> str:
+    """The table of ``d3os history`` (``kind``: the instance's; ``wide``: with each ControllerRevision)."""
     if not revisions:
         return (f"{kind} {namespace}/{name}: no revisions yet (a revision is recorded when a spec "
                 "reaches Ready)\n")
-    rows = [["REVISION", "CURRENT", "READY AT", "GENERATION", "CHANGE"]]
-    previous: Revision | None = None
-    for r in revisions:
-        rows.append([
-            str(r.number),
-            "*" if r.name == current else "",
-            r.ready_at or "-",
-            str(r.generation or "-"),
-            "; ".join(changes(previous.spec, r.spec)) if previous is not None
-            else "initial" if r.number == 1 else "(first revision kept)",
-        ])
-        previous = r
+    rows = [["REVISION", "CURRENT", "READY AT", "GENERATION", *(["CONTROLLERREVISION"] if wide else []), "CHANGE"]]
+    for r in records(revisions, current):
+        rows.append([str(r["revision"]), "*" if r["current"] else "", r["readyAt"] or "-",
+                     str(r["generation"] or "-"), *([r["name"]] if wide else []), r["change"]])
     return "\n".join(table(rows)) + "\n"
 
 
@@ -68,7 +76,7 @@ def _load(
     """The namespace, the instance's product, the instance and its revisions (None, said on ``out``: not
     found)."""
     ns = connect.namespace(args, client)
-    found = connect.find(client, args.name, ns, args.kind)
+    found = connect.find(client, args.name, ns, args.kind, args.product)
     if found.product is None or found.instance is None:
         out.write(found.not_found(ns, args.name))
         return None
@@ -82,8 +90,13 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
     if loaded is None:
         return 1
     ns, product, ds, revs = loaded
-    out.write(format_history(revs, str((ds.get("status") or {}).get("currentRevision") or ""), args.name, ns,
-                             product.names.kind))
+    current = str((ds.get("status") or {}).get("currentRevision") or "")
+    if args.output == "name":
+        out.write("".join(f"controllerrevision.apps/{r.name}\n" for r in revs))
+    elif args.output in ("json", "yaml"):
+        out.write(document(records(revs, current), args.output))
+    else:
+        out.write(format_history(revs, current, args.name, ns, product.names.kind, wide=args.output == "wide"))
     return 0
 
 
@@ -129,9 +142,8 @@ def _rollback(args: argparse.Namespace, config: Any, client: Any, out: TextIO) -
     ns, product, ds, revs = loaded
     res = product_kind(product.names).res
     chosen = pick(revs, str((ds.get("status") or {}).get("currentRevision") or ""), args.to_revision)
-    if isinstance(chosen, str):
-        out.write(f"error: {chosen}\n")
-        return EXIT_ERROR
+    if isinstance(chosen, str):  # no such revision: the answer is "no" (exit 1, as --help says)
+        raise CliError(EXIT_NO, f"{product.names.kind} {ns}/{args.name}: {chosen}")
     spec = target_spec(chosen, ds.get("spec") or {})
     if spec == ds.get("spec"):
         out.write(f"skipped rollback: the spec already is revision {chosen.number}\n")

@@ -28,26 +28,47 @@ from d3os_core.yamlload import DuplicateKeyError, load_all
 from d3os_core.yamlout import dump_all
 
 from .. import products as product_files
+from .errors import CliError
+from .output import document, resource_name
 
 EXIT_INVALID = 2
+MAX_INSTANCE_BYTES = 3 * 1024 * 1024
+"""The API server refuses a request body over 3 MiB (and etcd an object over 1.5 MiB): an instance file larger
+than that can never be applied, and PyYAML would take seconds per MB to say so."""
 
 
 def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(code)
+    raise CliError(code, message)
 
 
-def _load_docs(path: str) -> list[Any]:
+def read_text(path: str, limit: int | None = None) -> str:
+    """The text of ``path`` ('-': stdin): refused in one line when unreadable, larger than ``limit`` bytes
+    (before anything is parsed), or not UTF-8 text (a binary file)."""
     try:
-        with open(path, encoding="utf-8") if path != "-" else sys.stdin as fh:
-            docs = [d for d in load_all(fh) if d is not None]
+        if path == "-":
+            raw = sys.stdin.buffer.read(limit + 1 if limit is not None else -1)
+        else:
+            with open(path, "rb") as fh:
+                raw = fh.read(limit + 1 if limit is not None else -1)
     except OSError as exc:
         _fail(f"{path}: {exc.strerror or exc}")
+    if limit is not None and len(raw) > limit:
+        _fail(f"{path}: larger than {limit // (1024 * 1024)} MiB, the most the API server accepts in one request "
+              "(an instance is a few KiB)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        _fail(f"{path}: not a YAML text file: byte 0x{raw[exc.start]:02x} at offset {exc.start} is not UTF-8")
+
+
+def _load_docs(path: str, limit: int | None = MAX_INSTANCE_BYTES) -> list[Any]:
+    text = read_text(path, limit)
+    try:
+        return [d for d in load_all(text) if d is not None]
     except DuplicateKeyError as exc:
         _fail(f"{path}: {exc.problem}")
     except yaml.YAMLError as exc:
         _fail(f"{path}: not valid YAML: {exc}".replace("\n", " "))
-    return docs
 
 
 def catalogue(product: str | None = None) -> tuple[ProductDef, ...]:
@@ -69,8 +90,16 @@ def catalogue(product: str | None = None) -> tuple[ProductDef, ...]:
 
 def _what(doc: Any) -> str:
     if isinstance(doc, dict) and isinstance(doc.get("kind"), str):
-        return f"a {doc['kind']}"
-    return f"a {type(doc).__name__}" if doc is not None else "nothing"
+        name = (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
+        return f"a {doc['kind']}" + (f" ({name})" if isinstance(name, str) else "")
+    if isinstance(doc, dict):
+        return "a mapping without a kind"
+    return {"str": "a string", "list": "a list"}.get(type(doc).__name__, f"a {type(doc).__name__}")
+
+
+def found_text(docs: Sequence[Any]) -> str:
+    """What a file holds, said as a person would: ``a ConfigMap (x), a Secret (y)``, or ``nothing``."""
+    return ", ".join(_what(d) for d in docs) or "nothing (no YAML document)"
 
 
 def load_instance(path: str, products: Sequence[ProductDef] | None = None) -> tuple[JSON, ProductDef]:
@@ -82,8 +111,7 @@ def load_instance(path: str, products: Sequence[ProductDef] | None = None) -> tu
     found = [d for d in docs if isinstance(d, dict) and d.get("kind") in kinds]
     if len(found) != 1:
         wanted = " or ".join(kinds)
-        others = ", ".join(_what(d) for d in docs if d not in found) or "nothing else"
-        _fail(f"{path}: expected exactly one {wanted}; found {len(found)} (and {others})")
+        _fail(f"{path}: expected exactly one {wanted}; found {found_text(docs)}")
     ds = found[0]
     product = kinds[ds["kind"]]
     if ds.get("apiVersion") != api.API_VERSION:
@@ -115,6 +143,16 @@ def _problems(ds: Mapping[str, Any], product: ProductDef) -> list[FieldError]:
     return errors
 
 
+def valid_instance(path: str, products: Sequence[ProductDef] | None = None) -> tuple[JSON, ProductDef]:
+    """:func:`load_instance`, refused (exit 2, one line per problem naming ``spec.<path>``) unless the instance
+    is valid: the offline verdict, before anything is rendered, planned or sent to a cluster."""
+    ds, product = load_instance(path, products)
+    errors = _problems(ds, product)
+    if errors:
+        _fail("\n".join(f"{path}: {err}" for err in errors))
+    return ds, product
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     ds, product = load_instance(args.file, catalogue(args.product))
     errors = _problems(ds, product)
@@ -127,12 +165,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    ds, product = load_instance(args.file, catalogue(args.product))
-    errors = _problems(ds, product)
-    for err in errors:
-        print(str(err), file=sys.stderr)
-    if errors:
-        return EXIT_INVALID
+    ds, product = valid_instance(args.file, catalogue(args.product))
     spec = parse_spec(ds.get("spec"), product)
     _dump(desired(_parent(ds, args.namespace, product), spec, product))
     return 0
@@ -142,7 +175,7 @@ def _observed_objects(path: str | None) -> dict[ObjKey, JSON]:
     if path is None:
         return {}
     objects: dict[ObjKey, JSON] = {}
-    for doc in _load_docs(path):
+    for doc in _load_docs(path, limit=None):
         items = doc.get("items") if isinstance(doc, dict) and doc.get("kind", "").endswith("List") else [doc]
         for item in items or []:
             if not isinstance(item, dict) or "kind" not in item or "name" not in (item.get("metadata") or {}):
@@ -152,7 +185,7 @@ def _observed_objects(path: str | None) -> dict[ObjKey, JSON]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    ds, product = load_instance(args.file, catalogue(args.product))
+    ds, product = valid_instance(args.file, catalogue(args.product))
     objects = _observed_objects(args.observed)
     meta = dict(ds["metadata"])
     if not meta.get("uid"):  # take the uid the observed children point at
@@ -171,8 +204,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     probes = {p.key: ProbeResult(args.third_party == "up", "" if args.third_party == "up" else "down")
               for p in first.probes} if args.third_party != "unknown" else {}
     result = plan(parent, Observed(objects=objects, probes=probes), facts, product) if probes else first
+    full = args.full or args.output == "wide"
+    if args.output == "name":  # the objects it would apply, as `kubectl apply -o name` names them
+        sys.stdout.write("".join(resource_name(a.manifest) + "\n" for a in result.apply))
+        return 0
     out: JSON = {
-        "apply": [a.manifest if args.full else {
+        "apply": [a.manifest if full else {
             "kind": a.manifest["kind"], "name": a.manifest["metadata"]["name"], "component": a.component,
             "create": a.create} for a in result.apply],
         "delete": [{"kind": d.kind, "name": d.name, "component": d.component} for d in result.delete],
@@ -182,7 +219,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         "requeueAfter": result.requeue_after,
         "status": result.status,
     }
-    _dump([out])
+    sys.stdout.write(document(out, "json" if args.output == "json" else "yaml"))
     return 0
 
 

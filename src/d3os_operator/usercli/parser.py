@@ -7,16 +7,16 @@ commands read a file (or nothing) and need no cluster; the cluster commands need
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
 from .. import __version__
-from . import apply, completion, diff, errors, history, offline, productcmd, status
+from . import apply, completion, diff, errors, get, history, offline, output, productcmd, status
 from .connect import FIELD_MANAGER
 
 OFFLINE = ("render", "validate", "plan", "crd", "reference", "product", "completion")
-CLUSTER = ("status", "diff", "apply", "history", "rollback")
-KUBECONFIG_HELP = "kubeconfig file (default: $D3OS_KUBECONFIG, else $KUBECONFIG, else ~/.kube/config)"
+CLUSTER = ("get", "status", "diff", "apply", "history", "rollback")
+KUBECONFIG_HELP = ("kubeconfig file (default: $D3OS_KUBECONFIG, else $KUBECONFIG, each a colon-separated list merged "
+                   "as kubectl does, else ~/.kube/config)")
 GROUPS = (
     ("offline commands", "Read a DataService file (or nothing) and print; no cluster needed.", OFFLINE),
     ("cluster commands", "Talk to the cluster of the kubeconfig: --kubeconfig, else $D3OS_KUBECONFIG, else "
@@ -33,9 +33,14 @@ NS_OF_FILE = "namespace (default: the file's metadata.namespace, else the kubeco
 WAIT_HELP = "show progress until Ready (0) or Degraded/timeout (1)"
 
 
-def _cluster_options(sp: argparse.ArgumentParser, namespace_help: str) -> None:
+PRODUCT_OF_NAME = ("a product folder (or its product.yaml) not installed, or an installed product's name: NAME is "
+                   "looked up under its kind only")
+
+
+def _cluster_options(sp: argparse.ArgumentParser, namespace_help: str, product_help: str = PRODUCT_HELP) -> None:
     sp.add_argument("-n", "--namespace", help=namespace_help)
-    sp.add_argument("--kubeconfig", default=os.environ.get("D3OS_KUBECONFIG"), help=KUBECONFIG_HELP)
+    sp.add_argument("--product", help=product_help)
+    sp.add_argument("--kubeconfig", default=None, help=KUBECONFIG_HELP)
     sp.add_argument("--context", default=None, help="kubeconfig context (default: the current one)")
 
 
@@ -78,6 +83,7 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                     help="treat the resource as not yet carrying the operator's finalizer")
     pl.add_argument("--now", default="1970-01-01T00:00:00Z", help="time stamp for conditions")
     pl.add_argument("--product", help=PRODUCT_HELP)
+    output.add_option(pl, "whole manifests, as --full (default: yaml)")
     pl.set_defaults(func=offline.cmd_plan)
     c = sub.add_parser(
         "crd", help="print the CustomResourceDefinition of every installed product (offline)",
@@ -96,6 +102,19 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    ge = sub.add_parser(
+        "get", help="list the instances of every installed product (-A: in every namespace), with their STATUS",
+        description="List the instances of every installed product kind (a DataService, an AnalyticsService, ...) "
+        "in the namespace (-A: every namespace): name, kind, STATUS (Ready, Progressing, Degraded, Stalled, "
+        "Suspended, Deleting), ready components, PHASE, age. A kind whose CRD is not installed is left out "
+        "(said on stderr). Exit 0; 1 when NAME is given and not found.",
+    )
+    ge.add_argument("name", nargs="?", help="only the instance of this name (under every kind, or --kind's)")
+    ge.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)
+    ge.add_argument("-A", "--all-namespaces", action="store_true", help="list the instances of every namespace")
+    output.add_option(ge, "the MESSAGE (the chain) and the generation observed")
+    _cluster_options(ge, "namespace to list (default: the kubeconfig context's, else default)", PRODUCT_OF_NAME)
+    ge.set_defaults(func=get.cmd_get)
     st = sub.add_parser(
         "status", help="show a DataService: the chain, each component's state and reason, the conditions",
         description="Show the DataService NAME as the operator last reported it: phase, the chain with the current "
@@ -106,7 +125,8 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     st.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)
     st.add_argument("-w", "--watch", action="store_true", help="redraw on every change (Ctrl-C to stop)")
     st.add_argument("--timeout", type=float, default=0, help="with --watch: stop after this many seconds")
-    _cluster_options(st, NS_OF_NAME)
+    output.add_option(st, "each component's step start (SINCE) and desired-state hash")
+    _cluster_options(st, NS_OF_NAME, PRODUCT_OF_NAME)
     st.set_defaults(func=status.cmd_status)
     df = sub.add_parser(
         "diff", help="show what applying FILE would change (server-side dry run); exit 1 if anything",
@@ -138,7 +158,8 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     )
     hi.add_argument("name", help=NAME_HELP)
     hi.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)
-    _cluster_options(hi, NS_OF_NAME)
+    output.add_option(hi, "the ControllerRevision of each revision")
+    _cluster_options(hi, NS_OF_NAME, PRODUCT_OF_NAME)
     hi.set_defaults(func=history.cmd_history)
     rb = sub.add_parser(
         "rollback", help="rewrite the spec from an earlier revision (like kubectl rollout undo)",
@@ -152,7 +173,7 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                     help="revision number (default: the one before the current)")
     rb.add_argument("--wait", action="store_true", help=WAIT_HELP)
     rb.add_argument("--timeout", type=float, default=600.0, help="with --wait, seconds (default 600)")
-    _cluster_options(rb, NS_OF_NAME)
+    _cluster_options(rb, NS_OF_NAME, PRODUCT_OF_NAME)
     rb.set_defaults(func=history.cmd_rollback)
 
 
@@ -187,6 +208,7 @@ def build_parser(prog: str = "d3os") -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"{prog} {__version__}")
     p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    p.set_defaults(prog=prog)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_offline(sub)
     _add_cluster(sub)
