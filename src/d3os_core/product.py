@@ -132,6 +132,10 @@ class ProductDef:
     selector_names_product: bool = False
     """Pod selectors carry the product label too, so two products' instances of one name never select each
     other's pods. False only for DataService, whose workloads' selectors are immutable and predate it."""
+    removed: tuple[str, ...] = field(default=(), repr=False)
+    """Keys of components an earlier version had and this one removes on purpose (their objects are pruned
+    like any object the spec no longer wants); only :mod:`d3os_core.productdiff` reads it, so it stays out of
+    the fingerprint, which keys what planning caches."""
     fingerprint: str = field(init=False, repr=False, compare=False, default="")
     """Digest of the whole definition: what caches key a product by (never ``id()``)."""
 

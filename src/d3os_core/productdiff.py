@@ -2,7 +2,9 @@
 changes are refused because an existing instance could stop being valid or lose what it has.
 
 Refused (breaking), each with its path:
-* a component removed -- an instance's ``spec.<key>`` would be pruned away and its objects orphaned;
+* a component removed without being listed in the new file's ``removed`` -- an instance's ``spec.<key>``
+  would be pruned away by the API server, and the removal may be a slip; listed, it is accepted: every
+  instance deletes the component's objects once Ready (claims and their credentials are kept);
 * a middleware's allowed kinds narrowed -- an instance using the dropped kind would become invalid;
 * a component added -- every instance lacks ``spec.<key>``, a required field without a default;
 * the custom resource renamed (kind, plural) -- existing instances live under the old name.
@@ -28,16 +30,18 @@ from .validation import FieldError, SpecError, parse_spec
 
 @dataclass(frozen=True, slots=True)
 class ProductDiff:
-    """``rolls``: component keys whose objects change; ``breaking``: refused changes (empty: safe)."""
+    """``rolls``: component keys whose objects change; ``removes``: components removed on purpose (their objects
+    go); ``breaking``: refused changes (empty: safe)."""
 
     old_version: str
     new_version: str
     rolls: tuple[str, ...]
     breaking: tuple[FieldError, ...]
+    removes: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
-        return bool(self.rolls or self.breaking or self.old_version != self.new_version)
+        return bool(self.rolls or self.removes or self.breaking or self.old_version != self.new_version)
 
 
 def _by_component(objects: list[dict[str, Any]]) -> dict[str, dict[tuple[str, str], str]]:
@@ -65,8 +69,11 @@ def breaking_changes(old: ProductDef, new: ProductDef) -> list[FieldError]:
     new_keys = set(new.keys)
     for i, comp in enumerate(old.components):
         if comp.key not in new_keys:
-            errors.append(FieldError(f"components (was components[{i}])", f"{comp.key} is removed: every instance's "
-                                     f"spec.{comp.key} would be pruned and its objects left behind"))
+            if comp.key not in new.removed:
+                errors.append(FieldError(f"components (was components[{i}])", f"{comp.key} is removed: every "
+                                         f"instance's spec.{comp.key} would be pruned; if that is meant, list it "
+                                         f"in removed: [{comp.key}] (its objects are then deleted from every "
+                                         "instance once Ready; claims and their credentials are kept)"))
             continue
         now = new.component(comp.key)
         lost = [k for k in comp.allowed_kinds if k not in now.allowed_kinds]
@@ -98,7 +105,8 @@ def diff_products(old: ProductDef, new: ProductDef) -> ProductDiff:
                                    f"{new.version or 'the new one'}: {e.message}") for e in exc.errors]
         else:
             rolls = tuple(k for k in new.keys if before.get(k) != after.get(k))
-    return ProductDiff(old.version, new.version, rolls, tuple(breaking))
+    removes = tuple(c.key for c in old.components if c.key not in new.keys and c.key in new.removed)
+    return ProductDiff(old.version, new.version, rolls, tuple(breaking), removes)
 
 
 def crd_compatibility(installed_crd: Mapping[str, Any], new: ProductDef) -> list[FieldError]:
@@ -113,8 +121,9 @@ def crd_compatibility(installed_crd: Mapping[str, Any], new: ProductDef) -> list
     kind = (spec.get("names") or {}).get("kind")
     if kind and kind != new.names.kind:
         errors.append(FieldError("names.kind", f"the installed CRD serves {kind}, the product file {new.names.kind}"))
-    errors += [FieldError("components", f"{k} is removed: the installed CRD has spec.{k}")
-               for k in installed_keys if k not in new.keys]
+    errors += [FieldError("components", f"{k} is removed: the installed CRD has spec.{k} (list it in removed: "
+                          f"[{k}] if that is meant)")
+               for k in installed_keys if k not in new.keys and k not in new.removed]
     errors += [FieldError("components", f"{k} is added: instances made with the installed CRD lack spec.{k}")
                for k in new.keys if installed_keys and k not in installed_keys]
     return errors

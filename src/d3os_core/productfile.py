@@ -176,6 +176,11 @@ class ProductFile(_File):
     components: list[Component] = Field(min_length=1, max_length=MAX_COMPONENTS,
                                         description="In deployment order (each waits for the one before unless "
                                         "dependsOn says otherwise).")
+    removed: list[_Key] = Field(default_factory=list, max_length=MAX_COMPONENTS,
+                                description="Keys of components an earlier version had and this one removes on "
+                                "purpose: every instance deletes their objects once it is Ready (claims and their "
+                                "credentials are kept), and `d3os product diff` and the operator's start accept "
+                                "the removal (a component that disappears without being listed here is refused).")
 
 
 def schema() -> dict[str, Any]:

@@ -425,7 +425,14 @@ def load_product(doc: Any, files: Mapping[str, str] | None = None, source: str =
         version=file.metadata.version,
         names=CrdNames(names.kind, names.plural, names.singular, tuple(names.short_names), tuple(names.categories)),
         selector_names_product=file.selector_names_product,
+        removed=tuple(file.removed),
     )
+    for i, key in enumerate(file.removed):
+        if key in product.keys:
+            m.error(f"removed[{i}]", f"{key!r} is still a component (components[{product.keys.index(key)}]): list "
+                    "only keys this version no longer has")
+    if len(set(file.removed)) != len(file.removed):
+        m.error("removed", "a key is listed twice")
     _env_clashes(m, product)
     _object_names(m, product)
     if not m.errors:
@@ -521,4 +528,5 @@ def dump_product(product: ProductDef) -> dict[str, Any]:
                   "categories": list(n.categories)},
         "selectorNamesProduct": product.selector_names_product,
         "components": [component(c) for c in product.components],
+        **({"removed": list(product.removed)} if product.removed else {}),
     }

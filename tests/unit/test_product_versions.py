@@ -81,7 +81,45 @@ def test_the_installed_crd_is_checked_the_same_way() -> None:
     assert crd_compatibility(crd, ANALYTICS) == []
     fewer = _edited(lambda doc: doc["components"].pop())
     assert [e.message for e in crd_compatibility(crd, fewer)] == ["dashboard is removed: the installed CRD has "
-                                                                  "spec.dashboard"]
+                                                                  "spec.dashboard (list it in removed: [dashboard] "
+                                                                  "if that is meant)"]
+    listed = _edited(lambda doc: (doc["components"].pop(), doc.update(removed=["dashboard"])))
+    assert crd_compatibility(crd, listed) == []
+
+
+def test_a_component_listed_as_removed_is_accepted_and_its_objects_go() -> None:
+    """Listed in ``removed``, a component's disappearance is a change, not a refusal: the diff says it goes,
+    and an instance planned with the new file deletes the dashboard's objects, keeping everything else."""
+    new = _edited(lambda doc: (doc["components"].pop(), doc.update(removed=["dashboard"])), "3.0.0")
+    d = diff_products(ANALYTICS, new)
+    assert d.breaking == () and d.removes == ("dashboard",) and d.changed
+    assert dump_product(new)["removed"] == ["dashboard"] and load_product(dump_product(new)) == new
+    fc = FakeCluster()
+    asvc = yaml.safe_load((ROOT / "examples" / "analyticsservice-sample.yaml").read_text(encoding="utf-8"))
+    asvc["metadata"].update(namespace="ns", uid="u-1", generation=1)
+    _install(ANALYTICS, fc, asvc)
+    dashboard = {(k, n) for (k, n), o in fc.objects.items()
+                 if (o["metadata"].get("labels") or {}).get(api.LABEL_COMPONENT) == "dashboard"}
+    assert ("Deployment", "dashboard") in dashboard
+    before = set(fc.objects)
+    asvc["metadata"]["generation"] = 2  # spec.dashboard still there: the API server prunes it only on a write
+    _install(new, fc, asvc)
+    assert set(fc.objects) == before - dashboard, "the dashboard's objects are gone, nothing else"
+
+
+@pytest.mark.parametrize(("removed", "path", "text"), [
+    (["kafka"], "removed[0]", "'kafka' is still a component (components[0])"),
+    (["old", "old"], "removed", "listed twice"),
+    (["Bad_Key"], "removed[0]", "pattern"),
+])
+def test_removed_lists_only_keys_that_are_gone(removed: list[str], path: str, text: str) -> None:
+    from d3os_core.productload import ProductFileError
+
+    doc = dump_product(ANALYTICS)
+    doc["removed"] = removed
+    with pytest.raises(ProductFileError) as err:
+        load_product(doc)
+    assert any(e.path == path and text in e.message for e in err.value.errors), err.value.errors
 
 
 def _install(product: ProductDef, fc: FakeCluster, asvc: dict[str, Any], ticks: int = 40) -> dict[str, Any]:

@@ -79,9 +79,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
         print(f"refused: {err}", file=sys.stderr)
     if d.breaking:
         return EXIT_INVALID
+    if d.removes:
+        print("removes, from every instance once it is Ready (claims and their credentials are kept): "
+              + ", ".join(d.removes))
     if d.rolls:
         print("rolls, in dependency order, on every instance: " + ", ".join(d.rolls))
-    else:
+    elif not d.removes:
         print("no component changes" + (" (the version does, and is recorded)" if d.changed else ""))
     return 1 if d.changed else 0
 
