@@ -143,7 +143,8 @@ def test_namespaced_rbac_runs_the_seed_and_is_refused_outside(
 
 def test_the_namespaced_overlay_is_a_complete_install(k8s_cluster: Any, k8s_namespace: str, tmp_path: Any) -> None:
     """config/namespaced generated for this test's namespace renders with kustomize and every object of it
-    (CRD, manager namespace and Deployment, ServiceAccount, Roles, RoleBindings) passes a server-side dry run."""
+    (CRD, manager namespace, Deployment, its PodDisruptionBudget and product files, ServiceAccount, Roles,
+    RoleBindings) passes a server-side dry run."""
     import shutil
     from pathlib import Path
 
@@ -156,8 +157,8 @@ def test_the_namespaced_overlay_is_a_complete_install(k8s_cluster: Any, k8s_name
     rendered = k8s_cluster.kubectl("kustomize", str(tmp_path / "namespaced")).stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     kinds = sorted({d["kind"] for d in docs})
-    assert kinds == ["CustomResourceDefinition", "Deployment", "Namespace", "Role", "RoleBinding", "Service",
-                     "ServiceAccount"], kinds
+    assert kinds == ["ConfigMap", "CustomResourceDefinition", "Deployment", "Namespace", "PodDisruptionBudget",
+                     "Role", "RoleBinding", "Service", "ServiceAccount"], kinds  # ConfigMap: the product files
     phase = k8s_cluster.kubectl(
         "get", "namespace", rbac.NAMESPACE, "-o", "jsonpath={.status.phase}", check=False
     ).stdout.strip()
