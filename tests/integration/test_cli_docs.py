@@ -144,6 +144,14 @@ def test_the_cluster_commands_run_as_the_docs_show(env: Env, sample: dict[str, A
         out = d3os(shown.command)
         assert out.returncode in expected[shown.subcommand], (shown.where(), out.stdout[-2000:], out.stderr)
         assert "Traceback" not in out.stderr and (out.stdout or shown.subcommand == "diff"), shown.where()
+    history = json.loads(d3os("d3os history NAME -o json").stdout)
+    owned = json.loads(_kubectl(env.cluster, "get", "controllerrevisions", "-n", ns, "-o", "json").stdout)["items"]
+    mine = {r["name"]: r["revision"] for r in history}
+    assert mine == {o["metadata"]["name"]: o["revision"] for o in owned if any(  # kubectl the oracle
+        ref["kind"] == "DataService" for ref in o["metadata"].get("ownerReferences") or [])}
+    assert [r["current"] for r in history].count(True) == 1
+    names = d3os("d3os history NAME -o name").stdout.split()
+    assert sorted(names) == sorted(f"controllerrevision.apps/{n}" for n in mine)
     got = d3os("d3os get -n NS -o json")
     assert [i["status"]["summary"] for i in json.loads(got.stdout)["items"]] == ["Ready"]
     described = _kubectl(env.cluster, "describe", "dsvc", "dataservice-sample", "-n", ns).stdout
