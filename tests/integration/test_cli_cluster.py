@@ -270,3 +270,32 @@ def test_plan_names_objects_as_kubectl_does(k8s_cluster: Any) -> None:
     kubectl = _kubectl(k8s_cluster, "create", "--dry-run=client", "-o", "name", "-f", "-", stdin=dump_all(manifests))
     assert kubectl.returncode == 0, kubectl.stderr
     assert names.returncode == 0 and names.stdout == kubectl.stdout and len(manifests) >= 5, (names, kubectl)
+
+
+def test_kubectl_d3os_completes_names_from_the_cluster(k8s_cluster: Any, k8s_namespace: str, crd: None) -> None:
+    """Issue 26 item 7, kubectl the oracle: ``kubectl d3os <TAB>`` runs ``kubectl_complete-d3os`` (found on PATH)
+    and completes instance names, namespaces and contexts from the cluster; the bash script does the same."""
+    ns = k8s_namespace
+    assert run(k8s_cluster, str(BIN / "d3os"), "apply", str(ANALYTICS), "-n", ns).returncode == 0
+
+    def kubectl_complete(*words: str) -> list[str]:
+        out = run(k8s_cluster, "kubectl", "__complete", "d3os", *words)
+        assert out.returncode == 0, out
+        *candidates, directive = out.stdout.splitlines()
+        assert directive == ":4", out.stdout
+        return candidates
+
+    assert kubectl_complete("status", "-n", ns, "") == ["analyticsservice-sample"]
+    assert kubectl_complete("history", "--kind", "dsvc", "-n", ns, "") == []
+    assert kubectl_complete("get", "-A", "ana") == ["analyticsservice-sample"]
+    assert ns in kubectl_complete("status", "-n", "")
+    contexts = run(k8s_cluster, "kubectl", "config", "get-contexts", "-o", "name").stdout.split()
+    assert kubectl_complete("status", "--context", "") == contexts and contexts
+    script = run(k8s_cluster, str(BIN / "d3os"), "completion", "bash").stdout
+    words = ["d3os", "status", "-n", ns, "analy"]
+    cmd = (f"{script}\nCOMP_WORDS=({' '.join(words)}); COMP_CWORD={len(words) - 1}; _d3os; "
+           'printf "%s\\n" "${COMPREPLY[@]}"')
+    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120,
+                         env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": "/nonexistent-home",
+                              "KUBECONFIG": str(k8s_cluster.kubeconfig)})
+    assert out.stdout.split() == ["analyticsservice-sample"], out

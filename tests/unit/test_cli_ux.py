@@ -81,7 +81,7 @@ def test_help_texts_say_what_is_true() -> None:
     [
         ("d3os", "d3os st", {"status"}),
         ("d3os", "d3os plan --third-party ", {"up", "down", "unknown"}),
-        ("d3os", "d3os completion ", {"bash", "zsh", "-h", "--help"}),
+        ("d3os", "d3os completion ", {"bash", "zsh", "fish", "-h", "--help"}),
         ("d3os-testenv", "d3os-testenv component st", {"stop", "start"}),
         ("d3os-operator", "d3os-operator run --log-format ", {"text", "json"}),
     ],

@@ -43,7 +43,7 @@ def test_the_operator_distribution_packages_the_runtime_only() -> None:
     project = main["project"]
     assert "cryptography" not in _names(project["dependencies"])
     assert "pytest11" not in project.get("entry-points", {}), "the pytest plugin would load wherever the operator is"
-    assert set(project["scripts"]) == {"d3os", "d3os-operator", "kubectl-d3os"}
+    assert set(project["scripts"]) == {"d3os", "d3os-operator", "kubectl-d3os", "kubectl_complete-d3os"}
 
 
 def test_the_testenv_distribution_holds_the_development_side() -> None:

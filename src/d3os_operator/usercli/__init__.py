@@ -18,20 +18,24 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from . import completion, errors
+from . import complete, completion, errors
 from .parser import OFFLINE, build_parser
 
-__all__ = ["build_parser", "kubectl_main", "main"]
+__all__ = ["build_parser", "kubectl_complete", "kubectl_main", "main"]
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, prog: str = "d3os") -> int:
     """Run one command; its output goes to ``out`` (default stdout; offline commands write to stdout)."""
-    debug, rest = errors.debug_requested(list(sys.argv[1:] if argv is None else argv))
+    words = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(prog)
-    args = parser.parse_args(rest)
     stream = out or sys.stdout
+    if words[:1] == [complete.HIDDEN]:  # the shells' (and kubectl's) question: never an error, never a traceback
+        stream.write(complete.answer(parser, words[1:]))
+        return 0
+    debug, rest = errors.debug_requested(words)
+    args = parser.parse_args(rest)
     if args.command == "completion":
-        stream.write(completion.script(args.shell, parser, prog.replace(" ", "-")))
+        stream.write(completion.script(args.shell, parser, prog.replace(" ", "-"), dynamic=True))
         return 0
     if args.command in OFFLINE:
         return errors.run(prog, lambda: int(args.func(args)), debug)
@@ -41,3 +45,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, prog: str
 def kubectl_main() -> int:
     """``kubectl d3os ...``: kubectl runs the ``kubectl-d3os`` executable it finds on PATH."""
     return main(prog="kubectl d3os")
+
+
+def kubectl_complete() -> int:
+    """``kubectl d3os <TAB>``: kubectl's completion runs ``kubectl_complete-d3os WORD...`` (the words after
+    ``d3os``) and reads cobra's answer, which ``d3os __complete`` gives."""
+    return main([complete.HIDDEN, *sys.argv[1:]], prog="kubectl d3os")

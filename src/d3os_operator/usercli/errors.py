@@ -5,7 +5,8 @@ Exit codes of ``d3os``, ``kubectl d3os`` and ``d3os-operator`` (docs/operations.
 ===  ===========================================================================================
  0   done
  1   the answer is "no": ``diff`` found changes, ``apply --wait`` ended Stalled or timed out,
-     ``status``: the DataService does not exist, ``d3os-operator run`` lost its leadership
+     ``status``/``history``/``rollback``/``get NAME``: no such instance or revision, ``d3os-operator run``
+     lost its leadership
  2   invalid input: command line, unreadable file, not YAML, invalid DataService spec
  3   no usable kubeconfig (none found, unreadable, unknown context)
  4   the API server cannot be reached (refused, unresolvable, TLS failure, timeout)
@@ -38,7 +39,7 @@ EXIT_BUG = 70
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = (
-    "exit codes: 0 done; 1 changes (diff), Stalled or timeout (apply --wait), not found (status); "
+    "exit codes: 0 done; 1 changes (diff), Stalled or timeout (apply --wait), no such instance or revision; "
     "2 invalid input; 3 no usable kubeconfig; 4 API server unreachable; 5 forbidden/unauthorized; "
     "6 not found (object, or the DataService kind: CRD not installed); 7 other API error; 70 internal error; "
     "130 interrupted. "
