@@ -29,13 +29,17 @@ RECORDER = """
     const nodes = [...document.querySelectorAll('#graph g.node')].map(g => ({
       key: g.dataset.key, state: g.dataset.state, kind: g.dataset.kind, current: g.dataset.current === 'true',
       fill: g.querySelector('rect').getAttribute('fill'), text: g.textContent}));
-    const rec = {t: performance.timeOrigin + performance.now(), phase: document.getElementById('i-phase').textContent,
+    const rec = {t: performance.timeOrigin + performance.now(),
+      phase: document.getElementById('i-phase').textContent,
       message: document.getElementById('i-message').textContent, nodes};
     const prev = window.d3osSeen[window.d3osSeen.length - 1];
-    if (!prev || JSON.stringify([prev.phase, prev.message, prev.nodes]) !== JSON.stringify([rec.phase, rec.message, rec.nodes]))
+    const same = prev && JSON.stringify([prev.phase, prev.message, prev.nodes])
+      === JSON.stringify([rec.phase, rec.message, rec.nodes]);
+    if (!same)
       window.d3osSeen.push(rec);
   };
-  new MutationObserver(take).observe(document.getElementById('instance-view'), {subtree: true, childList: true, characterData: true, attributes: true});
+  new MutationObserver(take).observe(document.getElementById('instance-view'),
+    {subtree: true, childList: true, characterData: true, attributes: true});
   take();
 }
 """

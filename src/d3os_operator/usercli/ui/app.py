@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
 import threading
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -168,7 +168,7 @@ def build(settings: Settings) -> ASGIApp:
         return streaming(live.overview(state["client"], settings.products, settings.namespace))
 
     async def one(request: Request) -> Response:
-        kind, ns, name = where(request)
+        _kind, ns, name = where(request)
         return streaming(live.instance(state["client"], product(request), ns, name))
 
     async def history(request: Request) -> Response:
@@ -192,7 +192,7 @@ def build(settings: Settings) -> ASGIApp:
                                                                         f"revision {b}")}, headers=SECURITY_HEADERS)
 
     async def exported(request: Request) -> Response:
-        kind, ns, name = where(request)
+        _kind, ns, name = where(request)
         prod = product(request)
         fmt = request.path_params["fmt"]
         if fmt not in export.FORMATS:
