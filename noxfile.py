@@ -50,8 +50,8 @@ def system_packages(session: nox.Session) -> None:
                       f"(missing: {', '.join(p for p, k in SYSTEM_PACKAGES.items() if k in missing)}): "
                       f"run as root, or install them: sudo apt-get install -y {' '.join(missing)}")
     env = {"DEBIAN_FRONTEND": "noninteractive"}
-    session.run("apt-get", "update", "-q", external=True, env=env)
-    session.run("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing, external=True, env=env)
+    session.run_install("apt-get", "update", "-q", external=True, env=env)
+    session.run_install("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing, external=True, env=env)
 
 
 def _install(session: nox.Session, extra: str = "test") -> None:
