@@ -245,6 +245,7 @@
     const dlg = $("confirm");
     $("confirm-title").textContent = title; $("confirm-text").textContent = text; $("confirm-ok").textContent = okLabel;
     dlg.returnValue = "";
+    $("result").hidden = true;
     dlg.onclose = async () => {
       if (dlg.returnValue !== "ok") { result("Cancelled: nothing was changed.", false); return; }
       try { result(await action(), false); } catch (err) { result(err.message, true); }
