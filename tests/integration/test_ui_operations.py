@@ -59,7 +59,8 @@ def _confirm(page: Any, button: str) -> str:
 
 
 def _history(page: Any) -> list[list[str]]:
-    return page.eval_on_selector_all("#history tbody tr", "trs => trs.map(tr => [...tr.cells].map(td => td.textContent))")
+    return page.eval_on_selector_all("#history tbody tr",
+                                     "trs => trs.map(tr => [...tr.cells].map(td => td.textContent))")
 
 
 def test_diff_rollback_suspend_from_the_page_and_refusals(env: Env, sample: dict[str, Any], browser: Any) -> None:

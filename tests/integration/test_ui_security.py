@@ -132,7 +132,8 @@ def test_requests_without_the_token_or_from_elsewhere_are_refused(env: Env, ui: 
 
 def _secrets_of(kubeconfig: Any) -> list[str]:
     """Every credential string of a kubeconfig: its users' data as written and decoded (PEM bodies' lines)."""
-    doc = yaml.safe_load(open(kubeconfig, encoding="utf-8"))
+    with open(kubeconfig, encoding="utf-8") as f:
+        doc = yaml.safe_load(f)
     out: list[str] = []
     for user in doc.get("users") or []:
         for key, value in (user.get("user") or {}).items():
@@ -175,9 +176,11 @@ def test_in_the_browser_a_rebound_name_and_another_origin_are_refused(env: Env, 
       fetch("{ui.origin}/api/i/DataService/{env.namespace}/{NAME}/suspend", {{method: "POST", mode: "no-cors",
         credentials: "include", headers: {{"Content-Type": "text/plain"}}, body: '{{"suspend": true}}'}})
         .then(r => document.title = "sent " + r.type, e => document.title = "failed");
-      fetch("{ui.origin}/api/i/DataService/{env.namespace}/{NAME}/suspend", {{method: "POST", credentials: "include",
-        headers: {{"Content-Type": "application/json", "X-D3os-Token": "guess"}}, body: '{{"suspend": true}}'}})
-        .then(r => document.body.dataset.second = "answered " + r.status, e => document.body.dataset.second = "blocked");
+      fetch("{ui.origin}/api/i/DataService/{env.namespace}/{NAME}/suspend", {{method: "POST",
+        credentials: "include", headers: {{"Content-Type": "application/json", "X-D3os-Token": "guess"}},
+        body: '{{"suspend": true}}'}})
+        .then(r => document.body.dataset.second = "answered " + r.status,
+              e => document.body.dataset.second = "blocked");
     </script>""".encode()
 
     class Attacker(http.server.BaseHTTPRequestHandler):
