@@ -34,10 +34,15 @@ def pick_python(running: tuple[int, int] = sys.version_info[:2], which: object =
 PYTHON = pick_python()
 
 
-SYSTEM_PACKAGES = {"/usr/bin/chromium": "chromium", "/usr/bin/dot": "graphviz"}
+SYSTEM_PACKAGES = {
+    "/usr/bin/chromium": "chromium",
+    "/usr/bin/dot": "graphviz",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc": "fonts-wqy-zenhei",
+}
 """What the UI and graph export tests run besides Python: the distribution's Chromium (driven by Playwright,
-never a browser build downloaded at run time) and Graphviz's ``dot`` (the outside parser of ``d3os graph -o
-dot``), by the path each is used at and its Debian package."""
+never a browser build downloaded at run time), a CJK font for it (the seed's PHASE, ``mysql已部署``, in the
+screenshots) and Graphviz's ``dot`` (the outside parser of ``d3os graph -o dot``), by the path each is used at
+and its Debian package."""
 
 
 def system_packages(session: nox.Session) -> None:

@@ -61,7 +61,9 @@ def browser() -> Iterator[Any]:
 def screenshot(page: Any, name: str, **kw: Any) -> None:
     if os.environ.get("D3OS_UI_SCREENSHOTS", "") not in ("", "0"):
         IMAGES.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(IMAGES / f"ui-{name}.png"), **kw)
+        # written here: Playwright would write it from a thread of its event loop's executor, which would outlive
+        # the test (tests/conftest.py refuses threads left running)
+        (IMAGES / f"ui-{name}.png").write_bytes(page.screenshot(**kw))
 
 
 def ui_server(kubeconfig: str | Path, namespace: str, products: Any = None) -> Any:

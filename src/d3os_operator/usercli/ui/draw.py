@@ -31,8 +31,9 @@ COLOURS = {  # state: (fill, stroke)
     "Suspended": ("#e9d5ff", "#7e22ce"),
 }
 MARKS = {"Pending": "·", "Waiting": "…", "Progressing": "↻", "Ready": "✓", "Failed": "✗", "Conflict": "⚠",
-         "Suspended": "⏸"}
-CURRENT_MARK = "◀ at this step"
+         "Suspended": "‖"}
+CURRENT_MARK = "◀ now"
+"""Beside the state of the step the rollout is at (its aria-label says it in full)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +141,10 @@ def svg(graph: InstanceGraph) -> str:
                 f"{escape(short(kind_line(node)))}</text>"
                 f'<text class="state" x="{p.x + 10:g}" y="{p.y + 56:g}" fill="{stroke}" font-weight="600">'
                 f"{escape(state_line(node))}"
-                + (f'<tspan class="here" fill="#111827"> {CURRENT_MARK}</tspan>' if node.current else "")
-                + "</text></g>"
+                + "</text>"
+                + (f'<text class="here" x="{p.x + NODE_W - 8:g}" y="{p.y + 56:g}" text-anchor="end" '
+                   f'font-weight="700" fill="#111827">{CURRENT_MARK}</text>' if node.current else "")
+                + "</g>"
             )
     out.append("</svg>")
     return "".join(out)

@@ -4,7 +4,7 @@
 (() => {
   const TOKEN = document.querySelector('meta[name="d3os-token"]').content;
   const $ = (id) => document.getElementById(id);
-  const MARKS = { Pending: "·", Waiting: "…", Progressing: "↻", Ready: "✓", Failed: "✗", Conflict: "⚠", Suspended: "⏸" };
+  const MARKS = { Pending: "·", Waiting: "…", Progressing: "↻", Ready: "✓", Failed: "✗", Conflict: "⚠", Suspended: "‖" };
   window.d3os = { marks: {}, rendered: 0 };
   const mark = (name) => { window.d3os.marks[name] = performance.now(); };
 
@@ -175,7 +175,7 @@
     tb.replaceChildren(...g.nodes.map((n) => el("tr", { "data-key": n.key },
       el("td", { text: String(n.layer + 1) }), el("td", { text: n.key }), el("td", { text: n.kind }),
       el("td", { text: n.replicas }), el("td", { text: n.object }),
-      el("td", { class: "state" }, el("span", { class: `st-${n.state}`, text: `${MARKS[n.state] || "?"} ${n.state}${n.current ? " ◀ at this step" : ""}` })),
+      el("td", { class: "state" }, el("span", { class: `st-${n.state}`, text: `${MARKS[n.state] || "?"} ${n.state}${n.current ? " ◀ now" : ""}` })),
       el("td", { class: "msg", text: n.message }))));
     const cb = document.querySelector("#conditions tbody");
     cb.replaceChildren(...d.conditions.map((c) => el("tr", {}, el("td", { text: c.type }), el("td", { text: c.status }),
