@@ -34,6 +34,31 @@ def pick_python(running: tuple[int, int] = sys.version_info[:2], which: object =
 PYTHON = pick_python()
 
 
+SYSTEM_PACKAGES = {
+    "/usr/bin/chromium": "chromium",
+    "/usr/bin/dot": "graphviz",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc": "fonts-wqy-zenhei",
+}
+"""What the UI and graph export tests run besides Python: the distribution's Chromium (driven by Playwright,
+never a browser build downloaded at run time), a CJK font for it (the seed's PHASE, ``mysql已部署``, in the
+screenshots) and Graphviz's ``dot`` (the outside parser of ``d3os graph -o dot``), by the path each is used at
+and its Debian package."""
+
+
+def system_packages(session: nox.Session) -> None:
+    """Install the missing :data:`SYSTEM_PACKAGES` with apt-get (as root, as on CI); else say what is missing."""
+    missing = sorted({pkg for path, pkg in SYSTEM_PACKAGES.items() if not os.path.exists(path)})
+    if not missing:
+        return
+    if not shutil.which("apt-get") or os.geteuid() != 0:
+        session.error(f"the UI tests need {', '.join(missing)} from the distribution's packages "
+                      f"(missing: {', '.join(p for p, k in SYSTEM_PACKAGES.items() if k in missing)}): "
+                      f"run as root, or install them: sudo apt-get install -y {' '.join(missing)}")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run_install("apt-get", "update", "-q", external=True, env=env)
+    session.run_install("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing, external=True, env=env)
+
+
 def _install(session: nox.Session, extra: str = "test") -> None:
     """The operator (with the extra's tools) and the development-only ``d3os-testenv`` distribution beside it
     (the local control plane, the pytest plugin, the harness, the demo): never part of the operator's wheel."""
@@ -44,6 +69,7 @@ def _install(session: nox.Session, extra: str = "test") -> None:
 def unit(session: nox.Session) -> None:
     """Unit tests of the pure core (no cluster)."""
     _install(session)
+    system_packages(session)
     session.run("pytest", "tests/unit", "-q", *session.posargs)
 
 
@@ -51,6 +77,7 @@ def unit(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """Integration tests against the real local control plane (built and started by d3os_testenv)."""
     _install(session)
+    system_packages(session)
     session.run("d3os-testenv", "build")
     session.run("pytest", "tests/integration", "-q", "-m", "integration", *session.posargs)
 
@@ -59,6 +86,7 @@ def integration(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Everything: lint-free core, unit tests, and integration tests on the local control plane."""
     _install(session, "dev")
+    system_packages(session)
     session.run("ruff", "check", "src", "testenv", "tests", "noxfile.py")
     session.run("mypy", "--strict", "src/d3os_core")
     session.run("d3os-testenv", "build")

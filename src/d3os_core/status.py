@@ -76,10 +76,18 @@ def phase_and_message(order: Sequence[str], comps: Mapping[str, ComponentStatus]
     started = [k for k in order if comps[k].state not in ("Waiting", "Pending")]
     if not started:
         return "", ""
-    current = {k for k in order if comps[k].state in ("Progressing", "Failed", "Conflict")}
-    if not current:
-        current = {started[-1]}
+    current = current_steps(order, {k: c.state for k, c in comps.items()}) or {started[-1]}
     return f"{started[-1]}{DEPLOYED}", chain_message(order, current)
+
+
+CURRENT_STATES = ("Progressing", "Failed", "Conflict")
+"""States of a component the rollout is at: being rolled out or stuck (the MESSAGE column's brackets)."""
+
+
+def current_steps(order: Sequence[str], states: Mapping[str, str]) -> set[str]:
+    """The components the rollout is at now (rolled out or stuck): what MESSAGE brackets and ``d3os ui`` marks
+    as the step everything after it waits on; empty when none is (all ready, or all waiting)."""
+    return {k for k in order if states.get(k) in CURRENT_STATES}
 
 
 def condition(

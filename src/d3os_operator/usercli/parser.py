@@ -10,11 +10,11 @@ import argparse
 from collections.abc import Sequence
 
 from .. import __version__
-from . import apply, completion, diff, errors, get, history, offline, output, productcmd, status
+from . import apply, completion, diff, errors, get, history, offline, output, productcmd, status, ui
 from .connect import FIELD_MANAGER
 
 OFFLINE = ("render", "validate", "plan", "crd", "reference", "product", "completion")
-CLUSTER = ("get", "status", "diff", "apply", "history", "rollback")
+CLUSTER = ("get", "status", "diff", "apply", "history", "rollback", "graph", "ui")
 KUBECONFIG_HELP = ("kubeconfig file (default: $D3OS_KUBECONFIG, else $KUBECONFIG, each a colon-separated list merged "
                    "as kubectl does, else ~/.kube/config)")
 GROUPS = (
@@ -175,6 +175,36 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     rb.add_argument("--timeout", type=float, default=600.0, help="with --wait, seconds (default 600)")
     _cluster_options(rb, NS_OF_NAME, PRODUCT_OF_NAME)
     rb.set_defaults(func=history.cmd_rollback)
+    _add_ui(sub)
+
+
+def _add_ui(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    gr = sub.add_parser(
+        "graph", help="draw an instance's component graph: svg, dot (Graphviz) or mermaid",
+        description="Print the component graph of the instance NAME in dependency layers, each component with "
+        "its kind, replicas and state as its status says, the step the rollout is at marked: an SVG drawing, "
+        "Graphviz DOT or a Mermaid flowchart. Exit 0, or 1 when it does not exist.",
+    )
+    gr.add_argument("name", help=NAME_HELP)
+    gr.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)
+    gr.add_argument("-o", "--output", choices=("svg", "dot", "mermaid"), default="svg",
+                    help="format (default: svg)")
+    _cluster_options(gr, NS_OF_NAME)
+    gr.set_defaults(func=ui.cmd_graph)
+    u = sub.add_parser(
+        "ui", help="a live web page of every instance: graph, progress, Events, history, rollback (local)",
+        description="Serve a web page on 127.0.0.1 showing every product instance the kubeconfig's user can see, "
+        "live (by watch): one instance's component graph in dependency layers, what each step waits on, its "
+        "Events, revision history with a diff, suspend/resume and rollback (each confirmed, each done with your "
+        "rights). The printed URL carries a random token; nothing is installed in the cluster.",
+    )
+    _cluster_options(u, NS_OF_NAME)
+    u.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace (default: -n's)")
+    u.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    u.add_argument("--address", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: only this machine can connect)")
+    u.add_argument("--open", action="store_true", help="open the page in the default browser")
+    u.set_defaults(func=ui.cmd_ui)
 
 
 def _group_in_help(
