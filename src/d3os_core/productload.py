@@ -37,6 +37,15 @@ _TAKEN_NAMES = frozenset({*SpecBase.model_fields, *dir(SpecBase)})
 """Python names of the spec model (its fields, methods and pydantic's): a key whose field name is one of them
 would shadow it."""
 
+CEL_BUDGET_SHARE = {"microservice": 0.0350, "middleware": 0.0017}
+"""Share of the API server's CEL cost budget for a whole CRD schema that one component's validation rules
+take, by role -- the budget is a total per CRD, so it caps the number of components. A microservice's rules
+are dominated by its ``files`` rule (the UTF-8 size of up to 32 files of up to 256 KiB). Measured on
+kube-apiserver v1.36 from the factor it reports when a CRD exceeds the budget ("exceeds budget by factor of
+1.0116x" at 29 microservices, 1.3858x at 40, 2.1x at 60; 28 microservices with 40 middlewares 1.0419x):
+0.0349 per microservice and 0.0016 per middleware, rounded up. At most 28 microservices per product, then.
+tests/integration/test_product_crds.py holds the API server to this estimate on both sides of the line."""
+
 
 def _reserved(key: str) -> bool:
     name = key.replace("-", "_")
@@ -395,6 +404,12 @@ def crd_size(product: ProductDef) -> int:
     return len(json.dumps(crd_manifest(product), separators=(",", ":")).encode())
 
 
+def cel_budget_share(product: ProductDef) -> float:
+    """The estimated share of the API server's CEL cost budget the product's CRD takes (see
+    :data:`CEL_BUDGET_SHARE`): above 1 the API server refuses the CRD."""
+    return sum(CEL_BUDGET_SHARE[c.role] for c in product.components)
+
+
 def load_product(doc: Any, files: Mapping[str, str] | None = None, source: str = "product.yaml") -> ProductDef:
     """The product a parsed product file defines; :class:`ProductFileError` with every problem otherwise."""
     if not isinstance(doc, dict):
@@ -436,8 +451,16 @@ def load_product(doc: Any, files: Mapping[str, str] | None = None, source: str =
     _env_clashes(m, product)
     _object_names(m, product)
     if not m.errors:
-        size = crd_size(product)
-        if size > CRD_MAX_BYTES:
+        share = cel_budget_share(product)
+        size = crd_size(product) if share <= 1.0 else 0
+        if share > 1.0:
+            counts = {role: sum(1 for c in product.components if c.role == role) for role in CEL_BUDGET_SHARE}
+            m.error("components", f"CRD over the API server's CEL cost budget: its validation rules would take an "
+                    f"estimated {share:.0%} of it ({counts['microservice']} microservices at "
+                    f"{CEL_BUDGET_SHARE['microservice']:.1%} each, {counts['middleware']} middlewares at "
+                    f"{CEL_BUDGET_SHARE['middleware']:.2%}); allowed: at most 100 % -- about 28 microservices; "
+                    "split the product")
+        elif size > CRD_MAX_BYTES:
             m.error("components", f"CRD too large: {size} bytes of JSON, at most {CRD_MAX_BYTES} (1 MiB); "
                     "split the product or drop components")
     if m.errors:

@@ -11,6 +11,7 @@ Run: ``pytest -m integration tests/integration/test_product_crds.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from d3os_core import api, validate_spec
 from d3os_core.crd import crd_manifest
 from d3os_core.product import ProductDef
-from d3os_core.productload import crd_size, load_product
+from d3os_core.productload import cel_budget_share, crd_size, load_product
 from d3os_operator.products import load_dir
 from d3os_testenv import harness
 from tests.unit.test_product_properties import RandomDraw, instance_spec, product_doc
@@ -75,6 +76,39 @@ def test_random_products_crds_are_accepted_by_the_api_server(client: Client) -> 
         if code != 201:
             refused[f"{p.names.plural} ({len(p.components)} components, {crd_size(p)} bytes)"] = (code, message[:600])
     assert refused == {}
+
+
+def _mixed(microservices: int, middlewares: int) -> ProductDef:
+    """A product of that many microservices and middlewares, made whatever the loader's budget check says (its
+    components come from two loadable products joined)."""
+    def doc(role: str, n: int, prefix: str) -> dict[str, Any]:
+        comps = [{"key": f"{prefix}{i:03d}", "role": role, "image": f"x/{prefix}:1", "port": 1000 + i,
+                  **({"kind": 0, "allowedKinds": [0, 1, 2, 3]} if role == "middleware" else {})} for i in range(n)]
+        return {"apiVersion": "d3os-product.com.d3os/v1", "kind": "Product",
+                "metadata": {"name": "budget", "version": "1.0.0"},
+                "names": {"kind": "BudgetService", "plural": "budgetservices", "singular": "budgetservice"},
+                "components": comps}
+
+    chunks = [("middleware", middlewares, "m")] + [("microservice", min(20, microservices - k), f"s{k}-")
+                                                    for k in range(0, microservices, 20)]
+    parts = [load_product(doc(role, n, prefix)).components for role, n, prefix in chunks if n]
+    first = load_product(doc("middleware", 1, "z"))
+    return dataclasses.replace(first, components=tuple(c for part in parts for c in part))
+
+
+@pytest.mark.parametrize(("microservices", "middlewares"), [(28, 0), (29, 0), (20, 20), (28, 40), (0, 80), (35, 0)])
+def test_the_cel_budget_estimate_agrees_with_the_api_server(client: Client, microservices: int,
+                                                            middlewares: int) -> None:
+    """d3os_core.productload.CEL_BUDGET_SHARE is measured from the API server; here the API server holds it on both
+    sides of the line: a product the loader refuses for the CEL budget is one the API server refuses, and one it
+    accepts (under the budget) the API server accepts."""
+    product = _mixed(microservices, middlewares)
+    over = cel_budget_share(product) > 1.0
+    code, message = post(client, CRDS, crd_manifest(product), dry_run=True)
+    if over:
+        assert code == 422 and "exceeds budget" in message, (code, message[-300:])
+    else:
+        assert code == 201, message[-300:]
 
 
 def test_a_broken_crd_is_refused_by_the_dry_run(client: Client) -> None:

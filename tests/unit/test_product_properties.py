@@ -139,8 +139,12 @@ def product_doc(r: Draw, min_components: int = 1, max_components: int = 50) -> d
     keys = [f"{r.choice(PREFIXES)}-{i}" for i in range(n)]
     waits: list[set[str]] = []  # what each component waits for, directly or not
     components: list[dict[str, Any]] = []
+    microservices = 0
     for i, key in enumerate(keys):
-        c: dict[str, Any] = {"key": key, "role": r.choice(("middleware", "microservice"))}
+        # at most 28 microservices: the API server's CEL cost budget (d3os_core.productload.CEL_BUDGET_SHARE)
+        role = r.choice(("middleware", "microservice")) if microservices < 28 else "middleware"
+        microservices += role == "microservice"
+        c: dict[str, Any] = {"key": key, "role": role}
         if i and r.boolean():
             direct = [keys[i - 1]]  # the default: the component before
         else:
