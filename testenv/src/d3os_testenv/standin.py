@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,6 +26,9 @@ class StandIn:
         self.port = port or _free_port(host)
         self.status = 200
         self.requests = 0
+        self.log: list[tuple[float, int]] = []
+        """(time.monotonic() when answered, status) of every request: when a check was answered, for tests that
+        order the rollout by it."""
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -58,6 +62,7 @@ class StandIn:
                     self.end_headers()
                     if body:
                         self.wfile.write(body)
+                    owner.log.append((time.monotonic(), owner.status))
 
                 do_GET = _answer
                 do_HEAD = _answer
