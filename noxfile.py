@@ -38,11 +38,13 @@ SYSTEM_PACKAGES = {
     "/usr/bin/chromium": "chromium",
     "/usr/bin/dot": "graphviz",
     "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc": "fonts-wqy-zenhei",
+    "/usr/bin/fish": "fish",
+    "/usr/bin/zsh": "zsh",
 }
 """What the UI and graph export tests run besides Python: the distribution's Chromium (driven by Playwright,
 never a browser build downloaded at run time), a CJK font for it (the seed's PHASE, ``mysql已部署``, in the
-screenshots) and Graphviz's ``dot`` (the outside parser of ``d3os graph -o dot``), by the path each is used at
-and its Debian package."""
+screenshots), Graphviz's ``dot`` (the outside parser of ``d3os graph -o dot``) and the fish and zsh shells (the
+completion scripts run in them), by the path each is used at and its Debian package."""
 
 
 def system_packages(session: nox.Session) -> None:
@@ -51,7 +53,7 @@ def system_packages(session: nox.Session) -> None:
     if not missing:
         return
     if not shutil.which("apt-get") or os.geteuid() != 0:
-        session.error(f"the UI tests need {', '.join(missing)} from the distribution's packages "
+        session.error(f"the tests need {', '.join(missing)} from the distribution's packages "
                       f"(missing: {', '.join(p for p, k in SYSTEM_PACKAGES.items() if k in missing)}): "
                       f"run as root, or install them: sudo apt-get install -y {' '.join(missing)}")
     env = {"DEBIAN_FRONTEND": "noninteractive"}

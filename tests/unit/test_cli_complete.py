@@ -26,7 +26,7 @@ def ask(*words: str, prog: str = "d3os") -> tuple[list[str], str]:
 
 CASES = [
     (("",), {"render", "validate", "plan", "crd", "reference", "product", "get", "status", "diff", "apply",
-             "history", "rollback", "completion"}, ":4"),
+             "history", "rollback", "completion", "graph", "ui"}, ":4"),
     (("st",), {"status"}, ":4"),
     (("completion", ""), {"bash", "zsh", "fish"}, ":4"),
     (("plan", "--third-party", ""), {"up", "down", "unknown"}, ":4"),
@@ -75,6 +75,36 @@ def test_bash_completes_what_the_engine_answers(line: str, expected: set[str]) -
            'printf "%s\\n" "${COMPREPLY[@]}"')
     out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, check=True, env=ENV)
     assert set(out.stdout.split()) == expected
+
+
+SHELL_LINES = [("d3os st", {"status"}), ("d3os status --kind as", {"asvc"}), ("d3os completion f", {"fish"}),
+               ("d3os get -o j", {"json"})]
+
+
+@pytest.mark.parametrize(("line", "expected"), SHELL_LINES)
+def test_fish_completes_what_the_engine_answers(line: str, expected: set[str], tmp_path: Path) -> None:
+    """fish's own ``complete -C`` (what a TAB shows) with the script ``d3os completion fish`` prints loaded."""
+    script = tmp_path / "d3os.fish"
+    script.write_text(subprocess.run([str(BIN / "d3os"), "completion", "fish"], capture_output=True, text=True,
+                                     env=ENV, check=True).stdout)
+    out = subprocess.run(["fish", "--no-config", "-c", f"source {script}; complete -C '{line}'"],
+                         capture_output=True, text=True, check=True, env=ENV)
+    assert {ln.split("\t")[0] for ln in out.stdout.splitlines()} == expected, out
+
+
+@pytest.mark.parametrize(("line", "expected"), SHELL_LINES)
+def test_zsh_completes_what_the_engine_answers(line: str, expected: set[str], tmp_path: Path) -> None:
+    """zsh with the script ``d3os completion zsh`` prints, the function called as zsh's bashcompinit calls it
+    (``compgen -F``, under ``emulate sh``): an earlier script ran in bash only (``${a[@]:1:COMP_CWORD}`` is a
+    zsh history modifier)."""
+    script = subprocess.run([str(BIN / "d3os"), "completion", "zsh"], capture_output=True, text=True, env=ENV,
+                            check=True).stdout
+    words = line.split(" ")
+    cmd = (f"{script}\nCOMP_WORDS=({' '.join(repr(w) for w in words)}); COMP_CWORD={len(words) - 1}; "
+           f"compgen -F _d3os -- {words[-1]!r}")
+    out = subprocess.run(["zsh", "-f", "-c", cmd], capture_output=True, text=True, check=True,
+                         env={**ENV, "ZDOTDIR": str(tmp_path)}, cwd=tmp_path)
+    assert set(out.stdout.split()) == expected, out
 
 
 def test_bash_falls_back_to_files_only_where_a_file_goes(tmp_path: Path) -> None:

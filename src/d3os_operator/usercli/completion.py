@@ -106,7 +106,7 @@ def dynamic_bash(command: str) -> str:
         f"# {command} completion: each word is asked of `{command} __complete` (names come from the cluster)",
         f"{fn}() {{",
         '    local cur="${COMP_WORDS[COMP_CWORD]}" out directive',
-        f'    out=$({shlex.quote(command)} __complete "${{COMP_WORDS[@]:1:COMP_CWORD}}" 2>/dev/null) || return',
+        f'    out=$({shlex.quote(command)} __complete "${{COMP_WORDS[@]:1:$COMP_CWORD}}" 2>/dev/null) || return',
         '    directive="${out##*:}"',
         '    out="${out%:*}"',
         '    local IFS=$\'\\n\'',
