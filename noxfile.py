@@ -47,6 +47,11 @@ screenshots), Graphviz's ``dot`` (the outside parser of ``d3os graph -o dot``) a
 completion scripts run in them), by the path each is used at and its Debian package."""
 
 
+REQUIRE_TOOLS = {"D3OS_REQUIRE_TOOLS": "1"}
+"""After ``d3os-testenv build`` a test whose tool (helm, kubectl, promtool...) is missing fails instead of
+skipping (tests/tools.py): nothing skips in CI."""
+
+
 def system_packages(session: nox.Session) -> None:
     """Install the missing :data:`SYSTEM_PACKAGES` with apt-get (as root, as on CI); else say what is missing."""
     missing = sorted({pkg for path, pkg in SYSTEM_PACKAGES.items() if not os.path.exists(path)})
@@ -81,7 +86,7 @@ def integration(session: nox.Session) -> None:
     _install(session)
     system_packages(session)
     session.run("d3os-testenv", "build")
-    session.run("pytest", "tests/integration", "-q", "-m", "integration", *session.posargs)
+    session.run("pytest", "tests/integration", "-q", "-m", "integration", *session.posargs, env=REQUIRE_TOOLS)
 
 
 @nox.session(python=PYTHON)
@@ -92,7 +97,7 @@ def tests(session: nox.Session) -> None:
     session.run("ruff", "check", "src", "testenv", "tests", "noxfile.py")
     session.run("mypy", "--strict", "src/d3os_core")
     session.run("d3os-testenv", "build")
-    session.run("pytest", "tests", "-q", *session.posargs)
+    session.run("pytest", "tests", "-q", *session.posargs, env=REQUIRE_TOOLS)
 
 
 @nox.session(python=PYTHON)

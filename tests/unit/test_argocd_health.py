@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from d3os_core import api
+from tests.tools import need
 
 from .kstatus import verdict
 
@@ -27,9 +28,7 @@ def _luahealth() -> Path:
     from d3os_testenv.build import GO_TOOLS, cache_root
 
     path = GO_TOOLS["luahealth"].binary(cache_root())
-    if not path.exists():
-        pytest.skip(f"luahealth not built yet ({path}); run d3os-testenv build")
-    return path
+    return need(path, "luahealth (Argo CD's Lua health scripts)")
 
 
 def test_every_health_is_covered_by_a_recorded_case() -> None:

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from d3os_generate import chart, rbac
+from tests.tools import need
 
 from .test_kustomize import kustomize
 
@@ -28,9 +29,7 @@ def _helm() -> Path:
     from d3os_testenv.build import GO_TOOLS, cache_root
 
     path = GO_TOOLS["helm"].binary(cache_root())
-    if not path.exists():
-        pytest.skip(f"helm not built yet ({path}); run d3os-testenv build")
-    return path
+    return need(path, "helm")
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:

@@ -7,11 +7,11 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from d3os_core import api
 from tests.docsnippets import DOC, command, snippet, snippets
+from tests.tools import need
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
@@ -45,11 +45,7 @@ def test_argocd_cm_carries_the_tested_health_script() -> None:
 def test_promtool_accepts_the_alert_rules() -> None:
     from d3os_testenv.build import GO_TOOLS, cache_root
 
-    if "promtool" not in GO_TOOLS:
-        pytest.skip("promtool is not among the testenv tools")
-    promtool = GO_TOOLS["promtool"].binary(cache_root())
-    if not promtool.exists():
-        pytest.skip(f"promtool not built yet ({promtool}); run d3os-testenv build")
+    promtool = need(GO_TOOLS["promtool"].binary(cache_root()), "promtool")
     argv = command("promtool")
     out = subprocess.run([str(promtool), *argv[1:]], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr

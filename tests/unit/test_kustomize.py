@@ -10,8 +10,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+
+from tests.tools import need
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config"
@@ -23,9 +24,7 @@ def _kubectl() -> Path:
     from d3os_testenv.build import Toolchain
 
     path = Toolchain().binary("kubectl")
-    if not path.exists():
-        pytest.skip(f"kubectl not built yet ({path}); run d3os-testenv build")
-    return path
+    return need(path, "kubectl")
 
 
 def kustomize(directory: str) -> list[dict[str, Any]]:
