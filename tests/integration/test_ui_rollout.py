@@ -33,14 +33,14 @@ def _kubectl_watch(env: Env) -> subprocess.Popen[str]:
 
 
 def _columns(lines: list[str]) -> list[tuple[str, str]]:
-    """(PHASE, MESSAGE) of each line kubectl printed (its columns: NAME PHASE MESSAGE READY AGE; PHASE and
-    MESSAGE are blank before the first status, then never contain blanks)."""
+    """(PHASE, MESSAGE) of each line kubectl printed (its columns: NAME STATUS PHASE MESSAGE READY AGE; STATUS,
+    PHASE and MESSAGE are blank before the first status, then never contain blanks)."""
     out = []
     for line in lines:
         fields = line.split()
         if not fields or fields[0] == "NAME":
             continue
-        out.append((fields[1], fields[2]) if len(fields) == 5 else ("", ""))
+        out.append((fields[2], fields[3]) if len(fields) == 6 else ("", ""))
     return out
 
 

@@ -41,7 +41,9 @@ def _refusal(exc: BaseException) -> ActionError:
 
 
 def _args(name: str, namespace: str, kind: str, **more: Any) -> argparse.Namespace:
-    return argparse.Namespace(name=name, namespace=namespace, kind=kind, **more)
+    """The arguments the CLI's own commands read, as its parser would give them (no ``--product`` file: the
+    page serves installed products)."""
+    return argparse.Namespace(name=name, namespace=namespace, kind=kind, product=None, output=None, **more)
 
 
 def revisions(config: Any, kind: str, namespace: str, name: str) -> dict[str, Any]:
