@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,20 +20,15 @@ from lightkube.config.kubeconfig import KubeConfig
 from lightkube.resources.apps_v1 import DaemonSet, Deployment, ReplicaSet, StatefulSet
 from lightkube.resources.core_v1 import ConfigMap, Node, PersistentVolumeClaim, Pod, Secret, Service
 
+from . import standin
+
 pytestmark = pytest.mark.integration
 
 IMAGE = "registry.example/d3os/fake:1"  # kwok does not pull images
 
 
 def wait_for(what: str, cond: Callable[[], Any], timeout: float = 60.0, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    return standin.wait_for(what, cond, timeout, interval)
 
 
 def _labels(app: str) -> dict[str, Any]:

@@ -7,12 +7,13 @@ time -- and the page's server run in-process on 127.0.0.1 with a kubeconfig of t
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .standin import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -82,14 +83,8 @@ def open_instance(page: Any, server: Any, kind: str, namespace: str, name: str) 
 
 
 def poll(what: str, cond: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    """The integration tests' one wait (``standin.wait_for``), with the timeout always said."""
+    return wait_for(what, cond, timeout, interval)
 
 
 def node_states(page: Any) -> dict[str, str]:
