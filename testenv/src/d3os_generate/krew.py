@@ -15,8 +15,8 @@ krew`` runs ``--build --write plugins/krew``; add ``-- --base-url URL`` for anot
 The manifest is not checked in: a PyInstaller binary is byte-reproducible only in one environment (two
 builds in the same virtualenv gave the same sha256, ``PYTHONHASHSEED=0``), not across machines and
 dependency versions (the dependencies are ranges, the bundled Python is the build machine's), so its
-sha256 -- and the manifest's -- belongs to the environment that built it. The archive itself is packed reproducibly (sorted,
-mtime 0, owner root) so that only the binary varies.
+sha256 -- and the manifest's -- belongs to the environment that built it. The archive itself is packed
+reproducibly (sorted, mtime 0, owner root) so that only the binary varies.
 
 The one binary dispatches on the name it is run by, as the pip-installed console scripts do:
 ``kubectl-d3os`` (krew's link) is ``kubectl d3os``, a ``kubectl_complete-d3os`` link to it completes
