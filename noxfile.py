@@ -1,4 +1,4 @@
-"""Sessions: tests (everything), unit, integration, lint, demo, bench, chaos."""
+"""Sessions: tests (everything), unit, integration, lint, demo, bench, chaos, krew."""
 
 from __future__ import annotations
 
@@ -134,3 +134,12 @@ def chaos(session: nox.Session) -> None:
     session.run(
         "pytest", "tests/integration/test_chaos.py", "-v", "-s", *session.posargs, env={"D3OS_CHAOS": "full"}
     )
+
+
+@nox.session(python=PYTHON)
+def krew(session: nox.Session) -> None:
+    """The krew plugin for linux/amd64: ``kubectl-d3os`` frozen by PyInstaller (the CLI with the ui extra and
+    the installed products), packed as dist/kubectl-d3os_linux_amd64.tar.gz, and its manifest
+    plugins/krew/d3os.yaml (``-- --base-url URL`` sets where the release's archives are downloaded from)."""
+    session.install("-e", ".[ui,release]", "-e", "./testenv")
+    session.run("python", "-m", "d3os_generate.krew", "--build", "--write", "plugins/krew", *session.posargs)

@@ -3,7 +3,7 @@
 Every binary is built with the machine's Go toolchain by one function, :func:`build`, from a recipe
 (:class:`Recipe`: a Go module, its main packages, a version, link flags, how its wrapper module is made).
 The recipes are data: :data:`CONTROL_PLANE` (kube-apiserver, kube-controller-manager, kube-scheduler and
-kubectl from ``k8s.io/kubernetes``; etcd; kwok, the simulated kubelet) and :data:`GO_TOOLS` (``helm``,
+kubectl from ``k8s.io/kubernetes``; etcd; kwok, the simulated kubelet) and :data:`GO_TOOLS` (``helm``, ``krew`` ...,
 built by ``d3os-testenv build`` or on first use through :func:`ensure_tool`, never by ``up``).
 
 Each recipe is built in its own wrapper module, so that version selection of one never moves the
@@ -39,6 +39,7 @@ KWOK_VERSION = "v0.8.0"
 
 HELM_VERSION = "v4.3.2"
 PROMETHEUS_VERSION = "v0.316.0"
+KREW_VERSION = "v0.4.3"
 """The Go module version of Prometheus 3.16.0 (its modules are numbered v0.3MINOR.PATCH)."""
 GOTOOLS_DIR = Path(__file__).resolve().parent / "gotools"
 """The tests' own small Go programs, one module each (built from the Go module proxy's dependencies)."""
@@ -332,11 +333,27 @@ GO_TOOLS: dict[str, Recipe] = {
         tags="remove_all_sd",
         note="the largest tool after Helm: `promtool check rules` for the chart's alerts",
     ),
+    "krew": Recipe(
+        name="krew",
+        module="sigs.k8s.io/krew",
+        # krew installs the kubectl plugin from its manifest and archive as a user does; its manifest
+        # validator (the one the krew-index CI runs) checks the manifest first
+        binaries=(
+            ("krew", "sigs.k8s.io/krew/cmd/krew"),
+            ("validate-krew-manifest", "sigs.k8s.io/krew/cmd/validate-krew-manifest"),
+        ),
+        version=KREW_VERSION,
+        # as krew's hack/make-binaries.sh
+        ldflags="-s -w -X sigs.k8s.io/krew/internal/version.gitTag={version}",
+        version_env="D3OS_TESTENV_KREW_VERSION",
+        note="about a minute cold: cobra and k8s.io/apimachinery",
+    ),
     "kstatus": _local("kstatus", "about 1 min cold: sigs.k8s.io/cli-utils' kstatus and k8s.io/apimachinery"),
     "luahealth": _local("luahealth", "seconds: gopher-lua"),
 }
 """Tools beside the control plane: Helm (the chart's tests and the bench install with it); promtool (checks
-the chart's alert rules); ``kstatus``
+the chart's alert rules); krew and ``validate-krew-manifest`` (install the ``kubectl d3os`` plugin from
+its krew manifest and archive, tests/integration/test_krew.py); ``kstatus``
 (kstatus' verdict on objects, from sigs.k8s.io/cli-utils) and ``luahealth`` (an Argo CD health script run
 in gopher-lua, as Argo CD runs it), which the tests use to check the status with the tools' own code."""
 
