@@ -36,12 +36,12 @@ def _new_version(folder: Path) -> None:
 
 SETUP: dict[str, Callable[[Path], None]] = {
     "docs/products.md:173": _typo_in_uses,
-    "docs/products.md:214": _new_version,
+    "docs/products.md:222": _new_version,
 }
 """Commands the docs show on an edited file (the prose before them says which edit)."""
-EXIT: dict[str, int] = {"docs/products.md:173": 2, "docs/products.md:214": 1}
+EXIT: dict[str, int] = {"docs/products.md:173": 2, "docs/products.md:222": 1}
 """Exit codes the docs give beside the command (2: refused; ``product diff``: 1 = changes)."""
-KUBECTL_PIPES = {"docs/products.md:194"}
+KUBECTL_PIPES = {"docs/products.md:202"}
 """``… | kubectl apply``: the cluster half runs in tests/integration/test_cli_docs.py; here the d3os half."""
 
 
