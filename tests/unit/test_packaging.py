@@ -109,6 +109,6 @@ def test_the_wheel_holds_the_runtime_and_no_generator(tmp_path: Path) -> None:
 def test_the_generators_live_in_the_development_distribution() -> None:
     """``python -m d3os_generate.chart`` / ``.rbac``: in testenv/src, which only the dev set-up installs."""
     pkg = ROOT / "testenv" / "src" / "d3os_generate"
-    want = ["__init__.py", "chart.py", "products.py", "rbac.py", "values.py"]
+    want = ["__init__.py", "chart.py", "krew.py", "products.py", "rbac.py", "values.py"]
     assert sorted(p.name for p in pkg.glob("*.py")) == want
     assert not list((ROOT / "src").rglob("chart.py")) and not list((ROOT / "src").rglob("rbac.py"))

@@ -34,7 +34,7 @@ from d3os_core.children import up_to_date
 from d3os_core.fake import FakeCluster
 from d3os_core.ordering import probe_key
 from d3os_core.product import ProductDef, WorkloadKind
-from d3os_core.productload import dump_product, load_product
+from d3os_core.productload import CEL_BUDGET_SHARE, dump_product, load_product
 from d3os_core.render import parent_of, render_component, resolve
 from d3os_core.validation import parse_spec
 from d3os_core.yamlload import load as load_yaml
@@ -140,9 +140,11 @@ def product_doc(r: Draw, min_components: int = 1, max_components: int = 50) -> d
     waits: list[set[str]] = []  # what each component waits for, directly or not
     components: list[dict[str, Any]] = []
     microservices = 0
+    # the API server's CEL cost budget (d3os_core.productload.CEL_BUDGET_SHARE) caps the microservices: with every
+    # other component a middleware, the product stays within it
+    most = int((1.0 - CEL_BUDGET_SHARE["middleware"] * n) / CEL_BUDGET_SHARE["microservice"])
     for i, key in enumerate(keys):
-        # at most 28 microservices: the API server's CEL cost budget (d3os_core.productload.CEL_BUDGET_SHARE)
-        role = r.choice(("middleware", "microservice")) if microservices < 28 else "middleware"
+        role = r.choice(("middleware", "microservice")) if microservices < most else "middleware"
         microservices += role == "microservice"
         c: dict[str, Any] = {"key": key, "role": role}
         if i and r.boolean():
