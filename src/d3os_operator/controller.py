@@ -388,6 +388,7 @@ class Operator:
             "queue": len(self.queue),
             "events": {"sent": self.events.sent, "failed": self.events.failed, "dropped": self.events.dropped,
                        "aggregated": self.events.aggregated},
+            "events_dropped": self.events.dropped_by_namespace,
             "probes": self.probes.stats(),
             "relists": {i.kind: i.relists for i in (*self.parents, *self.owned.values())},
         }
