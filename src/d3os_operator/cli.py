@@ -20,6 +20,7 @@ from d3os_core.productload import ProductFileError
 
 from . import __version__
 from .logs import setup_logging
+from .probe_gate import ProbeBudget
 from .usercli import completion
 from .usercli import errors as clierrors
 
@@ -182,7 +183,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="third-party probes may not connect to addresses in CIDR; repeatable; the longest matching "
         "prefix of all allow/deny CIDRs decides, deny wins a tie",
     )
+    run.add_argument(
+        "--probe-max-concurrent",
+        type=int,
+        default=16,
+        metavar="N",
+        help="third-party probes running at once, at most (default 16); a freed slot goes to the namespaces "
+        "waiting in turn",
+    )
+    run.add_argument(
+        "--probe-max-concurrent-per-namespace",
+        type=int,
+        default=4,
+        metavar="N",
+        help="probes of one namespace running at once, at most (default 4)",
+    )
+    run.add_argument(
+        "--probe-rate",
+        type=float,
+        default=20.0,
+        metavar="PER_SECOND",
+        help="probe requests (redirects included) started per second, at most, over all namespaces "
+        "(default 20; 0 lifts the limit)",
+    )
+    run.add_argument(
+        "--probe-max-targets-per-namespace",
+        type=int,
+        default=100,
+        metavar="N",
+        help="distinct third-party checks probed for one namespace, at most (default 100; 0 lifts the "
+        "limit); the checks asked for later show 'not probed' and their component stays not ready",
+    )
     return parser
+
+
+def probe_budget(args: argparse.Namespace) -> ProbeBudget:
+    """The probes' budget the flags ask for."""
+    return ProbeBudget(
+        max_concurrent=args.probe_max_concurrent,
+        per_namespace=args.probe_max_concurrent_per_namespace,
+        rate=args.probe_rate or None,
+        max_targets_per_namespace=args.probe_max_targets_per_namespace or None,
+    )
 
 
 def probe_policy(args: argparse.Namespace) -> ProbePolicy:
@@ -219,6 +261,11 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error(str(e))
     if args.workers < 1:
         parser.error("--workers: must be at least 1")
+    for flag in ("probe_max_concurrent", "probe_max_concurrent_per_namespace"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')}: must be at least 1")
+    if args.probe_rate < 0 or args.probe_max_targets_per_namespace < 0:
+        parser.error("--probe-rate, --probe-max-targets-per-namespace: must be 0 (no limit) or more")
     if args.max_product_upgrades < 0:
         parser.error("--max-product-upgrades: must be 0 or more")
     if not 0 < args.leader_elect_retry_period < args.leader_elect_renew_deadline < args.leader_elect_lease_duration:
@@ -283,6 +330,7 @@ async def run_operator(args: argparse.Namespace) -> int:
         probe_policy=probe_policy(args),
         watch_label_selector=selector,
         max_product_upgrades=args.max_product_upgrades,
+        probe_budget=probe_budget(args),
     )
     served, missing = await served_products(kube, products)
     operator = Operator(kube, settings, products=served)

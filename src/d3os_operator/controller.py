@@ -39,6 +39,7 @@ from .informer import Informer, store_key
 from .kube import OWNED, KindInfo, Kube, product_kind
 from .metrics import Metrics
 from .parents import ParentCaches, ParentKey, fmt_key, parent_key, stamped
+from .probe_gate import ProbeBudget, ProbeGate
 from .probes import ProbeManager
 from .products import installed as installed_products
 from .reconciler import (
@@ -79,6 +80,8 @@ class Settings:
     """Only DataServices matching it are listed, watched and reconciled (a shard: :mod:`d3os_operator.sharding`)."""
     max_product_upgrades: int | None = 5
     """Instances rolling to a new product version at once, at most (None: no cap; see d3os_core.upgrades)."""
+    probe_budget: ProbeBudget | None = None
+    """The probes' share of the operator (:mod:`d3os_operator.probe_gate`; None: its defaults)."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,8 @@ class Operator:
         self.parents = ParentCaches({w.kind.kind: i for w, i in informers if w.role == "For"})
         self.owned = {w.kind.kind: i for w, i in informers if w.role == "Owns"}
         self.probes = ProbeManager(
-            self._on_probe_change, on_result=self._on_probe_result, policy=s.probe_policy or ProbePolicy()
+            self._on_probe_change, on_result=self._on_probe_result, policy=s.probe_policy or ProbePolicy(),
+            gate=ProbeGate(s.probe_budget or ProbeBudget()),
         )
         self.events = EventRecorder(kube)
         self.reconciler = Reconciler(

@@ -55,6 +55,11 @@ class FairBuffer(Generic[NS, T]):
         self._size += 1
         return True
 
+    def clear(self) -> None:
+        self._fifos.clear()
+        self._turns.clear()
+        self._size = 0
+
     def get(self) -> T | None:
         """The next item, taking namespaces in turn; None when empty."""
         if not self._turns:
