@@ -32,7 +32,7 @@ from d3os_core.probe_policy import ProbePolicy
 from d3os_core.product import ProductDef
 from d3os_core.types import ProbeResult
 
-from .cachefilter import keep_for, strip
+from .cachefilter import keep_for, strip, transform_for
 from .containment import report_reconcile_error
 from .events import EventRecorder
 from .informer import Informer, store_key
@@ -137,6 +137,8 @@ class Operator:
         self.products = tuple(products) if products is not None else installed_products()
         """The products served: fixed for the life of the process (one instance informer each)."""
         self.by_label = product_labels(self.products)
+        self.secret_keys = frozenset(k for p in self.products for c in p.components for k in c.generated_secret or {})
+        """The Secret data keys the products generate: the only ones the Secret cache keeps."""
         self.settings = settings or Settings()
         s = self.settings
         namespaces = list(s.namespaces) if s.namespaces else None
@@ -197,7 +199,7 @@ class Operator:
             handler=self._owned_handler(watch.kind.kind),
             labels={api.LABEL_MANAGED_BY: api.MANAGED_BY},
             keep=keep_for(watch.kind.kind),
-            transform=strip,
+            transform=transform_for(watch.kind.kind, self.secret_keys),
             server_timeout=s.watch_timeout,
         )
 

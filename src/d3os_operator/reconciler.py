@@ -66,6 +66,7 @@ from .metrics import Metrics
 from .parents import ParentCaches, ParentKey, fmt_key
 from .probes import ProbeManager
 from .products import installed as installed_products
+from .revisiondata import RevisionData
 
 log = logging.getLogger("d3os_operator.reconciler")
 
@@ -366,6 +367,7 @@ class Reconciler:
         self.owned = dict(owned)
         self.probes = probes
         self.events = events
+        self.revision_data = RevisionData(kube)
         self.planner = planner
         """A replacement of the core's planner (tests); None: the core's, with the instance's product."""
         self.max_product_upgrades = max_product_upgrades
@@ -398,6 +400,7 @@ class Reconciler:
         if self.status_writer is not None:
             self.status_writer.drop(key)
         self.probes.forget(key)
+        self.revision_data.forget(key)
         if self.metrics is not None:
             self.metrics.forget(*key)
 
@@ -600,6 +603,7 @@ class Reconciler:
                 log.info("name is free again", extra={"ds": fmt_key(key), "obj": f"{h.kind}/{h.name}"})
             else:
                 objects[(h.kind, h.name)] = live
+        await self.revision_data.fill(key, self._parent(key), objects)  # history is cached without its data
         return Observed(objects=objects, probes=self.probes.results(key), refused=dict(state.refused))
 
     async def _pods(self, key: ParentKey, queries: Sequence[PodQuery]) -> dict[str, tuple[dict[str, Any], ...]]:
