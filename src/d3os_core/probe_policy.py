@@ -96,6 +96,11 @@ class ProbePolicy:
         return ProbePolicy(self.allow, self.deny, tuple(merged))
 
 
+    def protecting(self, items: Iterable[tuple[str, str]]) -> ProbePolicy:
+        """A copy that protects exactly ``items`` (the flags kept): the protected set follows the cluster."""
+        return ProbePolicy(self.allow, self.deny).with_protected(items)
+
+
 def parse_cidr(text: str) -> IPNetwork:
     """``10.0.0.0/8``, ``fd00::/8`` or a single address; raise ValueError with a readable reason."""
     value = text.strip()

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import anyio
+import anyio.abc
 
 from d3os_core import api
 from d3os_core.probe_policy import ProbePolicy
@@ -82,6 +83,9 @@ class Settings:
     """Instances rolling to a new product version at once, at most (None: no cap; see d3os_core.upgrades)."""
     probe_budget: ProbeBudget | None = None
     """The probes' share of the operator (:mod:`d3os_operator.probe_gate`; None: its defaults)."""
+    operator_namespace: str | None = None
+    """Whose Services, EndpointSlices and Pods the probe policy protects (None: ``POD_NAMESPACE`` or the
+    service account's namespace in a cluster; none outside)."""
 
 
 @dataclass(frozen=True)
@@ -303,7 +307,7 @@ class Operator:
                         "objects": sum(len(i) for i in self.owned.values()),
                     },
                 )
-                await self._protect_cluster_addresses()
+                await self._protect_cluster_addresses(tg)
                 self.ready.set()
                 if gate is not None and not gate.is_set():
                     log.info("caches synced; waiting for leadership before reconciling")
@@ -314,16 +318,21 @@ class Operator:
         finally:
             self.queue.shutdown()
 
-    async def _protect_cluster_addresses(self) -> None:
-        """Add the API server's and our own pod's addresses to the probe policy (before any probe runs)."""
-        from .probe_targets import protected_addresses
+    async def _protect_cluster_addresses(self, tg: anyio.abc.TaskGroup) -> None:
+        """Add the API server's and our own pod's addresses to the probe policy (before any probe runs), then
+        follow the cluster's (:class:`~d3os_operator.probe_targets.ClusterAddresses`)."""
+        from .probe_targets import ClusterAddresses, operator_namespace, protected_addresses
 
         try:
             found = await protected_addresses(self.kube)
         except Exception:  # best effort: the built-in refusals still hold
             log.exception("probe policy: cannot look up the API server's addresses")
-            return
+            found = []
         self.probes.policy = self.probes.policy.with_protected(found)
+        self.cluster_addresses = ClusterAddresses(
+            self.kube, self.probes, [(str(n.network_address), w) for n, w in self.probes.policy.protected],
+            self.settings.operator_namespace or operator_namespace())
+        tg.start_soon(self.cluster_addresses.run)
         log.info(
             "probe policy",
             extra={
