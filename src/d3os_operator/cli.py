@@ -148,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve Prometheus /metrics there (default :8080; 0 turns it off)",
     )
     run.add_argument(
+        "--metrics-auth",
+        default="auto",
+        choices=["auto", "kubernetes", "none"],
+        help="who may read /metrics: 'kubernetes' asks the API server (TokenReview of the bearer token, then a "
+        "SubjectAccessReview for get on the non-resource URL /metrics), 'none' serves anyone; 'auto' (default) "
+        "is 'kubernetes' unless the metrics address is loopback",
+    )
+    run.add_argument(
         "--health-probe-bind-address",
         default=":8081",
         metavar="HOST:PORT",
@@ -304,6 +312,7 @@ async def _preflight(client: object) -> None:
 
 
 async def run_operator(args: argparse.Namespace) -> int:
+    from . import metricsauth
     from .controller import Operator, Settings
     from .endpoints import PROMETHEUS, TEXT, Query, Response, Route, listen, parse_address, serve
     from .kube import USER_AGENT, Kube, load_config, make_client
@@ -378,9 +387,13 @@ async def run_operator(args: argparse.Namespace) -> int:
         (args.health_probe_bind_address, health_routes, "health probes"),
     ):
         bind = parse_address(address)
+        guard = None
+        if bind is not None and what == "metrics" and metricsauth.needed(args.metrics_auth, bind[0]):
+            guard = metricsauth.MetricsAuth(kube.http).check
+            log.info("metrics: callers are authenticated and authorized by the API server (--metrics-auth)")
         if bind is not None:
             try:
-                servers.append((await listen(*bind), routes, what))
+                servers.append((await listen(*bind), routes, what, guard))
             except OSError as e:
                 log.error("cannot serve %s on %s: %s (0 turns it off)", what, address, e)
                 await kube.aclose()
@@ -398,8 +411,8 @@ async def run_operator(args: argparse.Namespace) -> int:
                         return
 
             tg.start_soon(stop_on_signal)
-            for listener, routes, what in servers:
-                tg.start_soon(functools.partial(serve, listener, routes, what=what))
+            for listener, routes, what, guard in servers:
+                tg.start_soon(functools.partial(serve, listener, routes, what=what, guard=guard))
             if elector is None:
                 await operator.run()
             else:
