@@ -141,8 +141,10 @@ class Operator:
         self.products = tuple(products) if products is not None else installed_products()
         """The products served: fixed for the life of the process (one instance informer each)."""
         self.by_label = product_labels(self.products)
-        self.secret_keys = frozenset(k for p in self.products for c in p.components for k in c.generated_secret or {})
-        """The Secret data keys the products generate: the only ones the Secret cache keeps."""
+        self.secret_keys = frozenset(k for p in self.products for c in p.components
+                                     for k in (*(c.generated_secret or {}), *c.config, *c.exports))
+        """The Secret data keys the products write (credentials, settings that carry a secret): the only ones
+        the Secret cache keeps."""
         self.settings = settings or Settings()
         s = self.settings
         namespaces = list(s.namespaces) if s.namespaces else None
