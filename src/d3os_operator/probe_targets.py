@@ -151,7 +151,18 @@ class ClusterAddresses:
 
     def pairs(self) -> list[tuple[str, str]]:
         """What is protected now: the start's set and the watched objects' (pure: :func:`protected`)."""
-        watched = protected(**{k: list(i.store.values()) for k, i in self.informers.items()})
+        def cached(name: str) -> list[dict[str, Any]]:
+            informer = self.informers.get(name)
+            return list(informer.store.values()) if informer is not None else []
+
+        watched = protected(
+            kubernetes_services=cached("kubernetes_services"),
+            kubernetes_endpoint_slices=cached("kubernetes_endpoint_slices"),
+            namespace_services=cached("namespace_services"),
+            namespace_endpoint_slices=cached("namespace_endpoint_slices"),
+            namespace_pods=cached("namespace_pods"),
+            nodes=cached("nodes"),
+        )
         seen = {a for a, _ in self.start}
         return self.start + [(a, w) for a, w in watched if a not in seen]
 
