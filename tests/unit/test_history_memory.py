@@ -121,3 +121,37 @@ def test_revision_data_holds_only_what_a_plan_reads_however_long_the_history() -
     assert data.kept() == 2 and kube.gets == ["ds-20", "ds-5"], "the current one and the newest"
     data.forget("key")
     assert data.kept() == 0
+
+
+def test_a_slot_keeps_one_entry_per_instance_not_one_per_generation() -> None:
+    from d3os_core.memo import Memo
+
+    m: Memo[str] = Memo(size=100, max_bytes=10_000)
+    m.put("k1", "gen1", 100, slot="ds-a:spec")
+    m.put("k2", "gen2", 100, slot="ds-a:spec")
+    assert m.get("k1") is None and m.get("k2") == "gen2", "the generation the slot left is gone"
+    m.put("k2", "gen2", 100, slot="ds-b:spec")  # another instance with the very same spec
+    m.put("k3", "gen3", 100, slot="ds-a:spec")
+    assert m.get("k2") == "gen2", "still held by another slot"
+    m.put("k4", "x", 100)
+    m.put("k5", "y", 100)
+    assert m.get("k4") == "x", "entries without a slot age out as before"
+    assert m.bytes == sum(100 + 256 for _ in range(4))
+
+
+def test_twenty_generations_leave_one_parsed_spec_per_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    from d3os_core.caches import Caches
+    from d3os_core.fake import FakeCluster
+
+    from . import helpers
+
+    caches = Caches.bounded()
+    monkeypatch.setattr(helpers, "plan", lambda *a, **kw: plan(*a, caches=caches, **kw))
+    ds = helpers.sample()
+    ds["metadata"].update(uid="u1", namespace="ns")
+    d = helpers.Driver(ds, FakeCluster())
+    d.converge()
+    for g in range(2, 21):
+        d.change(lambda s, g=g: s["api-manager"].setdefault("env", {}).update(GEN=str(g)))
+        d.converge()
+    assert len(caches.parsed) == 1, "the spec and its current revision are one entry; no past generation stays"
