@@ -28,7 +28,7 @@ from d3os_core.protected import OWN_POD as OWN_POD
 from d3os_core.protected import protected
 
 from .informer import Informer
-from .kube import KindInfo, Kube, _unregistered_resource
+from .kube import ALL_NAMESPACES, KindInfo, Kube, _unregistered_resource
 from .probes import Resolver, system_resolver
 
 log = logging.getLogger("d3os_operator.probes")
@@ -175,10 +175,36 @@ class ClusterAddresses:
             log.info("probe policy: protected addresses changed",
                      extra={"protected": ",".join(f"{n.network_address}" for n, _ in new.protected)})
 
+    async def allowed(self, informer: Informer) -> bool:
+        """May the operator list and watch what ``informer`` reads? Asked first (a SelfSubjectAccessReview,
+        which every user may send), so a watch the RBAC does not grant is skipped with one line, not retried
+        against refusals: what start found still holds."""
+        group = informer.info.group
+        namespace = "" if informer.scopes == (ALL_NAMESPACES,) else informer.scopes[0]
+        for verb in ("list", "watch"):
+            try:
+                with anyio.fail_after(READ_TIMEOUT):
+                    resp = await self.kube.http.post(
+                        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                        json={"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                              "spec": {"resourceAttributes": {"namespace": namespace, "verb": verb, "group": group,
+                                                              "resource": informer.info.plural}}})
+                ok = resp.status_code in (200, 201) and bool(((resp.json() or {}).get("status") or {}).get("allowed"))
+            except Exception as e:  # cannot tell: try the watch (it backs off on its own)
+                log.info("probe policy: cannot check access", extra={"error": str(e) or type(e).__name__})
+                return True
+            if not ok:
+                log.info(
+                    "probe policy: not following %s in %s (the operator's RBAC does not grant %s); name their "
+                    "addresses with --probe-deny-cidr", informer.info.plural, namespace or "the cluster", verb)
+                return False
+        return True
+
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             for informer in self.informers.values():
-                tg.start_soon(informer.run)
+                if await self.allowed(informer):
+                    tg.start_soon(informer.run)
             while True:
                 await self.changed.wait()
                 self.changed = anyio.Event()

@@ -75,3 +75,35 @@ def test_the_policy_follows_what_is_watched_and_keeps_what_start_found() -> None
     updates = watcher.updates
     watcher.apply()
     assert watcher.updates == updates, "no change, no new policy"
+
+
+def test_a_watch_the_rbac_does_not_grant_is_skipped_after_asking(caplog: Any) -> None:
+    import anyio
+
+    class Reply:
+        status_code = 201
+
+        def __init__(self, allowed: bool) -> None:
+            self.allowed = allowed
+
+        def json(self) -> dict[str, Any]:
+            return {"status": {"allowed": self.allowed}}
+
+    asked: list[dict[str, Any]] = []
+
+    class Http:
+        async def post(self, path: str, json: dict[str, Any]) -> Reply:
+            assert path.endswith("/selfsubjectaccessreviews")
+            attrs = json["spec"]["resourceAttributes"]
+            asked.append(attrs)
+            return Reply(attrs["resource"] != "nodes")
+
+    class Kube:
+        http = Http()
+
+    watcher = ClusterAddresses(kube=Kube(), target=Target(), start=[], namespace="op")  # type: ignore[arg-type]
+    assert anyio.run(watcher.allowed, watcher.informers["nodes"]) is False
+    assert anyio.run(watcher.allowed, watcher.informers["namespace_pods"]) is True
+    assert asked[0] == {"namespace": "", "verb": "list", "group": "", "resource": "nodes"}
+    assert {"namespace": "op", "verb": "watch", "group": "", "resource": "pods"} in asked
+    assert "forbidden" not in caplog.text.lower() and " 403" not in caplog.text
