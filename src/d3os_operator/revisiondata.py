@@ -5,8 +5,10 @@ names, numbers, owners -- all the core needs to record, number and prune history
 specs are ever read by a plan -- the current one, a rollback's target, the newest
 (:func:`d3os_core.revisions.data_needed`) -- so those are read from the API server once (a revision's data
 never changes: it is immutable) and kept by uid, for that instance only, until another revision takes
-their place. The operator's memory then holds at most those few specs per instance, however long its
-history (``revisionHistoryLimit`` up to 1,000) and however large each spec.
+their place -- but for the revision of the instance's own spec (its name is the hash of that spec), whose
+data is the spec the instance already holds: no read, no copy. The operator's memory then holds at most
+those few specs per instance, however long its history (``revisionHistoryLimit`` up to 1,000) and however
+large each spec.
 """
 
 from __future__ import annotations
@@ -47,9 +49,16 @@ class RevisionData:
         names = revisions.data_needed(objects, uid, status if isinstance(status, Mapping) else {})
         before = self._kept.get(key, {})
         now: dict[str, Any] = {}
+        spec = parent.get("spec")
+        # a revision's name is the hash of the spec it records: the parent's own spec needs no read, nor a copy
+        same = revisions.revision_name(str(meta.get("name") or ""), spec) if isinstance(spec, Mapping) else ""
         for name in names:
             obj = objects[(revisions.KIND, name)]
             if "data" in obj:  # cached whole (not ours to strip): nothing to read
+                continue
+            if name == same and isinstance(spec, Mapping):
+                objects[(revisions.KIND, name)] = {**obj, "data": {"spec": {
+                    k: v for k, v in spec.items() if k not in revisions.NOT_RECORDED}}}
                 continue
             rev_uid = str((obj.get("metadata") or {}).get("uid") or "")
             data = before.get(rev_uid)

@@ -155,3 +155,20 @@ def test_twenty_generations_leave_one_parsed_spec_per_instance(monkeypatch: pyte
         d.change(lambda s, g=g: s["api-manager"].setdefault("env", {}).update(GEN=str(g)))
         d.converge()
     assert len(caches.parsed) == 1, "the spec and its current revision are one entry; no past generation stays"
+
+
+def test_the_revision_of_the_instances_own_spec_is_not_read_nor_copied() -> None:
+    spec = {"web": {"name": "web", "env": {"A": "x" * 1000}}, "suspend": False}
+    name = revisions.revision_name("ds", spec)
+    owner = {"uid": "p", "apiVersion": "d3os-product.com.d3os/v1"}
+    cached = {(revisions.KIND, name): {"metadata": {"name": name, "uid": "r1", "ownerReferences": [owner]},
+                                       "revision": 1}}
+    kube = FakeKube({})
+    data = RevisionData(kube)  # type: ignore[arg-type]
+    parent = {"metadata": {"name": "ds", "namespace": "ns", "uid": "p"}, "spec": spec,
+              "status": {"currentRevision": name}}
+    objects: dict[tuple[str, str], Any] = dict(cached)
+    anyio.run(data.fill, "key", parent, objects)
+    assert kube.gets == [] and data.kept() == 0
+    filled = objects[(revisions.KIND, name)]["data"]["spec"]
+    assert filled == {"web": spec["web"]} and filled["web"] is spec["web"], "the instance's own objects, shared"
