@@ -312,7 +312,7 @@ async def _preflight(client: object) -> None:
 
 
 async def run_operator(args: argparse.Namespace) -> int:
-    from . import metricsauth
+    from . import memtrim, metricsauth
     from .controller import Operator, Settings
     from .endpoints import PROMETHEUS, TEXT, Query, Response, Route, listen, parse_address, serve
     from .kube import USER_AGENT, Kube, load_config, make_client
@@ -326,6 +326,7 @@ async def run_operator(args: argparse.Namespace) -> int:
     except ProductFileError as e:
         raise clierrors.CliError(clierrors.EXIT_INVALID, f"--products {args.products or '(installed)'}: "
                                  + "; ".join(str(x) for x in e.errors)) from None
+    memtrim.tune()
     config = load_config(args.kubeconfig, in_cluster=args.in_cluster)
     client = make_client(config, context=args.context, http2=args.http2)
     await _preflight(client)
@@ -411,6 +412,7 @@ async def run_operator(args: argparse.Namespace) -> int:
                         return
 
             tg.start_soon(stop_on_signal)
+            tg.start_soon(memtrim.trim_forever)
             for listener, routes, what, guard in servers:
                 tg.start_soon(functools.partial(serve, listener, routes, what=what, guard=guard))
             if elector is None:
