@@ -43,12 +43,15 @@ GENERATIONS = 20
 ENV_VALUES, ENV_BYTES = 40, 32 * 1024
 BOUND = 4 * 2**20
 RATIO = 1.5
+PLANE_QUIET = 0.3
+"""Cores the control plane may use for the samples after the churn to start (it used less than that alone)."""
 
 
 @pytest.fixture
 def namespaces(k8s_cluster: Any, client: Client) -> Iterator[list[str]]:
     base = f"hist-{int(time.time()) % 100000}"
-    names = [f"{base}-alone", f"{base}-busy", f"{base}-after", *(f"{base}-t{i}" for i in range(TENANTS))]
+    names = [f"{base}-alone", f"{base}-alone2", f"{base}-busy", f"{base}-after", f"{base}-after2",
+             *(f"{base}-t{i}" for i in range(TENANTS))]
     for n in names:
         client.create(Namespace(metadata=ObjectMeta(name=n, labels={"d3os-testenv.d3os.io/test": "true"})))
     yield names
@@ -98,11 +101,12 @@ def rss(pid: int, samples: int = 5) -> float:
 def test_history_does_not_grow_the_operators_memory(
     k8s_cluster: Any, client: Client, crd: None, uuc: StandIn, namespaces: list[str], tmp_path: Path
 ) -> None:
-    alone_ns, busy_ns, after_ns, *tenant_ns = namespaces
+    alone_ns, alone2_ns, busy_ns, after_ns, after2_ns, *tenant_ns = namespaces
     ensure_volumes(client, 4)
     sample = point_uuc_at(harness.load_sample(), uuc)
     name = sample["metadata"]["name"]
     big = largest(sample)
+    sample["spec"]["web"]["nodePort"] = None  # several copies: nodePorts are cluster-wide
     assert len(json.dumps(big["spec"]).encode()) > 1_300_000
     log = tmp_path / "operator.log"
     cmd = [sys.executable, "-m", "d3os_operator.cli", "run", "--kubeconfig", str(k8s_cluster.kubeconfig),
@@ -141,10 +145,15 @@ def test_history_does_not_grow_the_operators_memory(
 
         time.sleep(12)  # past one of the operator's malloc_trim periods (memtrim.PERIOD): what is held, not in flight
         alive()
-        t0 = time.monotonic()
-        apply(alone_ns, sample)
-        wait_for("the sample Ready, alone", lambda: ready(alone_ns, name), 300)
-        alone = time.monotonic() - t0
+        def timed(ns: str, what: str) -> float:
+            t = time.monotonic()
+            apply(ns, sample)
+            wait_for(f"the sample Ready, {what}", lambda: ready(ns, name), 300)
+            return time.monotonic() - t
+
+        # best of two, alone and after alike: on a machine shared with other work, one run is noise
+        alones = [timed(alone_ns, "alone"), timed(alone2_ns, "alone again")]
+        alone = min(alones)
 
         rss0 = rss(proc.pid)
         for ns in tenant_ns:
@@ -176,13 +185,8 @@ def test_history_does_not_grow_the_operators_memory(
         churner = threading.Thread(target=churn, daemon=True)
         churner.start()
         wait_for("the churn under way", lambda: failures or progress["generation"] >= 5, 600, interval=0.5)
-        busy_ds = copy.deepcopy(sample)
-        busy_ds["spec"]["web"]["nodePort"] = 30187  # nodePorts are cluster-wide: the first copy holds 30180
         cpu1, plane1 = cpu_seconds(proc.pid), control_plane_cpu(k8s_cluster.run_dir)
-        t1 = time.monotonic()
-        apply(busy_ns, busy_ds)
-        wait_for("the sample Ready during the churn", lambda: ready(busy_ns, name), 300)
-        busy = time.monotonic() - t1
+        busy = timed(busy_ns, "during the churn")
         operator_share = (cpu_seconds(proc.pid) - cpu1) / busy
         plane_share = (control_plane_cpu(k8s_cluster.run_dir) - plane1) / busy
         churner.join(1200)
@@ -191,12 +195,20 @@ def test_history_does_not_grow_the_operators_memory(
         time.sleep(12)  # past one of the operator's malloc_trim periods (memtrim.PERIOD): what is held, not in flight
         rss20 = rss(proc.pid)
         # the operator now holds 3 x 20 generations of history: a new tenant is served as fast as at first
-        after_ds = copy.deepcopy(sample)
-        after_ds["spec"]["web"]["nodePort"] = 30188
+        # the control plane (not the operator) is still digesting the tenants' big objects for a while (the
+        # garbage collector, etcd): like with like, the samples after wait for it to quiet down, as alone did
+        def plane_quiet() -> bool:
+            before, t = control_plane_cpu(k8s_cluster.run_dir), time.monotonic()
+            time.sleep(5)
+            return (control_plane_cpu(k8s_cluster.run_dir) - before) / (time.monotonic() - t) < PLANE_QUIET
+        settle_t = time.monotonic()
+        wait_for("the control plane quiet", plane_quiet, 300, interval=0)
+        settled_s = time.monotonic() - settle_t
+        cpu2 = cpu_seconds(proc.pid)
         t2 = time.monotonic()
-        apply(after_ns, after_ds)
-        wait_for("the sample Ready after the churn", lambda: ready(after_ns, name), 300)
-        after = time.monotonic() - t2
+        afters = [timed(after_ns, "after the churn"), timed(after2_ns, "after the churn again")]
+        after = min(afters)
+        operator_share_after = (cpu_seconds(proc.pid) - cpu2) / (time.monotonic() - t2)
         revisions = [own_revisions(ns) for ns in tenant_ns]
         figures = {
             "tenants": TENANTS, "generations": GENERATIONS, "spec_bytes": len(json.dumps(big["spec"]).encode()),
@@ -206,8 +218,10 @@ def test_history_does_not_grow_the_operators_memory(
             "cost_of_one_dataservice_mib": round((rss1 - rss0) / TENANTS / 2**20, 2),
             "growth_per_dataservice_mib": round((rss20 - rss1) / TENANTS / 2**20, 2),
             "rss_after_each_generation_mib": trail,
-            "sample_alone_s": round(alone, 2), "sample_after_20_generations_s": round(after, 2),
-            "ratio_after": round(after / alone, 2),
+            "sample_alone_s": [round(a, 2) for a in alones],
+            "sample_after_20_generations_s": [round(a, 2) for a in afters],
+            "ratio_after": round(after / alone, 2), "control_plane_settled_after_s": round(settled_s, 1),
+            "operator_cpu_share_after": round(operator_share_after, 2),
             "sample_during_churn_s": round(busy, 2), "ratio_during": round(busy / alone, 2),
             "operator_cpu_share_during_churn": round(operator_share, 2),
             "control_plane_cpu_share_during_churn": round(plane_share, 2),
