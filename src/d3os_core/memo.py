@@ -66,32 +66,69 @@ class Memo(Generic[V]):
         self.max_bytes = max_bytes
         self._data: OrderedDict[str, tuple[V, int]] = OrderedDict()
         self.bytes = 0
+        self._slot_key: dict[str, str] = {}
+        self._key_slots: dict[str, set[str]] = {}
+        """A *slot* names what an entry stands for now (an instance's spec): when the slot moves to another key,
+        the entry it left is dropped unless another slot holds it -- so a table keeps one spec per instance,
+        not one per generation of it (issue 24 A1), while entries put without a slot age out as before."""
 
     def __len__(self) -> int:
         return len(self._data)
 
-    def get(self, key: str) -> V | None:
+    def get(self, key: str, slot: str | None = None) -> V | None:
         hit = self._data.get(key)
         if hit is None:
             return None
         self._data.move_to_end(key)
+        if slot is not None:
+            self._bind(slot, key)
         return hit[0]
 
-    def put(self, key: str, value: V, nbytes: int = 0) -> V:
-        """Remember ``value`` (weighing ``nbytes``) and return it; a value over the whole budget is not kept."""
+    def put(self, key: str, value: V, nbytes: int = 0, slot: str | None = None) -> V:
+        """Remember ``value`` (weighing ``nbytes``) and return it; a value over the whole budget is not kept.
+        With ``slot``, the entry the slot held before is dropped (see ``__init__``)."""
         weight = max(0, nbytes) + ENTRY_OVERHEAD
         old = self._data.pop(key, None)
         if old is not None:
             self.bytes -= old[1]
         if self.max_bytes is not None and weight > self.max_bytes:
+            if slot is not None:
+                self._unbind(slot)
             return value
         self._data[key] = (value, weight)
         self.bytes += weight
+        if slot is not None:
+            self._bind(slot, key)
         while len(self._data) > self.size or (self.max_bytes is not None and self.bytes > self.max_bytes):
-            _, (_, w) = self._data.popitem(last=False)
+            gone, (_, w) = self._data.popitem(last=False)
             self.bytes -= w
+            for held in self._key_slots.pop(gone, ()):
+                self._slot_key.pop(held, None)
         return value
+
+    def _bind(self, slot: str, key: str) -> None:
+        if self._slot_key.get(slot) == key:
+            return
+        self._unbind(slot)
+        self._slot_key[slot] = key
+        self._key_slots.setdefault(key, set()).add(slot)
+
+    def _unbind(self, slot: str) -> None:
+        """``slot`` holds nothing any more; the entry it held goes when no other slot holds it."""
+        key = self._slot_key.pop(slot, None)
+        if key is None:
+            return
+        slots = self._key_slots.get(key)
+        if slots is not None:
+            slots.discard(slot)
+            if not slots:
+                del self._key_slots[key]
+                hit = self._data.pop(key, None)
+                if hit is not None:
+                    self.bytes -= hit[1]
 
     def clear(self) -> None:
         self._data.clear()
         self.bytes = 0
+        self._slot_key.clear()
+        self._key_slots.clear()

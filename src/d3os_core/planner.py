@@ -41,19 +41,21 @@ FAILED_RETRY = 60.0
 """Seconds: a plan that failed is tried again this late (the same inputs fail the same way; events wake it)."""
 
 
-def _parsed(raw: Any, product: ProductDef, cache: Caches) -> tuple[SpecBase | SpecError, str]:
-    """``raw`` parsed (memoised by the digest of its text), with that digest; never raises."""
+def _parsed(raw: Any, product: ProductDef, cache: Caches, slot: str | None = None) -> tuple[SpecBase | SpecError, str]:
+    """``raw`` parsed (memoised by the digest of its text), with that digest; never raises. ``slot`` names what
+    it is (an instance's spec, its current revision): the table keeps one entry per slot, not one per
+    generation (:class:`d3os_core.memo.Memo`)."""
     spec_text = json.dumps(raw, sort_keys=True, default=str)
     key = text_digest(product.fingerprint, spec_text)
-    parsed: SpecBase | SpecError | None = cache.parsed.get(key)
+    parsed: SpecBase | SpecError | None = cache.parsed.get(key, slot)
     if parsed is None:
         weight = len(spec_text) * IN_MEMORY
         try:
-            parsed = cache.parsed.put(key, parse_spec(raw, product), weight)
+            parsed = cache.parsed.put(key, parse_spec(raw, product), weight, slot)
         except SpecError as exc:
-            parsed = cache.parsed.put(key, exc, weight)
+            parsed = cache.parsed.put(key, exc, weight, slot)
         except Exception as exc:
-            parsed = cache.parsed.put(key, SpecError([FieldError("spec", f"cannot be parsed: {exc}")]), weight)
+            parsed = cache.parsed.put(key, SpecError([FieldError("spec", f"cannot be parsed: {exc}")]), weight, slot)
     return parsed, key
 
 
@@ -109,7 +111,7 @@ def _plan(parent: Mapping[str, Any], observed: Observed, facts: Facts, product: 
         return _plan_deletion(who, observed, facts, product, prev_status, generation, parent.get("spec"))
     finalizer = "add" if api.FINALIZER not in finalizers else None
     raw = parent.get("spec")
-    parsed, spec_key = _parsed(raw, product, cache)
+    parsed, spec_key = _parsed(raw, product, cache, _slot(who, "spec"))
     name_errors = metadata_name_errors(meta.get("name"))
     if name_errors:
         parsed = SpecError(name_errors + (parsed.errors if isinstance(parsed, SpecError) else []))
@@ -151,11 +153,12 @@ def _plan_rollout(
     target = ctl.rollback_target
     spec_in_force, key_in_force = spec, spec_key
     if target is not None:  # a rollback of this generation is under way: plan the last Ready spec
-        spec_in_force, key_in_force = _parse_revision(target, product, cache) or (spec, spec_key)
+        spec_in_force, key_in_force = _parse_revision(target, product, cache, _slot(who, "rollback")) or (
+            spec, spec_key)
     rollback_event: Event | None = None
     work, comps, order = plan_components(who, spec_in_force, key_in_force, observed, facts, product, prev_status,
                                          spec.progress_deadline_seconds, suspended, cache)
-    back = ctl.current and _parse_revision(ctl.current, product, cache)
+    back = ctl.current and _parse_revision(ctl.current, product, cache, _slot(who, "current"))
     if back and lifecycle.should_roll_back(ctl, spec.rollback_on_failure, suspended, comps):
         ctl, rollback_event = lifecycle.start_rollback(ctl, order, comps, generation, facts.now)
         spec_in_force, key_in_force = back
@@ -203,9 +206,16 @@ def _plan_rollout(
     )
 
 
-def _parse_revision(rev: revisions.Revision, product: ProductDef, cache: Caches) -> tuple[SpecBase, str] | None:
+def _slot(who: Parent, what: str) -> str:
+    """The parsed-spec table's slot for ``who``'s ``what`` (spec, current revision, rollback target)."""
+    return f"{who.kind}/{who.namespace}/{who.name}/{who.uid}:{what}"
+
+
+def _parse_revision(
+    rev: revisions.Revision, product: ProductDef, cache: Caches, slot: str | None = None
+) -> tuple[SpecBase, str] | None:
     """The spec a revision recorded, parsed (memoised like the parent's); None if it no longer parses."""
-    parsed, key = _parsed(dict(rev.spec), product, cache)
+    parsed, key = _parsed(dict(rev.spec), product, cache, slot)
     if isinstance(parsed, SpecError):
         return None
     return parsed, key

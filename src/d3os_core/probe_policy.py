@@ -17,9 +17,12 @@ Order of the decision:
    broadcast, cloud metadata), which any covering ``--probe-allow-cidr`` opens;
 3. else allowed.
 
-IPv6 forms that embed an IPv4 address (``::ffff:a.b.c.d``, ``::a.b.c.d``, NAT64 ``64:ff9b::/96``,
-6to4 ``2002::/16``) are decided on the embedded address too: in step 1 the longest prefix over both
-forms decides, in step 2 a refusal of either refuses.
+IPv6 forms that embed an IPv4 address (mapped ``::ffff:a.b.c.d``, translated ``::ffff:0:a.b.c.d``,
+compatible ``::a.b.c.d``, NAT64 ``64:ff9b::/96`` and ``64:ff9b:1::/48``, 6to4 ``2002::/16``, Teredo
+``2001::/32``) reach that IPv4 address, so each form is decided on its own -- IPv6 rules on the IPv6
+address, IPv4 rules on the embedded address -- and the address is allowed only when every form is. An
+IPv6 allow (``::/0``, ``64:ff9b::/96``) therefore never opens an IPv4 address that is refused: only an
+IPv4 allow can.
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ BUILTIN_DENY: tuple[tuple[IPNetwork, str], ...] = (
 )
 """Refused unless an allow CIDR covers the address."""
 
-_NAT64 = _net("64:ff9b::/96")
+_NAT64 = (_net("64:ff9b::/96"), _net("64:ff9b:1::/48"))
+_TRANSLATED = _net("::ffff:0:0:0/96")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,11 @@ class ProbePolicy:
             if item not in merged:
                 merged.append(item)
         return ProbePolicy(self.allow, self.deny, tuple(merged))
+
+
+    def protecting(self, items: Iterable[tuple[str, str]]) -> ProbePolicy:
+        """A copy that protects exactly ``items`` (the flags kept): the protected set follows the cluster."""
+        return ProbePolicy(self.allow, self.deny).with_protected(items)
 
 
 def parse_cidr(text: str) -> IPNetwork:
@@ -164,18 +173,44 @@ def _c_number(part: str) -> int | None:
 
 
 def _views(addr: IPAddress) -> list[IPAddress]:
-    """The address and any IPv4 address embedded in it (mapped, compatible, NAT64, 6to4)."""
+    """The address and every IPv4 address embedded in it (mapped, translated, compatible, NAT64, 6to4,
+    Teredo's server and client)."""
     out: list[IPAddress] = [addr]
-    if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            out.append(addr.ipv4_mapped)
-        elif addr.sixtofour is not None:
-            out.append(addr.sixtofour)
-        elif addr in _NAT64:
-            out.append(ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF))
-        elif int(addr) >> 32 == 0 and int(addr) > 1:  # deprecated IPv4-compatible ::a.b.c.d
-            out.append(ipaddress.IPv4Address(int(addr)))
-    return out
+    if not isinstance(addr, ipaddress.IPv6Address):
+        return out
+    low = ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    if addr.ipv4_mapped is not None:
+        out.append(addr.ipv4_mapped)
+    if addr.sixtofour is not None:
+        out.append(addr.sixtofour)
+    if addr.teredo is not None:
+        out.extend(addr.teredo)
+    if addr in _TRANSLATED or any(addr in net for net in _NAT64):
+        out.append(low)
+    if int(addr) >> 32 == 0 and int(addr) != 1:  # deprecated IPv4-compatible ::a.b.c.d (``::`` is 0.0.0.0)
+        out.append(low)
+    return list(dict.fromkeys(out))
+
+
+def _decide_one(policy: ProbePolicy, view: IPAddress, shown: str, inside: str) -> Decision:
+    """One form of the address, by the rules of its own IP version only."""
+    # (prefix length, tie rank, allowed, why): the longest prefix wins; on a tie a deny flag beats an
+    # allow flag, and an allow flag beats a protected address (it names that very address on purpose)
+    best: tuple[int, int, bool, str] | None = None
+    candidates = [
+        *((net, 2, False, f"{shown} is in {net} (--probe-deny-cidr){inside}") for net in policy.deny),
+        *((net, 1, True, f"{shown} is in {net} (--probe-allow-cidr){inside}") for net in policy.allow),
+        *((net, 0, False, f"{shown} is {what}{inside}") for net, what in policy.protected),
+    ]
+    for net, rank, allowed, why in candidates:
+        if view.version == net.version and view in net and (best is None or (net.prefixlen, rank) > best[:2]):
+            best = (net.prefixlen, rank, allowed, why)
+    if best is not None:
+        return Decision(best[2], shown, best[3])
+    for net, what in BUILTIN_DENY:
+        if view.version == net.version and view in net:
+            return Decision(False, shown, f"{shown} is {what}{inside}")
+    return Decision(True, shown, f"{shown} is not refused by the probe policy")
 
 
 def decide(policy: ProbePolicy, address: str | IPAddress) -> Decision:
@@ -184,25 +219,12 @@ def decide(policy: ProbePolicy, address: str | IPAddress) -> Decision:
     if addr is None:
         return Decision(False, str(address), f"{str(address)!r} is not an IP address")
     shown = str(addr)
+    first: Decision | None = None
     views = _views(addr)
-    # (prefix length, tie rank, allowed, why): the longest prefix wins; on a tie a deny flag beats an
-    # allow flag, and an allow flag beats a protected address (it names that very address on purpose)
-    best: tuple[int, int, bool, str] | None = None
-    for view in views:
-        inside = "" if view == addr else f" (it embeds {view})"
-        candidates = [
-            *((net, 2, False, f"{shown} is in {net} (--probe-deny-cidr){inside}") for net in policy.deny),
-            *((net, 1, True, f"{shown} is in {net} (--probe-allow-cidr){inside}") for net in policy.allow),
-            *((net, 0, False, f"{shown} is {what}{inside}") for net, what in policy.protected),
-        ]
-        for net, rank, allowed, why in candidates:
-            if view.version == net.version and view in net and (best is None or (net.prefixlen, rank) > best[:2]):
-                best = (net.prefixlen, rank, allowed, why)
-    if best is not None:
-        return Decision(best[2], shown, best[3])
-    for view in views:
-        for net, what in BUILTIN_DENY:
-            if view.version == net.version and view in net:
-                inside = "" if view == addr else f" (it embeds {view})"
-                return Decision(False, shown, f"{shown} is {what}{inside}")
-    return Decision(True, shown, f"{shown} is not refused by the probe policy")
+    for view in (*views[1:], views[0]):  # a refusal names the embedded IPv4 address first
+        one = _decide_one(policy, view, shown, "" if view == addr else f" (it embeds {view})")
+        if not one.allowed:
+            return one
+        first = first or one
+    assert first is not None
+    return first

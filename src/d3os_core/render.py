@@ -21,6 +21,7 @@ from .credentials import ANNOTATION_CREDENTIALS, claim_owner_reference
 from .hashing import content_hash
 from .product import ComponentDef, ProductDef, SecretRef, WorkloadKind
 from .quantity import canonical
+from .redact import redact_text
 from .spec import Middleware, SpecBase
 from .types import JSON, Check, HttpCheck
 from .types import Parent as Parent  # re-exported: where callers of the renderer have always found it
@@ -210,6 +211,26 @@ def _configmap(parent: Parent, product: ProductDef, key: str, name: str, data: M
     })
 
 
+ENV_SECRET_SUFFIX = "-secret-env"
+"""The Secret beside a component's ConfigMap holding its settings that carry a secret."""
+
+
+def carries_secret(value: str) -> bool:
+    """A setting whose text holds a secret (a URL's userinfo or a secret-named query value such as
+    ``?token=``): what :func:`d3os_core.redact.redact_text` would mask."""
+    return redact_text(value) != value
+
+
+def _env_secret(parent: Parent, product: ProductDef, key: str, name: str, data: Mapping[str, str]) -> JSON:
+    return stamp({
+        "apiVersion": api.kind_def("Secret").api_version,
+        "kind": "Secret",
+        "metadata": _meta(parent, product, key, name),
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    })
+
+
 def _secret_env(ref: SecretRef, provider: ComponentState) -> JSON:
     return {
         "name": ref.env,
@@ -254,6 +275,12 @@ def render_component(
     for used in comp.uses:
         for k, v in states[used].definition.exports.items():
             data[k] = expand(v, ns, states)
+    # a value with a secret in it (a URL's ?token=...) goes to a Secret beside the ConfigMap, never into it
+    hidden = {k: v for k, v in data.items() if carries_secret(v)}
+    data = {k: v for k, v in data.items() if k not in hidden}
+    env_secret = _env_secret(parent, product, key, st.name + ENV_SECRET_SUFFIX, hidden) if hidden else None
+    if env_secret is not None:
+        objects.append(env_secret)
     configmaps = [_configmap(parent, product, key, st.name, data)]
     for extra in comp.extra_configmaps:
         files = getattr(c, "files", None)
@@ -262,7 +289,7 @@ def render_component(
         }
         configmaps.append(_configmap(parent, product, key, st.name + extra.suffix, extra_data))
     objects.extend(configmaps)
-    config_hash = content_hash([cm["data"] for cm in configmaps])
+    config_hash = content_hash([cm["data"] for cm in configmaps] + ([env_secret["data"]] if env_secret else []))
 
     if st.kind is not WorkloadKind.THIRD_PARTY:
         # the claim records its credentials Secret by name: it is applied after that Secret, in the same pass
@@ -271,7 +298,8 @@ def render_component(
         if claim is not None and st.kind is not WorkloadKind.DAEMONSET:
             objects.append(claim)
         objects.append(_service(parent, product, st, c))
-        objects.append(_workload(parent, spec, product, states, st, config_hash, claim))
+        objects.append(_workload(parent, spec, product, states, st, config_hash, claim,
+                                 env_secret["metadata"]["name"] if env_secret else None))
     return Rendered(key, tuple(objects), config_hash)
 
 
@@ -359,6 +387,7 @@ def _workload(
     st: ComponentState,
     config_hash: str,
     claim: JSON | None,
+    env_secret: str | None = None,
 ) -> JSON:
     comp = st.definition
     c = spec.component(st.key)
@@ -382,9 +411,15 @@ def _workload(
     }
     if comp.config_mount_path is None:
         container["envFrom"] = [{"configMapRef": {"name": st.name}}]
+        if env_secret is not None:
+            container["envFrom"].append({"secretRef": {"name": env_secret}})
     else:
         mounts.append({"name": "config", "mountPath": comp.config_mount_path, "readOnly": True})
-        volumes.append({"name": "config", "configMap": {"name": st.name}})
+        if env_secret is None:
+            volumes.append({"name": "config", "configMap": {"name": st.name}})
+        else:  # the same files in the same place: the ConfigMap's and the Secret's, projected together
+            volumes.append({"name": "config", "projected": {"sources": [
+                {"configMap": {"name": st.name}}, {"secret": {"name": env_secret}}]}})
     for i, extra in enumerate(comp.extra_configmaps):
         vol = f"extra-{i}"
         mounts.append({"name": vol, "mountPath": extra.mount_path, "readOnly": True})

@@ -80,6 +80,22 @@ def observed_revisions(objects: Mapping[tuple[str, str], Mapping[str, Any]], par
     return sorted(out, key=lambda r: (r.number, r.name))
 
 
+def data_needed(objects: Mapping[tuple[str, str], Mapping[str, Any]], parent_uid: str,
+                status: Mapping[str, Any]) -> list[str]:
+    """The revisions whose recorded spec a plan may read: the current one (``status.currentRevision``), the
+    target of a rollback in force, and the newest (the current one once this pass records it, or when
+    status names none). The others are history: their spec is read only by ``d3os history``/``rollback``,
+    so a shell may keep revisions without their data and read these few whole."""
+    revs = observed_revisions(objects, parent_uid)
+    rollback = status.get("rollback")
+    named = [str(status.get("currentRevision") or ""),
+             str(rollback.get("to") or "") if isinstance(rollback, Mapping) else ""]
+    out = [r.name for r in revs if r.name in named]
+    if revs and revs[-1].name not in out:
+        out.append(revs[-1].name)
+    return out
+
+
 def find(revisions: Sequence[Revision], name: str) -> Revision | None:
     return next((r for r in revisions if r.name == name), None)
 

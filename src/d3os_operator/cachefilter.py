@@ -14,6 +14,15 @@
   summary of hand-edit entries is kept (manager, operation, subresource; no field sets), so that an apply
   still knows when it must take over hand-edited fields -- it then reads the object whole
   (:meth:`d3os_operator.kube.Kube.take_over_fields`).
+* **History without its data.** A ControllerRevision of a product instance records a whole spec (up to
+  ~1.4 MiB), and an instance keeps up to ``revisionHistoryLimit`` of them: cached whole, the operator's
+  memory would grow with each tenant's history. Their ``data`` is dropped (:func:`transform_for`); the
+  few a plan reads (:func:`d3os_core.revisions.data_needed`) are read whole on demand
+  (:mod:`d3os_operator.revisiondata`), so an instance costs one spec of history, not ten.
+* **Label-selected objects bounded.** Secrets and claims are selected by label alone, so anyone may make
+  one the operator caches: of a Secret only the data keys a product generates are kept (the credentials
+  it reads), of both only metadata the core reads (our labels and annotations, ownerReferences), so a
+  tenant's 1 MiB Secret costs the cache a few hundred bytes.
 * **Shared strings.** Every stored object repeats the same keys, labels and values (``app.kubernetes.io/
   managed-by``, the owner's uid, ``apiVersion``...), each parsed into its own string; keys and short
   values are interned (:func:`share_strings`), which halves the stored heap (measured by the bench:
@@ -46,6 +55,53 @@ def owned_by_a_dataservice(obj: Mapping[str, Any]) -> bool:
 def keep_for(kind: str) -> Callable[[Mapping[str, Any]], bool] | None:
     """The informer's ``keep`` predicate for ``kind`` (None: the label selector alone decides)."""
     return None if kind in LABEL_SELECTED_KINDS else owned_by_a_dataservice
+
+
+REVISION = "ControllerRevision"
+KEPT_LABEL_PREFIXES = ("app.kubernetes.io/", api.GROUP, "d3os")
+"""Labels of a label-selected object that are kept (ours and the recommended ones selectors use)."""
+MAX_OWNERS = 64
+"""ownerReferences kept on a label-selected object (a claim-owned Secret has one per replica)."""
+
+
+def transform_for(kind: str, secret_keys: frozenset[str] = frozenset()) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The informer's ``transform`` for ``kind``: :func:`strip`, and for a product instance's
+    ControllerRevisions no ``data``; for label-selected kinds only what the core reads (``secret_keys``:
+    the Secret data keys the products generate)."""
+    if kind == REVISION:
+        return lambda obj: strip({k: v for k, v in obj.items() if k != "data"} if owned_by_a_dataservice(obj) else obj)
+    if kind in LABEL_SELECTED_KINDS:
+        return lambda obj: strip(bounded(obj, kind, secret_keys))
+    return strip
+
+
+def bounded(obj: dict[str, Any], kind: str, secret_keys: frozenset[str]) -> dict[str, Any]:
+    """A label-selected object cut to what the core reads (see the module docstring)."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping):
+        return obj
+    keep_meta = {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "generation",
+                                       "creationTimestamp", "deletionTimestamp", "managedFields") if k in meta}
+    labels = meta.get("labels")
+    if isinstance(labels, Mapping):
+        keep_meta["labels"] = {k: v for k, v in labels.items() if str(k).startswith(KEPT_LABEL_PREFIXES)}
+    annotations = meta.get("annotations")
+    if isinstance(annotations, Mapping):
+        ours = {k: v for k, v in annotations.items() if str(k).startswith(api.GROUP)}
+        if ours:
+            keep_meta["annotations"] = ours
+    owners = meta.get("ownerReferences")
+    if isinstance(owners, list):
+        keep_meta["ownerReferences"] = owners[:MAX_OWNERS]
+    out: dict[str, Any] = {k: obj[k] for k in ("apiVersion", "kind", "type", "status") if k in obj}
+    out["metadata"] = keep_meta
+    if kind == "Secret":
+        data = obj.get("data")
+        if isinstance(data, Mapping):
+            out["data"] = {k: v for k, v in data.items() if k in secret_keys}
+    else:
+        out["spec"] = obj.get("spec")
+    return out
 
 
 def strip(obj: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from d3os_core.productload import ProductFileError
 
 from . import __version__
 from .logs import setup_logging
+from .probe_gate import ProbeBudget
 from .usercli import completion, kubeconfig
 from .usercli import errors as clierrors
 
@@ -147,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve Prometheus /metrics there (default :8080; 0 turns it off)",
     )
     run.add_argument(
+        "--metrics-auth",
+        default="auto",
+        choices=["auto", "kubernetes", "none"],
+        help="who may read /metrics: 'kubernetes' asks the API server (TokenReview of the bearer token, then a "
+        "SubjectAccessReview for get on the non-resource URL /metrics), 'none' serves anyone; 'auto' (default) "
+        "is 'kubernetes' unless the metrics address is loopback",
+    )
+    run.add_argument(
         "--health-probe-bind-address",
         default=":8081",
         metavar="HOST:PORT",
@@ -182,7 +191,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="third-party probes may not connect to addresses in CIDR; repeatable; the longest matching "
         "prefix of all allow/deny CIDRs decides, deny wins a tie",
     )
+    run.add_argument(
+        "--probe-max-concurrent",
+        type=int,
+        default=16,
+        metavar="N",
+        help="third-party probes running at once, at most (default 16); a freed slot goes to the namespaces "
+        "waiting in turn",
+    )
+    run.add_argument(
+        "--probe-max-concurrent-per-namespace",
+        type=int,
+        default=4,
+        metavar="N",
+        help="probes of one namespace running at once, at most (default 4)",
+    )
+    run.add_argument(
+        "--probe-rate",
+        type=float,
+        default=20.0,
+        metavar="PER_SECOND",
+        help="probe requests (redirects included) started per second, at most, over all namespaces "
+        "(default 20; 0 lifts the limit)",
+    )
+    run.add_argument(
+        "--probe-max-targets-per-namespace",
+        type=int,
+        default=100,
+        metavar="N",
+        help="distinct third-party checks probed for one namespace, at most (default 100; 0 lifts the "
+        "limit); the checks asked for later show 'not probed' and their component stays not ready",
+    )
     return parser
+
+
+def probe_budget(args: argparse.Namespace) -> ProbeBudget:
+    """The probes' budget the flags ask for."""
+    return ProbeBudget(
+        max_concurrent=args.probe_max_concurrent,
+        per_namespace=args.probe_max_concurrent_per_namespace,
+        rate=args.probe_rate or None,
+        max_targets_per_namespace=args.probe_max_targets_per_namespace or None,
+    )
 
 
 def probe_policy(args: argparse.Namespace) -> ProbePolicy:
@@ -219,6 +269,11 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error(str(e))
     if args.workers < 1:
         parser.error("--workers: must be at least 1")
+    for flag in ("probe_max_concurrent", "probe_max_concurrent_per_namespace"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')}: must be at least 1")
+    if args.probe_rate < 0 or args.probe_max_targets_per_namespace < 0:
+        parser.error("--probe-rate, --probe-max-targets-per-namespace: must be 0 (no limit) or more")
     if args.max_product_upgrades < 0:
         parser.error("--max-product-upgrades: must be 0 or more")
     if not 0 < args.leader_elect_retry_period < args.leader_elect_renew_deadline < args.leader_elect_lease_duration:
@@ -257,6 +312,7 @@ async def _preflight(client: object) -> None:
 
 
 async def run_operator(args: argparse.Namespace) -> int:
+    from . import memtrim, metricsauth
     from .controller import Operator, Settings
     from .endpoints import PROMETHEUS, TEXT, Query, Response, Route, listen, parse_address, serve
     from .kube import USER_AGENT, Kube, make_client, service_account_dir
@@ -270,6 +326,7 @@ async def run_operator(args: argparse.Namespace) -> int:
     except ProductFileError as e:
         raise clierrors.CliError(clierrors.EXIT_INVALID, f"--products {args.products or '(installed)'}: "
                                  + "; ".join(str(x) for x in e.errors)) from None
+    memtrim.tune()
     config = kubeconfig.for_operator(  # a $KUBECONFIG list merged as kubectl does; a bad file: one line
         args.kubeconfig, args.context, args.in_cluster, service_account_dir())
     client = make_client(config, context=args.context, http2=args.http2)
@@ -284,6 +341,7 @@ async def run_operator(args: argparse.Namespace) -> int:
         probe_policy=probe_policy(args),
         watch_label_selector=selector,
         max_product_upgrades=args.max_product_upgrades,
+        probe_budget=probe_budget(args),
     )
     served, missing = await served_products(kube, products)
     operator = Operator(kube, settings, products=served)
@@ -331,9 +389,13 @@ async def run_operator(args: argparse.Namespace) -> int:
         (args.health_probe_bind_address, health_routes, "health probes"),
     ):
         bind = parse_address(address)
+        guard = None
+        if bind is not None and what == "metrics" and metricsauth.needed(args.metrics_auth, bind[0]):
+            guard = metricsauth.MetricsAuth(kube.http).check
+            log.info("metrics: callers are authenticated and authorized by the API server (--metrics-auth)")
         if bind is not None:
             try:
-                servers.append((await listen(*bind), routes, what))
+                servers.append((await listen(*bind), routes, what, guard))
             except OSError as e:
                 log.error("cannot serve %s on %s: %s (0 turns it off)", what, address, e)
                 await kube.aclose()
@@ -351,8 +413,9 @@ async def run_operator(args: argparse.Namespace) -> int:
                         return
 
             tg.start_soon(stop_on_signal)
-            for listener, routes, what in servers:
-                tg.start_soon(functools.partial(serve, listener, routes, what=what))
+            tg.start_soon(memtrim.trim_forever)
+            for listener, routes, what, guard in servers:
+                tg.start_soon(functools.partial(serve, listener, routes, what=what, guard=guard))
             if elector is None:
                 await operator.run()
             else:

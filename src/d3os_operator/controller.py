@@ -27,13 +27,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import anyio
+import anyio.abc
 
 from d3os_core import api
 from d3os_core.probe_policy import ProbePolicy
 from d3os_core.product import ProductDef
 from d3os_core.types import ProbeResult
 
-from .cachefilter import keep_for, strip
+from .cachefilter import keep_for, strip, transform_for
 from .containment import report_reconcile_error
 from .events import EventRecorder
 from .informer import Informer, store_key
@@ -41,6 +42,7 @@ from .kube import OWNED, KindInfo, Kube, product_kind
 from .metrics import Metrics
 from .outcome import REFUSED_RETRY, RefusedError, TransientError
 from .parents import ParentCaches, ParentKey, fmt_key, parent_key, stamped
+from .probe_gate import ProbeBudget, ProbeGate
 from .probes import ProbeManager
 from .products import installed as installed_products
 from .reconciler import Planner, Reconciler, Tracer
@@ -74,6 +76,11 @@ class Settings:
     """Only DataServices matching it are listed, watched and reconciled (a shard: :mod:`d3os_operator.sharding`)."""
     max_product_upgrades: int | None = 5
     """Instances rolling to a new product version at once, at most (None: no cap; see d3os_core.upgrades)."""
+    probe_budget: ProbeBudget | None = None
+    """The probes' share of the operator (:mod:`d3os_operator.probe_gate`; None: its defaults)."""
+    operator_namespace: str | None = None
+    """Whose Services, EndpointSlices and Pods the probe policy protects (None: ``POD_NAMESPACE`` or the
+    service account's namespace in a cluster; none outside)."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,10 @@ class Operator:
         self.products = tuple(products) if products is not None else installed_products()
         """The products served: fixed for the life of the process (one instance informer each)."""
         self.by_label = product_labels(self.products)
+        self.secret_keys = frozenset(k for p in self.products for c in p.components
+                                     for k in (*(c.generated_secret or {}), *c.config, *c.exports))
+        """The Secret data keys the products write (credentials, settings that carry a secret): the only ones
+        the Secret cache keeps."""
         self.settings = settings or Settings()
         s = self.settings
         namespaces = list(s.namespaces) if s.namespaces else None
@@ -145,7 +156,8 @@ class Operator:
         self.parents = ParentCaches({w.kind.kind: i for w, i in informers if w.role == "For"})
         self.owned = {w.kind.kind: i for w, i in informers if w.role == "Owns"}
         self.probes = ProbeManager(
-            self._on_probe_change, on_result=self._on_probe_result, policy=s.probe_policy or ProbePolicy()
+            self._on_probe_change, on_result=self._on_probe_result, policy=s.probe_policy or ProbePolicy(),
+            gate=ProbeGate(s.probe_budget or ProbeBudget()),
         )
         self.events = EventRecorder(kube)
         self.reconciler = Reconciler(
@@ -188,7 +200,7 @@ class Operator:
             handler=self._owned_handler(watch.kind.kind),
             labels={api.LABEL_MANAGED_BY: api.MANAGED_BY},
             keep=keep_for(watch.kind.kind),
-            transform=strip,
+            transform=transform_for(watch.kind.kind, self.secret_keys),
             server_timeout=s.watch_timeout,
         )
 
@@ -292,7 +304,7 @@ class Operator:
                         "objects": sum(len(i) for i in self.owned.values()),
                     },
                 )
-                await self._protect_cluster_addresses()
+                await self._protect_cluster_addresses(tg)
                 self.ready.set()
                 if gate is not None and not gate.is_set():
                     log.info("caches synced; waiting for leadership before reconciling")
@@ -303,16 +315,21 @@ class Operator:
         finally:
             self.queue.shutdown()
 
-    async def _protect_cluster_addresses(self) -> None:
-        """Add the API server's and our own pod's addresses to the probe policy (before any probe runs)."""
-        from .probe_targets import protected_addresses
+    async def _protect_cluster_addresses(self, tg: anyio.abc.TaskGroup) -> None:
+        """Add the API server's and our own pod's addresses to the probe policy (before any probe runs), then
+        follow the cluster's (:class:`~d3os_operator.probe_targets.ClusterAddresses`)."""
+        from .probe_targets import ClusterAddresses, operator_namespace, protected_addresses
 
         try:
             found = await protected_addresses(self.kube)
         except Exception:  # best effort: the built-in refusals still hold
             log.exception("probe policy: cannot look up the API server's addresses")
-            return
+            found = []
         self.probes.policy = self.probes.policy.with_protected(found)
+        self.cluster_addresses = ClusterAddresses(
+            self.kube, self.probes, [(str(n.network_address), w) for n, w in self.probes.policy.protected],
+            self.settings.operator_namespace or operator_namespace())
+        tg.start_soon(self.cluster_addresses.run)
         log.info(
             "probe policy",
             extra={
@@ -386,6 +403,7 @@ class Operator:
             "queue": len(self.queue),
             "events": {"sent": self.events.sent, "failed": self.events.failed, "dropped": self.events.dropped,
                        "aggregated": self.events.aggregated},
+            "events_dropped": self.events.dropped_by_namespace,
             "probes": self.probes.stats(),
             "relists": {i.kind: i.relists for i in (*self.parents, *self.owned.values())},
         }

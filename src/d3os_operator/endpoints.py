@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import anyio
 import anyio.abc
@@ -21,10 +21,13 @@ Response = tuple[int, bytes, str]
 Query = Mapping[str, Sequence[str]]
 """The request's query parameters, each with its values in order (``?name[]=a&name[]=b``)."""
 Route = Callable[[Query], Response]
+Guard = Callable[[Mapping[str, str]], Awaitable["Response | None"]]
+"""Called with the request's headers (lower-case names) before any route: a response refuses the request."""
 
 TEXT = "text/plain; charset=utf-8"
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
-REASONS = {200: "OK", 404: "Not Found", 500: "Internal Server Error", 503: "Service Unavailable"}
+REASONS = {200: "OK", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error",
+           503: "Service Unavailable"}
 
 
 def parse_address(address: str) -> tuple[str, int] | None:
@@ -47,8 +50,20 @@ def bound_port(listener: anyio.abc.SocketListener) -> int:
     return int(listener.extra(anyio.abc.SocketAttribute.local_port))
 
 
-async def serve(listener: anyio.abc.SocketListener, routes: Mapping[str, Route], *, what: str = "http") -> None:
-    """Serve ``routes`` on ``listener`` until cancelled."""
+def headers_of(data: bytes) -> dict[str, str]:
+    """The request's headers, names in lower case."""
+    out: dict[str, str] = {}
+    for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        name, sep, value = line.decode("latin-1").partition(":")
+        if sep:
+            out[name.strip().lower()] = value.strip()
+    return out
+
+
+async def serve(
+    listener: anyio.abc.SocketListener, routes: Mapping[str, Route], *, what: str = "http", guard: Guard | None = None
+) -> None:
+    """Serve ``routes`` on ``listener`` until cancelled (each request first passes ``guard``, if any)."""
 
     async def handle(stream: anyio.abc.SocketStream) -> None:
         async with stream:
@@ -64,7 +79,10 @@ async def serve(listener: anyio.abc.SocketListener, routes: Mapping[str, Route],
                     target = parts[1].decode(errors="replace") if len(parts) > 1 else "/"
                     path, _, query = target.partition("?")
                     route = routes.get(path)
-                    if route is None:
+                    refused = await guard(headers_of(data)) if guard is not None and route is not None else None
+                    if refused is not None:
+                        code, body, ctype = refused
+                    elif route is None:
                         code, body, ctype = 404, b"not found\n", TEXT
                     else:
                         try:

@@ -1,8 +1,11 @@
 """Kubernetes Events on DataServices, sent off the reconcile path and aggregated as client-go's recorder does.
 
-A reconcile only queues its Events (:meth:`EventRecorder.record`); one task sends them in order. So an
-Event costs a reconcile nothing (the next step of a rollout is never held up by Event writes) and can
-never fail it: a refused or dropped Event is logged and forgotten.
+A reconcile only queues its Events (:meth:`EventRecorder.record`); one task sends them. So an Event costs
+a reconcile nothing (the next step of a rollout is never held up by Event writes) and can never fail it: a
+refused or dropped Event is logged and forgotten. The queue is fair between namespaces
+(:class:`~d3os_operator.fairbuffer.FairBuffer`): namespaces are sent in turn, and when it is full the
+Event dropped is the oldest of the namespace holding the most, so one tenant's Warning storm drops its own
+Events, never another tenant's; drops are counted by namespace (``d3os_events_dropped_total``).
 
 Aggregation (client-go's ``EventCorrelator``): one Event object per DataService and *series* -- a Normal
 Event's reason (``Deploying``, ``Ready``...), a Warning's reason and message (each distinct problem stays
@@ -42,6 +45,7 @@ from d3os_core.redact import redact_text
 from d3os_core.types import Event
 
 from .apierrors import Answer, classify
+from .fairbuffer import FairBuffer
 from .kube import Kube, api_error_text
 
 FIRST_INTERVAL = 5.0
@@ -124,11 +128,11 @@ class EventRecorder:
         self.max_interval = max_interval
         self.normal_interval = normal_interval
         self.clock = clock
-        self._send, self._receive = anyio.create_memory_object_stream[tuple[dict[str, Any], Event | None, str]](buffer)
+        self._queue: FairBuffer[str, tuple[dict[str, Any], Event | None, str]] = FairBuffer(buffer)
+        self._wake = anyio.Event()
         self.sent = 0
         """Event writes (creates and patches)."""
         self.failed = 0
-        self.dropped = 0
         self.aggregated = 0
         """Occurrences folded into an existing Event instead of a new one."""
         self._series: collections.OrderedDict[SeriesKey, Series] = collections.OrderedDict()
@@ -147,24 +151,41 @@ class EventRecorder:
             event = dataclasses.replace(event, message=redact_text(event.message))
         meta = parent.get("metadata") or {}
         ref = {"metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}}
-        try:
-            self._send.send_nowait((ref, event, _now_rfc3339()))
-        except anyio.WouldBlock:
-            self.dropped += 1
-            log.warning("event dropped: too many queued", extra={"ds": _ds(ref), "reason": event.reason})
-            return
-        self._busy(+1)
+        self._put(ref, event, _now_rfc3339())
 
     def settle(self, parent: Mapping[str, Any]) -> None:
         """The DataService came to rest (complete or stalled): write its series' repeats now, and tell the
         first repeat after this at once (it starts a new story)."""
         meta = parent.get("metadata") or {}
         ref = {"metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}}
-        try:
-            self._send.send_nowait((ref, None, ""))
-        except anyio.WouldBlock:
-            return  # the interval writes them anyway
-        self._busy(+1)
+        self._put(ref, None, "")  # if dropped, the interval writes them anyway
+
+    def _put(self, ref: dict[str, Any], event: Event | None, stamp: str) -> None:
+        before = len(self._queue)
+        if not self._queue.put(str(ref["metadata"].get("namespace") or ""), (ref, event, stamp)):
+            if event is not None:
+                log.warning("event dropped: too many queued", extra={"ds": _ds(ref), "reason": event.reason})
+            return
+        if len(self._queue) == before + 1:
+            self._busy(+1)  # else it took the place of another namespace's oldest (dropped, no longer pending)
+        self._wake.set()
+
+    @property
+    def dropped(self) -> int:
+        """Occurrences dropped because the queue was full (all namespaces)."""
+        return sum(self._queue.dropped.values())
+
+    @property
+    def dropped_by_namespace(self) -> dict[str, int]:
+        return dict(self._queue.dropped)
+
+    def queued(self) -> list[tuple[dict[str, Any], Event | None, str]]:
+        """What waits to be sent, in the order it will be (for tests; empties the queue)."""
+        out = []
+        while (item := self._queue.get()) is not None:
+            out.append(item)
+            self._busy(-1)
+        return out
 
     @property
     def pending(self) -> int:
@@ -205,26 +226,25 @@ class EventRecorder:
                     del self._of_parent[old[:2]]
 
     async def run(self) -> None:
-        async with self._receive:
-            while True:
+        while True:
+            item = self._queue.get()
+            if item is None:
                 due = self._next_due()
                 timeout = None if due is None else max(0.0, due - self.clock())
-                item: tuple[dict[str, Any], Event | None, str] | None = None
+                self._wake = anyio.Event()
                 with anyio.move_on_after(timeout if timeout is not None else float("inf")):
-                    try:
-                        item = await self._receive.receive()
-                    except anyio.EndOfStream:
-                        return
-                if item is not None:
-                    parent, event, stamp = item
-                    try:
-                        if event is None:
-                            await self.flush_due(parent)
-                        else:
-                            await self.occurred(parent, event, stamp)
-                    finally:
-                        self._busy(-1)
-                await self.flush_due()
+                    await self._wake.wait()
+                item = self._queue.get()
+            if item is not None:
+                parent, event, stamp = item
+                try:
+                    if event is None:
+                        await self.flush_due(parent)
+                    else:
+                        await self.occurred(parent, event, stamp)
+                finally:
+                    self._busy(-1)
+            await self.flush_due()
 
     async def occurred(self, parent: dict[str, Any], event: Event, stamp: str) -> None:
         # The Events are the rollout's story (Deploying, Ready, warnings): at INFO they make an ordinary

@@ -92,6 +92,14 @@ class _Snapshot(Collector):
         for outcome, n in sorted(stats.get("events", {}).items()):
             events.add_metric([outcome], n)
         yield events
+        dropped = CounterMetricFamily(
+            "d3os_events_dropped",
+            "Kubernetes Events dropped because the sender's queue was full, by the namespace that held the most.",
+            labels=["namespace"],
+        )
+        for namespace, n in sorted(stats.get("events_dropped", {}).items()):
+            dropped.add_metric([namespace], n)
+        yield dropped
         checks = GaugeMetricFamily(
             "d3os_thirdparty_check_up",
             "Last result of each third-party check (1 passing, 0 failing); one series per distinct check.",

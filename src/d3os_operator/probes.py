@@ -46,11 +46,14 @@ import httpcore2
 import idna
 from httpcore2._backends.anyio import AnyIOStream
 
+from d3os_core import probe_budget
 from d3os_core.probe_policy import Decision, ProbePolicy, decide, ip_literal
 from d3os_core.redact import redact_text, redact_url
 from d3os_core.types import Check, HttpCheck, ProbeRequest, ProbeResult, TcpCheck
 
 from . import __version__
+from .probe_gate import ProbeBudget, ProbeGate
+from .workqueue import namespace_of
 
 log = logging.getLogger("d3os_operator.probes")
 
@@ -85,11 +88,20 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return out
 
 
+Pace = Callable[[], Awaitable[None]]
+"""``await pace()`` before each request or connect (the probe gate's rate budget)."""
+
+
+async def _no_pace() -> None:
+    return None
+
+
 async def run_check(
     check: Check,
     *,
     policy: ProbePolicy = DEFAULT_POLICY,
     resolver: Resolver | None = None,
+    pace: Pace = _no_pace,
 ) -> ProbeResult:
     """Run one check once. Never raises (but for cancellation): any failure is the result."""
     try:
@@ -102,8 +114,9 @@ async def run_check(
             raise ProbeFailure(f"invalid timeout {timeout:g}s")
         with anyio.fail_after(timeout):
             if isinstance(check, HttpCheck):
-                ok, detail = await _run_http(check, policy, resolver or system_resolver)
+                ok, detail = await _run_http(check, policy, resolver or system_resolver, pace)
             elif isinstance(check, TcpCheck):
+                await pace()
                 ok, detail = await _run_tcp(check, policy, resolver or system_resolver)
             else:
                 ok, detail = False, f"unsupported check {type(check).__name__}"
@@ -351,13 +364,14 @@ async def _request(method: str, url: _Url, backend: _PolicyBackend, verify: bool
         await conn.aclose()
 
 
-async def _run_http(check: HttpCheck, policy: ProbePolicy, resolver: Resolver) -> tuple[bool, str]:
+async def _run_http(check: HttpCheck, policy: ProbePolicy, resolver: Resolver, pace: Pace) -> tuple[bool, str]:
     backend = _PolicyBackend(policy, resolver)
     url_text = check.url
     url = _parse_url(url_text)
     method = "HEAD" if check.method == "HEAD" else "GET"
     hops = 0
     while True:
+        await pace()
         code, location = await _request(method, url, backend, not check.insecure, check.timeout_seconds)
         if not (check.follow_redirects and code in REDIRECT_CODES and location):
             break
@@ -459,10 +473,16 @@ def _error_text(e: BaseException) -> str:
 # -- the manager --------------------------------------------------------------------------------------------
 
 
+UNLIMITED = ProbeBudget(max_concurrent=2**31, per_namespace=2**31, rate=None, max_targets_per_namespace=None)
+"""No budget at all (a bare :class:`ProbeManager`, in tests); the operator passes its flags' budget."""
+
+
 @dataclass
 class _TargetState:
     scope: anyio.CancelScope
     started_at: float
+    namespace: Hashable = ""
+    """Whose probe slot it takes: the namespace of the subscriber that started it."""
     result: ProbeResult | None = None
     changed_at: float = 0.0
     runs: int = 0
@@ -475,6 +495,11 @@ class ProbeManager:
 
     ``policy`` may be replaced while running (the operator adds the API server's addresses once it has
     read them); each probe uses the policy of the moment it starts.
+
+    ``gate`` holds the budget (:mod:`d3os_operator.probe_gate`): every probe waits for a slot of its
+    namespace and paces its requests; a namespace's distinct checks beyond
+    ``budget.max_targets_per_namespace`` are not probed (:mod:`d3os_core.probe_budget` says which) and
+    show a failed result saying so.
     """
 
     def __init__(
@@ -487,8 +512,14 @@ class ProbeManager:
         resolver: Resolver | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        gate: ProbeGate | None = None,
     ) -> None:
         # ``clock`` and ``sleep`` (between a target's probes) go together: a test passes a fake pair
+        self.gate = gate or ProbeGate(UNLIMITED)
+        self._ns_targets: dict[Hashable, dict[Target, set[Hashable]]] = {}
+        """Per namespace: its distinct targets, in the order it first asked for them, and who asks."""
+        self._refused: dict[Hashable, set[Target]] = {}
+        """Per namespace: its targets beyond the cap (not probed for it)."""
         self._clock = clock
         self._sleep = sleep
         self._on_change = on_change
@@ -524,33 +555,57 @@ class ProbeManager:
             self._requests[parent] = wanted
         else:
             self._requests.pop(parent, None)
+        ns = namespace_of(parent)
+        targets = self._ns_targets.setdefault(ns, {})
         old_targets = {(r.check, r.period_seconds) for r in old.values()}
-        new_targets = {(r.check, r.period_seconds) for r in wanted.values()}
-        for target in old_targets - new_targets:
-            state = self._targets.get(target)
-            if state is None:
-                continue
-            state.subscribers.discard(parent)
-            if not state.subscribers:
+        new_targets = list(dict.fromkeys((r.check, r.period_seconds) for r in wanted.values()))
+        for target in old_targets - set(new_targets):
+            asking = targets.get(target)
+            if asking is not None:
+                asking.discard(parent)
+                if not asking:
+                    del targets[target]
+        for target in new_targets:
+            targets.setdefault(target, set()).add(parent)
+        refused_before = self._refused.pop(ns, set())
+        _, refused = probe_budget.admit(list(targets), self.gate.budget.max_targets_per_namespace)
+        if refused:
+            self._refused[ns] = set(refused)
+        if not targets:
+            del self._ns_targets[ns]
+        for target in dict.fromkeys([*old_targets, *new_targets, *refused_before, *refused]):
+            self._sync(target, parent)
+        if any(t in self._refused.get(ns, ()) for t in new_targets):
+            self._on_change(parent)  # plan again with the "not probed" result
+
+    def _sync(self, target: Target, asker: Hashable) -> None:
+        """Start, stop or re-subscribe ``target`` after a namespace's targets changed."""
+        subscribers: set[Hashable] = set()
+        for ns, targets in self._ns_targets.items():
+            if target in targets and target not in self._refused.get(ns, ()):
+                subscribers |= targets[target]
+        state = self._targets.get(target)
+        if not subscribers:
+            if state is not None:
                 state.scope.cancel()
                 del self._targets[target]
                 log.info("probe stopped", extra={"check": _describe(target[0])})
-        for target in new_targets:
-            state = self._targets.get(target)
-            if state is None:
-                if self._tg is None:
-                    raise RuntimeError("ProbeManager.run() is not running")
-                state = _TargetState(scope=anyio.CancelScope(), started_at=self._clock())
-                self._targets[target] = state
-                self._tg.start_soon(self._run_target, target, state)
-                log.info(
-                    "probe started",
-                    extra={"check": _describe(target[0]), "period_s": target[1], "ds": _fmt(parent)},
-                )
-            if parent not in state.subscribers:
-                state.subscribers.add(parent)
-                if state.result is not None:  # a result this parent has not seen: let it plan with it
-                    self._on_change(parent)
+            return
+        if state is None:
+            if self._tg is None:
+                raise RuntimeError("ProbeManager.run() is not running")
+            first = asker if asker in subscribers else next(iter(subscribers))
+            state = _TargetState(scope=anyio.CancelScope(), started_at=self._clock(), namespace=namespace_of(first))
+            self._targets[target] = state
+            self._tg.start_soon(self._run_target, target, state)
+            log.info(
+                "probe started",
+                extra={"check": _describe(target[0]), "period_s": target[1], "ds": _fmt(first)},
+            )
+        for parent in subscribers - state.subscribers:
+            if state.result is not None:  # a result this parent has not seen: let it plan with it
+                self._on_change(parent)
+        state.subscribers = subscribers
 
     def forget(self, parent: Hashable) -> None:
         self.ensure(parent, ())
@@ -558,9 +613,14 @@ class ProbeManager:
     def results(self, parent: Hashable) -> dict[str, ProbeResult]:
         """Latest results of ``parent``'s probes by :attr:`ProbeRequest.key` (absent until run once)."""
         out: dict[str, ProbeResult] = {}
+        ns = namespace_of(parent)
+        refused = self._refused.get(ns, set())
         for key, req in self._requests.get(parent, {}).items():
-            state = self._targets.get((req.check, req.period_seconds))
-            if state is not None and state.result is not None:
+            target = (req.check, req.period_seconds)
+            state = self._targets.get(target)
+            if target in refused:
+                out[key] = probe_budget.over_budget(str(ns), self.gate.budget.max_targets_per_namespace or 0)
+            elif state is not None and state.result is not None:
                 out[key] = state.result
         return out
 
@@ -582,6 +642,10 @@ class ProbeManager:
     @property
     def target_count(self) -> int:
         return len(self._targets)
+
+    def not_probed(self) -> int:
+        """Distinct checks not probed for their namespace (over its cap)."""
+        return sum(len(t) for t in self._refused.values())
 
     def stats(self) -> list[dict[str, Any]]:
         return [
@@ -612,7 +676,8 @@ class ProbeManager:
 
     async def _probe_once(self, target: Target, state: _TargetState) -> ProbeResult:
         check, _ = target
-        result = await run_check(check, policy=self.policy, resolver=self.resolver)
+        async with self.gate.slot(state.namespace):
+            result = await run_check(check, policy=self.policy, resolver=self.resolver, pace=self.gate.pace)
         state.runs += 1
         state.failures = 0 if result.ok else state.failures + 1
         now = self._clock()

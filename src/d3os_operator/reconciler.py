@@ -69,6 +69,7 @@ from .outcome import RefusedError, Result, TransientError
 from .parents import ParentCaches, ParentKey, fmt_key
 from .probes import ProbeManager
 from .products import installed as installed_products
+from .revisiondata import RevisionData
 from .statuswriter import StatusPath
 
 log = logging.getLogger("d3os_operator.reconciler")
@@ -178,6 +179,7 @@ class Reconciler:
         self.owned = dict(owned)
         self.probes = probes
         self.events = events
+        self.revision_data = RevisionData(kube)
         self.planner = planner
         """A replacement of the core's planner (tests); None: the core's, with the instance's product."""
         self.max_product_upgrades = max_product_upgrades
@@ -208,6 +210,7 @@ class Reconciler:
         self.upgrading.discard(key)
         self.status.drop(key)
         self.probes.forget(key)
+        self.revision_data.forget(key)
         if self.metrics is not None:
             self.metrics.forget(*key)
 
@@ -406,6 +409,7 @@ class Reconciler:
                 log.info("name is free again", extra={"ds": fmt_key(key), "obj": f"{h.kind}/{h.name}"})
             else:
                 objects[(h.kind, h.name)] = live
+        await self.revision_data.fill(key, self._parent(key), objects)  # history is cached without its data
         return Observed(objects=objects, probes=self.probes.results(key), refused=dict(state.refused))
 
     async def _pods(self, key: ParentKey, queries: Sequence[PodQuery]) -> dict[str, tuple[dict[str, Any], ...]]:

@@ -7,7 +7,10 @@ Guarantees:
   dirty, and it is queued again when the worker calls :meth:`WorkQueue.done`;
 * :meth:`WorkQueue.add_after` delays a key (the earliest pending time wins);
 * :meth:`WorkQueue.add_rate_limited` delays a key exponentially per consecutive failure, until
-  :meth:`WorkQueue.forget` resets it.
+  :meth:`WorkQueue.forget` resets it;
+* namespaces take turns (:class:`~d3os_operator.fairbuffer.FairBuffer`, by ``fair_by(key)``, the first
+  element of a tuple key): a namespace that queues 300 DataServices at once puts another namespace's
+  key behind at most one of its own, not behind all 300.
 
 Everything runs on one event loop, so no locks are needed: state changes happen between awaits.
 """
@@ -16,14 +19,21 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import sys
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
 import anyio
 
+from .fairbuffer import FairBuffer
+
 K = TypeVar("K", bound=Hashable)
+
+
+def namespace_of(key: Hashable) -> Hashable:
+    """The namespace of a ``(namespace, name, ...)`` key (the whole key otherwise)."""
+    return key[0] if isinstance(key, tuple) and key else key
 
 
 class QueueObserver(Protocol):
@@ -55,6 +65,7 @@ class WorkQueue(Generic[K]):
         clock: Callable[[], float] = time.monotonic,
         wait: Callable[[anyio.Event, float | None], Awaitable[None]] = wait_event,
         observer: QueueObserver | None = None,
+        fair_by: Callable[[K], Hashable] = namespace_of,
     ) -> None:
         # ``clock`` and ``wait`` (how :meth:`run` waits for the next due key) go together: a test passes
         # a fake pair and moves time itself
@@ -63,7 +74,8 @@ class WorkQueue(Generic[K]):
         self._base_delay = base_delay
         self._max_delay = max_delay
         self._clock = clock
-        self._queue: deque[K] = deque()
+        self._fair_by = fair_by
+        self._queue: FairBuffer[Hashable, K] = FairBuffer(sys.maxsize)
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
         self._failures: dict[K, int] = {}
@@ -94,7 +106,7 @@ class WorkQueue(Generic[K]):
             self._observer.queue_added()
         if key in self._processing:
             return
-        self._queue.append(key)
+        self._queue.put(self._fair_by(key), key)
         self._notify_ready()
 
     def add_after(self, key: K, delay: float) -> None:
@@ -138,7 +150,8 @@ class WorkQueue(Generic[K]):
                 return None
             event = self._ready
             await event.wait()
-        key = self._queue.popleft()
+        key = self._queue.get()
+        assert key is not None
         self._dirty.discard(key)
         self._processing.add(key)
         since = self._first_added.pop(key, self._clock())
@@ -155,7 +168,7 @@ class WorkQueue(Generic[K]):
         self._picked_since.pop(key, None)
         self._started.pop(key, None)
         if key in self._dirty and not self._shutdown:
-            self._queue.append(key)
+            self._queue.put(self._fair_by(key), key)
             self._notify_ready()
 
     def added_at(self, key: K) -> float | None:

@@ -208,3 +208,18 @@ async def test_added_at_records_latest_add() -> None:
     clock.now = 1001.0
     q.add("a")
     assert q.added_at("a") == 1001.0
+
+
+@pytest.mark.anyio
+async def test_namespaces_take_turns_so_a_flood_does_not_queue_ahead_of_another_namespace() -> None:
+    """Issue 24 A2: one namespace queues 300 DataServices, then another queues one: it is handed out second."""
+    q: WorkQueue[tuple[str, str, str]] = WorkQueue()
+    for i in range(300):
+        q.add(("storm", f"ds{i}", "DataService"))
+    q.add(("quiet", "sample", "DataService"))
+    q.add(("quiet", "other", "DataService"))
+    order = [await q.get() for _ in range(6)]
+    assert order[:2] == [("storm", "ds0", "DataService"), ("quiet", "sample", "DataService")]
+    assert order[3] == ("quiet", "other", "DataService")
+    assert [k for k in order if k is not None and k[0] == "storm"] == [("storm", f"ds{i}", "DataService")
+                                                                        for i in range(4)], "FIFO within one"

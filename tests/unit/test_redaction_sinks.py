@@ -60,7 +60,7 @@ def test_log_lines_are_redacted(formatter: logging.Formatter) -> None:
 def test_events_are_redacted() -> None:
     rec = EventRecorder(kube=None)  # type: ignore[arg-type]  # record() only queues
     rec.record({"metadata": {"name": "x", "namespace": "y"}}, Event("Warning", "X", f"failed: {SECRET_URL}"))
-    _, event, _ = rec._receive.receive_nowait()
+    [(_, event, _)] = rec.queued()
     assert event.message == "failed: http://***@uuc.example:8080/duc"
 
 
