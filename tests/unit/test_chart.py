@@ -49,6 +49,11 @@ def template(*sets: str, release: str = "d3os-operator", namespace: str = rbac.N
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
+def _role_key(name: str) -> str:
+    """A cluster role's name without its prefix (the chart's carries the release namespace, kustomize's not)."""
+    return next(s for s in ("manager-role", "metrics-auth-role", "metrics-reader") if name.endswith(s))
+
+
 def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
 
@@ -86,8 +91,10 @@ def test_template_matches_kustomize() -> None:
     crds_h = {d["metadata"]["name"]: d["spec"] for d in by_kind(helm_docs, "CustomResourceDefinition")}
     crds_k = {d["metadata"]["name"]: d["spec"] for d in by_kind(kust, "CustomResourceDefinition")}
     assert crds_h == crds_k and len(crds_h) == 2, sorted(crds_h)  # every product's CRD
-    (role_h,), (role_k,) = by_kind(helm_docs, "ClusterRole"), by_kind(kust, "ClusterRole")
-    assert role_h["rules"] == role_k["rules"]
+    def cluster_roles(docs: list[dict[str, Any]]) -> dict[str, Any]:
+        return {_role_key(d["metadata"]["name"]): d["rules"] for d in by_kind(docs, "ClusterRole")}
+
+    assert cluster_roles(helm_docs) == cluster_roles(kust)
     roles_h = {(d["metadata"]["namespace"], _kustomize_name(d)): d["rules"] for d in by_kind(helm_docs, "Role")}
     roles_k = {(d["metadata"]["namespace"], d["metadata"]["name"]): d["rules"] for d in by_kind(kust, "Role")}
     assert roles_h == roles_k  # the leader-election Role and the probe targets' Role in default
@@ -112,7 +119,9 @@ def test_template_matches_kustomize() -> None:
 
 def test_watch_namespaces_give_namespaced_rbac_and_flags() -> None:
     docs = template("watchNamespaces={team-a,team-b}")
-    assert not by_kind(docs, "ClusterRole") and not by_kind(docs, "ClusterRoleBinding")
+    # cluster-wide only what reviews /metrics callers (cluster-scoped reviews) and the scrapers' role
+    assert {_role_key(d["metadata"]["name"]) for d in by_kind(docs, "ClusterRole")} == {"metrics-auth-role",
+                                                                                         "metrics-reader"}
     roles = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in by_kind(docs, "Role")}
     assert {("team-a", "d3os-operator-manager-role"), ("team-b", "d3os-operator-manager-role")} <= roles
     manager = next(d for d in by_kind(docs, "Role") if d["metadata"]["namespace"] == "team-a")

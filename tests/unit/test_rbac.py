@@ -36,6 +36,9 @@ def test_kustomization_lists_every_file() -> None:
         "leader_election_role_binding.yaml",
         "probe_targets_role.yaml",
         "probe_targets_role_binding.yaml",
+        "metrics_auth_role.yaml",
+        "metrics_auth_role_binding.yaml",
+        "metrics_reader_role.yaml",
     ]
 
 
@@ -80,7 +83,8 @@ def test_owned_kinds_are_covered_and_claims_never_deleted() -> None:
 
 
 def test_leader_election_is_a_namespaced_role() -> None:
-    objs = {o["kind"]: o for name, group in rbac.manifests().items() for o in group if "probe_targets" not in name}
+    objs = {o["kind"]: o for name, group in rbac.manifests().items() for o in group
+            if "probe_targets" not in name and "metrics" not in name}
     assert objs["Role"]["metadata"]["namespace"] == rbac.NAMESPACE
     assert objs["Role"]["rules"] == [
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}
@@ -105,7 +109,7 @@ def test_module_prints_the_yaml(capsys: object) -> None:
     assert rbac.main([]) == 0
     docs = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
     assert [d["kind"] for d in docs] == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
-                                         "Role", "RoleBinding"]
+                                         "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ClusterRole"]
 
 
 def test_probe_targets_are_read_by_name_in_default_only() -> None:

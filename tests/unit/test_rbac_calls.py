@@ -36,7 +36,7 @@ SHELL = ROOT / "src" / "d3os_operator"
 CLIENTS = {"client", "http", "_raw_http", "_watch_http"}
 """Names the shell's API clients go by (lightkube's Client, the raw httpx clients on its transport)."""
 METHODS = {"get", "list", "watch", "create", "patch", "delete", "replace", "apply", "request", "build_request",
-           "deletecollection", "send", "stream"}
+           "deletecollection", "send", "stream", "post", "put"}
 
 CALLS: dict[tuple[str, str], str] = {
     ("kube.py", "Kube.list_objects"): "list:listed",
@@ -55,6 +55,9 @@ CALLS: dict[tuple[str, str], str] = {
     ("leader.py", "LeaderElector.release"): "patch:leases",
     ("probe_targets.py", "protected_addresses.read"): "get:probe-targets",
     ("cli.py", "_preflight"): "nonresource:/version",
+    ("metricsauth.py", "MetricsAuth._review"): "create:reviews",
+    # a SelfSubjectAccessReview: allowed to every authenticated user (system:basic-user)
+    ("probe_targets.py", "ClusterAddresses.allowed"): "nonresource:selfsubjectaccessreviews",
 }
 """Each function of the shell that sends a request -> ``verbs:what`` (resolved by :func:`_resources`)."""
 
@@ -119,6 +122,7 @@ def _resources(what: str, products: tuple[ProductDef, ...]) -> set[tuple[str, st
         "crds": {("apiextensions.k8s.io", "customresourcedefinitions")},
         "leases": {("coordination.k8s.io", "leases")},
         "probe-targets": {("", "services"), ("", "endpoints"), ("discovery.k8s.io", "endpointslices")},
+        "reviews": {("authentication.k8s.io", "tokenreviews"), ("authorization.k8s.io", "subjectaccessreviews")},
     }
     return table[what]
 
@@ -141,7 +145,7 @@ def _granted(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 
 def _generated_rules() -> list[dict[str, Any]]:
     return [r.manifest() for r in (*rbac.cluster_rules(), *rbac.crd_rules(), *rbac.leader_rules(),
-                                   *rbac.probe_target_rules())]
+                                   *rbac.probe_target_rules(), *rbac.metrics_auth_rules())]
 
 
 def test_config_rbac_grants_exactly_what_the_calls_use() -> None:
@@ -153,7 +157,8 @@ def test_config_rbac_grants_exactly_what_the_calls_use() -> None:
 
 def test_the_chart_grants_exactly_what_the_calls_use() -> None:
     docs = template()
-    rules = [r for kind in ("ClusterRole", "Role") for d in by_kind(docs, kind) for r in d["rules"]]
+    rules = [r for kind in ("ClusterRole", "Role") for d in by_kind(docs, kind) for r in d["rules"]
+             if "apiGroups" in r]  # the scrapers' metrics-reader role is a non-resource URL, not the operator's
     used, granted = _used(installed()), _granted(rules)
     assert granted == used, (sorted(granted - used), sorted(used - granted))
     watched = template("watchNamespaces={team-a}")

@@ -50,6 +50,12 @@ def test_the_example_watches_the_documented_namespace() -> None:
     assert (DIR / "kustomization.yaml").read_text() == rbac.namespaced_files()["kustomization.yaml"]
 
 
+METRICS_AUTH = {("ClusterRole", "d3os-operator-metrics-auth-role"), ("ClusterRole", "d3os-operator-metrics-reader"),
+                ("ClusterRoleBinding", "d3os-operator-metrics-auth-rolebinding")}
+"""The only cluster-wide objects of a namespaced install: /metrics callers are reviewed by the API server
+(TokenReview and SubjectAccessReview are cluster-scoped), and the scrapers' role."""
+
+
 def _objects(watch: list[str]) -> list[dict[str, Any]]:
     return [o for group in rbac.namespaced_manifests(watch).values() for o in group]
 
@@ -57,8 +63,9 @@ def _objects(watch: list[str]) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("watch", [["team-a"], ["team-a", "team-b", "team-c"]])
 def test_rules_only_in_the_watched_namespaces(watch: list[str]) -> None:
     objs = _objects(watch)
-    kinds = {o["kind"] for o in objs}
-    assert not kinds & {"ClusterRole", "ClusterRoleBinding"}, kinds
+    cluster_wide = {(o["kind"], o["metadata"]["name"]) for o in objs if o["kind"].startswith("Cluster")}
+    assert cluster_wide == METRICS_AUTH, cluster_wide
+    objs = [o for o in objs if not o["kind"].startswith("Cluster")]
     roles = {o["metadata"]["namespace"]: o for o in objs
              if o["kind"] == "Role" and o["metadata"]["name"] == rbac.CLUSTER_ROLE}
     assert sorted(roles) == sorted(watch)
@@ -97,7 +104,8 @@ def test_module_prints_only_namespaced_rbac(capsys: pytest.CaptureFixture[str]) 
     assert rbac.main(["--watch-namespace", "team-a", "--watch-namespace", "team-b"]) == 0
     docs = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
     assert [d["kind"] for d in docs] == ["ServiceAccount", "Role", "Role", "RoleBinding", "RoleBinding", "Role",
-                                        "RoleBinding", "Role", "RoleBinding"]
+                                        "RoleBinding", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding",
+                                        "ClusterRole"]
     with pytest.raises(SystemExit):
         rbac.main(["--watch-namespace", "Not_A_Label"])
 
@@ -107,7 +115,7 @@ def test_kustomize_renders_a_complete_namespaced_install() -> None:
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
     assert ("CustomResourceDefinition", "dataservices.d3os-product.com.d3os") in kinds
     assert {("Namespace", NS), ("Deployment", DEPLOYMENT), ("ServiceAccount", DEPLOYMENT)} <= kinds
-    assert not [k for k in kinds if k[0] in ("ClusterRole", "ClusterRoleBinding")]
+    assert {k for k in kinds if k[0] in ("ClusterRole", "ClusterRoleBinding")} == METRICS_AUTH
     roles = sorted((d["kind"], d["metadata"]["namespace"]) for d in docs if d["kind"] in ("Role", "RoleBinding"))
     want = [(k, n) for n in (*rbac.EXAMPLE_WATCH, NS, rbac.API_SERVER_NAMESPACE) for k in ("Role", "RoleBinding")]
     assert roles == sorted(want)

@@ -156,6 +156,43 @@ subjects:
   - kind: ServiceAccount
     name: <SA>
     namespace: {{ .Release.Namespace }}
+---
+# /metrics: its callers are authenticated and authorized by the API server (--metrics-auth; a TokenReview,
+# then a SubjectAccessReview), in either mode (config/rbac/metrics_auth_role.yaml)
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: <CLUSTER>-metrics-auth-role
+  labels:
+    <LABELS>
+rules:
+<METRICS_AUTH_RULES>
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: <CLUSTER>-metrics-auth-rolebinding
+  labels:
+    <LABELS>
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: <CLUSTER>-metrics-auth-role
+subjects:
+  - kind: ServiceAccount
+    name: <SA>
+    namespace: {{ .Release.Namespace }}
+---
+# for the scrapers: bind it to Prometheus' ServiceAccount (and the `helm test` Job's is bound to it)
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: <CLUSTER>-metrics-reader
+  labels:
+    <LABELS>
+rules:
+  - nonResourceURLs: ["/metrics"]
+    verbs: ["get"]
 {{- if .Values.leaderElection.enabled }}
 ---
 # leader election: its Lease, in the release namespace only (config/rbac/leader_election_role.yaml)
@@ -195,6 +232,7 @@ def rbac_template() -> str:
         .replace("<RULES>", _rules(rbac.cluster_rules()))
         .replace("<LEADER_RULES>", _rules(rbac.leader_rules()))
         .replace("<PROBE_RULES>", _rules(rbac.probe_target_rules()))
+        .replace("<METRICS_AUTH_RULES>", _rules(rbac.metrics_auth_rules()))
         .replace("<FULLNAME>", FULLNAME)
         .replace("<CLUSTER>", CLUSTER)
         .replace("<SA>", SERVICE_ACCOUNT)

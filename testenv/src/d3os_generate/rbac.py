@@ -60,6 +60,10 @@ CLUSTER_ROLE = "d3os-operator-manager-role"
 CLUSTER_ROLE_BINDING = "d3os-operator-manager-rolebinding"
 LEADER_ROLE = "d3os-operator-leader-election-role"
 LEADER_ROLE_BINDING = "d3os-operator-leader-election-rolebinding"
+METRICS_AUTH_ROLE = "d3os-operator-metrics-auth-role"
+METRICS_AUTH_ROLE_BINDING = "d3os-operator-metrics-auth-rolebinding"
+METRICS_READER_ROLE = "d3os-operator-metrics-reader"
+"""Bind it to the scraper's ServiceAccount (Prometheus'): ``get`` on the non-resource URL ``/metrics``."""
 PROBE_TARGETS_ROLE = "d3os-operator-probe-targets-role"
 PROBE_TARGETS_ROLE_BINDING = "d3os-operator-probe-targets-rolebinding"
 API_SERVER_NAMESPACE = "default"
@@ -160,6 +164,33 @@ def crd_rules(products: Sequence[ProductDef] | None = None) -> list[Rule]:
                  names)]
 
 
+def metrics_auth_rules() -> list[Rule]:
+    """Cluster-wide, in every install mode: who may read /metrics is asked of the API server
+    (``--metrics-auth``: a TokenReview of the caller's token, then a SubjectAccessReview of its right)."""
+    why = "/metrics callers authenticated and authorized by the API server (--metrics-auth)"
+    return [Rule("authentication.k8s.io", ("tokenreviews",), ("create",), why),
+            Rule("authorization.k8s.io", ("subjectaccessreviews",), ("create",), why)]
+
+
+def metrics_reader_rule() -> dict[str, Any]:
+    """The scraper's right: ``get`` on the non-resource URL /metrics (what the SubjectAccessReview asks)."""
+    return {"nonResourceURLs": ["/metrics"], "verbs": ["get"]}
+
+
+def _metrics_manifests(subject: list[dict[str, str]]) -> dict[str, list[dict[str, Any]]]:
+    rbac = "rbac.authorization.k8s.io/v1"
+    return {
+        "metrics_auth_role.yaml": [{"apiVersion": rbac, "kind": "ClusterRole", "metadata": _meta(METRICS_AUTH_ROLE),
+                                    "rules": [r.manifest() for r in metrics_auth_rules()]}],
+        "metrics_auth_role_binding.yaml": [{
+            "apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": _meta(METRICS_AUTH_ROLE_BINDING),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": METRICS_AUTH_ROLE},
+            "subjects": subject}],
+        "metrics_reader_role.yaml": [{"apiVersion": rbac, "kind": "ClusterRole", "metadata": _meta(METRICS_READER_ROLE),
+                                      "rules": [metrics_reader_rule()]}],
+    }
+
+
 def leader_rules() -> list[Rule]:
     """The Role in the operator's own namespace: its leader-election Lease."""
     return [Rule("coordination.k8s.io", ("leases",), ("get", "create", "patch"), "leader election")]
@@ -247,6 +278,7 @@ def manifests(namespace: str = NAMESPACE, service_account: str = SERVICE_ACCOUNT
             }
         ],
         **_probe_target_manifests(subject),
+        **_metrics_manifests(subject),
     }
 
 
@@ -298,7 +330,8 @@ def namespaced_manifests(
     watch: Sequence[str], namespace: str = NAMESPACE, service_account: str = SERVICE_ACCOUNT
 ) -> dict[str, list[dict[str, Any]]]:
     """file name (under config/namespaced/) -> its objects: :func:`cluster_rules` as a Role and RoleBinding
-    in each watched namespace, nothing cluster-wide; the ServiceAccount and leader election as in config/rbac.
+    in each watched namespace; cluster-wide only the metrics-auth reviews (and the readers' role); the
+    ServiceAccount and leader election as in config/rbac.
     """
     common = manifests(namespace, service_account)
     subject = [{"kind": "ServiceAccount", "name": service_account, "namespace": namespace}]
@@ -324,6 +357,8 @@ def namespaced_manifests(
         "leader_election_role_binding.yaml": common["leader_election_role_binding.yaml"],
         "probe_targets_role.yaml": common["probe_targets_role.yaml"],
         "probe_targets_role_binding.yaml": common["probe_targets_role_binding.yaml"],
+        **{f: common[f] for f in ("metrics_auth_role.yaml", "metrics_auth_role_binding.yaml",
+                                  "metrics_reader_role.yaml")},
     }
 
 
