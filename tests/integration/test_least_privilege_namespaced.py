@@ -157,8 +157,12 @@ def test_the_namespaced_overlay_is_a_complete_install(k8s_cluster: Any, k8s_name
     rendered = k8s_cluster.kubectl("kustomize", str(tmp_path / "namespaced")).stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     kinds = sorted({d["kind"] for d in docs})
-    assert kinds == ["ConfigMap", "CustomResourceDefinition", "Deployment", "Namespace", "PodDisruptionBudget",
-                     "Role", "RoleBinding", "Service", "ServiceAccount"], kinds  # ConfigMap: the product files
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "Deployment",
+                     "Namespace", "PodDisruptionBudget", "Role", "RoleBinding", "Service",
+                     "ServiceAccount"], kinds  # ConfigMap: the product files
+    cluster_wide = sorted(d["metadata"]["name"] for d in docs if d["kind"].startswith("Cluster"))
+    assert cluster_wide == ["d3os-operator-metrics-auth-role", "d3os-operator-metrics-auth-rolebinding",
+                            "d3os-operator-metrics-reader"], cluster_wide  # the /metrics reviews only
     phase = k8s_cluster.kubectl(
         "get", "namespace", rbac.NAMESPACE, "-o", "jsonpath={.status.phase}", check=False
     ).stdout.strip()
