@@ -203,12 +203,14 @@ def render_secret(
 
 
 def _configmap(parent: Parent, product: ProductDef, key: str, name: str, data: Mapping[str, str]) -> JSON:
-    return stamp({
+    manifest: JSON = {
         "apiVersion": api.kind_def("ConfigMap").api_version,
         "kind": "ConfigMap",
         "metadata": _meta(parent, product, key, name),
-        "data": dict(data),
-    })
+    }
+    if data:  # the API server keeps no empty map: a desired ``data: {}`` would never be covered
+        manifest["data"] = dict(data)
+    return stamp(manifest)
 
 
 ENV_SECRET_SUFFIX = "-secret-env"
@@ -289,7 +291,7 @@ def render_component(
         }
         configmaps.append(_configmap(parent, product, key, st.name + extra.suffix, extra_data))
     objects.extend(configmaps)
-    config_hash = content_hash([cm["data"] for cm in configmaps] + ([env_secret["data"]] if env_secret else []))
+    config_hash = content_hash([cm.get("data", {}) for cm in configmaps] + ([env_secret["data"]] if env_secret else []))
 
     if st.kind is not WorkloadKind.THIRD_PARTY:
         # the claim records its credentials Secret by name: it is applied after that Secret, in the same pass

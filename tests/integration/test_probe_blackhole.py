@@ -174,6 +174,11 @@ def test_a_refused_target_says_probe_policy_and_never_shows_credentials(
     assert "hunter2" not in metrics
     logged = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
     assert "probe result changed" in logged and "hunter2" not in logged
+    # issue 24 B6: UUC_URL carries the token, so it is in a Secret, never in a ConfigMap
+    configmaps = env.objects("ConfigMap")
+    assert configmaps and "hunter2" not in json.dumps(configmaps)
+    hidden = env.obj("Secret", "uuc-secret-env")
+    assert hidden is not None and "UUC_URL" in hidden["data"], hidden
 
 
 HOSTILE = [  # issue 12, finding 2: each crashed the operator's probe task group, and so the process

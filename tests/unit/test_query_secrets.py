@@ -44,6 +44,8 @@ def test_no_configmap_holds_the_token_and_each_consumer_reads_it_from_a_secret()
     deploy = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "api-manager")
     env_from = deploy["spec"]["template"]["spec"]["containers"][0]["envFrom"]
     assert env_from == [{"configMapRef": {"name": "api-manager"}}, {"secretRef": {"name": "api-manager-secret-env"}}]
+    uuc = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "uuc")
+    assert "data" not in uuc, "its one setting moved out: no empty map the API server would not keep (drift)"
     # only Secrets hold it -- and the ControllerRevision, a copy of the spec itself (issue 24 B6: not done here)
     shown = [o for o in objects if o["kind"] not in ("Secret", "ControllerRevision")]
     assert TOKEN not in json.dumps(shown)

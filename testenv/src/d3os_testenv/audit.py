@@ -33,7 +33,9 @@ class Request:
 
     @property
     def is_write(self) -> bool:
-        return self.verb in WRITE_VERBS
+        """A request that changes what the API server stores: a review (TokenReview, SubjectAccessReview,
+        SelfSubjectAccessReview...) is a ``create`` that stores nothing, only asks a question."""
+        return self.verb in WRITE_VERBS and not self.resource.endswith("reviews")
 
 
 def _epoch(stamp: str | None) -> float:
