@@ -70,7 +70,7 @@ def test_owned_kinds_are_covered_and_claims_never_deleted() -> None:
             granted.setdefault((rule.group, res), set()).update(rule.verbs)
     for api_version, kind in api.OWNED_KINDS:
         group = api_version.rpartition("/")[0]
-        verbs = granted[(group, rbac._PLURALS[kind])]
+        verbs = granted[(group, api.OWNED_PLURALS[kind])]
         assert {"get", "list", "watch", "create", "patch"} <= verbs, kind
         assert ("delete" in verbs) == (kind not in ("PersistentVolumeClaim", "Secret")), kind  # data, credentials
     for plural in ("dataservices", "analyticsservices"):  # every installed product's kind

@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from d3os_core import productfile
+from d3os_core import productfile, rbacrules
 from d3os_core.crd import crd_manifest
 from d3os_core.productdiff import diff_products
 from d3os_core.productload import ProductFileError, check_catalogue, crd_size
@@ -61,6 +61,27 @@ def cmd_crd(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rbac(args: argparse.Namespace) -> int:
+    """The ClusterRole the operator needs for these products (:mod:`d3os_core.rbacrules`), and its binding."""
+    products = [p for name in args.products for p in catalogue(name)]
+    rules = [r.manifest() for r in (*rbacrules.cluster_rules(products), *rbacrules.crd_rules(products),
+                                    *rbacrules.metrics_auth_rules())]
+    sa = {"kind": "ServiceAccount", "name": args.service_account, "namespace": args.namespace}
+    docs = [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": args.role}, "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": args.role + "binding" if args.role.endswith("-role") else args.role + "-binding"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": args.role},
+         "subjects": [sa]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "d3os-operator-leader-election-role", "namespace": args.namespace},
+         "rules": [r.manifest() for r in rbacrules.leader_rules()]},
+    ]
+    sys.stdout.write(dump_all(docs))
+    return 0
+
+
 def cmd_reference(args: argparse.Namespace) -> int:
     sys.stdout.write("\n".join(config_reference(p) for p in catalogue(args.product)))
     return 0
@@ -97,7 +118,7 @@ def add_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # 
         "what follows from it. PRODUCT is a product folder, its product.yaml, or an installed product's name.",
     )
     ps = pr.add_subparsers(dest="product_command", required=True, metavar="SUBCOMMAND",
-                           help="validate, schema, reference-file, diff, crd, reference or example")
+                           help="validate, schema, reference-file, diff, rbac, crd, reference or example")
     v = ps.add_parser("validate", help="check product folders: exit 0, or 2 with one line per problem",
                       description="Check each product folder (schema, then meaning: references, order, clashes, "
                       "CRD size) and, together, that their kinds, plurals and short names are unique. Exit 0 "
@@ -117,6 +138,15 @@ def add_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # 
     df.add_argument("old", metavar="OLD", help="the product as installed")
     df.add_argument("new", metavar="NEW", help="the new product file")
     df.set_defaults(func=cmd_diff)
+    rb = ps.add_parser("rbac", help="print the RBAC the operator needs to serve these products",
+                       description="Print the ClusterRole (and its ClusterRoleBinding to the operator's "
+                       "ServiceAccount, and the leader-election Role) with exactly the verbs the operator sends for "
+                       "these products: the same rules as the shipped config/rbac and chart, for any product file.")
+    rb.add_argument("products", nargs="+", metavar="PRODUCT", help="product folder, product.yaml or installed name")
+    rb.add_argument("--namespace", default="d3os-operator-system", help="the operator's namespace")
+    rb.add_argument("--service-account", default="d3os-operator-controller-manager", help="its ServiceAccount")
+    rb.add_argument("--role", default="d3os-operator-manager-role", help="the ClusterRole's name")
+    rb.set_defaults(func=cmd_rbac)
     for name, func, text in (
         ("crd", cmd_crd, "print the product's CustomResourceDefinition"),
         ("reference", cmd_reference, "print the product's configuration reference (Markdown)"),

@@ -43,15 +43,23 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from d3os_core import api
-from d3os_core.credentials import deletes_secrets
+from d3os_core import rbacrules
 from d3os_core.product import ProductDef
+from d3os_core.rbacrules import (  # noqa: F401 -- the generator's vocabulary, declared in the core
+    NEVER_DELETED,
+    OWNED_VERBS,
+    Rule,
+    leader_rules,
+    metrics_auth_rules,
+    metrics_reader_rule,
+    owned_rules,
+    probe_target_rules,
+)
 from d3os_operator.products import installed
 
 NAMESPACE = "d3os-operator-system"
@@ -92,89 +100,17 @@ FORBIDDEN_RESOURCES = frozenset(
 """What the operator must never be granted (checked by the unit test); pods: ``list`` only (see above)."""
 
 
-@dataclass(frozen=True)
-class Rule:
-    group: str
-    resources: tuple[str, ...]
-    verbs: tuple[str, ...]
-    why: str
-    names: tuple[str, ...] = ()
-    """resourceNames: the rule grants only these objects (empty: every object)."""
-
-    def manifest(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"apiGroups": [self.group], "resources": list(self.resources)}
-        if self.names:
-            out["resourceNames"] = list(self.names)
-        out["verbs"] = list(self.verbs)
-        return out
-
-
-_PLURALS = api.OWNED_PLURALS
-
-OWNED_VERBS = ("get", "list", "watch", "create", "patch", "delete")
-"""Children: read (informer, name look-up), server-side apply (create/patch), take-over patch, prune."""
-NEVER_DELETED = frozenset(k.kind for k in api.KINDS if k.owned and not k.deletable)
-"""Claims keep the data: the operator creates them but never deletes one. Secrets: ``delete`` only when a
-served product has a credentials Secret that is an instance's own child (:func:`d3os_core.credentials.
-deletes_secrets`); a claim's credentials are never deleted by the operator."""
-
-
-def _owned_rules(products: Sequence[ProductDef]) -> list[Rule]:
-    by_group: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-    for k in api.KINDS:  # the kinds table: what the operator creates, and whether it may delete it
-        if not k.owned:
-            continue
-        deletes = k.deletable and (k.kind != "Secret" or any(deletes_secrets(p) for p in products))
-        verbs = tuple(v for v in OWNED_VERBS if v != "delete" or deletes)
-        by_group.setdefault((k.group, verbs), []).append(k.plural)
-    return [
-        Rule(group, tuple(resources), verbs, "the children it renders")
-        for (group, verbs), resources in sorted(by_group.items())
-    ]
-
-
-def _plurals(products: Sequence[ProductDef] | None) -> tuple[str, ...]:
-    return tuple(p.names.plural for p in (products if products is not None else installed()))
-
-
 def _served(products: Sequence[ProductDef] | None) -> Sequence[ProductDef]:
     return products if products is not None else installed()
 
 
 def cluster_rules(products: Sequence[ProductDef] | None = None) -> list[Rule]:
-    """The ClusterRole: everything the operator does in the namespaces it serves, for every product
-    (default: the installed ones)."""
-    plurals = _plurals(products)
-    return [
-        Rule(api.GROUP, plurals, ("list", "watch", "patch"), "informer; finalizer (merge patch)"),
-        Rule(api.GROUP, tuple(f"{p}/status" for p in plurals), ("patch",), "status (server-side apply)"),
-        Rule(api.GROUP, tuple(f"{p}/finalizers" for p in plurals), ("update",),
-             "ownerReferences with blockOwnerDeletion"),
-        *_owned_rules(_served(products)),
-        Rule("", (api.PLURALS["Pod"],), ("list",), "why a component past its progress deadline is stuck"),
-        Rule("", (api.PLURALS["Event"],), ("create", "patch"), "Events on DataServices (a repeat patches the count)"),
-    ]
+    """The ClusterRole's rules for these products (default: the installed ones): :mod:`d3os_core.rbacrules`."""
+    return rbacrules.cluster_rules(_served(products))
 
 
 def crd_rules(products: Sequence[ProductDef] | None = None) -> list[Rule]:
-    """Cluster-wide, by name: each served product's CRD, read once at start to compare its fingerprint with the
-    product file's (the operator never writes a CRD)."""
-    names = tuple(f"{p}.{api.GROUP}" for p in _plurals(products))
-    return [Rule("apiextensions.k8s.io", ("customresourcedefinitions",), ("get",), "the products' CRDs, by name",
-                 names)]
-
-
-def metrics_auth_rules() -> list[Rule]:
-    """Cluster-wide, in every install mode: who may read /metrics is asked of the API server
-    (``--metrics-auth``: a TokenReview of the caller's token, then a SubjectAccessReview of its right)."""
-    why = "/metrics callers authenticated and authorized by the API server (--metrics-auth)"
-    return [Rule("authentication.k8s.io", ("tokenreviews",), ("create",), why),
-            Rule("authorization.k8s.io", ("subjectaccessreviews",), ("create",), why)]
-
-
-def metrics_reader_rule() -> dict[str, Any]:
-    """The scraper's right: ``get`` on the non-resource URL /metrics (what the SubjectAccessReview asks)."""
-    return {"nonResourceURLs": ["/metrics"], "verbs": ["get"]}
+    return rbacrules.crd_rules(_served(products))
 
 
 def _metrics_manifests(subject: list[dict[str, str]]) -> dict[str, list[dict[str, Any]]]:
@@ -189,20 +125,6 @@ def _metrics_manifests(subject: list[dict[str, str]]) -> dict[str, list[dict[str
         "metrics_reader_role.yaml": [{"apiVersion": rbac, "kind": "ClusterRole", "metadata": _meta(METRICS_READER_ROLE),
                                       "rules": [metrics_reader_rule()]}],
     }
-
-
-def leader_rules() -> list[Rule]:
-    """The Role in the operator's own namespace: its leader-election Lease."""
-    return [Rule("coordination.k8s.io", ("leases",), ("get", "create", "patch"), "leader election")]
-
-
-def probe_target_rules() -> list[Rule]:
-    """The Role in ``default``: the API server's addresses, which the probe policy refuses (by name only)."""
-    why = "the API server's addresses, refused to third-party probes"
-    return [
-        Rule("", ("endpoints", "services"), ("get",), why, ("kubernetes",)),
-        Rule("discovery.k8s.io", ("endpointslices",), ("get",), why, ("kubernetes",)),
-    ]
 
 
 def _probe_target_manifests(subject: list[dict[str, str]]) -> dict[str, list[dict[str, Any]]]:
