@@ -120,10 +120,11 @@ def test_both_products_are_ready_with_their_own_columns(k8s_cluster: Any, twins:
         table = k8s_cluster.kubectl("get", "dataservices,analyticsservices", "-n", ns, "--no-headers").stdout
         rows = [line.split() for line in table.splitlines() if line.strip()]
         assert sorted(r[0] for r in rows) == [f"analyticsservice.{api.GROUP}/{NAME}", f"dataservice.{api.GROUP}/{NAME}"]
-        by = {r[0].split(".")[0]: r for r in rows}
-        assert by["dataservice"][1] == "web已部署" and by["dataservice"][3] == "12/12", by
-        assert by["analyticsservice"][1] == "dashboard已部署" and by["analyticsservice"][3] == "4/4", by
-        assert "->" in by["analyticsservice"][2] and "mysql" not in by["analyticsservice"][2]
+        by = {r[0].split(".")[0]: r for r in rows}  # NAME STATUS PHASE MESSAGE READY AGE
+        assert [by["dataservice"][1], by["dataservice"][2], by["dataservice"][4]] == ["Ready", "web已部署", "12/12"], by
+        assert [by["analyticsservice"][1], by["analyticsservice"][2], by["analyticsservice"][4]] == [
+            "Ready", "dashboard已部署", "4/4"], by
+        assert "->" in by["analyticsservice"][3] and "mysql" not in by["analyticsservice"][3]
 
 
 def test_no_service_routes_to_the_other_products_pods(client: Client, twins: tuple[list[str], StandIn]) -> None:
