@@ -98,16 +98,16 @@ def test_diff_rollback_suspend_from_the_page_and_refusals(env: Env, sample: dict
         assert "revision 1" in page.inner_text("#confirm-text")
         screenshot(page, "rollback-confirm")
         page.click("#confirm-ok")
-        poll("the rollback's answer", lambda: "rolled back to revision 1" in page.inner_text("#result"), 20)
+        poll("the rollback's answer", lambda: "rolled back to revision 1" in page.inner_text("#result"), 60)
         assert env.ds()["spec"]["web"]["image"] == old_image  # the API server holds revision 1's spec
         env.wait_ready(generation=3)
-        poll("revision 3 current on the page", lambda: any(r[0] == "3" and r[1] == "*" for r in _history(page)), 30)
+        poll("revision 3 current on the page", lambda: any(r[0] == "3" and r[1] == "*" for r in _history(page)), 90)
         screenshot(page, "history", full_page=True)
 
         text = _confirm(page, "#act-suspend")
         assert "Suspend" in text and "Suspended" not in page.inner_text("#result")
         assert env.ds()["spec"]["suspend"] is True
-        poll("Resume offered", lambda: page.inner_text("#act-suspend") == "Resume…", 10)
+        poll("Resume offered", lambda: page.inner_text("#act-suspend") == "Resume…", 30)
         _confirm(page, "#act-suspend")
         assert env.ds()["spec"]["suspend"] is False
 
@@ -124,7 +124,7 @@ def test_diff_rollback_suspend_from_the_page_and_refusals(env: Env, sample: dict
         page = browser.new_page(viewport=DESKTOP)
         open_instance(page, server, "DataService", ns, "dataservice-sample")
         # (revision 1's spec became revision 3, as a Deployment's rollback renumbers it)
-        poll("the revisions on the viewer's page", lambda: [r[0] for r in _history(page)] == ["2", "3"], 20)
+        poll("the revisions on the viewer's page", lambda: [r[0] for r in _history(page)] == ["2", "3"], 60)
         page.select_option("#rb-revision", "2")
         _confirm(page, "#act-rollback")
         refused = page.inner_text("#result")
