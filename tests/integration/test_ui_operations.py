@@ -89,7 +89,7 @@ def test_diff_rollback_suspend_from_the_page_and_refusals(env: Env, sample: dict
         page.click("#act-rollback")
         page.wait_for_selector("#confirm[open]")
         page.click("#confirm-cancel")
-        assert "Cancelled" in page.inner_text("#result")
+        poll("the page to say Cancelled", lambda: "Cancelled" in page.inner_text("#result"), 30)
         assert env.ds()["spec"]["web"]["image"] == new_image
 
         page.select_option("#rb-revision", "1")
