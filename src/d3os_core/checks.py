@@ -8,12 +8,14 @@ structured :class:`HttpCheck` or :class:`TcpCheck`; everything else is refused w
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import shlex
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
+from .redact import SECRET_QUERY_PATTERN, SECRET_WORDS, secret_query_name
 from .types import Check, HttpCheck, TcpCheck
 
 
@@ -77,6 +79,26 @@ class CheckError(ValueError):
     """A check that cannot be turned into a structured probe; the message says why."""
 
 
+_HOW = ("every spec that reached Ready is kept in clear in a ControllerRevision; check an endpoint that needs "
+        "none (or a tcp check) and give the application its credentials through env from a Secret")
+SECRET_QUERY_WORDS = "a parameter whose name holds " + ", ".join(SECRET_WORDS)
+NO_SECRET_QUERY_RULE: dict[str, Any] = {
+    "rule": f"!self.matches({json.dumps(SECRET_QUERY_PATTERN)})",
+    "message": f"must not carry a secret in its query ({SECRET_QUERY_WORDS}, with a value): {_HOW}",
+}
+"""The admission side of :func:`check_no_secret_query` (a CEL rule on every URL field and ``checkCMD``)."""
+
+
+def check_no_secret_query(text: str, *, what: str = "URL") -> str:
+    """``text`` unless it carries a secret-named query value (``?token=…``); the message names the parameter,
+    never its value."""
+    name = secret_query_name(text)
+    if name is not None:
+        raise CheckError(f"{what} must not carry a secret in its query ({name}=…; refused: {SECRET_QUERY_WORDS}, "
+                         f"with a value): {_HOW}".lstrip())
+    return text
+
+
 def has_userinfo(url: str) -> bool:
     """Does ``url`` (with or without a scheme) carry ``USER[:PASSWORD]@`` before its host?"""
     rest = url.split("://", 1)[1] if "://" in url else url
@@ -103,6 +125,7 @@ def _split_url(url: str, what: str, schemes: tuple[str, ...]) -> tuple[str, str,
     exception (``urlsplit`` raises ValueError on ``http://[zz]/`` or ``http://h:99999/``)."""
     if has_userinfo(url):  # first: every later message quotes the URL
         raise CheckError(f"{what} {NO_CREDENTIALS}")
+    check_no_secret_query(url, what=what)
     if any(c.isspace() for c in url) or any(ord(c) < 32 or ord(c) == 127 for c in url):
         raise CheckError(f"{what} must not contain whitespace or control characters")
     if not url.isascii():

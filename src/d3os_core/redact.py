@@ -20,12 +20,16 @@ _USERINFO = re.compile(r"(?P<scheme>(?:\b[A-Za-z][A-Za-z0-9+.\-]*:)?//)(?P<useri
 # Without a scheme (``admin:hunter2@db.example``, ``curl user:pass@host/``): a word with a ":" before an
 # "@", starting the text or after a blank, quote, bracket or "=".
 _BARE_USERINFO = re.compile(r"(?P<before>^|[\s'\"(\[=,])(?P<userinfo>[^\s'\"/?#@:=]*:[^\s'\"/?#@]*)@")
-# Query (or fragment) values whose name says they are secret: token, password, secret, key, signature, auth...
-_SECRET_PARAM = re.compile(
-    r"(?P<name>[?&;#][^=&;#\s'\"]*(?:token|passw|pwd|secret|key|sig|auth|credential|session)[^=&;#\s'\"]*=)"
-    r"(?P<value>[^&;#\s'\"]*)",
-    re.IGNORECASE,
-)
+SECRET_WORDS = ("token", "passw", "pwd", "secret", "key", "sig", "auth", "credential", "session")
+"""A query (or fragment) parameter whose name holds one of these (any case) carries a secret."""
+_NAME = r"[?&;#][^=&;#\s'\"]*(?:" + "|".join(SECRET_WORDS) + r")[^=&;#\s'\"]*="
+_VALUE = r"[^&;#\s'\"]"
+SECRET_QUERY_PATTERN = f"(?i){_NAME}{_VALUE}"
+"""A secret-named query value that is not empty: the spec refuses a URL (or checkCMD) it matches, offline
+(:func:`d3os_core.checks.check_no_secret_query`) and at admission (a CEL ``matches``: the same text is a
+Python and an RE2 regular expression)."""
+_SECRET_PARAM = re.compile(f"(?P<name>{_NAME})(?P<value>{_VALUE}*)", re.IGNORECASE)
+_SECRET_QUERY = re.compile(SECRET_QUERY_PATTERN)
 
 
 def redact_text(text: str) -> str:
@@ -42,3 +46,10 @@ def redact_text(text: str) -> str:
 def redact_url(url: str) -> str:
     """One URL with its userinfo and secret-named query values replaced by ``***``."""
     return redact_text(url)
+
+
+def secret_query_name(text: str) -> str | None:
+    """The name of the first secret-named, non-empty query value in ``text`` (``access_token``), else None."""
+    m = _SECRET_QUERY.search(text)
+    return m.group(0)[1:].partition("=")[0] if m else None
+

@@ -11,7 +11,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
-from .checks import HTTP_URL_PATTERN, TCP_HOST_PATTERN, THIRD_PARTY_URL_PATTERN
+from .checks import (
+    HTTP_URL_PATTERN,
+    NO_SECRET_QUERY_RULE,
+    TCP_HOST_PATTERN,
+    THIRD_PARTY_URL_PATTERN,
+    check_no_secret_query,
+)
 from .memo import Memo
 from .product import ComponentDef, ProductDef
 
@@ -65,6 +71,15 @@ def _files_total(value: dict[str, str] | None) -> dict[str, str] | None:
     return value
 
 
+def _no_secret_query(text: str | None) -> str | None:
+    return text if text is None else check_no_secret_query(text, what="")
+
+
+_NoSecretQuery = AfterValidator(_no_secret_query)
+"""A URL or checkCMD without a secret-named query value (``?token=…``): refused here and, by the same
+pattern, at admission (:data:`d3os_core.checks.NO_SECRET_QUERY_RULE`)."""
+
+
 class _Strict(BaseModel):
     # strict: no coercion ('1' is not a kind, true is not a replica), as the API server's schema says
     model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True, strict=True)
@@ -73,7 +88,9 @@ class _Strict(BaseModel):
 class HttpCheckSpec(_Strict):
     """A structured HTTP(S) health check."""
 
-    url: str = Field(min_length=1, max_length=2048, pattern=HTTP_URL_PATTERN,
+    url: Annotated[str, _NoSecretQuery] = Field(
+                     min_length=1, max_length=2048, pattern=HTTP_URL_PATTERN,
+                     json_schema_extra={"x-kubernetes-validations": [NO_SECRET_QUERY_RULE]},
                      description="Absolute http:// or https:// URL: printable ASCII, an ASCII host (xn-- form "
                      "for internationalised names) or [IPv6], port 1-65535.")
     method: Literal["GET", "HEAD"] = Field("GET", description="HTTP method: GET or HEAD (default GET).")
@@ -126,7 +143,7 @@ class ThirdParty(_Strict):
         None, description="Structured health check (preferred over checkCMD for new resources)."
     )
 
-    check_cmd: str | None = Field(
+    check_cmd: Annotated[str | None, _NoSecretQuery] = Field(
         None,
         alias="checkCMD",
         max_length=2048,
@@ -134,15 +151,16 @@ class ThirdParty(_Strict):
             "rule": r"!self.matches('[;|&$`<>()\n\r\\\\]')",
             "message": "checkCMD is parsed, never run by a shell: it may not contain ; | & $ ` < > ( ) \\ "
                        "or line breaks; supported: curl [flags] URL or nc -z HOST PORT",
-        }]},
+        }, NO_SECRET_QUERY_RULE]},
         description="Health check, a curl/nc subset that is parsed, never run by a shell: "
         "curl [--head] [--fail] [--silent] [--insecure] [-L] [--output /dev/null] [--max-time S] URL, "
         "or nc -z [-w S] HOST PORT.",
     )
-    url: str | None = Field(
+    url: Annotated[str | None, _NoSecretQuery] = Field(
         None,
         max_length=2048,
         pattern=THIRD_PARTY_URL_PATTERN,
+        json_schema_extra={"x-kubernetes-validations": [NO_SECRET_QUERY_RULE]},
         description="Where dependents reach the service: http(s)://…, jdbc:mysql://HOST[:PORT]/…, "
         "mysql://HOST[:PORT], tcp://HOST:PORT or HOST:PORT. Checked by HTTP GET or TCP connect when "
         "checkCMD is not set.",

@@ -428,6 +428,31 @@ case(
     _set("uuc.thirdParty.checkCMD", "curl --fail user:hunter2@uuc.example/duc"),
     "invalid-spec: spec.uuc.thirdParty.checkCMD: curl URL must not carry credentials",
 )
+# -- secrets in a URL's query: kept in clear in every ControllerRevision (issue 24, B6) ----------------------
+case(
+    "cred-url-query-token",
+    "a thirdParty.url with ?token=",
+    _set("uuc.thirdParty.url", "https://uuc.example/duc?token=hunter2"),
+    "rejected: must not carry a secret in its query (a parameter whose name holds token",
+)
+case(
+    "cred-url-query-password-hostport",
+    "a scheme-less thirdParty.url with ?password=",
+    _set("uuc.thirdParty.url", "db.example:3306/duc?useSSL=false&password=hunter2"),
+    "rejected: must not carry a secret in its query (a parameter whose name holds token",
+)
+case(
+    "cred-http-url-query-signature",
+    "a check.http.url with a presigned X-Amz-Signature",
+    _set("uuc.thirdParty.check", {"http": {"url": "https://s3.example/o?X-Amz-Signature=hunter2"}}),
+    "rejected: must not carry a secret in its query (a parameter whose name holds token",
+)
+case(
+    "cred-checkcmd-query-token",
+    "curl to a URL with #access_token=",
+    _set("uuc.thirdParty.checkCMD", "curl --fail https://uuc.example/duc#access_token=hunter2"),
+    "rejected: must not carry a secret in its query (a parameter whose name holds token",
+)
 # -- check addresses that crashed the parser or the probe (issue 12, findings 2 and 3) --------------------
 case(
     "addr-checkcmd-bracket-host",

@@ -13,6 +13,7 @@ import yaml
 from d3os_core import FINALIZER, Facts, Plan, plan
 from d3os_core.crd import crd_manifest
 from d3os_core.fake import FakeCluster
+from d3os_core.product import ProductDef
 from d3os_operator.products import installed_product
 
 DATASERVICE = installed_product("dataservice")
@@ -35,16 +36,18 @@ def sample(**meta: Any) -> dict[str, Any]:
 class Driver:
     """Runs plan → carry out → (settle) passes, keeping the parent's status as the shell would."""
 
-    def __init__(self, ds: dict[str, Any], cluster: FakeCluster | None = None) -> None:
+    def __init__(self, ds: dict[str, Any], cluster: FakeCluster | None = None,
+                 product: ProductDef = DATASERVICE) -> None:
         self.ds = ds
         self.fc = cluster or FakeCluster()
+        self.product = product
         self.tick = 0
         self.plans: list[Plan] = []
 
     def step(self, *, settle: bool | list[str] = True, probe: bool = True) -> Plan:
         self.tick += 1
         p = plan(self.ds, self.fc.observed(), Facts(now=f"2026-01-01T00:00:{self.tick:02d}Z", secret_seed="seed"),
-                 DATASERVICE)
+                 self.product)
         self.record(p)
         self.fc.carry_out(p, probe=probe)
         if settle is True:
@@ -97,8 +100,9 @@ def crd_spec() -> dict[str, Any]:
 
 
 def crd_pattern(node: dict[str, Any]) -> str:
-    """The regex admission applies to a string node: its ``pattern`` or its ``self.matches(...)`` CEL rule."""
+    """The regex admission requires of a string node: its ``pattern`` or its ``self.matches(...)`` CEL rule (not a
+    ``!self.matches(...)`` one, which refuses what it matches)."""
     if "pattern" in node:
         return str(node["pattern"])
-    (rule,) = [r["rule"] for r in node.get("x-kubernetes-validations", []) if "matches" in r["rule"]]
+    (rule,) = [r["rule"] for r in node.get("x-kubernetes-validations", []) if r["rule"].startswith("self.matches(")]
     return str(json.loads(rule.removeprefix("self.matches(").removesuffix(")")))

@@ -1,60 +1,70 @@
-"""A secret in a URL's query string (``?token=``) is never copied into a ConfigMap in clear (issue 24, B6):
-settings that carry one go to a Secret beside the component's ConfigMap, consumed the same way (envFrom, or
-the same files projected together), and the rollout converges through the operator's bounded cache."""
+"""A secret in a setting's text (a URL's ``?token=``) is never copied into a ConfigMap in clear (issue 24, B6).
+
+A spec can no longer carry one (a URL or checkCMD with a secret-named query value is refused by both
+validators: tests/unit/test_url_credentials.py), but a product file's own settings can: those settings go to
+a Secret beside the component's ConfigMap, consumed the same way (envFrom, or the same files projected
+together), and the rollout converges through the operator's bounded cache. Nothing of the product file's
+settings is recorded in a ControllerRevision (it records the spec)."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from typing import Any
 
 from d3os_core import Facts, Observed, plan
 from d3os_core.fake import FakeCluster
+from d3os_core.product import ProductDef
 from d3os_core.render import ENV_SECRET_SUFFIX, carries_secret
 from d3os_operator import cachefilter
 
 from .helpers import DATASERVICE, Driver, sample
 
 TOKEN = "hunter2hunter2"
-URL = f"http://uuc.example:8080/duc?token={TOKEN}"
-KEYS = frozenset(k for c in DATASERVICE.components for k in (*(c.generated_secret or {}), *c.config, *c.exports))
+URL = f"http://report.example:8080/hook?token={TOKEN}"
 
 
-def with_token() -> dict[str, Any]:
+def with_token(url: str = URL) -> ProductDef:
+    """The dataservice product whose api-manager has one more setting: ``REPORT_URL``."""
+    components = tuple(dataclasses.replace(c, config={**c.config, "REPORT_URL": url}) if c.key == "api-manager"
+                       else c for c in DATASERVICE.components)
+    return dataclasses.replace(DATASERVICE, components=components)
+
+
+KEYS = frozenset(k for c in with_token().components for k in (*(c.generated_secret or {}), *c.config, *c.exports))
+
+
+def instance() -> dict[str, Any]:
     ds = sample()
     ds["metadata"].update(uid="u1", namespace="ns")
-    ds["spec"]["uuc"]["thirdParty"] = {"url": URL, "checkCMD": f"curl --fail {URL}"}
     return ds
 
 
-def rendered(ds: dict[str, Any]) -> list[dict[str, Any]]:
-    d = Driver(ds, FakeCluster())
+def rendered(product: ProductDef) -> list[dict[str, Any]]:
+    d = Driver(instance(), FakeCluster(), product)
     d.converge()
     return list(d.fc.objects.values())
 
 
-def test_no_configmap_holds_the_token_and_each_consumer_reads_it_from_a_secret() -> None:
+def test_no_configmap_or_revision_holds_the_token_and_the_consumer_reads_it_from_a_secret() -> None:
     objects = rendered(with_token())
     configmaps = [o for o in objects if o["kind"] == "ConfigMap"]
     assert configmaps and all(TOKEN not in json.dumps(o) for o in configmaps)
     secrets = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Secret"
                and o["metadata"]["name"].endswith(ENV_SECRET_SUFFIX)}
-    assert "uuc" + ENV_SECRET_SUFFIX in secrets and "api-manager" + ENV_SECRET_SUFFIX in secrets
-    assert base64.b64decode(secrets["api-manager" + ENV_SECRET_SUFFIX]["data"]["UUC_URL"]).decode() == URL
+    assert set(secrets) == {"api-manager" + ENV_SECRET_SUFFIX}
+    assert base64.b64decode(secrets["api-manager" + ENV_SECRET_SUFFIX]["data"]["REPORT_URL"]).decode() == URL
     deploy = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "api-manager")
     env_from = deploy["spec"]["template"]["spec"]["containers"][0]["envFrom"]
     assert env_from == [{"configMapRef": {"name": "api-manager"}}, {"secretRef": {"name": "api-manager-secret-env"}}]
-    uuc = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "uuc")
-    assert "data" not in uuc, "its one setting moved out: no empty map the API server would not keep (drift)"
-    # only Secrets hold it -- and the ControllerRevision, a copy of the spec itself (issue 24 B6: not done here)
-    shown = [o for o in objects if o["kind"] not in ("Secret", "ControllerRevision")]
+    assert any(o["kind"] == "ControllerRevision" for o in objects)
+    shown = [o for o in objects if o["kind"] != "Secret"]
     assert TOKEN not in json.dumps(shown)
 
 
-def test_without_a_secret_in_the_url_nothing_changes() -> None:
-    ds = with_token()
-    ds["spec"]["uuc"]["thirdParty"] = {"url": "http://uuc.example:8080/duc?tenant=a"}
-    objects = rendered(ds)
+def test_without_a_secret_in_the_setting_nothing_changes() -> None:
+    objects = rendered(with_token("http://report.example:8080/hook?tenant=a"))
     assert not [o for o in objects if o["metadata"]["name"].endswith(ENV_SECRET_SUFFIX)]
     deploy = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "api-manager")
     assert deploy["spec"]["template"]["spec"]["containers"][0]["envFrom"] == [{"configMapRef": {"name": "api-manager"}}]
@@ -66,11 +76,12 @@ def test_carries_secret() -> None:
 
 
 def test_the_rollout_converges_and_stays_quiet_through_the_bounded_cache() -> None:
-    d = Driver(with_token(), FakeCluster())
+    product = with_token()
+    d = Driver(instance(), FakeCluster(), product)
     d.converge()
     cached = {k: cachefilter.transform_for(k[0], KEYS)(dict(o)) for k, o in d.fc.objects.items()}
     p = plan(d.ds, Observed(objects=cached, probes=d.fc.probes), Facts(now="2026-01-01T00:10:00Z", secret_seed="s"),
-             DATASERVICE)
+             product)
     assert not p.apply and not p.delete, [a.manifest["metadata"]["name"] for a in p.apply]
-    stored = json.dumps([o for (k, _), o in d.fc.objects.items() if k != "Secret" and k != "ControllerRevision"])
+    stored = json.dumps([o for (k, _), o in d.fc.objects.items() if k != "Secret"])
     assert TOKEN not in stored
