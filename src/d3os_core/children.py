@@ -16,7 +16,7 @@ from . import api, credentials, revisions
 from .caches import Caches
 from .drift import covers
 from .memo import text_digest
-from .render import ComponentState, Parent, claim_name, claims_of, secret_name
+from .render import ComponentState, Parent, claims_of, secret_name
 from .status import State
 from .types import JSON, Apply, ObjectRef, Observed
 
@@ -158,10 +158,11 @@ def credentials_hold(
         return None
     if not mine:
         return None
-    first = claim_name(st)
-    # claim 0 alone, recording nothing, is new or re-created empty; any other claim keeps a replica's data
-    if set(mine) != {first} or credentials.opened_with(observed.objects[("PersistentVolumeClaim", first)]):
-        return "Failed", credentials.lost_message(name, list(mine), sorted(keys), who.name)
+    # a claim recording credentials keeps data opened with them; claims recording nothing are new, or
+    # re-created empty (by the StatefulSet controller, after a person deleted them as the status says)
+    holding = [n for n in mine if credentials.opened_with(observed.objects[("PersistentVolumeClaim", n)])]
+    if holding:
+        return "Failed", credentials.lost_message(name, holding, sorted(keys), who.name)
     return None
 
 

@@ -10,15 +10,15 @@ database. So the two share one lifetime:
 * once the claims exist, the Secret carries an ownerReference to every claim of the component (no
   ``controller``, no ``blockOwnerDeletion``): the garbage collector deletes the Secret only with the last
   of them, as each replica of a StatefulSet initialised its own data with the same password;
-* the claim records the name of the Secret its data is opened with (annotation
-  :data:`ANNOTATION_CREDENTIALS`), written with the claim in the same pass, right after that Secret (a
-  failed write stops the pass before the claim): so neither object waits for the other's uid but the
-  Secret's ownerReference, and a first rollout writes the claim once. A claim that records credentials
-  which are gone keeps data that new credentials would not open: the planner then generates none and says
-  how to recover (restore the Secret, or delete the claim). So do the claims of the other replicas, which
-  record nothing: while any is left, no credentials are generated. Claim 0 alone recording nothing is new
-  (or re-created empty by the StatefulSet controller after its predecessor was deleted): it gets fresh
-  credentials;
+* every claim records the name of the Secret its data is opened with (annotation
+  :data:`ANNOTATION_CREDENTIALS`): claim 0 is written with it in the same pass, right after that Secret (a
+  failed write stops the pass before the claim), so neither object waits for the other's uid but the
+  Secret's ownerReference, and a first rollout writes the claim once; the other replicas' claims, made by
+  the StatefulSet controller, get the record in the first pass that sees them with the Secret. A claim that
+  records credentials which are gone keeps data that new credentials would not open: while any does, the
+  planner generates none and says how to recover (restore the Secret, or delete the claims). Claims
+  recording nothing are new, or made again empty by the StatefulSet controller after a person deleted them
+  as the status says (it may do so before the operator's next pass): they get fresh credentials;
 * a Secret whose claim is gone (garbage collection pending) is waited out, never reused.
 
 Neither object is ever deleted by the operator.

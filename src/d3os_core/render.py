@@ -299,6 +299,11 @@ def render_component(
         claim = _claim(parent, product, st, c, secret_ref) if comp.storage is not None else None
         if claim is not None and st.kind is not WorkloadKind.DAEMONSET:
             objects.append(claim)
+        if claim is not None and secret_ref:
+            # the other replicas' claims (made by the StatefulSet controller) record it too, once they exist
+            first = claim_name(st)
+            objects.extend(_claim_record(parent, product, st, n, secret_ref) for n in claims_of(st, claims or {})
+                           if n != first)
         objects.append(_service(parent, product, st, c))
         objects.append(_workload(parent, spec, product, states, st, config_hash, claim,
                                  env_secret["metadata"]["name"] if env_secret else None))
@@ -328,6 +333,18 @@ def _claim_spec(st: ComponentState, c: Any) -> JSON:
     if sc:
         spec["storageClassName"] = sc
     return spec
+
+
+def _claim_record(parent: Parent, product: ProductDef, st: ComponentState, name: str, secret: str) -> JSON:
+    """What the operator writes of a claim it did not make (another replica's): only the record of the
+    credentials its data is opened with (no spec: the StatefulSet controller owns that)."""
+    meta = _meta(parent, product, st.key, name, owned=False)
+    meta["annotations"] = {ANNOTATION_CREDENTIALS: secret}
+    return stamp({
+        "apiVersion": api.kind_def("PersistentVolumeClaim").api_version,
+        "kind": "PersistentVolumeClaim",
+        "metadata": meta,
+    })
 
 
 def _claim(parent: Parent, product: ProductDef, st: ComponentState, c: Any, secret: str = "") -> JSON:

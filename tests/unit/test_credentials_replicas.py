@@ -1,8 +1,11 @@
-"""Credentials are never generated while any claim of the component exists (issue 24, B5).
+"""Credentials are never generated while any claim of the component keeps data (issue 24, B5).
 
 mysql as a StatefulSet of 3 keeps data in three claims; each pod initialised its own data with the one
 password. Once only claim 0 held the Secret: deleting that claim let the garbage collector take the Secret,
 and the next pass generated a new password while claims 1 and 2 still held data opened with the old one.
+Now every claim holds the Secret and records it (annotation ``d3os-product.com.d3os/credentials``). A claim
+recording nothing is new: the StatefulSet controller re-creates the claims a person deleted, as the
+status says, before the operator's next pass -- those must get fresh credentials, not wait forever.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import base64
 
 import pytest
 
-from d3os_core.credentials import LOST, LOST_REASON
+from d3os_core.credentials import ANNOTATION_CREDENTIALS, LOST, LOST_REASON
 
 from .test_credentials_lifetime import SECRET, Life, password, uid
 
@@ -82,3 +85,32 @@ def test_scaling_up_ties_the_secret_to_the_new_claims_too() -> None:
     life.change(lambda s: s["mysql"].update(replica=3))
     assert claim_owners(life) == [uid(life.fc, c) for c in CLAIMS]
     assert base64.b64decode(life.fc.objects[SECRET]["data"]["password"])
+
+
+def test_every_claim_records_the_secret_its_data_is_opened_with(three: Life) -> None:
+    for c in CLAIMS:
+        assert three.fc.objects[c]["metadata"]["annotations"][ANNOTATION_CREDENTIALS] == SECRET[1], c
+
+
+def test_claims_an_earlier_version_left_without_a_record_get_one_while_the_secret_is_there(three: Life) -> None:
+    for c in CLAIMS[1:]:  # as the StatefulSet controller made them: nothing of ours but the template's labels
+        three.fc.objects[c]["metadata"]["annotations"] = {}
+    three.step()
+    assert all(three.fc.objects[c]["metadata"]["annotations"][ANNOTATION_CREDENTIALS] == SECRET[1] for c in CLAIMS)
+
+
+def test_claims_deleted_as_the_status_says_and_re_created_at_once_get_fresh_credentials(three: Life) -> None:
+    """The way out the status gives ("delete the claims to start with empty data"), when the StatefulSet
+    controller re-creates the claims (empty, recording nothing) before the operator's next pass."""
+    before = password(three.fc)
+    three.fc.remove(*SECRET)
+    three.step()
+    assert three.condition("Degraded")["reason"] == LOST_REASON
+    for c in CLAIMS:
+        three.fc.remove(*c)
+    three.fc.settle()  # the StatefulSet controller: the claims of its 3 replicas, new and empty
+    assert all(c in three.fc.objects and ANNOTATION_CREDENTIALS not in (three.fc.objects[c]["metadata"].get(
+        "annotations") or {}) for c in CLAIMS)
+    three.converge()
+    assert password(three.fc) != before
+    assert claim_owners(three) == [uid(three.fc, c) for c in CLAIMS]
