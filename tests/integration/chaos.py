@@ -18,7 +18,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,22 @@ class OperatorProc(OperatorProcess):
 def create_namespaces(client: Client, prefix: str, n: int, timeout: float = 90.0) -> list[str]:
     """``n`` fresh namespaces (labelled like the k8s_namespace fixture's), each with its ServiceAccount."""
     tag = uuid.uuid4().hex[:6]
-    names = [f"chaos-{prefix}-{tag}-{i}" for i in range(n)]
+    return create_named_namespaces(client, [f"chaos-{prefix}-{tag}-{i}" for i in range(n)], timeout)
+
+
+@contextlib.contextmanager
+def namespaces_for_a_test(client: Client, names: Iterable[str]) -> Iterator[list[str]]:
+    """The named namespaces, made for one test and deleted after it (DataServices whose operator is gone
+    first lose their finalizers, so no namespace is left terminating)."""
+    made = create_named_namespaces(client, list(names))
+    try:
+        yield made
+    finally:
+        delete_namespaces(client, made, timeout=0)
+
+
+def create_named_namespaces(client: Client, names: list[str], timeout: float = 90.0) -> list[str]:
+    """These namespaces (labelled like the k8s_namespace fixture's), made, each with its ServiceAccount."""
     for name in names:
         client.create(Namespace(metadata=ObjectMeta(name=name, labels={"d3os-testenv.d3os.io/test": "true"})))
     deadline = time.monotonic() + timeout

@@ -25,13 +25,13 @@ from typing import Any
 import pytest
 import yaml
 from lightkube import Client
-from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
 from d3os_testenv import harness
 from d3os_testenv.standin import StandIn
 
 pytest.register_assert_rewrite("tests.integration.standin")
+from .chaos import namespaces_for_a_test  # noqa: E402
 from .standin import ensure_volumes, figures_out, list_kind, point_uuc_at, wait_for  # noqa: E402
 from .storm import cpu_seconds, rss_bytes  # noqa: E402
 
@@ -52,12 +52,8 @@ def namespaces(k8s_cluster: Any, client: Client) -> Iterator[list[str]]:
     base = f"hist-{int(time.time()) % 100000}"
     names = [f"{base}-alone", f"{base}-alone2", f"{base}-busy", f"{base}-after", f"{base}-after2",
              *(f"{base}-t{i}" for i in range(TENANTS))]
-    for n in names:
-        client.create(Namespace(metadata=ObjectMeta(name=n, labels={"d3os-testenv.d3os.io/test": "true"})))
-    yield names
-    for n in names:
-        with contextlib.suppress(Exception):  # best effort clean-up
-            client.delete(Namespace, n)
+    with namespaces_for_a_test(client, names) as made:
+        yield made
 
 
 def largest(sample: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,6 @@ the sample is Ready about as fast as when it is alone (each time is reported).""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import socket
@@ -14,14 +13,14 @@ from typing import Any
 
 import pytest
 from lightkube import Client
-from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import Namespace, Service
+from lightkube.resources.core_v1 import Service
 
 from d3os_testenv import harness
 from d3os_testenv.cluster import ClusterError
 from d3os_testenv.standin import StandIn
 
 pytest.register_assert_rewrite("tests.integration.standin")
+from .chaos import namespaces_for_a_test  # noqa: E402
 from .standin import ensure_volumes, figures_out, point_uuc_at, wait_for  # noqa: E402
 
 pytest_plugins = ("tests.integration.standin",)
@@ -44,12 +43,8 @@ def black_hole() -> Iterator[int]:
 def namespaces(k8s_cluster: Any, client: Client, request: pytest.FixtureRequest) -> Iterator[list[str]]:
     base = f"bh-{int(time.time()) % 100000}"
     names = [f"{base}-{i}" for i in range(BLACK_HOLED + 2)]
-    for n in names:
-        client.create(Namespace(metadata=ObjectMeta(name=n, labels={"d3os-testenv.d3os.io/test": "true"})))
-    yield names
-    for n in names:
-        with contextlib.suppress(Exception):  # best effort clean-up
-            client.delete(Namespace, n)
+    with namespaces_for_a_test(client, names) as made:
+        yield made
 
 
 def _apply(cluster: Any, namespace: str, manifest: dict[str, Any]) -> None:

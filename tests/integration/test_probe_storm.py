@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import yaml
 from lightkube import Client
-from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
 from d3os_operator.kube import DATASERVICE
@@ -25,6 +24,7 @@ from d3os_testenv import harness
 from d3os_testenv.standin import StandIn
 
 pytest.register_assert_rewrite("tests.integration.standin")
+from .chaos import namespaces_for_a_test  # noqa: E402
 from .standin import ensure_volumes, figures_out, point_uuc_at, wait_for  # noqa: E402
 from .storm import RedirectFarm, cpu_limited, cpu_seconds, rss_bytes  # noqa: E402
 
@@ -39,12 +39,8 @@ RATIO = 1.5
 def namespaces(k8s_cluster: Any, client: Client) -> Iterator[list[str]]:
     base = f"storm-{int(time.time()) % 100000}"
     names = [f"{base}-alone", f"{base}-busy", f"{base}-flood"]
-    for n in names:
-        client.create(Namespace(metadata=ObjectMeta(name=n, labels={"d3os-testenv.d3os.io/test": "true"})))
-    yield names
-    for n in names:
-        with contextlib.suppress(Exception):  # best effort clean-up
-            client.delete(Namespace, n)
+    with namespaces_for_a_test(client, names) as made:
+        yield made
 
 
 def storm_dataservices(sample: dict[str, Any], farm: RedirectFarm) -> list[dict[str, Any]]:
