@@ -100,9 +100,34 @@ def leader_rules() -> list[Rule]:
 
 
 def probe_target_rules() -> list[Rule]:
-    """The Role in ``default``: the API server's addresses, which the probe policy refuses (by name only)."""
+    """The Role in ``default``: the API server's addresses, which the probe policy refuses (by name only).
+
+    ``get`` at start (the Service, its EndpointSlice, else the Endpoints); ``list`` and ``watch`` of the
+    Service and EndpointSlice afterwards, selected by the field selector ``metadata.name=kubernetes``, which
+    the API server authorizes against resourceNames: nothing else in ``default`` is readable."""
     why = "the API server's addresses, refused to third-party probes"
+    follow = "the API server's addresses as they change (watched by name: fieldSelector metadata.name)"
     return [
-        Rule("", ("endpoints", "services"), ("get",), why, ("kubernetes",)),
-        Rule("discovery.k8s.io", ("endpointslices",), ("get",), why, ("kubernetes",)),
+        Rule("", ("endpoints",), ("get",), why, ("kubernetes",)),
+        Rule("", ("services",), ("get", "list", "watch"), f"{why}; {follow}", ("kubernetes",)),
+        Rule("discovery.k8s.io", ("endpointslices",), ("get", "list", "watch"), f"{why}; {follow}",
+             ("kubernetes",)),
+    ]
+
+
+def probe_node_rules() -> list[Rule]:
+    """A ClusterRole, in every install mode: the nodes' addresses (their kubelets), refused to third-party
+    probes as Nodes come and go. Read only (``list``, ``watch``; no ``get``, never a write, no ``nodes/proxy``);
+    removing it is safe: the watch is then skipped with one log line (name node CIDRs with
+    ``--probe-deny-cidr``)."""
+    return [Rule("", ("nodes",), ("list", "watch"), "the nodes' addresses (kubelets), refused to third-party probes")]
+
+
+def own_namespace_probe_rules() -> list[Rule]:
+    """The Role in the operator's own namespace: what runs there (the standby replica, the metrics Service's
+    ClusterIP), refused to third-party probes as it changes."""
+    why = "the operator's namespace (its replicas, the metrics Service), refused to third-party probes"
+    return [
+        Rule("", ("pods", "services"), ("list", "watch"), why),
+        Rule("discovery.k8s.io", ("endpointslices",), ("list", "watch"), why),
     ]

@@ -1,7 +1,8 @@
 """List+watch caches (informers) on lightkube, which has none.
 
 One :class:`Informer` per kind keeps a local store of every object of that kind in the watched
-namespaces (optionally filtered by labels) and calls a handler for each change. Per namespace scope:
+namespaces (optionally filtered by labels, or by a field selector such as ``metadata.name=kubernetes``, which
+RBAC can grant by resourceNames) and calls a handler for each change. Per namespace scope:
 
 1. list (paginated) and reconcile the store with the list -- objects that vanished while we were not
    watching are reported as DELETED, changed ones as MODIFIED;
@@ -89,6 +90,14 @@ def _newer(obj: Mapping[str, Any], than: Mapping[str, Any]) -> bool:
     return a != b
 
 
+def _fields_match(fields: Mapping[str, str], obj: Mapping[str, Any]) -> bool:
+    """Does ``obj`` match an equality field selector? Only ``metadata.name`` and ``metadata.namespace`` are
+    known here: any other field is taken as not matching (the watch, which the server filters, delivers it)."""
+    meta = obj.get("metadata") or {}
+    known = {"metadata.name": meta.get("name") or "", "metadata.namespace": meta.get("namespace") or ""}
+    return all(field in known and known[field] == value for field, value in fields.items())
+
+
 class _Gone(Exception):
     """The watch's resourceVersion is too old: relist."""
 
@@ -104,6 +113,7 @@ class Informer:
         *,
         handler: Handler,
         labels: Mapping[str, Any] | None = None,
+        fields: Mapping[str, str] | None = None,
         keep: Callable[[Mapping[str, Any]], bool] | None = None,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         server_timeout: int = 240,
@@ -117,6 +127,8 @@ class Informer:
         self.scopes: tuple[str, ...] = tuple(dict.fromkeys(namespaces)) if namespaces else (ALL_NAMESPACES,)
         self.handler = handler
         self.labels = dict(labels) if labels else None
+        self.fields = dict(fields) if fields else None
+        """A field selector (equality only); its ``metadata.name`` is what a by-name RBAC rule must grant."""
         self.keep = keep
         self.transform = transform
         self.server_timeout = server_timeout
@@ -242,7 +254,7 @@ class Informer:
         return scope == ALL_NAMESPACES or key[0] == scope
 
     async def _relist(self, scope: str) -> str:
-        items, rv = await self.kube.list_objects(self.info, scope, self.labels)
+        items, rv = await self.kube.list_objects(self.info, scope, self.labels, fields=self.fields)
         self.relists += 1
         fresh = {store_key(o): self._stored(o) for o in items if self._wanted(o)}
         listed_at = _rv_int(rv)
@@ -281,7 +293,8 @@ class Informer:
         with anyio.move_on_after(timeout + self.deadline_margin) as deadline:
             try:
                 stream = self.kube.watch(
-                    self.info, scope, resource_version=rv, labels=self.labels, server_timeout=timeout
+                    self.info, scope, resource_version=rv, labels=self.labels, fields=self.fields,
+                    server_timeout=timeout,
                 )
                 async for typ, obj in stream:
                     new_rv = resource_version(obj)
@@ -350,6 +363,8 @@ class Informer:
         if ALL_NAMESPACES not in self.scopes and key[0] not in self.scopes:
             return False
         if self.labels and not labels_match(self.labels, (obj.get("metadata") or {}).get("labels") or {}):
+            return False
+        if self.fields and not _fields_match(self.fields, obj):
             return False
         if not self._wanted(obj) or self._buried(obj) or self._seen(obj):
             return False

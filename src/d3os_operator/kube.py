@@ -349,10 +349,18 @@ class Kube:
     # -- reads -------------------------------------------------------------------------------------------
 
     async def list_objects(
-        self, info: KindInfo, namespace: str, labels: Mapping[str, Any] | None = None
+        self,
+        info: KindInfo,
+        namespace: str,
+        labels: Mapping[str, Any] | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
-        """All objects of a kind in ``namespace`` (or :data:`ALL_NAMESPACES`), and the resourceVersion."""
-        it = self.client.list(info.res, namespace=namespace, labels=dict(labels) if labels else None, chunk_size=500)
+        """All objects of a kind in ``namespace`` (or :data:`ALL_NAMESPACES`), and the resourceVersion.
+
+        ``fields``: a field selector (``{"metadata.name": "kubernetes"}``); the API server authorizes a
+        list or watch with a single ``metadata.name=`` selector against a rule's resourceNames."""
+        it = self.client.list(info.res, namespace=namespace, labels=dict(labels) if labels else None,
+                              fields=dict(fields) if fields else None, chunk_size=500)
         items = [plain(o) async for o in it]
         try:
             rv = it.resourceVersion
@@ -367,6 +375,7 @@ class Kube:
         *,
         resource_version: str,
         labels: Mapping[str, Any] | None = None,
+        fields: Mapping[str, str] | None = None,
         server_timeout: int = 300,
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """One watch request: yields ``(type, object)`` until the server closes the stream.
@@ -385,6 +394,8 @@ class Kube:
             params["resourceVersion"] = resource_version
         if labels:
             params["labelSelector"] = build_selector(dict(labels))
+        if fields:
+            params["fieldSelector"] = build_selector(dict(fields), for_fields=True)
         req = self._watch_http.build_request("GET", collection_path(info, namespace), params=params)
         resp = await self._watch_http.send(req, stream=True)
         try:

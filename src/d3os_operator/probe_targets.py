@@ -1,10 +1,14 @@
 """The addresses the probe policy protects beyond its built-in refusals: found at start, then followed.
 
 At start (:func:`protected_addresses`): what the generated RBAC lets the operator read, once. Then
-(:class:`ClusterAddresses`): watches of the ``kubernetes`` Service and EndpointSlices in ``default``, the
-nodes, and the Services, EndpointSlices and Pods of the operator's namespace, so API servers added or
-moved, the standby replica, the metrics Service's ClusterIP and every kubelet are protected as they
-change; the decision of what is protected is the core's (:mod:`d3os_core.protected`).
+(:class:`ClusterAddresses`): watches of the ``kubernetes`` Service and EndpointSlice in ``default`` (by name:
+the field selector ``metadata.name=kubernetes``, so that the generated Role there grants these two objects
+and nothing else; the API server keeps every API server's address in that one slice), the nodes, and the
+Services, EndpointSlices and Pods of the operator's namespace, so API servers added or moved, the standby
+replica, the metrics Service's ClusterIP and every kubelet are protected as they change; the decision of
+what is protected is the core's (:mod:`d3os_core.protected`). The generated RBAC grants each of these
+watches (:mod:`d3os_core.rbacrules`: ``probe_target_rules``, ``probe_node_rules``,
+``own_namespace_probe_rules``).
 
 The Kubernetes API server (the address the operator itself talks to, the ``kubernetes`` Service's
 ClusterIP in ``default`` and that Service's EndpointSlice, or Endpoints) and the operator's own pod (``POD_IP`` /
@@ -97,9 +101,11 @@ ENDPOINT_SLICE = KindInfo("discovery.k8s.io/v1", "EndpointSlice", "endpointslice
                           _unregistered_resource("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"))
 POD = KindInfo("v1", "Pod", "pods", _unregistered_resource("v1", "Pod", "pods"))
 NODE = KindInfo("v1", "Node", "nodes", _unregistered_resource("v1", "Node", "nodes"))
-KUBERNETES_SERVICE = {"component": "apiserver", "provider": "kubernetes"}
-"""The labels the API server puts on its ``kubernetes`` Service in ``default``."""
-KUBERNETES_SLICE = {"kubernetes.io/service-name": "kubernetes"}
+KUBERNETES = {"metadata.name": "kubernetes"}
+"""The field selector of the ``default`` watches: the API server's ``kubernetes`` Service and the EndpointSlice
+it keeps of itself, by name -- a list or watch with a single ``metadata.name=`` field selector is authorized
+against a rule's resourceNames, so the Role in ``default`` grants these objects only
+(:func:`d3os_core.rbacrules.probe_target_rules`)."""
 WATCH_BACKOFF = 300.0
 """Longest wait between two tries of a watch the operator may not make (RBAC): the start's set still holds."""
 
@@ -131,12 +137,12 @@ class ClusterAddresses:
         self.changed = anyio.Event()
         self.updates = 0
 
-        def informer(info: KindInfo, namespaces: list[str] | None, labels: Mapping[str, str] | None = None) -> Informer:
-            return Informer(kube, info, namespaces, handler=self._on_change, labels=labels, max_backoff=WATCH_BACKOFF)
+        def informer(info: KindInfo, namespaces: list[str] | None, fields: Mapping[str, str] | None = None) -> Informer:
+            return Informer(kube, info, namespaces, handler=self._on_change, fields=fields, max_backoff=WATCH_BACKOFF)
 
         self.informers: dict[str, Informer] = {
-            "kubernetes_services": informer(SERVICE, ["default"], KUBERNETES_SERVICE),
-            "kubernetes_endpoint_slices": informer(ENDPOINT_SLICE, ["default"], KUBERNETES_SLICE),
+            "kubernetes_services": informer(SERVICE, ["default"], KUBERNETES),
+            "kubernetes_endpoint_slices": informer(ENDPOINT_SLICE, ["default"], KUBERNETES),
             "nodes": informer(NODE, None),
         }
         if namespace:
@@ -181,22 +187,27 @@ class ClusterAddresses:
         against refusals: what start found still holds."""
         group = informer.info.group
         namespace = "" if informer.scopes == (ALL_NAMESPACES,) else informer.scopes[0]
+        # by name (a metadata.name field selector): asked as the API server authorizes that list and watch
+        name = (informer.fields or {}).get("metadata.name")
         for verb in ("list", "watch"):
+            attributes = {"namespace": namespace, "verb": verb, "group": group, "resource": informer.info.plural}
+            if name:
+                attributes["name"] = name
             try:
                 with anyio.fail_after(READ_TIMEOUT):
                     resp = await self.kube.http.post(
                         "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
                         json={"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-                              "spec": {"resourceAttributes": {"namespace": namespace, "verb": verb, "group": group,
-                                                              "resource": informer.info.plural}}})
+                              "spec": {"resourceAttributes": attributes}})
                 ok = resp.status_code in (200, 201) and bool(((resp.json() or {}).get("status") or {}).get("allowed"))
             except Exception as e:  # cannot tell: try the watch (it backs off on its own)
                 log.info("probe policy: cannot check access", extra={"error": str(e) or type(e).__name__})
                 return True
             if not ok:
                 log.info(
-                    "probe policy: not following %s in %s (the operator's RBAC does not grant %s); name their "
-                    "addresses with --probe-deny-cidr", informer.info.plural, namespace or "the cluster", verb)
+                    "probe policy: not following %s%s in %s (the operator's RBAC does not grant %s); name their "
+                    "addresses with --probe-deny-cidr", informer.info.plural, f" {name}" if name else "",
+                    namespace or "the cluster", verb)
                 return False
         return True
 

@@ -83,6 +83,15 @@ def test_helm_install_wait_uninstall(k8s_cluster: Any, k8s_namespace: str, helm_
         cannot = kubectl("auth", "can-i", "list", "dataservices.d3os-product.com.d3os", "-n", "default",
                          "--as", sa, check=False)
         assert cannot.stdout.strip() == "no", cannot
+        # the probe policy's watches (issue 24, B7), in this mode too: nodes (list, watch: a ClusterRole), the
+        # release namespace, and in default the kubernetes Service and EndpointSlice by name only
+        for args, want in ((("watch", "nodes"), "yes"), (("patch", "nodes"), "no"),
+                           (("watch", "pods", "-n", ns), "yes"),
+                           (("watch", "endpointslices.discovery.k8s.io/kubernetes", "-n", "default"), "yes"),
+                           (("list", "endpointslices.discovery.k8s.io", "-n", "default"), "no"),
+                           (("list", "services", "-n", "default"), "no")):
+            got = kubectl("auth", "can-i", *args, "--as", sa, check=False).stdout.strip()
+            assert got == want, (args, got)
         listed = json.loads(helm("list", "-n", ns, "-o", "json").stdout)
         assert [(r["name"], r["status"]) for r in listed] == [(release, "deployed")]
     finally:
@@ -90,6 +99,7 @@ def test_helm_install_wait_uninstall(k8s_cluster: Any, k8s_namespace: str, helm_
     left = kubectl("get", "deployment,service,serviceaccount,role,rolebinding", "-n", ns,
                    "-l", f"app.kubernetes.io/instance={release}", "-o", "name").stdout.strip()
     assert left == ""
+    assert kubectl("get", "clusterrole", f"{fullname}-{ns}-probe-targets-role", check=False).returncode != 0
     assert kubectl("get", "crd", "dataservices.d3os-product.com.d3os", check=False).returncode == 0
 
 
@@ -157,6 +167,9 @@ def test_two_releases_in_two_namespaces_and_helm_test(k8s_cluster: Any, k8s_name
                        check=False).returncode != 0
         assert kubectl("get", "clusterrole", f"{release}-d3os-operator-{second}-manager-role",
                        check=False).returncode == 0, "uninstalling one release took the other's ClusterRole"
+        for ns, there in ((first, False), (second, True)):  # the probe targets' read of nodes, likewise
+            got = kubectl("get", "clusterrole", f"{release}-d3os-operator-{ns}-probe-targets-role", check=False)
+            assert (got.returncode == 0) is there, (ns, got.stderr)
     finally:
         for ns in installed:
             helm("uninstall", release, "-n", ns, "--wait", "--timeout", "120s", check=False)

@@ -1,24 +1,33 @@
 """Least privilege, proven under real RBAC: the operator runs the whole seed scenario authenticated as the
 ServiceAccount bound to exactly the generated role (config/rbac, from d3os_generate.rbac), and the same
 identity is refused what the role does not grant. The same rollout shows the generated mysql password never
-leaves its Secret: not in ConfigMaps, status, Events, the operator's log; pods get it by secretKeyRef only."""
+leaves its Secret: not in ConfigMaps, status, Events, the operator's log; pods get it by secretKeyRef only.
+
+The probe policy's watches (issue 24, B7) run as that identity too: the nodes, what runs in the operator's
+namespace, and in ``default`` the ``kubernetes`` Service and EndpointSlice -- by name, with the field selector
+``metadata.name=kubernetes``, which the API server authorizes against the Role's resourceNames."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import pytest
 from lightkube import ApiError, Client, KubeConfig
 
 from d3os_core import api
+from d3os_core.probe_policy import ProbePolicy
 from d3os_generate import rbac
-from d3os_operator.kube import kind_info
+from d3os_operator.kube import Kube, kind_info, make_client
 from d3os_operator.logs import JsonFormatter
+from d3os_operator.probe_targets import ClusterAddresses
 from d3os_testenv import harness
 
 from ..unit.helpers import DATASERVICE
@@ -143,7 +152,7 @@ def test_the_identity_is_refused_what_the_role_does_not_grant(
     # refused: what it does not use
     refused = {
         "get a pod": lambda: sa.get(Pod, "any", namespace=ns),
-        "list nodes": lambda: list(sa.list(Node)),
+        "get a node": lambda: sa.get(Node, "any"),  # nodes: list and watch only (the probe policy)
         "list clusterroles": lambda: list(sa.list(ClusterRole)),
         "create clusterrolebinding": lambda: sa.create(
             ClusterRoleBinding.from_dict(
@@ -175,6 +184,9 @@ def test_the_identity_is_refused_what_the_role_does_not_grant(
         ("delete", "pods", "-n", ns),
         ("get", "pods", "--subresource=log", "-n", ns),
         ("get", "nodes"),
+        ("patch", "nodes"),
+        ("get", "nodes/proxy"),
+        ("list", "endpointslices.discovery.k8s.io", "-n", "default"),  # unnamed, in default: no
         ("create", "leases.coordination.k8s.io", "-n", ns),
         ("delete", "persistentvolumeclaims", "-n", ns),
         ("create", "serviceaccounts/token", "-n", ns),
@@ -196,3 +208,119 @@ def test_the_identity_is_refused_what_the_role_does_not_grant(
         "\n$ kubectl auth can-i --list (as the operator)\n"
         + k8s_cluster.kubectl(*kc, "auth", "can-i", "--list", "-n", ns).stdout
     )
+
+
+# -- the probe policy's watches (issue 24, B7) ---------------------------------------------------------------
+
+NODE_IP = "192.0.2.71"
+API_IP = "192.0.2.72"
+
+
+def test_the_probe_policy_may_follow_what_it_protects(
+    k8s_cluster: Any, client: Client, sa_kubeconfig: str, captured_log: io.StringIO
+) -> None:
+    """As the operator's ServiceAccount under config/rbac: ``list`` and ``watch`` of nodes, of Services, Pods and
+    EndpointSlices in its namespace, and of the ``kubernetes`` Service and EndpointSlice in ``default`` with the
+    field selector ``metadata.name=kubernetes`` (not without it); then :class:`ClusterAddresses` itself, run
+    as that identity, starts all six watches -- none skipped -- and protects what they show."""
+    from lightkube.models.core_v1 import ServicePort, ServiceSpec
+    from lightkube.models.discovery_v1 import Endpoint
+    from lightkube.models.meta_v1 import ObjectMeta
+    from lightkube.resources.core_v1 import Node, Service
+    from lightkube.resources.discovery_v1 import EndpointSlice
+
+    kc = ["--kubeconfig", sa_kubeconfig]
+    op_ns = rbac.NAMESPACE
+    can = [("list", "nodes"), ("watch", "nodes"),
+           *[(v, r, "-n", op_ns) for v in ("list", "watch") for r in ("services", "pods",
+                                                                     "endpointslices.discovery.k8s.io")],
+           *[(v, f"{r}/kubernetes", "-n", "default") for v in ("list", "watch")
+             for r in ("services", "endpointslices.discovery.k8s.io")]]
+    got = {args: k8s_cluster.kubectl(*kc, "auth", "can-i", *args, check=False).stdout.strip() for args in can}
+    assert got == dict.fromkeys(can, "yes"), got
+    for args in (("list", "endpointslices.discovery.k8s.io", "-n", "default"),
+                 ("watch", "endpointslices.discovery.k8s.io", "-n", "default"),
+                 ("list", "endpointslices.discovery.k8s.io/other", "-n", "default"),
+                 ("get", "nodes"), ("delete", "nodes"), ("create", "nodes/proxy")):
+        assert k8s_cluster.kubectl(*kc, "auth", "can-i", *args, check=False).stdout.strip() == "no", args
+    # real requests as the ServiceAccount: by name with the field selector, yes; unnamed in default, no
+    slices = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
+    services = "/api/v1/namespaces/default/services"
+    by_name, other = "?fieldSelector=metadata.name%3Dkubernetes", "?fieldSelector=metadata.name%3Dother"
+    watch = "&watch=true&timeoutSeconds=1"
+    paths = (slices + by_name, services + by_name, slices + by_name + watch, services + by_name + watch,
+             "/api/v1/nodes", "/api/v1/nodes?watch=true&timeoutSeconds=1",
+             f"/api/v1/namespaces/{op_ns}/pods?watch=true&timeoutSeconds=1", slices, slices + other)
+
+    async def statuses() -> dict[str, int]:
+        kube = Kube(make_client(KubeConfig.from_file(sa_kubeconfig)))
+        try:
+            return {path: (await kube.http.get(path)).status_code for path in paths}
+        finally:
+            await kube.aclose()
+
+    got_status = anyio.run(statuses)
+    assert got_status == {**dict.fromkeys(paths, 200), slices: 403, slices + other: 403}, got_status
+
+    # ClusterAddresses as the ServiceAccount: every watch starts and what it shows is protected
+    stamp = int(time.time()) % 100000
+    node, svc_name = f"probe-rbac-node-{stamp}", f"probe-rbac-{stamp}"
+    created: list[tuple[Any, str, str | None]] = []
+    try:
+        client.create(Node(metadata=ObjectMeta(name=node)))
+        created.append((Node, node, None))
+        k8s_cluster.kubectl("patch", "node", node, "--subresource=status", "--type=merge", "-p", json.dumps(
+            {"status": {"addresses": [{"type": "InternalIP", "address": NODE_IP}]}}))
+        svc = client.create(Service(metadata=ObjectMeta(name=svc_name, namespace=op_ns),
+                                    spec=ServiceSpec(ports=[ServicePort(port=8080)])))
+        created.append((Service, svc_name, op_ns))
+        # the test's control plane runs without an endpoint reconciler: the test writes the API server's own
+        # slice (a cluster that has one keeps it, and its first address is looked for)
+        api_ip = API_IP
+        try:
+            client.create(EndpointSlice(
+                metadata=ObjectMeta(name="kubernetes", namespace="default",
+                                    labels={"kubernetes.io/service-name": "kubernetes"}),
+                addressType="IPv4", endpoints=[Endpoint(addresses=[API_IP])]))
+            created.append((EndpointSlice, "kubernetes", "default"))
+        except ApiError as e:
+            if e.status.code != 409:
+                raise
+            api_ip = client.get(EndpointSlice, "kubernetes", namespace="default").endpoints[0].addresses[0]
+        cluster_ip = client.get(Service, "kubernetes", namespace="default").spec.clusterIP
+
+        class Target:
+            policy = ProbePolicy()
+
+        async def follow() -> tuple[dict[str, bool], list[tuple[str, str]]]:
+            kube = Kube(make_client(KubeConfig.from_file(sa_kubeconfig)))
+            watcher = ClusterAddresses(kube, Target(), [], op_ns)
+            try:
+                allowed = {key: await watcher.allowed(i) for key, i in watcher.informers.items()}
+                if not all(allowed.values()):
+                    return allowed, []  # run() would skip these watches
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(watcher.run)
+                    with anyio.fail_after(60):
+                        for informer in watcher.informers.values():
+                            await informer.synced.wait()
+                        while not {NODE_IP, api_ip, cluster_ip, svc.spec.clusterIP} <= {a for a, _ in watcher.pairs()}:
+                            await anyio.sleep(0.1)
+                    tg.cancel_scope.cancel()
+                return allowed, watcher.pairs()
+            finally:
+                await kube.aclose()
+
+        allowed, pairs = anyio.run(follow)
+        assert allowed == dict.fromkeys(allowed, True) and len(allowed) == 6, allowed
+        protected = dict(pairs)
+        assert protected[NODE_IP] == f"a node (its kubelet) {node}"
+        assert protected[api_ip] == protected[cluster_ip] == "the Kubernetes API server"  # its slice, its Service
+        assert protected[svc.spec.clusterIP] == f"Service {svc_name} in the operator's namespace"
+    finally:
+        for res, name, ns in created:
+            with contextlib.suppress(Exception):
+                client.delete(res, name, namespace=ns)
+    text = captured_log.getvalue()
+    skipped = [ln for ln in text.splitlines() if "not following" in ln or "forbidden" in ln.lower() or " 403" in ln]
+    assert skipped == [], skipped[:3]

@@ -1,11 +1,13 @@
 """Least privilege for an operator that watches given namespaces (issue 12, G), under real RBAC.
 
 The RBAC of the namespaced install (``config/namespaced``, from ``d3os_generate.rbac.namespaced_manifests``:
-a Role and RoleBinding in each watched namespace, no ClusterRole) is applied for a ServiceAccount of its own
+a Role and RoleBinding in each watched namespace; cluster-wide only the /metrics reviews and the probe policy's
+list and watch of nodes) is applied for a ServiceAccount of its own
 (its own operator namespace, so the cluster-wide install of test_least_privilege.py cannot lend it a
 binding). The operator, authenticated as that ServiceAccount and run with ``--namespace`` = the watched
 namespace, takes the seed's sample to Ready without a single Forbidden; the same identity is refused
-Secrets (and everything else) in a namespace it does not watch, and anything cluster-wide.
+Secrets (and everything else) in a namespace it does not watch, and anything cluster-wide but the read of
+nodes.
 """
 
 from __future__ import annotations
@@ -136,6 +138,15 @@ def test_namespaced_rbac_runs_the_seed_and_is_refused_outside(
         (("patch", "leases.coordination.k8s.io", "-n", OPERATOR_NS), "yes"),
         (("list", "clusterroles"), "no"),
         (("list", "customresourcedefinitions.apiextensions.k8s.io"), "no"),
+        # the probe policy's watches (issue 24, B7): nodes (read only), its own namespace, default by name
+        (("list", "nodes"), "yes"),
+        (("watch", "nodes"), "yes"),
+        (("patch", "nodes"), "no"),
+        (("watch", "pods", "-n", OPERATOR_NS), "yes"),
+        (("watch", "endpointslices.discovery.k8s.io", "-n", OPERATOR_NS), "yes"),
+        (("watch", "services/kubernetes", "-n", "default"), "yes"),
+        (("list", "services", "-n", "default"), "no"),
+        (("watch", "pods", "-n", outside), "no"),
     ):
         res = k8s_cluster.kubectl(*kc, "auth", "can-i", *args, check=False)
         assert res.stdout.strip() == want, (args, res.stdout, res.stderr)
@@ -162,7 +173,10 @@ def test_the_namespaced_overlay_is_a_complete_install(k8s_cluster: Any, k8s_name
                      "ServiceAccount"], kinds  # ConfigMap: the product files
     cluster_wide = sorted(d["metadata"]["name"] for d in docs if d["kind"].startswith("Cluster"))
     assert cluster_wide == ["d3os-operator-metrics-auth-role", "d3os-operator-metrics-auth-rolebinding",
-                            "d3os-operator-metrics-reader"], cluster_wide  # the /metrics reviews only
+                            "d3os-operator-metrics-reader", "d3os-operator-probe-targets-role",
+                            "d3os-operator-probe-targets-rolebinding"], cluster_wide  # the /metrics reviews, nodes
+    (nodes,) = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("probe-targets-role")]
+    assert nodes["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]}]
     phase = k8s_cluster.kubectl(
         "get", "namespace", rbac.NAMESPACE, "-o", "jsonpath={.status.phase}", check=False
     ).stdout.strip()

@@ -1,8 +1,9 @@
 """Issue 24 B7: the probe policy's protected set follows the cluster, on a real API server. A node that
-appears with an address, a Service or Pod in the operator's namespace, an API-server endpoint added to the
-``kubernetes`` Service's EndpointSlices: each is refused from then on, and allowed again once gone. End to
-end: the sample's uuc stand-in listens on 127.0.0.7 (opened by ``--probe-allow-cidr 127.0.0.0/8``); once
-a Node reports that address, the check is refused ("a node (its kubelet)") and uuc is no longer ready."""
+appears with an address, a Service or Pod in the operator's namespace, an API-server endpoint in the
+``kubernetes`` EndpointSlice (the API server's own, followed by name): each is refused from then on, and
+allowed again once gone. End to end: the sample's uuc stand-in listens on 127.0.0.7 (opened by
+``--probe-allow-cidr 127.0.0.0/8``); once a Node reports that address, the check is refused ("a node (its
+kubelet)") and uuc is no longer ready."""
 
 from __future__ import annotations
 
@@ -95,18 +96,19 @@ def test_the_protected_set_follows_the_cluster(
             wait_for("the operator namespace's Service protected",
                      lambda: "in the operator's namespace" in why(cluster_ip), 30)
 
-            # an API server endpoint added: an EndpointSlice of the kubernetes Service
+            # an API server endpoint: the kubernetes EndpointSlice, which the API server keeps of itself (this
+            # control plane runs with --endpoint-reconciler-type=none: the test writes it; followed by name)
             client.create(EndpointSlice(
-                metadata=ObjectMeta(name="kubernetes-extra", namespace="default",
+                metadata=ObjectMeta(name="kubernetes", namespace="default",
                                     labels={"kubernetes.io/service-name": "kubernetes"}),
                 addressType="IPv4", endpoints=[Endpoint(addresses=[API_IP])]))
-            created.append((EndpointSlice, "kubernetes-extra", "default"))
+            created.append((EndpointSlice, "kubernetes", "default"))
             wait_for("the new API server endpoint protected", lambda: "API server" in why(API_IP), 30)
 
             # gone again: allowed again (the built-in refusals and flags still hold)
             client.delete(Node, node)
             wait_for("the node's address free again", lambda: why(NODE_IP) == "", 30)
-            client.delete(EndpointSlice, "kubernetes-extra", namespace="default")
+            client.delete(EndpointSlice, "kubernetes", namespace="default")
             wait_for("the endpoint free again", lambda: why(API_IP) == "", 30)
             wait_for("uuc Ready again", lambda: harness.is_ready(harness.get_dataservice(client, k8s_namespace, name)),
                      120)

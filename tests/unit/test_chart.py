@@ -51,7 +51,8 @@ def template(*sets: str, release: str = "d3os-operator", namespace: str = rbac.N
 
 def _role_key(name: str) -> str:
     """A cluster role's name without its prefix (the chart's carries the release namespace, kustomize's not)."""
-    return next(s for s in ("manager-role", "metrics-auth-role", "metrics-reader") if name.endswith(s))
+    return next(s for s in ("manager-role", "metrics-auth-role", "metrics-reader", "probe-targets-role")
+                if name.endswith(s))
 
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -97,7 +98,20 @@ def test_template_matches_kustomize() -> None:
     assert cluster_roles(helm_docs) == cluster_roles(kust)
     roles_h = {(d["metadata"]["namespace"], _kustomize_name(d)): d["rules"] for d in by_kind(helm_docs, "Role")}
     roles_k = {(d["metadata"]["namespace"], d["metadata"]["name"]): d["rules"] for d in by_kind(kust, "Role")}
-    assert roles_h == roles_k  # the leader-election Role and the probe targets' Role in default
+    assert roles_h == roles_k  # the leader-election Role and the probe targets' Roles (default, the release's)
+    assert {k for k in roles_k if k[1] == rbac.PROBE_TARGETS_ROLE} == {(rbac.API_SERVER_NAMESPACE,
+                                                                       rbac.PROBE_TARGETS_ROLE),
+                                                                      (rbac.NAMESPACE, rbac.PROBE_TARGETS_ROLE)}
+    def bindings(docs: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str, Any]]:
+        """Every binding: (kind, namespace, name, roleRef kind and name, subjects), with kustomize's names."""
+        def name(n: str) -> str:
+            return _kustomize_name({"metadata": {"name": n}})
+
+        return sorted((d["kind"], d["metadata"].get("namespace", ""), name(d["metadata"]["name"]),
+                       d["roleRef"]["kind"], name(d["roleRef"]["name"]), d["subjects"])
+                      for kind in ("RoleBinding", "ClusterRoleBinding") for d in by_kind(docs, kind))
+
+    assert bindings(helm_docs) == bindings(kust)  # the same roles bound to the same ServiceAccount
     (dep_h,), (dep_k,) = by_kind(helm_docs, "Deployment"), by_kind(kust, "Deployment")
     assert dep_h["spec"]["replicas"] == dep_k["spec"]["replicas"]
     assert dep_k["metadata"]["labels"].items() <= dep_h["metadata"]["labels"].items()
@@ -119,9 +133,13 @@ def test_template_matches_kustomize() -> None:
 
 def test_watch_namespaces_give_namespaced_rbac_and_flags() -> None:
     docs = template("watchNamespaces={team-a,team-b}")
-    # cluster-wide only what reviews /metrics callers (cluster-scoped reviews) and the scrapers' role
+    # cluster-wide only what reviews /metrics callers (cluster-scoped reviews), the scrapers' role and the probe
+    # targets' read of nodes (list, watch)
     assert {_role_key(d["metadata"]["name"]) for d in by_kind(docs, "ClusterRole")} == {"metrics-auth-role",
-                                                                                         "metrics-reader"}
+                                                                                         "metrics-reader",
+                                                                                         "probe-targets-role"}
+    (nodes,) = [d for d in by_kind(docs, "ClusterRole") if d["metadata"]["name"].endswith("-probe-targets-role")]
+    assert nodes["rules"] == [r.manifest() for r in rbac.probe_node_rules()]
     roles = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in by_kind(docs, "Role")}
     assert {("team-a", "d3os-operator-manager-role"), ("team-b", "d3os-operator-manager-role")} <= roles
     manager = next(d for d in by_kind(docs, "Role") if d["metadata"]["namespace"] == "team-a")
@@ -151,8 +169,10 @@ def test_values_reach_the_deployment() -> None:
     assert [a for a in c["args"] if a.startswith("--probe-")] == [
         "--probe-allow-cidr=10.20.0.0/16", "--probe-deny-cidr=10.20.5.0/24", "--probe-deny-cidr=192.168.0.0/16"]
     assert c["resources"]["limits"]["memory"] == "1Gi" and pod["imagePullSecrets"] == [{"name": "regcred"}]
-    # no leader election: no Lease Role (the probe targets' Role in default stays)
-    assert [d["metadata"]["namespace"] for d in by_kind(docs, "Role")] == ["default"]
+    # no leader election: no Lease Role (the probe targets' Roles in default and the release namespace stay)
+    assert [(d["metadata"]["namespace"], d["metadata"]["name"]) for d in by_kind(docs, "Role")] == [
+        ("default", f"prod-d3os-operator-{rbac.NAMESPACE}-probe-targets-role"),
+        (rbac.NAMESPACE, "prod-d3os-operator-probe-targets-role")]
     (sm,) = by_kind(docs, "ServiceMonitor")
     (svc,) = by_kind(docs, "Service")
     assert sm["metadata"]["labels"]["release"] == "prom"

@@ -84,7 +84,9 @@ class FakeKube:
     def __init__(self, items: list[dict[str, Any]], rv: int) -> None:
         self.items, self.rv = items, rv
 
-    async def list_objects(self, info: Any, scope: str, labels: Any) -> tuple[list[dict[str, Any]], str]:
+    async def list_objects(
+        self, info: Any, scope: str, labels: Any, fields: Any = None
+    ) -> tuple[list[dict[str, Any]], str]:
         return [dict(i) for i in self.items], str(self.rv)
 
 
@@ -237,3 +239,70 @@ def test_the_cache_dump_is_opt_in_and_covers_every_informer() -> None:
     assert set(dump) == {*(p.names.kind for p in op.products), *(k for _, k in api.OWNED_KINDS)}
     assert api.KIND in dump and "AnalyticsService" in dump  # every installed product has its instance cache
     assert dump["StatefulSet"] == [{"namespace": "a", "name": "db", "uid": "u", "resourceVersion": "10"}]
+
+
+# -- a field selector (the probe policy's by-name watches in default) --------------------------------------
+
+
+def test_write_through_respects_a_field_selector() -> None:
+    from d3os_operator.probe_targets import SERVICE
+
+    inf = Informer(None, SERVICE, ["default"], handler=lambda *_: None,  # type: ignore[arg-type]
+                   fields={"metadata.name": "kubernetes"})
+    assert inf.labels is None
+    assert not inf.write_through(obj("other", 5, ns="default"))
+    assert inf.write_through(obj("kubernetes", 5, ns="default"))
+    odd = Informer(None, SERVICE, ["default"], handler=lambda *_: None,  # type: ignore[arg-type]
+                   fields={"spec.clusterIP": "10.96.0.1"})
+    assert not odd.write_through(obj("kubernetes", 5, ns="default")), "a field it cannot check: the watch decides"
+
+
+def test_the_list_and_the_watch_send_the_field_selector() -> None:
+    """Both requests carry ``fieldSelector=metadata.name=kubernetes`` (what RBAC authorizes by resourceNames)
+    and no label selector (a local server stands in for the API server)."""
+    import json
+
+    import anyio
+    from lightkube import KubeConfig
+
+    from d3os_operator.endpoints import listen, serve
+    from d3os_operator.kube import Kube, make_client
+    from d3os_operator.probe_targets import KUBERNETES, SERVICE
+
+    queries: list[dict[str, list[str]]] = []
+    service = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "kubernetes", "namespace": "default", "resourceVersion": "7", "uid": "u"}}
+
+    def route(query: dict[str, list[str]]) -> tuple[int, bytes, str]:
+        queries.append(query)
+        if query.get("watch") == ["true"]:
+            return 200, json.dumps({"type": "MODIFIED", "object": {**service, "metadata": {
+                **service["metadata"], "resourceVersion": "8"}}}).encode() + b"\n", "application/json"
+        body = {"apiVersion": "v1", "kind": "ServiceList", "metadata": {"resourceVersion": "7"}, "items": [service]}
+        return 200, json.dumps(body).encode(), "application/json"
+
+    async def main() -> None:
+        listener = await listen("127.0.0.1", 0)
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        config = KubeConfig.from_dict({
+            "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "x",
+        })
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve, listener, {"/api/v1/namespaces/default/services": route})
+            kube = Kube(make_client(config))
+            inf = Informer(kube, SERVICE, ["default"], handler=lambda *_: None, fields=KUBERNETES)
+            with anyio.fail_after(10):
+                rv = await inf._relist("default")
+                assert rv == "7" and inf.get("default", "kubernetes") is not None
+                assert await inf._watch_once("default", rv) == "8"
+            await kube.aclose()
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    assert len(queries) == 2, queries
+    for q in queries:
+        assert q["fieldSelector"] == ["metadata.name=kubernetes"] and "labelSelector" not in q, q
+    assert queries[1]["watch"] == ["true"] and queries[1]["resourceVersion"] == ["7"]

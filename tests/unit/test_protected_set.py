@@ -106,4 +106,11 @@ def test_a_watch_the_rbac_does_not_grant_is_skipped_after_asking(caplog: Any) ->
     assert anyio.run(watcher.allowed, watcher.informers["namespace_pods"]) is True
     assert asked[0] == {"namespace": "", "verb": "list", "group": "", "resource": "nodes"}
     assert {"namespace": "op", "verb": "watch", "group": "", "resource": "pods"} in asked
+    # in default, by name: asked as the API server authorizes a list/watch with fieldSelector metadata.name=
+    asked.clear()
+    assert anyio.run(watcher.allowed, watcher.informers["kubernetes_endpoint_slices"]) is True
+    assert asked == [{"namespace": "default", "verb": v, "group": "discovery.k8s.io", "resource": "endpointslices",
+                      "name": "kubernetes"} for v in ("list", "watch")]
+    assert watcher.informers["kubernetes_services"].fields == {"metadata.name": "kubernetes"}
+    assert watcher.informers["kubernetes_services"].labels is None
     assert "forbidden" not in caplog.text.lower() and " 403" not in caplog.text

@@ -4,7 +4,9 @@ config/rbac/ must match it, and it grants no wildcard and nothing the operator d
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from d3os_core import api
@@ -15,7 +17,31 @@ CONFIG = ROOT / "config" / "rbac"
 
 
 def _all_rules() -> list[dict[str, object]]:
-    return [r.manifest() for r in (*rbac.cluster_rules(), *rbac.leader_rules())]
+    """Every resource rule of every Role and ClusterRole the generator writes, in either install mode (the
+    scrapers' metrics-reader role is a non-resource URL, not the operator's)."""
+    return [rule for objs in (rbac.manifests(), rbac.namespaced_manifests(["team-a"])) for group in objs.values()
+            for o in group if o["kind"] in ("Role", "ClusterRole") for rule in o["rules"] if "apiGroups" in rule]
+
+
+def _check_rule(rule: dict[str, object]) -> None:
+    """No wildcard, nothing forbidden, nodes only read, no RBAC objects, no verb the operator never sends."""
+    for field in ("apiGroups", "resources", "verbs"):
+        values = rule[field]
+        assert isinstance(values, list) and values, rule
+        assert not any("*" in v for v in values), f"wildcard in {rule}"
+    if rule["resources"] == ["customresourcedefinitions"]:  # read at start, by name, the products' only
+        assert rule["verbs"] == ["get"] and rule["resourceNames"], rule
+        return
+    assert not set(rule["resources"]) & rbac.FORBIDDEN_RESOURCES, rule  # type: ignore[arg-type]
+    for res in rule["resources"]:  # type: ignore[attr-defined]
+        base = res.partition("/")[0]
+        if base in rbac.READ_ONLY_RESOURCES:  # nodes: list and watch (their kubelets' addresses), never a write
+            assert res == base, f"a sub-resource of {base}: {rule}"  # nodes/proxy, nodes/status: none
+            assert set(rule["verbs"]) <= rbac.READ_ONLY_RESOURCES[base], rule  # type: ignore[arg-type]
+    assert "rbac.authorization.k8s.io" not in rule["apiGroups"], rule  # type: ignore[operator]
+    assert not {"escalate", "bind", "impersonate", "deletecollection", "update"} & set(rule["verbs"]) or all(
+        r.endswith("/finalizers") for r in rule["resources"]  # type: ignore[attr-defined]
+    ), rule
 
 
 def test_checked_in_files_match_the_declaration() -> None:
@@ -43,24 +69,34 @@ def test_kustomization_lists_every_file() -> None:
 
 
 def test_no_wildcards_and_nothing_forbidden() -> None:
+    rules = _all_rules()
+    assert any("nodes" in r["resources"] for r in rules)  # type: ignore[operator]
+    for rule in rules:
+        _check_rule(rule)
+
+
+@pytest.mark.parametrize("verbs", [["list", "watch", "patch"], ["create"], ["update"], ["delete"], ["get"],
+                                   ["deletecollection"]])
+@pytest.mark.parametrize("resources", [["nodes"], ["nodes/proxy"], ["nodes/status"], ["services", "nodes"]])
+def test_the_check_refuses_node_writes_and_proxies(resources: list[str], verbs: list[str]) -> None:
+    """Nodes are read (list, watch) for the kubelets' addresses; a write on them, a get, or any verb on a
+    sub-resource of theirs (their proxy, their status) fails the check above."""
+    with pytest.raises(AssertionError):
+        _check_rule({"apiGroups": [""], "resources": resources, "verbs": verbs})
+    _check_rule({"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]})
+
+
+def test_pods_are_never_written() -> None:
+    """Pods: ``list`` in the namespaces served (why a component is stuck); ``list`` and ``watch`` in the
+    operator's own namespace only (the probe policy protects its replicas); never a write."""
+    served = [r.manifest() for r in rbac.cluster_rules() if "pods" in r.resources]
+    assert served == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]
+    own = [r.manifest() for r in rbac.own_namespace_probe_rules() if "pods" in r.resources]
+    assert own == [{"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["list", "watch"]}]
     for rule in _all_rules():
-        for field in ("apiGroups", "resources", "verbs"):
-            values = rule[field]
-            assert isinstance(values, list) and values, rule
-            assert not any("*" in v for v in values), f"wildcard in {rule}"
-        if rule["resources"] == ["customresourcedefinitions"]:  # read at start, by name, the products' only
-            assert rule["verbs"] == ["get"] and rule["resourceNames"], rule
-            continue
-        assert not set(rule["resources"]) & rbac.FORBIDDEN_RESOURCES, rule  # type: ignore[arg-type]
-        assert "rbac.authorization.k8s.io" not in rule["apiGroups"], rule  # type: ignore[operator]
-        assert not {"escalate", "bind", "impersonate", "deletecollection", "update"} & set(rule["verbs"]) or all(
-            r.endswith("/finalizers") for r in rule["resources"]  # type: ignore[union-attr]
-        ), rule
-
-
-def test_pods_are_only_listed() -> None:
-    pods = [r for r in _all_rules() if "pods" in r["resources"]]  # type: ignore[operator]
-    assert pods == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]
+        if any(r.startswith("pods") for r in rule["resources"]):  # type: ignore[attr-defined]
+            assert rule["resources"] in (["pods"], ["pods", "services"]), rule
+            assert set(rule["verbs"]) <= {"list", "watch"}, rule  # type: ignore[arg-type]
 
 
 def test_owned_kinds_are_covered_and_claims_never_deleted() -> None:
@@ -109,19 +145,53 @@ def test_module_prints_the_yaml(capsys: object) -> None:
     assert rbac.main([]) == 0
     docs = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
     assert [d["kind"] for d in docs] == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
-                                         "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "ClusterRole"]
+                                         "Role", "Role", "ClusterRole", "RoleBinding", "RoleBinding",
+                                         "ClusterRoleBinding", "ClusterRole", "ClusterRoleBinding", "ClusterRole"]
 
 
-def test_probe_targets_are_read_by_name_in_default_only() -> None:
-    """The probe policy reads the API server's addresses at start: `get` of exactly the `kubernetes` Service,
-    Endpoints and EndpointSlice in `default`, in both installs, and nothing else there."""
+def _granted(rules: list[dict[str, Any]]) -> set[tuple[str, str, str, tuple[str, ...]]]:
+    return {(g, res, v, tuple(rule.get("resourceNames") or ())) for rule in rules for g in rule["apiGroups"]
+            for res in rule["resources"] for v in rule["verbs"]}
+
+
+def test_probe_targets_are_read_by_name_in_default_and_followed() -> None:
+    """The probe policy reads the API server's addresses at start (`get` of exactly the `kubernetes` Service,
+    Endpoints and EndpointSlice in `default`) and then follows them (`list`, `watch` of that Service and
+    EndpointSlice, by name: nothing else in `default`); the nodes cluster-wide (`list`, `watch` only); and
+    what runs in the operator's own namespace -- in both installs, the same objects."""
+    named = ("kubernetes",)
     for files in (rbac.manifests(), rbac.namespaced_manifests(["team-a"])):
-        roles = [o for o in files["probe_targets_role.yaml"] if o["kind"] == "Role"]
-        assert [r["metadata"]["namespace"] for r in roles] == ["default"]
-        for rule in roles[0]["rules"]:
-            assert rule["verbs"] == ["get"] and rule["resourceNames"] == ["kubernetes"], rule
-        granted = {(g, res) for rule in roles[0]["rules"] for g in rule["apiGroups"] for res in rule["resources"]}
-        assert granted == {("", "services"), ("", "endpoints"), ("discovery.k8s.io", "endpointslices")}
-        binding = files["probe_targets_role_binding.yaml"][0]
-        assert binding["metadata"]["namespace"] == "default"
-        assert binding["roleRef"]["name"] == roles[0]["metadata"]["name"]
+        roles = files["probe_targets_role.yaml"]
+        assert [(r["kind"], r["metadata"]["name"], r["metadata"].get("namespace")) for r in roles] == [
+            ("Role", rbac.PROBE_TARGETS_ROLE, "default"), ("Role", rbac.PROBE_TARGETS_ROLE, rbac.NAMESPACE),
+            ("ClusterRole", rbac.PROBE_TARGETS_ROLE, None)]
+        assert _granted(roles[0]["rules"]) == {
+            ("", "endpoints", "get", named),
+            *{(g, r, v, named) for g, r in (("", "services"), ("discovery.k8s.io", "endpointslices"))
+              for v in ("get", "list", "watch")}}
+        assert _granted(roles[1]["rules"]) == {(g, r, v, ()) for g, r in (("", "services"), ("", "pods"),
+                                                                          ("discovery.k8s.io", "endpointslices"))
+                                               for v in ("list", "watch")}
+        assert _granted(roles[2]["rules"]) == {("", "nodes", "list", ()), ("", "nodes", "watch", ())}
+        bindings = files["probe_targets_role_binding.yaml"]
+        assert [(b["kind"], b["metadata"].get("namespace"), b["roleRef"]["kind"], b["roleRef"]["name"])
+                for b in bindings] == [
+            ("RoleBinding", "default", "Role", rbac.PROBE_TARGETS_ROLE),
+            ("RoleBinding", rbac.NAMESPACE, "Role", rbac.PROBE_TARGETS_ROLE),
+            ("ClusterRoleBinding", None, "ClusterRole", rbac.PROBE_TARGETS_ROLE)]
+        for b in bindings:
+            assert b["subjects"] == [{"kind": "ServiceAccount", "name": rbac.SERVICE_ACCOUNT,
+                                      "namespace": rbac.NAMESPACE}]
+
+
+def test_an_operator_in_default_gets_one_probe_targets_role_there() -> None:
+    """Installed in ``default`` itself (``--namespace default``): one Role there with both Roles' rules, not
+    two objects of one name."""
+    files = rbac.manifests("default")
+    roles = files["probe_targets_role.yaml"]
+    assert [(r["kind"], r["metadata"].get("namespace")) for r in roles] == [("Role", "default"),
+                                                                            ("ClusterRole", None)]
+    assert roles[0]["rules"] == [r.manifest() for r in (*rbac.probe_target_rules(),
+                                                        *rbac.own_namespace_probe_rules())]
+    assert [(b["kind"], b["metadata"].get("namespace")) for b in files["probe_targets_role_binding.yaml"]] == [
+        ("RoleBinding", "default"), ("ClusterRoleBinding", None)]

@@ -3,7 +3,9 @@ call and raw HTTP request, found by parsing the modules) is classified here as R
 the generated rules (config/rbac, the chart) grant exactly that union -- nothing unused, nothing missing.
 
 Which kinds a generic call reaches comes from the shell's own tables (``controller.watches``: what the
-informers list and watch; ``api.OWNED_KINDS``: what plans apply) and, for deletes, from the core's rule
+informers list and watch; ``ClusterAddresses.informers``: what the probe policy follows, each in its namespace
+and, in ``default``, by name -- held below to the Role or ClusterRole that grants it there;
+``api.OWNED_KINDS``: what plans apply) and, for deletes, from the core's rule
 (``api.KINDS``' ``deletable`` and ``credentials.deletes_secrets``), which the planner itself is held to below:
 driven through kind switches and a deletion it deletes no kind the rule leaves out (issue 24, B8: no
 ``delete`` on every Secret when no served product ever deletes one).
@@ -26,6 +28,9 @@ from d3os_core.fake import FakeCluster
 from d3os_core.product import ProductDef
 from d3os_generate import rbac
 from d3os_operator.controller import watches
+from d3os_operator.informer import Informer
+from d3os_operator.kube import ALL_NAMESPACES
+from d3os_operator.probe_targets import ClusterAddresses
 from d3os_operator.products import installed
 
 from .helpers import DATASERVICE, condition, sample
@@ -107,13 +112,20 @@ def _deleted_kinds(products: tuple[ProductDef, ...]) -> set[str]:
             and (k.kind != "Secret" or any(deletes_secrets(p) for p in products))}
 
 
+def _probe_informers(namespace: str = rbac.NAMESPACE) -> dict[str, Informer]:
+    """What the probe policy lists and watches (:class:`ClusterAddresses`), for an operator in ``namespace``."""
+    return ClusterAddresses(kube=None, target=None, start=[], namespace=namespace).informers  # type: ignore[arg-type]
+
+
 def _resources(what: str, products: tuple[ProductDef, ...]) -> set[tuple[str, str]]:
     plurals = [p.names.plural for p in products]
     owned = {(k.group, k.plural) for k in api.KINDS if k.owned}
+    informed = {(w.kind.group, w.kind.plural) for w in watches(products)} | {
+        (i.info.group, i.info.plural) for i in _probe_informers().values()}
     table: dict[str, set[tuple[str, str]]] = {
-        "informed": {(w.kind.group, w.kind.plural) for w in watches(products)},
+        "informed": informed,
         # and the reconciler's list of a stuck component's pods (list_objects(POD, ...)), never watched
-        "listed": {(w.kind.group, w.kind.plural) for w in watches(products)} | {("", "pods")},
+        "listed": informed | {("", "pods")},
         "owned": owned,
         "deleted": {(api.kind_def(k).group, api.kind_def(k).plural) for k in _deleted_kinds(products)},
         "status": {(api.GROUP, f"{p}/status") for p in plurals},
@@ -145,7 +157,8 @@ def _granted(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 
 def _generated_rules() -> list[dict[str, Any]]:
     return [r.manifest() for r in (*rbac.cluster_rules(), *rbac.crd_rules(), *rbac.leader_rules(),
-                                   *rbac.probe_target_rules(), *rbac.metrics_auth_rules())]
+                                   *rbac.probe_target_rules(), *rbac.probe_node_rules(),
+                                   *rbac.own_namespace_probe_rules(), *rbac.metrics_auth_rules())]
 
 
 def test_config_rbac_grants_exactly_what_the_calls_use() -> None:
@@ -164,6 +177,88 @@ def test_the_chart_grants_exactly_what_the_calls_use() -> None:
     watched = template("watchNamespaces={team-a}")
     (role,) = [d for d in by_kind(watched, "Role") if d["metadata"]["namespace"] == "team-a"]
     assert ("", "secrets", "delete") not in _granted(role["rules"])
+
+
+# -- the probe policy's watches, each where it is made -------------------------------------------------------
+
+
+def allows(objs: list[dict[str, Any]], sa: tuple[str, str], namespace: str, group: str, resource: str, verb: str,
+           name: str | None = None) -> bool:
+    """Kubernetes RBAC, for these objects only: may ServiceAccount ``sa`` (namespace, name) send ``verb`` on
+    ``resource`` in ``namespace`` ("": cluster-wide), naming the object ``name`` (a get, or a list or watch
+    with the field selector ``metadata.name=``)? A rule with resourceNames never grants an unnamed request."""
+    roles = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o["rules"]
+             for o in objs if o["kind"] in ("Role", "ClusterRole")}
+    subject = {"kind": "ServiceAccount", "name": sa[1], "namespace": sa[0]}
+    for b in objs:
+        if b["kind"] not in ("RoleBinding", "ClusterRoleBinding") or subject not in b["subjects"]:
+            continue
+        where = b["metadata"].get("namespace", "")
+        if b["kind"] == "RoleBinding" and where != namespace:
+            continue  # a RoleBinding grants in its own namespace only, never cluster-wide
+        ref = b["roleRef"]
+        rules = roles.get((ref["kind"], where if ref["kind"] == "Role" else "", ref["name"]), [])
+        for rule in rules:
+            if (group in rule.get("apiGroups", ()) and resource in rule.get("resources", ())
+                    and verb in rule["verbs"] and (not rule.get("resourceNames") or name in rule["resourceNames"])):
+                return True
+    return False
+
+
+def _held_to_the_watches(objs: list[dict[str, Any]], namespace: str) -> None:
+    """Every informer of :class:`ClusterAddresses` (an operator in ``namespace``) is granted list and watch where
+    it lists and watches, by name where it selects by name; the probe targets' own roles grant nothing unnamed
+    in ``default`` and no node write (the manager's ClusterRole may grant Services everywhere: its children)."""
+    sa = (namespace, rbac.SERVICE_ACCOUNT)
+    probe = [o for o in objs if "probe-targets" in o["metadata"]["name"]]
+    assert probe, "the probe targets' roles and bindings"
+    informers = _probe_informers(namespace)
+    assert len(informers) == 6, sorted(informers)
+    for key, informer in informers.items():
+        (scope,) = informer.scopes
+        where = "" if scope == ALL_NAMESPACES else scope
+        name = (informer.fields or {}).get("metadata.name")
+        for verb in ("list", "watch"):
+            assert allows(objs, sa, where, informer.info.group, informer.info.plural, verb, name), (key, verb)
+        if where == rbac.API_SERVER_NAMESPACE:
+            assert name == "kubernetes", key  # by name, so that the Role in default can grant it by name
+            for verb in ("list", "watch", "get"):
+                assert not allows(probe, sa, where, informer.info.group, informer.info.plural, verb), (key, verb)
+    assert informers["nodes"].scopes == (ALL_NAMESPACES,) and informers["namespace_pods"].scopes == (namespace,)
+    for verb in ("get", "create", "patch", "update", "delete"):  # nodes: read by list and watch only
+        assert not allows(objs, sa, "", "", "nodes", verb), verb
+    assert not allows(objs, sa, "", "", "nodes/proxy", "get")
+
+
+def test_the_generated_rbac_grants_each_probe_watch_where_it_is_made() -> None:
+    for objs in (rbac.manifests(), rbac.namespaced_manifests(["team-a"])):
+        _held_to_the_watches([o for group in objs.values() for o in group], rbac.NAMESPACE)
+    other = "ops"  # another operator namespace, as `--namespace ops` generates it
+    _held_to_the_watches([o for group in rbac.manifests(other).values() for o in group], other)
+
+
+def test_the_chart_grants_each_probe_watch_where_it_is_made() -> None:
+    _held_to_the_watches(template(), rbac.NAMESPACE)
+    _held_to_the_watches(template("watchNamespaces={team-a}"), rbac.NAMESPACE)
+    _held_to_the_watches(template(namespace="ops"), "ops")
+
+
+def test_a_missing_grant_is_found() -> None:
+    """The check above fails when any one of the probe rules loses a verb (the rules' union may still have it:
+    services are listed and watched cluster-wide as the operator's children)."""
+    objs = [o for group in rbac.namespaced_manifests(["team-a"]).values() for o in group]
+    for o in objs:
+        if o["metadata"]["name"] != rbac.PROBE_TARGETS_ROLE:
+            continue
+        for i, rule in enumerate(o["rules"]):
+            for verb in ("list", "watch"):
+                if verb not in rule["verbs"]:
+                    continue
+                mutated = copy.deepcopy(objs)
+                (role,) = [m for m in mutated if m["kind"] == o["kind"] and m["metadata"] == o["metadata"]]
+                role["rules"][i]["verbs"].remove(verb)
+                with pytest.raises(AssertionError):
+                    _held_to_the_watches(mutated, rbac.NAMESPACE)
 
 
 # -- the core's delete rule, held against the planner -------------------------------------------------------

@@ -6,7 +6,8 @@
   ``--products`` directory (:mod:`d3os_generate.products`);
 * ``templates/rbac.yaml``: the rules of :mod:`d3os_generate.rbac` (as ``config/rbac``): a ClusterRole and
   its binding, or -- with ``watchNamespaces`` -- the same rules as a Role and RoleBinding in each watched
-  namespace; the leader-election Role in the release namespace; the ServiceAccount;
+  namespace; the probe targets' Roles (in ``default``, by name; in the release namespace) and nodes'
+  read-only ClusterRole; the leader-election Role in the release namespace; the ServiceAccount;
 * ``templates/deployment.yaml``: ``config/manager/manager.yaml`` with the values put in (image, replicas,
   flags, resources, scheduling, security contexts, the products volume), so the hardening, probes and ports
   are the kustomize install's;
@@ -129,8 +130,9 @@ subjects:
 {{- end }}
 {{- end }}
 ---
-# probe targets: the API server's addresses (the `kubernetes` Service, Endpoints and EndpointSlice in
-# default, by name only), which third-party probes must never reach (config/rbac/probe_targets_role.yaml)
+# probe targets, which third-party probes must never reach (config/rbac/probe_targets_role.yaml), in either
+# mode: the API server's addresses (the `kubernetes` Service, Endpoints and EndpointSlice in default, by name
+# only: read at start, then listed and watched with the field selector metadata.name=kubernetes)
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata:
@@ -151,6 +153,59 @@ metadata:
 roleRef:
   apiGroup: rbac.authorization.k8s.io
   kind: Role
+  name: <CLUSTER>-probe-targets-role
+subjects:
+  - kind: ServiceAccount
+    name: <SA>
+    namespace: {{ .Release.Namespace }}
+---
+# ... what runs in the release namespace (the standby replica, the metrics Service), listed and watched
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: <FULLNAME>-probe-targets-role
+  namespace: {{ .Release.Namespace }}
+  labels:
+    <LABELS>
+rules:
+<OWN_NAMESPACE_PROBE_RULES>
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: <FULLNAME>-probe-targets-rolebinding
+  namespace: {{ .Release.Namespace }}
+  labels:
+    <LABELS>
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: <FULLNAME>-probe-targets-role
+subjects:
+  - kind: ServiceAccount
+    name: <SA>
+    namespace: {{ .Release.Namespace }}
+---
+# ... and the nodes' addresses (kubelets): list and watch only, never a write, no nodes/proxy; without this
+# grant the watch is skipped with one log line (then name node CIDRs with probePolicy.denyCIDRs)
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: <CLUSTER>-probe-targets-role
+  labels:
+    <LABELS>
+rules:
+<NODE_PROBE_RULES>
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: <CLUSTER>-probe-targets-rolebinding
+  labels:
+    <LABELS>
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
   name: <CLUSTER>-probe-targets-role
 subjects:
   - kind: ServiceAccount
@@ -232,6 +287,8 @@ def rbac_template() -> str:
         .replace("<RULES>", _rules(rbac.cluster_rules()))
         .replace("<LEADER_RULES>", _rules(rbac.leader_rules()))
         .replace("<PROBE_RULES>", _rules(rbac.probe_target_rules()))
+        .replace("<OWN_NAMESPACE_PROBE_RULES>", _rules(rbac.own_namespace_probe_rules()))
+        .replace("<NODE_PROBE_RULES>", _rules(rbac.probe_node_rules()))
         .replace("<METRICS_AUTH_RULES>", _rules(rbac.metrics_auth_rules()))
         .replace("<FULLNAME>", FULLNAME)
         .replace("<CLUSTER>", CLUSTER)

@@ -1,13 +1,15 @@
 """The operator's RBAC, declared once: every rule is a verb the shell really sends.
 
 ``python -m d3os_generate.rbac`` prints the install YAML (ServiceAccount, ClusterRole, ClusterRoleBinding,
-leader-election Role and RoleBinding); ``python -m d3os_generate.rbac --write config/rbac`` writes the
-checked-in files, which ``tests/unit/test_rbac.py`` compares with this declaration (drift test).
+leader-election Role and RoleBinding, the probe targets' Roles and ClusterRole, the metrics reviews' roles);
+``python -m d3os_generate.rbac --write config/rbac`` writes the checked-in files, which
+``tests/unit/test_rbac.py`` compares with this declaration (drift test).
 
 For an operator that watches given namespaces only (``--namespace``), ``python -m d3os_generate.rbac
 --watch-namespace NS [--watch-namespace NS2 ...] --write config/namespaced`` writes a complete kustomize
-install (``config/namespaced``): the same rules as a Role and RoleBinding in each watched namespace and no
-ClusterRole at all, the ServiceAccount and leader-election Role, the CRD and the manager (from
+install (``config/namespaced``): the same rules as a Role and RoleBinding in each watched namespace
+(cluster-wide only the /metrics reviews and the nodes' read-only ClusterRole of the probe targets), the
+ServiceAccount and leader-election Role, the CRD and the manager (from
 ``config/crd`` and ``config/manager``) with a patch that adds ``--namespace=NS`` to its args.
 ``tests/unit/test_rbac_namespaced.py`` regenerates it from the command in its header (drift test).
 
@@ -29,12 +31,22 @@ Where the verbs come from (``kube.py`` is the operator's one door to the API ser
 * Events: ``create`` and ``patch`` (core/v1 Events; a repeat of a reason patches its count, as client-go's
   event correlator does).
 * Leader election: ``get``, ``create`` and merge ``patch`` of its Lease, in its own namespace only.
-* Probe targets: ``get`` of the ``kubernetes`` Service, Endpoints and EndpointSlice in ``default`` (by
-  name, nothing else there), read once at start so that third-party probes never connect to the API
-  server's addresses (the probe target policy).
+* Probe targets (``probe_targets.py``: third-party probes never connect to these addresses, the probe target
+  policy), in ``probe_targets_role.yaml`` and its binding, in both install modes:
 
-No wildcards, no pod writes (exec, attach, create or otherwise), no nodes, no RBAC objects, no ``update``
-it does not send.
+  - in ``default``, by name only (``resourceNames: [kubernetes]``, nothing else there): ``get`` of the
+    ``kubernetes`` Service, Endpoints and EndpointSlice, read once at start; ``list`` and ``watch`` of the
+    Service and EndpointSlice, which the operator then follows with the field selector
+    ``metadata.name=kubernetes`` (the API server authorizes such a list or watch against resourceNames);
+  - nodes, cluster-wide (a ClusterRole): ``list`` and ``watch`` only, so that every kubelet's address is
+    protected as nodes come and go. Reading nodes is all: no ``get``, no write, no ``nodes/proxy``.
+    Removing this grant is safe: the operator asks first (a SelfSubjectAccessReview), skips the watch with
+    one log line and keeps what start found -- then name the nodes' CIDRs with ``--probe-deny-cidr``;
+  - the operator's own namespace: ``list`` and ``watch`` of Services, Pods and EndpointSlices (the standby
+    replica, the metrics Service's ClusterIP).
+
+No wildcards, no pod writes (exec, attach, create or otherwise), no node writes (nodes are only listed and
+watched, see above), no RBAC objects, no ``update`` it does not send.
 """
 
 from __future__ import annotations
@@ -57,7 +69,9 @@ from d3os_core.rbacrules import (  # noqa: F401 -- the generator's vocabulary, d
     leader_rules,
     metrics_auth_rules,
     metrics_reader_rule,
+    own_namespace_probe_rules,
     owned_rules,
+    probe_node_rules,
     probe_target_rules,
 )
 from d3os_operator.products import installed
@@ -73,6 +87,7 @@ METRICS_AUTH_ROLE_BINDING = "d3os-operator-metrics-auth-rolebinding"
 METRICS_READER_ROLE = "d3os-operator-metrics-reader"
 """Bind it to the scraper's ServiceAccount (Prometheus'): ``get`` on the non-resource URL ``/metrics``."""
 PROBE_TARGETS_ROLE = "d3os-operator-probe-targets-role"
+"""The probe targets' Role in ``default``, their Role in the operator's namespace and the nodes' ClusterRole."""
 PROBE_TARGETS_ROLE_BINDING = "d3os-operator-probe-targets-rolebinding"
 API_SERVER_NAMESPACE = "default"
 """Where the ``kubernetes`` Service (the API server's addresses) lives."""
@@ -84,7 +99,6 @@ FORBIDDEN_RESOURCES = frozenset(
         "pods/exec",
         "pods/attach",
         "pods/portforward",
-        "nodes",
         "nodes/proxy",
         "namespaces",
         "serviceaccounts",
@@ -97,7 +111,10 @@ FORBIDDEN_RESOURCES = frozenset(
         "persistentvolumes",
     }
 )
-"""What the operator must never be granted (checked by the unit test); pods: ``list`` only (see above)."""
+"""What the operator must never be granted (checked by the unit test); pods: no writes (see above)."""
+READ_ONLY_RESOURCES = {"nodes": frozenset({"list", "watch"})}
+"""Resources the operator may read, with these verbs only, and never write, nor any of their sub-resources
+(checked by the unit test): nodes, for the kubelets' addresses that the probe policy protects."""
 
 
 def _served(products: Sequence[ProductDef] | None) -> Sequence[ProductDef]:
@@ -127,25 +144,33 @@ def _metrics_manifests(subject: list[dict[str, str]]) -> dict[str, list[dict[str
     }
 
 
-def _probe_target_manifests(subject: list[dict[str, str]]) -> dict[str, list[dict[str, Any]]]:
+def _probe_target_manifests(namespace: str, subject: list[dict[str, str]]) -> dict[str, list[dict[str, Any]]]:
+    """The probe targets' Role in ``default`` (by name), Role in the operator's namespace and the nodes'
+    ClusterRole, with their bindings (one file each for the roles and the bindings). An operator installed
+    in ``default`` itself gets one Role there holding both Roles' rules."""
     rbac = "rbac.authorization.k8s.io/v1"
+    rules: dict[str, list[Rule]] = {API_SERVER_NAMESPACE: probe_target_rules()}
+    rules.setdefault(namespace, []).extend(own_namespace_probe_rules())
+
+    def binding(kind: str, ns: str | None) -> dict[str, Any]:
+        return {
+            "apiVersion": rbac,
+            "kind": f"{kind}Binding",
+            "metadata": _meta(PROBE_TARGETS_ROLE_BINDING, ns),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": PROBE_TARGETS_ROLE},
+            "subjects": subject,
+        }
+
     return {
         "probe_targets_role.yaml": [
-            {
-                "apiVersion": rbac,
-                "kind": "Role",
-                "metadata": _meta(PROBE_TARGETS_ROLE, API_SERVER_NAMESPACE),
-                "rules": [r.manifest() for r in probe_target_rules()],
-            }
+            *({"apiVersion": rbac, "kind": "Role", "metadata": _meta(PROBE_TARGETS_ROLE, ns),
+               "rules": [r.manifest() for r in ns_rules]} for ns, ns_rules in rules.items()),
+            {"apiVersion": rbac, "kind": "ClusterRole", "metadata": _meta(PROBE_TARGETS_ROLE),
+             "rules": [r.manifest() for r in probe_node_rules()]},
         ],
         "probe_targets_role_binding.yaml": [
-            {
-                "apiVersion": rbac,
-                "kind": "RoleBinding",
-                "metadata": _meta(PROBE_TARGETS_ROLE_BINDING, API_SERVER_NAMESPACE),
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": PROBE_TARGETS_ROLE},
-                "subjects": subject,
-            }
+            *(binding("Role", ns) for ns in rules),
+            binding("ClusterRole", None),
         ],
     }
 
@@ -199,7 +224,7 @@ def manifests(namespace: str = NAMESPACE, service_account: str = SERVICE_ACCOUNT
                 "subjects": subject,
             }
         ],
-        **_probe_target_manifests(subject),
+        **_probe_target_manifests(namespace, subject),
         **_metrics_manifests(subject),
     }
 
@@ -252,8 +277,9 @@ def namespaced_manifests(
     watch: Sequence[str], namespace: str = NAMESPACE, service_account: str = SERVICE_ACCOUNT
 ) -> dict[str, list[dict[str, Any]]]:
     """file name (under config/namespaced/) -> its objects: :func:`cluster_rules` as a Role and RoleBinding
-    in each watched namespace; cluster-wide only the metrics-auth reviews (and the readers' role); the
-    ServiceAccount and leader election as in config/rbac.
+    in each watched namespace; cluster-wide only the metrics-auth reviews (and the readers' role) and the
+    probe targets' read-only nodes role; the ServiceAccount, leader election and probe targets as in
+    config/rbac.
     """
     common = manifests(namespace, service_account)
     subject = [{"kind": "ServiceAccount", "name": service_account, "namespace": namespace}]
