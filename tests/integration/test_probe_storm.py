@@ -1,13 +1,14 @@
 """Issue 24 A2: one tenant's 300 DataServices whose third-party checks fail slowly behind 5 redirects (HTTP
 and HTTPS) do not slow another tenant down. The operator runs as ``d3os-operator run`` held to 500m of CPU
 (tests/integration/storm.py says by what); the sample's time to Ready alone and beside the storm is measured
-in the same run, back to back, and must stay within 1.5x."""
+twice each in the same run (best of two: one run on a shared machine is noise) and must stay within 1.5x."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
 import json
+import random
 import sys
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from d3os_testenv import harness
 from d3os_testenv.standin import StandIn
 
 pytest.register_assert_rewrite("tests.integration.standin")
-from .chaos import namespaces_for_a_test  # noqa: E402
+from .chaos import free_node_ports, namespaces_for_a_test  # noqa: E402
 from .standin import ensure_volumes, figures_out, point_uuc_at, wait_for  # noqa: E402
 from .storm import RedirectFarm, cpu_limited, cpu_seconds, rss_bytes  # noqa: E402
 
@@ -38,7 +39,7 @@ RATIO = 1.5
 @pytest.fixture
 def namespaces(k8s_cluster: Any, client: Client) -> Iterator[list[str]]:
     base = f"storm-{int(time.time()) % 100000}"
-    names = [f"{base}-alone", f"{base}-busy", f"{base}-flood"]
+    names = [f"{base}-alone", f"{base}-alone2", f"{base}-busy", f"{base}-busy2", f"{base}-flood"]
     with namespaces_for_a_test(client, names) as made:
         yield made
 
@@ -61,7 +62,7 @@ def storm_dataservices(sample: dict[str, Any], farm: RedirectFarm) -> list[dict[
 def test_a_probe_storm_does_not_slow_another_tenant(
     k8s_cluster: Any, client: Client, crd: None, uuc: StandIn, namespaces: list[str], tmp_path: Path
 ) -> None:
-    alone_ns, busy_ns, flood_ns = namespaces
+    alone_ns, alone2_ns, busy_ns, busy2_ns, flood_ns = namespaces
     ensure_volumes(client, 4)
     sample = point_uuc_at(harness.load_sample(), uuc)
     name = sample["metadata"]["name"]
@@ -83,10 +84,24 @@ def test_a_probe_storm_does_not_slow_another_tenant(
             return harness.is_ready(harness.get_dataservice(client, ns, name))
 
         wait_for("the operator to sync its caches", lambda: alive() or "caches synced" in log.read_text(), 60)
-        t0 = time.monotonic()
-        apply(alone_ns, [sample])
-        wait_for("the sample Ready, alone", lambda: ready_in(alone_ns), 300)
-        alone = time.monotonic() - t0
+        # nodePorts are cluster-wide: the first copy holds the seed's 30180, each other copy takes a free one
+        ports = iter(free_node_ports(client, 3, random.Random()))
+
+        def timed(ns: str, what: str) -> float:
+            doc = copy.deepcopy(sample)
+            if ns != alone_ns:
+                doc["spec"]["web"]["nodePort"] = next(ports)
+            t0 = time.monotonic()
+            apply(ns, [doc])
+            try:
+                wait_for(f"the sample Ready, {what}", lambda: ready_in(ns), 300)
+            finally:
+                took = time.monotonic() - t0
+            return took
+
+        # best of two, alone and beside the storm alike: on a machine shared with other work, one run is noise
+        alones = [timed(alone_ns, "alone"), timed(alone2_ns, "alone again")]
+        alone = min(alones)
 
         cpu0, wall0, requests0 = cpu_seconds(op.p.pid), time.monotonic(), farm.requests
         apply(flood_ns, storm_dataservices(sample, farm))
@@ -115,19 +130,14 @@ def test_a_probe_storm_does_not_slow_another_tenant(
             return time.monotonic() - quiet["since"] >= 5
         wait_for("the storm's one-off writes over", writes_done, 600, interval=1)
 
-        busy_ds = copy.deepcopy(sample)
-        busy_ds["spec"]["web"]["nodePort"] = 30187  # nodePorts are cluster-wide: the first copy holds 30180
-        t1 = time.monotonic()
-        apply(busy_ns, [busy_ds])
-        try:
-            wait_for("the sample Ready beside the storm", lambda: ready_in(busy_ns), 300)
-        finally:
-            busy = time.monotonic() - t1
+        busies = [timed(busy_ns, "beside the storm"), timed(busy2_ns, "beside the storm again")]
+        busy = min(busies)
         cpu_used, wall = cpu_seconds(op.p.pid) - cpu0, time.monotonic() - wall0
         not_probed = sum(1 for line in log.read_text().splitlines() if "not probed" in line)
         figures = {
             "cpu_limit": op.how, "cpu.stat": op.throttled(),
-            "alone_s": round(alone, 2), "beside_storm_s": round(busy, 2), "ratio": round(busy / alone, 2),
+            "alone_s": [round(a, 2) for a in alones], "beside_storm_s": [round(b, 2) for b in busies],
+            "ratio": round(busy / alone, 2),
             "storm_dataservices": STORM, "storm_probe_requests_answered": farm.requests - requests0,
             "operator_cpu_s_during_storm": round(cpu_used, 2), "wall_s": round(wall, 2),
             "operator_cpu_share": round(cpu_used / wall, 3), "operator_rss_mib": round(rss_bytes(op.p.pid) / 2**20, 1),
