@@ -56,7 +56,23 @@ def _rules(rules: Sequence[rbac.Rule]) -> str:
     return _yaml([r.manifest() for r in rules], 0)
 
 
-RBAC_TEMPLATE = """\
+def _granted(comment: str, kind: str, name: str, namespace: str | None, rules: str) -> str:
+    """One Role (or ClusterRole) of the template, ``<name>-role``, and its binding ``<name>-rolebinding`` to the
+    operator's ServiceAccount; ``comment`` says why it is granted."""
+    ns = f"  namespace: {namespace}\n" if namespace else ""
+    meta = "  labels:\n    <LABELS>\n"
+    return (
+        f"---\n{comment}apiVersion: rbac.authorization.k8s.io/v1\nkind: {kind}\nmetadata:\n  name: {name}-role\n{ns}"
+        f"{meta}rules:\n{rules}\n"
+        f"---\napiVersion: rbac.authorization.k8s.io/v1\nkind: {kind}Binding\nmetadata:\n  name: {name}-rolebinding\n"
+        f"{ns}{meta}roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: {kind}\n  name: {name}-role\n"
+        "subjects:\n  - kind: ServiceAccount\n    name: <SA>\n    namespace: {{ .Release.Namespace }}\n"
+    )
+
+
+RELEASE_NS = "{{ .Release.Namespace }}"
+RBAC_TEMPLATE = (
+    """\
 {{- if .Values.serviceAccount.create }}
 apiVersion: v1
 kind: ServiceAccount
@@ -72,32 +88,11 @@ metadata:
 {{- end }}
 {{- if .Values.rbac.create }}
 {{- if not .Values.watchNamespaces }}
----
-# every namespace: the ClusterRole (config/rbac/role.yaml) and its binding; cluster-wide names carry the
-# release namespace, so two releases of one name in two namespaces never share (or delete) them
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: <CLUSTER>-manager-role
-  labels:
-    <LABELS>
-rules:
-<CLUSTER_RULES>
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: <CLUSTER>-manager-rolebinding
-  labels:
-    <LABELS>
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: <CLUSTER>-manager-role
-subjects:
-  - kind: ServiceAccount
-    name: <SA>
-    namespace: {{ .Release.Namespace }}
+"""
+    + _granted("# every namespace: the ClusterRole (config/rbac/role.yaml) and its binding; cluster-wide names carry "
+               "the\n# release namespace, so two releases of one name in two namespaces never share (or delete) "
+               "them\n", "ClusterRole", "<CLUSTER>-manager", None, "<CLUSTER_RULES>")
+    + """\
 {{- else }}
 {{- range $ns := .Values.watchNamespaces }}
 ---
@@ -129,114 +124,20 @@ subjects:
     namespace: {{ $.Release.Namespace }}
 {{- end }}
 {{- end }}
----
-# probe targets, which third-party probes must never reach (config/rbac/probe_targets_role.yaml), in either
-# mode: the API server's addresses (the `kubernetes` Service, Endpoints and EndpointSlice in default, by name
-# only: read at start, then listed and watched with the field selector metadata.name=kubernetes)
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata:
-  name: <CLUSTER>-probe-targets-role
-  namespace: default
-  labels:
-    <LABELS>
-rules:
-<PROBE_RULES>
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata:
-  name: <CLUSTER>-probe-targets-rolebinding
-  namespace: default
-  labels:
-    <LABELS>
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: Role
-  name: <CLUSTER>-probe-targets-role
-subjects:
-  - kind: ServiceAccount
-    name: <SA>
-    namespace: {{ .Release.Namespace }}
----
-# ... what runs in the release namespace (the standby replica, the metrics Service), listed and watched
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata:
-  name: <FULLNAME>-probe-targets-role
-  namespace: {{ .Release.Namespace }}
-  labels:
-    <LABELS>
-rules:
-<OWN_NAMESPACE_PROBE_RULES>
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata:
-  name: <FULLNAME>-probe-targets-rolebinding
-  namespace: {{ .Release.Namespace }}
-  labels:
-    <LABELS>
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: Role
-  name: <FULLNAME>-probe-targets-role
-subjects:
-  - kind: ServiceAccount
-    name: <SA>
-    namespace: {{ .Release.Namespace }}
----
-# ... and the nodes' addresses (kubelets): list and watch only, never a write, no nodes/proxy; without this
-# grant the watch is skipped with one log line (then name node CIDRs with probePolicy.denyCIDRs)
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: <CLUSTER>-probe-targets-role
-  labels:
-    <LABELS>
-rules:
-<NODE_PROBE_RULES>
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: <CLUSTER>-probe-targets-rolebinding
-  labels:
-    <LABELS>
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: <CLUSTER>-probe-targets-role
-subjects:
-  - kind: ServiceAccount
-    name: <SA>
-    namespace: {{ .Release.Namespace }}
----
-# /metrics: its callers are authenticated and authorized by the API server (--metrics-auth; a TokenReview,
-# then a SubjectAccessReview), in either mode (config/rbac/metrics_auth_role.yaml)
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: <CLUSTER>-metrics-auth-role
-  labels:
-    <LABELS>
-rules:
-<METRICS_AUTH_RULES>
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: <CLUSTER>-metrics-auth-rolebinding
-  labels:
-    <LABELS>
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: <CLUSTER>-metrics-auth-role
-subjects:
-  - kind: ServiceAccount
-    name: <SA>
-    namespace: {{ .Release.Namespace }}
+"""
+    + _granted("# probe targets, which third-party probes must never reach (config/rbac/probe_targets_role.yaml), "
+               "in either\n# mode: the API server's addresses (the `kubernetes` Service, Endpoints and EndpointSlice "
+               "in default, by name\n# only: read at start, then listed and watched with the field selector "
+               "metadata.name=kubernetes)\n", "Role", "<CLUSTER>-probe-targets", "default", "<PROBE_RULES>")
+    + _granted("# ... what runs in the release namespace (the standby replica, the metrics Service), listed and "
+               "watched\n", "Role", "<FULLNAME>-probe-targets", RELEASE_NS, "<OWN_NAMESPACE_PROBE_RULES>")
+    + _granted("# ... and the nodes' addresses (kubelets): list and watch only, never a write, no nodes/proxy; "
+               "without this\n# grant the watch is skipped with one log line (then name node CIDRs with "
+               "probePolicy.denyCIDRs)\n", "ClusterRole", "<CLUSTER>-probe-targets", None, "<NODE_PROBE_RULES>")
+    + _granted("# /metrics: its callers are authenticated and authorized by the API server (--metrics-auth; a "
+               "TokenReview,\n# then a SubjectAccessReview), in either mode (config/rbac/metrics_auth_role.yaml)\n",
+               "ClusterRole", "<CLUSTER>-metrics-auth", None, "<METRICS_AUTH_RULES>")
+    + """\
 ---
 # for the scrapers: bind it to Prometheus' ServiceAccount (and the `helm test` Job's is bound to it)
 apiVersion: rbac.authorization.k8s.io/v1
@@ -249,36 +150,14 @@ rules:
   - nonResourceURLs: ["/metrics"]
     verbs: ["get"]
 {{- if .Values.leaderElection.enabled }}
----
-# leader election: its Lease, in the release namespace only (config/rbac/leader_election_role.yaml)
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata:
-  name: <FULLNAME>-leader-election-role
-  namespace: {{ .Release.Namespace }}
-  labels:
-    <LABELS>
-rules:
-<LEADER_RULES>
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata:
-  name: <FULLNAME>-leader-election-rolebinding
-  namespace: {{ .Release.Namespace }}
-  labels:
-    <LABELS>
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: Role
-  name: <FULLNAME>-leader-election-role
-subjects:
-  - kind: ServiceAccount
-    name: <SA>
-    namespace: {{ .Release.Namespace }}
+"""
+    + _granted("# leader election: its Lease, in the release namespace only (config/rbac/leader_election_role.yaml)\n",
+               "Role", "<FULLNAME>-leader-election", RELEASE_NS, "<LEADER_RULES>")
+    + """\
 {{- end }}
 {{- end }}
 """
+)
 
 
 def rbac_template() -> str:
