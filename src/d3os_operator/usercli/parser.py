@@ -101,6 +101,18 @@ def _add_offline(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     productcmd.add_command(sub)
 
 
+def _named(p: argparse.ArgumentParser) -> None:
+    """The instance a command is about: NAME, and --kind when several product kinds have one of that name."""
+    p.add_argument("name", help=NAME_HELP)
+    p.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)
+
+
+def _waits(p: argparse.ArgumentParser) -> None:
+    """--wait for the rollout a write starts, and how long."""
+    p.add_argument("--wait", action="store_true", help=WAIT_HELP)
+    p.add_argument("--timeout", type=float, default=600.0, help="with --wait, seconds (default 600)")
+
+
 def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ge = sub.add_parser(
         "get", help="list the instances of every installed product (-A: in every namespace), with their STATUS",
@@ -121,8 +133,7 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "step, one line per component (kind, object, state, reason) and the conditions. Exit 0, or 1 when it "
         "does not exist.",
     )
-    st.add_argument("name", help=NAME_HELP)
-    st.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)
+    _named(st)
     st.add_argument("-w", "--watch", action="store_true", help="redraw on every change (Ctrl-C to stop)")
     st.add_argument("--timeout", type=float, default=0, help="with --watch: stop after this many seconds")
     output.add_option(st, "each component's step start (SINCE) and desired-state hash")
@@ -145,8 +156,7 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "timeout (exit 1).",
     )
     ap.add_argument("file", help=FILE_HELP)
-    ap.add_argument("--wait", action="store_true", help=WAIT_HELP)
-    ap.add_argument("--timeout", type=float, default=600.0, help="with --wait, seconds (default 600)")
+    _waits(ap)
     ap.add_argument("--force-conflicts", action="store_true", help="take over fields another field manager owns")
     _cluster_options(ap, NS_OF_FILE)
     ap.set_defaults(func=apply.cmd_apply)
@@ -156,8 +166,7 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "reached Ready): number, when it became Ready, what changed from the one before (images, kinds, "
         "replicas, env keys), and which is current. Exit 0, or 1 when it does not exist.",
     )
-    hi.add_argument("name", help=NAME_HELP)
-    hi.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)
+    _named(hi)
     output.add_option(hi, "the ControllerRevision of each revision")
     _cluster_options(hi, NS_OF_NAME, PRODUCT_OF_NAME)
     hi.set_defaults(func=history.cmd_history)
@@ -167,12 +176,10 @@ def _add_cluster(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "the current) with server-side apply, field manager kubectl-d3os; the operator then rolls it out in "
         "order. Exit 0, or 1 when the revision does not exist or --wait ends Stalled or timed out.",
     )
-    rb.add_argument("name", help=NAME_HELP)
-    rb.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)
+    _named(rb)
     rb.add_argument("--to-revision", type=int, default=None, metavar="N",
                     help="revision number (default: the one before the current)")
-    rb.add_argument("--wait", action="store_true", help=WAIT_HELP)
-    rb.add_argument("--timeout", type=float, default=600.0, help="with --wait, seconds (default 600)")
+    _waits(rb)
     _cluster_options(rb, NS_OF_NAME, PRODUCT_OF_NAME)
     rb.set_defaults(func=history.cmd_rollback)
     _add_ui(sub)
@@ -185,8 +192,7 @@ def _add_ui(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "its kind, replicas and state as its status says, the step the rollout is at marked: an SVG drawing, "
         "Graphviz DOT or a Mermaid flowchart. Exit 0, or 1 when it does not exist.",
     )
-    gr.add_argument("name", help=NAME_HELP)
-    gr.add_argument("--kind", default=None, metavar="KIND", help=KIND_HELP)
+    _named(gr)
     gr.add_argument("-o", "--output", choices=("svg", "dot", "mermaid"), default="svg",
                     help="format (default: svg)")
     _cluster_options(gr, NS_OF_NAME)
