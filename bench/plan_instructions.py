@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -22,12 +21,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from plantree import PRELUDE, tree_env
+
 ROOT = Path(__file__).resolve().parents[1]
 
-PREP = r"""
-import pickle, sys
-sys.path.insert(0, sys.argv[1] + "/bench")
-import synthetic
+PREP = PRELUDE + r"""
+import pickle
 out = {}
 for n in (12, 50, 200):
     ds = synthetic.dataservice(n)
@@ -35,14 +34,9 @@ for n in (12, 50, 200):
 pickle.dump(out, open(sys.argv[2], "wb"))
 """
 
-RUN = r"""
-import pickle, sys
-tree, data, n, case, k = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
-sys.path.insert(0, tree + "/bench")
-import synthetic
-from d3os_core import plan
-from d3os_core.caches import Caches
-from d3os_core.types import Observed
+RUN = PRELUDE + r"""
+import pickle
+data, n, case, k = sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 ds, ready, obs = pickle.load(open(data, "rb"))[n]
 parent, observed = (ds, Observed()) if case == "first" else (ready, obs)
 for _ in range(k):
@@ -51,7 +45,7 @@ for _ in range(k):
 
 
 def _instructions(tree: Path, data: Path, n: int, case: str, k: int, tmp: Path) -> int:
-    env = {**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree / 'bench'}"}
+    env = tree_env(tree)
     out = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp / 'cg.out'}", sys.executable,
                           "-c", RUN, str(tree), str(data), str(n), case, str(k)],
                          capture_output=True, text=True, env=env, cwd=tree, check=True)
@@ -60,7 +54,7 @@ def _instructions(tree: Path, data: Path, n: int, case: str, k: int, tmp: Path) 
 
 def measure(tree: Path, tmp: Path) -> dict[str, float]:
     data = tmp / f"{tree.name}.pkl"
-    env = {**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree / 'bench'}"}
+    env = tree_env(tree)
     subprocess.run([sys.executable, "-c", PREP, str(tree), str(data)], env=env, cwd=tree, check=True)
     out = {}
     for n in (12, 50, 200):

@@ -17,7 +17,6 @@ two products sharing one operator.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -28,16 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from plantree import PRELUDE, tree_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PLAN_SCRIPT = r"""
-import json, statistics, sys, time
-sys.path.insert(0, sys.argv[1] + "/bench")
-import synthetic
-from d3os_core import plan
-from d3os_core.caches import Caches
-from d3os_core.types import Observed
+PLAN_SCRIPT = PRELUDE + r"""
+import json, statistics, time
 out = {}
 for n in (12, 50, 200):
     prod = synthetic.product(n)
@@ -55,7 +50,7 @@ print(json.dumps(out))
 
 
 def _plan_round(tree: Path, calls: int) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree / 'bench'}"}
+    env = tree_env(tree)
     out = subprocess.run([sys.executable, "-c", PLAN_SCRIPT, str(tree), str(calls)], capture_output=True,
                          text=True, env=env, check=True, cwd=tree)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))

@@ -106,3 +106,15 @@ def crd_pattern(node: dict[str, Any]) -> str:
         return str(node["pattern"])
     (rule,) = [r["rule"] for r in node.get("x-kubernetes-validations", []) if r["rule"].startswith("self.matches(")]
     return str(json.loads(rule.removeprefix("self.matches(").removesuffix(")")))
+
+
+def local_kubeconfig(port: int) -> Any:
+    """A kubeconfig (lightkube's) for a local server on 127.0.0.1:``port`` standing in for the API server."""
+    from lightkube import KubeConfig
+
+    return KubeConfig.from_dict({
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
+    })

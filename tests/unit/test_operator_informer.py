@@ -263,11 +263,12 @@ def test_the_list_and_the_watch_send_the_field_selector() -> None:
     import json
 
     import anyio
-    from lightkube import KubeConfig
 
     from d3os_operator.endpoints import listen, serve
     from d3os_operator.kube import Kube, make_client
     from d3os_operator.probe_targets import KUBERNETES, SERVICE
+
+    from .helpers import local_kubeconfig
 
     queries: list[dict[str, list[str]]] = []
     service = {"apiVersion": "v1", "kind": "Service",
@@ -284,12 +285,7 @@ def test_the_list_and_the_watch_send_the_field_selector() -> None:
     async def main() -> None:
         listener = await listen("127.0.0.1", 0)
         port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        config = KubeConfig.from_dict({
-            "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
-            "users": [{"name": "u", "user": {"token": "t"}}],
-            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-            "current-context": "x",
-        })
+        config = local_kubeconfig(port)
         async with anyio.create_task_group() as tg:
             tg.start_soon(serve, listener, {"/api/v1/namespaces/default/services": route})
             kube = Kube(make_client(config))

@@ -71,19 +71,14 @@ async def test_unfinished_work_and_longest_running_processor() -> None:
 @pytest.mark.anyio
 async def test_kube_reports_each_request_duration() -> None:
     """The operator's transport times every request (a local server stands in for the API server)."""
-    from lightkube import KubeConfig
-
     from d3os_operator.endpoints import TEXT, listen, serve
     from d3os_operator.kube import make_client
 
+    from .helpers import local_kubeconfig
+
     listener = await listen("127.0.0.1", 0)
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    config = KubeConfig.from_dict({
-        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "x",
-    })
+    config = local_kubeconfig(port)
     seen: list[tuple[str, str, float]] = []
     codes: list[int] = []
     async with anyio.create_task_group() as tg:

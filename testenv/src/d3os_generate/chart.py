@@ -70,6 +70,13 @@ def _granted(comment: str, kind: str, name: str, namespace: str | None, rules: s
     )
 
 
+def _in_range(block: str) -> str:
+    """``block`` inside a ``range``, where the chart's root is ``$``, not ``.``."""
+    for placeholder, text in (("<FULLNAME>", FULLNAME), ("<LABELS>", LABELS), ("<SA>", SERVICE_ACCOUNT)):
+        block = block.replace(placeholder, text.replace(" . ", " $ "))
+    return block.replace("{{ .Release.", "{{ $.Release.")
+
+
 RELEASE_NS = "{{ .Release.Namespace }}"
 RBAC_TEMPLATE = (
     """\
@@ -92,36 +99,10 @@ metadata:
     + _granted("# every namespace: the ClusterRole (config/rbac/role.yaml) and its binding; cluster-wide names carry "
                "the\n# release namespace, so two releases of one name in two namespaces never share (or delete) "
                "them\n", "ClusterRole", "<CLUSTER>-manager", None, "<CLUSTER_RULES>")
+    + "{{- else }}\n{{- range $ns := .Values.watchNamespaces }}\n"
+    + _in_range(_granted("# watchNamespaces: the same rules, as a Role in each watched namespace\n", "Role",
+                         "<FULLNAME>-manager", "{{ $ns }}", "<RULES>"))
     + """\
-{{- else }}
-{{- range $ns := .Values.watchNamespaces }}
----
-# watchNamespaces: the same rules, as a Role in each watched namespace
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata:
-  name: {{ include "d3os-operator.fullname" $ }}-manager-role
-  namespace: {{ $ns }}
-  labels:
-    {{- include "d3os-operator.labels" $ | nindent 4 }}
-rules:
-<RULES>
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata:
-  name: {{ include "d3os-operator.fullname" $ }}-manager-rolebinding
-  namespace: {{ $ns }}
-  labels:
-    {{- include "d3os-operator.labels" $ | nindent 4 }}
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: Role
-  name: {{ include "d3os-operator.fullname" $ }}-manager-role
-subjects:
-  - kind: ServiceAccount
-    name: {{ include "d3os-operator.serviceAccountName" $ }}
-    namespace: {{ $.Release.Namespace }}
 {{- end }}
 {{- end }}
 """
@@ -505,10 +486,7 @@ def write(chart: Path) -> None:
                 path.unlink()
             elif path.is_dir() and not any(path.iterdir()):
                 path.rmdir()
-    for name, text in files.items():
-        path = chart / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+    products.write(chart, files)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -111,6 +111,7 @@ def kustomize_files(files: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def write(directory: Path, files: Mapping[str, str]) -> None:
+    """Each file at its path under ``directory`` (folders made as needed)."""
     for name, text in files.items():
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)
